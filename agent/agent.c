@@ -1,0 +1,584 @@
+/* ferryd's VMs and migrations: what this host owns and what it is doing. */
+#include "agent/agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "transport/auth.h"
+#include "transport/workers.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/uuid.h"
+
+static const char *vm_state_name(enum vm_state s)
+{
+	switch (s) {
+	case VM_RUNNING: return "Running";
+	case VM_MIGRATING: return "Migrating";
+	case VM_DEPARTED: return "Departed";
+	default: return "Stopped";
+	}
+}
+
+static struct agent_vm *find_vm(struct agent *a, const char *name)
+{
+	for (struct agent_vm *v = a->vms; v; v = v->next)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+static struct agent_vm *add_vm(struct agent *a, const char *name)
+{
+	struct agent_vm *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->next = a->vms;
+	a->vms = v;
+	return v;
+}
+
+/* ---- engine callbacks ---------------------------------------------------- */
+
+static void on_source_done(void *agent, struct migration *m, int succeeded)
+{
+	struct agent *a = agent;
+	struct mig_status st;
+	struct agent_vm *v;
+
+	mig_get_status(m, &st);
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, st.vm);
+	if (v && v->active == m) {
+		v->active = NULL;
+		if (succeeded) {
+			/* The VM lives on the target now; keep its name for history. */
+			qemu_vm_free(v->q);
+			v->q = NULL;
+			v->state = VM_DEPARTED;
+			snprintf(v->departed_to, sizeof(v->departed_to), "%s", st.target_node);
+		} else {
+			v->state = VM_RUNNING;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q)
+{
+	struct agent *a = agent;
+	struct agent_vm *v;
+	char marker[512];
+
+	snprintf(marker, sizeof(marker), "%s/incoming", q->run_dir);
+	unlink(marker);
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, q->spec->name);
+	if (!v)
+		v = add_vm(a, q->spec->name);
+	if (!v) {
+		pthread_mutex_unlock(&a->mu);
+		return -ENOMEM;
+	}
+	qemu_vm_free(v->q);
+	v->q = q;
+	v->state = VM_RUNNING;
+	v->departed_to[0] = '\0';
+	snprintf(v->last_mig, sizeof(v->last_mig), "%s", mig_id(m));
+	pthread_mutex_unlock(&a->mu);
+	log_info("agent", "event=vm_arrived vm=%s", q->spec->name);
+	return 0;
+}
+
+static int target_admit(void *agent, const char *name, char *reason, size_t len)
+{
+	struct agent *a = agent;
+	struct agent_vm *v;
+	int r = 0;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (v && v->state != VM_DEPARTED && v->state != VM_STOPPED) {
+		snprintf(reason, len, "a VM named %s already runs on node %s", name, a->cfg->node);
+		r = -EEXIST;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (r == 0) {
+		/* Leave a marker: if this agent dies mid-migration, the next
+		 * start knows the run dir holds an unfinished incoming QEMU. */
+		char dir[512], marker[600];
+		FILE *f;
+
+		snprintf(dir, sizeof(dir), "%s/vms/%s", a->cfg->state_dir, name);
+		mkdir(dir, 0700);
+		snprintf(marker, sizeof(marker), "%s/incoming", dir);
+		f = fopen(marker, "w");
+		if (f)
+			fclose(f);
+	}
+	return r;
+}
+
+/* An earlier ferryd died during an incoming migration: its half-built QEMU
+ * holds no guest the source lacks, so it goes. */
+static void cleanup_stale_incoming(struct agent *a)
+{
+	char dir[512], path[800];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/vms", a->cfg->state_dir);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		FILE *f;
+		int pid = 0;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/incoming", dir, de->d_name);
+		if (access(path, F_OK) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/qemu.pid", dir, de->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			if (fscanf(f, "%d", &pid) == 1 && pid > 1)
+				kill(pid, SIGKILL);
+			fclose(f);
+		}
+		log_warn("agent", "event=stale_incoming_removed vm=%s pid=%d", de->d_name, pid);
+		const char *files[] = {"qemu.pid", "qmp.sock", "serial.sock", "serial.log",
+				       "qemu.log", "incoming.sock", "incoming"};
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, files[i]);
+			unlink(path);
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		rmdir(path);
+	}
+	closedir(d);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int mkdirs(const char *base)
+{
+	char p[512];
+	const char *subs[] = {"", "/vms", "/migrations"};
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", base, subs[i]);
+		for (char *c = p + 1; *c; c++) {
+			if (*c != '/')
+				continue;
+			*c = '\0';
+			mkdir(p, 0755);
+			*c = '/';
+		}
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	return 0;
+}
+
+int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen)
+{
+	char reason[256];
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	a->peer_fd = a->api_fd = -1;
+	pthread_mutex_init(&a->mu, NULL);
+	r = mkdirs(cfg->state_dir);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create state dir %s: %s", cfg->state_dir, strerror(-r));
+		return r;
+	}
+	a->env.key.len = sizeof(a->env.key.key);
+	r = auth_load_key(cfg->cluster_key, a->env.key.key, &a->env.key.len, reason, sizeof(reason));
+	if (r < 0) {
+		snprintf(err, errlen, "%s", reason);
+		return r;
+	}
+	snprintf(a->env.key.node, sizeof(a->env.key.node), "%s", cfg->node);
+	snprintf(a->env.node, sizeof(a->env.node), "%s", cfg->node);
+	snprintf(a->env.state_dir, sizeof(a->env.state_dir), "%s", cfg->state_dir);
+	a->env.qemu.binary = cfg->qemu_binary;
+	a->env.qemu.accel = cfg->accel;
+	a->env.defaults = cfg->mig;
+	a->env.agent = a;
+	a->env.on_source_done = on_source_done;
+	a->env.on_target_arrived = on_target_arrived;
+	a->env.target_admit = target_admit;
+	cleanup_stale_incoming(a);
+	r = loop_new(&a->lp);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start the io_uring loop: %s", strerror(-r));
+		return r;
+	}
+	r = workers_new(a->lp, 0, &a->w);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start workers: %s", strerror(-r));
+		return r;
+	}
+	a->env.lp = a->lp;
+	a->env.w = a->w;
+	r = peers_start(a, err, errlen);
+	if (r < 0)
+		return r;
+	return api_start(a, err, errlen);
+}
+
+void agent_shutdown(struct agent *a)
+{
+	api_stop(a);
+	peers_stop(a);
+	/* Migrations in flight end first (their threads use the loop). */
+	for (struct agent_mig *am = a->migs; am; am = am->next)
+		mig_cancel(am->m, "ferryd is shutting down");
+	while (a->migs) {
+		struct agent_mig *am = a->migs;
+
+		a->migs = am->next;
+		mig_free(am->m);
+		free(am);
+	}
+	workers_free(a->w);
+	loop_free(a->lp);
+	if (a->peer_fd >= 0)
+		close(a->peer_fd);
+	/* VMs keep running: an agent restart must not take guests down. */
+	while (a->vms) {
+		struct agent_vm *v = a->vms;
+
+		a->vms = v->next;
+		qemu_vm_free(v->q);
+		free(v);
+	}
+	pthread_mutex_destroy(&a->mu);
+}
+
+/* ---- VMs ------------------------------------------------------------------ */
+
+int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t errlen)
+{
+	struct qemu_vm *q = NULL;
+	struct agent_vm *v;
+	char run_dir[512];
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, spec->name);
+	if (v && v->state != VM_DEPARTED && v->state != VM_STOPPED) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s already exists on node %s", spec->name, a->cfg->node);
+		vmspec_free(spec);
+		return -EEXIST;
+	}
+	if (!v)
+		v = add_vm(a, spec->name);
+	if (!v) {
+		pthread_mutex_unlock(&a->mu);
+		vmspec_free(spec);
+		return -ENOMEM;
+	}
+	/* Reserve the name while QEMU starts. */
+	v->state = VM_STOPPED;
+	v->departed_to[0] = '\0';
+	pthread_mutex_unlock(&a->mu);
+
+	snprintf(run_dir, sizeof(run_dir), "%s/vms/%s", a->cfg->state_dir, spec->name);
+	r = qemu_vm_start(&a->env.qemu, spec, run_dir, 0, 0, &q, err, errlen);
+	pthread_mutex_lock(&a->mu);
+	if (r == 0) {
+		v->q = q;
+		v->state = VM_RUNNING;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (r == 0)
+		log_info("agent", "event=vm_created vm=%s pid=%d", q->spec->name, q->pid);
+	return r;
+}
+
+int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen)
+{
+	struct agent_vm *v, **pp;
+	struct qemu_vm *q;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (!v) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "no VM named %s on node %s", name, a->cfg->node);
+		return -ENOENT;
+	}
+	if (v->state == VM_MIGRATING) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s is migrating; cancel the migration first", name);
+		return -EBUSY;
+	}
+	for (pp = &a->vms; *pp != v; pp = &(*pp)->next)
+		;
+	*pp = v->next;
+	q = v->q;
+	pthread_mutex_unlock(&a->mu);
+	if (q) {
+		qemu_vm_stop(q, 10000);
+		qemu_vm_remove_files(q);
+		qemu_vm_free(q);
+	}
+	free(v);
+	log_info("agent", "event=vm_deleted vm=%s", name);
+	return 0;
+}
+
+static struct json_object *vm_to_json(struct agent *a, struct agent_vm *v)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(v->name));
+	json_object_object_add(o, "node", json_object_new_string(
+		v->state == VM_DEPARTED ? v->departed_to : a->cfg->node));
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(v->state)));
+	if (v->q) {
+		json_object_object_add(o, "pid", json_object_new_int(v->q->pid));
+		json_object_object_add(o, "uuid", json_object_new_string(v->q->spec->uuid));
+		json_object_object_add(o, "memoryMiB", json_object_new_int(v->q->spec->memory_mib));
+		json_object_object_add(o, "qmpSocket", json_object_new_string(v->q->qmp_path));
+		if (v->q->serial_path[0]) {
+			json_object_object_add(o, "serialSocket", json_object_new_string(v->q->serial_path));
+			json_object_object_add(o, "serialLog", json_object_new_string(v->q->serial_log));
+		}
+	}
+	if (v->last_mig[0])
+		json_object_object_add(o, "lastMigration", json_object_new_string(v->last_mig));
+	return o;
+}
+
+struct json_object *agent_vm_json(struct agent *a, const char *name)
+{
+	struct json_object *o = NULL;
+	struct agent_vm *v;
+	char last[40] = "";
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (v) {
+		o = vm_to_json(a, v);
+		snprintf(last, sizeof(last), "%s", v->last_mig);
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (o && last[0]) {
+		struct json_object *ms = agent_migration_json(a, last);
+
+		if (ms)
+			json_object_object_add(o, "migrationState", ms);
+	}
+	return o;
+}
+
+struct json_object *agent_vms_json(struct agent *a)
+{
+	struct json_object *arr = json_object_new_array();
+
+	pthread_mutex_lock(&a->mu);
+	for (struct agent_vm *v = a->vms; v; v = v->next)
+		json_object_array_add(arr, vm_to_json(a, v));
+	pthread_mutex_unlock(&a->mu);
+	return arr;
+}
+
+struct json_object *agent_node_json(struct agent *a)
+{
+	struct json_object *o = json_object_new_object(), *peers = json_object_new_array();
+
+	json_object_object_add(o, "name", json_object_new_string(a->cfg->node));
+	json_object_object_add(o, "listen", json_object_new_string(a->cfg->listen_host));
+	json_object_object_add(o, "port", json_object_new_int(a->cfg->listen_port));
+	for (size_t i = 0; i < a->cfg->n_peers; i++)
+		json_object_array_add(peers, json_object_new_string(a->cfg->peers[i].name));
+	json_object_object_add(o, "peers", peers);
+	return o;
+}
+
+/* ---- migrations ------------------------------------------------------------ */
+
+static int opt_int(struct json_object *opts, const char *k, int dflt)
+{
+	struct json_object *v = opts ? json_object_object_get(opts, k) : NULL;
+
+	if (!v)
+		return dflt;
+	if (json_object_is_type(v, json_type_boolean))
+		return json_object_get_boolean(v);
+	return json_object_get_int(v);
+}
+
+int agent_migrate(struct agent *a, const char *vm, const char *node, struct json_object *opts,
+		  char *id_out, size_t idlen, char *err, size_t errlen)
+{
+	const struct ferry_peer_cfg *peer;
+	struct mig_request req = {0};
+	struct agent_mig *am = NULL;
+	struct migration *m = NULL;
+	struct agent_vm *v;
+	int r;
+
+	if (!node || !node[0]) {
+		if (a->cfg->n_peers != 1) {
+			snprintf(err, errlen, "choose a target node with --node (automatic selection needs exactly one peer for now)");
+			return -EINVAL;
+		}
+		node = a->cfg->peers[0].name;
+	}
+	if (!strcmp(node, a->cfg->node)) {
+		snprintf(err, errlen, "VM %s already runs on node %s", vm, node);
+		return -EINVAL;
+	}
+	peer = config_find_peer(a->cfg, node);
+	if (!peer) {
+		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, a->cfg->node);
+		return -ENOENT;
+	}
+	snprintf(req.vm, sizeof(req.vm), "%s", vm);
+	snprintf(req.target_node, sizeof(req.target_node), "%s", node);
+	snprintf(req.target_host, sizeof(req.target_host), "%s", peer->host);
+	req.target_port = peer->port;
+	req.multifd_channels = opt_int(opts, "multifdChannels", FERRY_UNSET);
+	req.compress = opt_int(opts, "compress", FERRY_UNSET);
+	req.max_bandwidth_mibps = opt_int(opts, "maxBandwidthMiBps", FERRY_UNSET);
+	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
+	req.verify_memory = opt_int(opts, "verifyMemory", 0);
+	if (req.multifd_channels != FERRY_UNSET &&
+	    (req.multifd_channels < 0 || req.multifd_channels > 16)) {
+		snprintf(err, errlen, "multifdChannels must be between 0 and 16");
+		return -EINVAL;
+	}
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, vm);
+	if (!v || v->state == VM_DEPARTED || !v->q) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "no VM named %s runs on node %s", vm, a->cfg->node);
+		return -ENOENT;
+	}
+	if (v->state != VM_RUNNING) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s is %s, not Running", vm, vm_state_name(v->state));
+		return -EBUSY;
+	}
+	if (!qemu_vm_alive(v->q)) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s's QEMU is not running", vm);
+		return -ESRCH;
+	}
+	uuid_v4(req.id);
+	am = calloc(1, sizeof(*am));
+	r = am ? mig_source_start(&a->env, &req, v->q, &m) : -ENOMEM;
+	if (r < 0) {
+		pthread_mutex_unlock(&a->mu);
+		free(am);
+		snprintf(err, errlen, "cannot start the migration: %s", strerror(-r));
+		return r;
+	}
+	v->state = VM_MIGRATING;
+	v->active = m;
+	snprintf(v->last_mig, sizeof(v->last_mig), "%s", req.id);
+	am->m = m;
+	snprintf(am->vm, sizeof(am->vm), "%s", vm);
+	am->next = a->migs;
+	a->migs = am;
+	pthread_mutex_unlock(&a->mu);
+	snprintf(id_out, idlen, "%s", req.id);
+	return 0;
+}
+
+void agent_add_migration(struct agent *a, struct migration *m, const char *vm)
+{
+	struct agent_mig *am = calloc(1, sizeof(*am));
+
+	if (!am)
+		return;
+	am->m = m;
+	snprintf(am->vm, sizeof(am->vm), "%s", vm);
+	pthread_mutex_lock(&a->mu);
+	am->next = a->migs;
+	a->migs = am;
+	pthread_mutex_unlock(&a->mu);
+}
+
+struct migration *agent_find_migration(struct agent *a, const char *id)
+{
+	struct migration *m = NULL;
+
+	pthread_mutex_lock(&a->mu);
+	for (struct agent_mig *am = a->migs; am && !m; am = am->next)
+		if (!strcmp(mig_id(am->m), id))
+			m = am->m;
+	pthread_mutex_unlock(&a->mu);
+	return m;
+}
+
+int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen)
+{
+	struct migration *m = NULL;
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	for (struct agent_mig *am = a->migs; am; am = am->next) {
+		if (!strcmp(mig_id(am->m), id_or_vm) ||
+		    (!strcmp(am->vm, id_or_vm) && !mig_finished(am->m))) {
+			m = am->m;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (!m) {
+		snprintf(err, errlen, "no migration %s in progress on node %s", id_or_vm, a->cfg->node);
+		return -ENOENT;
+	}
+	r = mig_cancel(m, "cancelled by request");
+	if (r == -EBUSY)
+		snprintf(err, errlen, "migration %s is past the switchover and cannot be cancelled", mig_id(m));
+	else if (r == -EALREADY)
+		snprintf(err, errlen, "migration %s has already finished", mig_id(m));
+	return r;
+}
+
+struct json_object *agent_migration_json(struct agent *a, const char *id)
+{
+	struct migration *m = agent_find_migration(a, id);
+	struct mig_status st;
+
+	if (!m)
+		return NULL;
+	mig_get_status(m, &st);
+	return mig_status_to_json(&st);
+}
+
+struct json_object *agent_migrations_json(struct agent *a, const char *vm)
+{
+	struct json_object *arr = json_object_new_array();
+	struct mig_status st;
+
+	pthread_mutex_lock(&a->mu);
+	for (struct agent_mig *am = a->migs; am; am = am->next) {
+		if (vm && strcmp(am->vm, vm))
+			continue;
+		mig_get_status(am->m, &st);
+		json_object_array_add(arr, mig_status_to_json(&st));
+	}
+	pthread_mutex_unlock(&a->mu);
+	return arr;
+}

@@ -1,0 +1,74 @@
+/* ferryd's state: the VMs this host owns, the migrations it takes part in,
+ * and the loop, workers and peer identity they share.
+ *
+ * Locking: agent.mu guards the VM and migration tables. Engine callbacks
+ * take it; API handlers take it briefly and never across a blocking call. */
+#ifndef FERRY_AGENT_AGENT_H
+#define FERRY_AGENT_AGENT_H
+
+#include <pthread.h>
+
+#include "agent/config.h"
+#include "engine/migration.h"
+#include "transport/loop.h"
+
+struct MHD_Daemon;
+
+enum vm_state { VM_RUNNING, VM_MIGRATING, VM_DEPARTED, VM_STOPPED };
+
+struct agent_vm {
+	char name[64];
+	enum vm_state state;
+	struct qemu_vm *q;     /* NULL once departed */
+	struct migration *active;
+	char last_mig[40];
+	char departed_to[64];
+	struct agent_vm *next;
+};
+
+struct agent_mig {
+	struct migration *m;
+	char vm[64];
+	struct agent_mig *next;
+};
+
+struct agent {
+	struct ferry_config *cfg;
+	struct loop *lp;
+	struct workers *w;
+	struct mig_env env;
+	pthread_mutex_t mu;
+	struct agent_vm *vms;
+	struct agent_mig *migs;
+	unsigned mig_seq;
+	int peer_fd;
+	struct loop_op peer_accept_op;
+	struct MHD_Daemon *api;
+	int api_fd;
+};
+
+int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);
+void agent_shutdown(struct agent *a);
+
+/* VM operations (called by the API). Errors: -errno with a message. */
+int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t errlen);
+int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen);
+struct json_object *agent_vm_json(struct agent *a, const char *name); /* NULL: unknown */
+struct json_object *agent_vms_json(struct agent *a);
+
+int agent_migrate(struct agent *a, const char *vm, const char *node, struct json_object *opts,
+		  char *id_out, size_t idlen, char *err, size_t errlen);
+int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
+struct json_object *agent_migration_json(struct agent *a, const char *id);
+struct json_object *agent_migrations_json(struct agent *a, const char *vm);
+struct json_object *agent_node_json(struct agent *a);
+void agent_add_migration(struct agent *a, struct migration *m, const char *vm);
+struct migration *agent_find_migration(struct agent *a, const char *id);
+
+/* Peer links (agent/peers.c) and the REST API (agent/api.c). */
+int peers_start(struct agent *a, char *err, size_t errlen);
+void peers_stop(struct agent *a);
+int api_start(struct agent *a, char *err, size_t errlen);
+void api_stop(struct agent *a);
+
+#endif

@@ -1,0 +1,352 @@
+#include "agent/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <json-c/json.h>
+
+#include "util/log.h"
+
+#define COFF(m) offsetof(struct ferry_config, m)
+#define POFF(m) offsetof(struct ferry_peer_cfg, m)
+#define SZ(t, m) sizeof(((t *)0)->m)
+
+static const struct schema_field qemu_fields[] = {
+	{"binary", SCHEMA_STR, COFF(qemu_binary), SZ(struct ferry_config, qemu_binary), 0, NULL,
+	 NULL, 0},
+	{"accel", SCHEMA_STR, COFF(accel), SZ(struct ferry_config, accel), 0, NULL, NULL, 0},
+	{0},
+};
+
+static const struct schema_field limits_fields[] = {
+	{"parallel_outbound", SCHEMA_INT, COFF(parallel_outbound), 0, 0, NULL, NULL, 0},
+	{"parallel_inbound", SCHEMA_INT, COFF(parallel_inbound), 0, 0, NULL, NULL, 0},
+	{0},
+};
+
+static const struct schema_field mig_fields[] = {
+	{"progress_timeout_s", SCHEMA_INT, COFF(mig.progress_timeout_s), 0, 0, NULL, NULL, 0},
+	{"completion_timeout_s_per_gib", SCHEMA_INT, COFF(mig.completion_timeout_s_per_gib), 0, 0,
+	 NULL, NULL, 0},
+	{"max_bandwidth_mibps", SCHEMA_INT, COFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL, 0},
+	{"downtime_limit_ms", SCHEMA_INT, COFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, 0},
+	{"compress", SCHEMA_BOOL, COFF(mig.compress), 0, 0, NULL, NULL, 0},
+	{"multifd_channels", SCHEMA_INT, COFF(mig.multifd_channels), 0, 0, NULL, NULL, 0},
+	{0},
+};
+
+static const struct schema_field peer_fields[] = {
+	{"name", SCHEMA_STR, POFF(name), SZ(struct ferry_peer_cfg, name), 0, NULL, NULL, 0},
+	{"address", SCHEMA_HOSTPORT, POFF(host), SZ(struct ferry_peer_cfg, host), POFF(port), NULL,
+	 NULL, 0},
+	{0},
+};
+
+static const struct schema_field config_fields[] = {
+	{"node", SCHEMA_STR, COFF(node), SZ(struct ferry_config, node), 0, NULL, NULL, 0},
+	{"listen", SCHEMA_HOSTPORT, COFF(listen_host), SZ(struct ferry_config, listen_host),
+	 COFF(listen_port), NULL, NULL, 0},
+	{"api_socket", SCHEMA_STR, COFF(api_socket), SZ(struct ferry_config, api_socket), 0, NULL,
+	 NULL, 0},
+	{"api_listen", SCHEMA_STR, COFF(api_listen), SZ(struct ferry_config, api_listen), 0, NULL,
+	 NULL, 0},
+	{"state_dir", SCHEMA_STR, COFF(state_dir), SZ(struct ferry_config, state_dir), 0, NULL,
+	 NULL, 0},
+	{"cluster_key", SCHEMA_STR, COFF(cluster_key), SZ(struct ferry_config, cluster_key), 0,
+	 NULL, NULL, 0},
+	{"labels", SCHEMA_KV, COFF(labels), 0, COFF(n_labels), NULL, NULL, 0},
+	{"networks", SCHEMA_STRLIST, COFF(networks), 0, COFF(n_networks), NULL, NULL, 0},
+	{"cpu_models", SCHEMA_STRLIST, COFF(cpu_models), 0, COFF(n_cpu_models), NULL, NULL, 0},
+	{"qemu", SCHEMA_OBJ, 0, 0, 0, qemu_fields, NULL, 0},
+	{"limits", SCHEMA_OBJ, 0, 0, 0, limits_fields, NULL, 0},
+	{"migration", SCHEMA_OBJ, 0, 0, 0, mig_fields, NULL, 0},
+	/* Bearer tokens with roles come with the REST API. Until then only an
+	 * empty list is accepted: silently ignoring tokens someone wrote would
+	 * let them believe the API is protected. */
+	{"tokens", SCHEMA_RESERVED, 0, 0, 0, NULL, NULL, 0},
+	{"peers", SCHEMA_OBJLIST, COFF(peers), sizeof(struct ferry_peer_cfg), COFF(n_peers),
+	 peer_fields, NULL, 0},
+	{0},
+};
+
+static int strlist_set(char ***l, size_t *n, const char *const *vals)
+{
+	size_t k = 0, i;
+	char **v;
+
+	while (vals[k])
+		k++;
+	v = calloc(k + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < k; i++) {
+		if (!(v[i] = strdup(vals[i]))) {
+			while (i--)
+				free(v[i]);
+			free(v);
+			return -ENOMEM;
+		}
+	}
+	*l = v;
+	*n = k;
+	return 0;
+}
+
+static int config_defaults(struct ferry_config *c)
+{
+	static const char *const networks[] = {"default", NULL};
+
+	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	c->listen_port = 7700;
+	snprintf(c->cluster_key, sizeof(c->cluster_key), "/etc/ferry/cluster.key");
+	snprintf(c->qemu_binary, sizeof(c->qemu_binary), "qemu-system-x86_64");
+	snprintf(c->accel, sizeof(c->accel), "kvm:tcg");
+	c->parallel_outbound = 2;
+	c->parallel_inbound = 2;
+	/* The two timeouts are the product's documented defaults (150 s
+	 * without progress; 800 s per GiB). */
+	c->mig.progress_timeout_s = 150;
+	c->mig.completion_timeout_s_per_gib = 800;
+	c->mig.max_bandwidth_mibps = 0;
+	c->mig.downtime_limit_ms = 300;
+	c->mig.compress = 1;
+	c->mig.multifd_channels = 0;
+	return strlist_set(&c->networks, &c->n_networks, networks);
+}
+
+static int accel_has(const char *accel, const char *what)
+{
+	size_t n = strlen(what);
+
+	for (const char *p = accel; p; p = strchr(p, ':'), p = p ? p + 1 : p)
+		if (!strncmp(p, what, n) && (p[n] == ':' || !p[n]))
+			return 1;
+	return 0;
+}
+
+/* Defaults derived from other keys. cpu_models_given: the key was present. */
+static int config_finish(struct ferry_config *c, int cpu_models_given)
+{
+	static const char *const with_host[] = {"qemu64", "host", NULL};
+	static const char *const tcg_only[] = {"qemu64", NULL};
+
+	if (c->node[0] && !c->api_socket[0])
+		snprintf(c->api_socket, sizeof(c->api_socket), "/run/ferry/%s/api.sock", c->node);
+	if (c->node[0] && !c->state_dir[0])
+		snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/ferry/%s", c->node);
+	if (cpu_models_given)
+		return 0;
+	/* "host" is a host-model CPU, which only KVM can give. */
+	return strlist_set(&c->cpu_models, &c->n_cpu_models,
+			   accel_has(c->accel, "kvm") ? with_host : tcg_only);
+}
+
+static int check_abs(struct schema_err *e, const char *key, const char *v)
+{
+	if (v[0] != '/')
+		return schema_fail(e, key, "%s must be an absolute path (got \"%s\")", key, v);
+	return 0;
+}
+
+static int check_accel(struct schema_err *e, const char *a)
+{
+	char buf[32];
+	char *save = NULL, *t;
+	int n = 0, seen_kvm = 0, seen_tcg = 0;
+
+	snprintf(buf, sizeof(buf), "%s", a);
+	for (t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save), n++) {
+		if (!strcmp(t, "kvm") && !seen_kvm)
+			seen_kvm = 1;
+		else if (!strcmp(t, "tcg") && !seen_tcg)
+			seen_tcg = 1;
+		else
+			n = -100;
+	}
+	if (n <= 0 || a[0] == ':' || a[strlen(a) - 1] == ':' || strstr(a, "::"))
+		return schema_fail(e, "qemu.accel",
+				   "qemu.accel must be kvm, tcg or a fallback list like kvm:tcg "
+				   "(got \"%s\")",
+				   a);
+	return 0;
+}
+
+static int check_strlist(struct schema_err *e, const char *key, char *const *l, size_t n,
+			 int cpu)
+{
+	char p[96];
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(l[i]);
+
+		snprintf(p, sizeof(p), "%s[%zu]", key, i);
+		if (cpu) {
+			if (!len || len > 63 ||
+			    strspn(l[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789._-") != len)
+				return schema_fail(e, p, "%s must be a QEMU CPU model name (got \"%s\")",
+						   p, l[i]);
+		} else if ((rc = schema_check_name(e, p, l[i], 63))) {
+			return rc;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(l[j], l[i]))
+				return schema_fail(e, p, "%s: duplicate \"%s\"", p, l[i]);
+	}
+	return 0;
+}
+
+static int config_check(const struct ferry_config *c, struct schema_err *e)
+{
+	struct sockaddr_un sun;
+	char host[256], p[96];
+	int port, rc;
+
+	if ((rc = schema_check_name(e, "node", c->node, 63)))
+		return rc;
+	if ((rc = check_abs(e, "api_socket", c->api_socket)))
+		return rc;
+	/* bind() would fail much later with a less helpful error. */
+	if (strlen(c->api_socket) >= sizeof(sun.sun_path))
+		return schema_fail(e, "api_socket",
+				   "api_socket is too long for a unix socket (max %zu characters)",
+				   sizeof(sun.sun_path) - 1);
+	if (c->api_listen[0] && schema_parse_hostport(c->api_listen, host, sizeof(host), &port))
+		return schema_fail(e, "api_listen",
+				   "api_listen must be empty or host:port with a port in 1..65535 "
+				   "(got \"%s\")",
+				   c->api_listen);
+	if ((rc = check_abs(e, "state_dir", c->state_dir)))
+		return rc;
+	if ((rc = check_abs(e, "cluster_key", c->cluster_key)))
+		return rc;
+	if (!c->qemu_binary[0])
+		return schema_fail(e, "qemu.binary", "qemu.binary must not be empty");
+	if ((rc = check_accel(e, c->accel)))
+		return rc;
+	if ((rc = schema_check_labels(e, "labels", c->labels, c->n_labels)))
+		return rc;
+	if ((rc = check_strlist(e, "networks", c->networks, c->n_networks, 0)))
+		return rc;
+	if ((rc = check_strlist(e, "cpu_models", c->cpu_models, c->n_cpu_models, 1)))
+		return rc;
+	/* Advertising "host" without KVM would let preflight pick this node
+	 * for a host-model VM whose QEMU then cannot start here. */
+	for (size_t i = 0; i < c->n_cpu_models; i++)
+		if (!strcmp(c->cpu_models[i], "host") && !accel_has(c->accel, "kvm"))
+			return schema_fail(e, "cpu_models",
+					   "cpu_models lists host, which needs kvm, but qemu.accel is %s",
+					   c->accel);
+	if (c->parallel_outbound < 1 || c->parallel_outbound > 64)
+		return schema_fail(e, "limits.parallel_outbound",
+				   "limits.parallel_outbound must be between 1 and 64 (got %d)",
+				   c->parallel_outbound);
+	if (c->parallel_inbound < 1 || c->parallel_inbound > 64)
+		return schema_fail(e, "limits.parallel_inbound",
+				   "limits.parallel_inbound must be between 1 and 64 (got %d)",
+				   c->parallel_inbound);
+	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)))
+		return rc;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		const struct ferry_peer_cfg *pc = &c->peers[i];
+
+		snprintf(p, sizeof(p), "peers[%zu].name", i);
+		if ((rc = schema_check_name(e, p, pc->name, 63)))
+			return rc;
+		if (!strcmp(pc->name, c->node))
+			return schema_fail(e, p, "%s: a node is not its own peer (\"%s\")", p,
+					   pc->name);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->peers[j].name, pc->name))
+				return schema_fail(e, p, "%s: duplicate peer \"%s\"", p, pc->name);
+		if (!pc->host[0]) {
+			snprintf(p, sizeof(p), "peers[%zu]", i);
+			return schema_fail(e, p, "peers[%zu].address is required", i);
+		}
+	}
+	return 0;
+}
+
+void config_free(struct ferry_config *c)
+{
+	if (!c)
+		return;
+	schema_free(config_fields, c);
+	free(c);
+}
+
+int config_parse(const char *text, size_t len, const char *origin, struct ferry_config **out,
+		 char *err, size_t errlen)
+{
+	struct json_object *root = NULL;
+	struct ferry_config *c = NULL;
+	struct schema_err e;
+	int rc;
+
+	*out = NULL;
+	if (!origin)
+		origin = "<config>";
+	rc = schema_yaml_to_json(text, len, origin, &root, err, errlen);
+	if (rc)
+		goto out;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = config_defaults(c);
+	if (rc)
+		goto out;
+	rc = schema_decode(root, config_fields, c, origin, err, errlen);
+	if (rc)
+		goto out;
+	rc = config_finish(c, json_object_object_get_ex(root, "cpu_models", NULL));
+	if (rc)
+		goto out;
+	rc = config_check(c, &e);
+	if (rc) {
+		schema_report(&e, root, origin, err, errlen);
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", origin);
+	config_free(c);
+	json_object_put(root);
+	return rc;
+}
+
+int config_load(const char *path, struct ferry_config **out, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	rc = schema_read_file(path, &text, &len, err, errlen);
+	if (rc)
+		goto out;
+	rc = config_parse(text, len, path, out, err, errlen);
+	if (rc)
+		goto out;
+	log_info("config", "event=config_loaded path=%s node=%s listen=%s:%d peers=%zu accel=%s",
+		 path, (*out)->node, (*out)->listen_host, (*out)->listen_port, (*out)->n_peers,
+		 (*out)->accel);
+out:
+	free(text);
+	return rc;
+}
+
+const struct ferry_peer_cfg *config_find_peer(const struct ferry_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_peers; i++)
+		if (!strcmp(c->peers[i].name, name))
+			return &c->peers[i];
+	return NULL;
+}

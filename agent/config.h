@@ -1,0 +1,54 @@
+/* config: ferryd's YAML configuration file (docs/config.md).
+ *
+ * Read once at start. Strict like the VM spec: unknown keys, duplicate keys
+ * and wrong types are errors with "file:line: key ..." messages, because a
+ * misspelt timeout silently falling back to its default is worse than a
+ * daemon that refuses to start.
+ */
+#ifndef FERRY_AGENT_CONFIG_H
+#define FERRY_AGENT_CONFIG_H
+
+#include <stddef.h>
+
+#include "engine/vmspec.h" /* struct ferry_kv, struct ferry_migration_defaults */
+
+struct ferry_peer_cfg {
+	char name[64];
+	char host[256];
+	int port;
+};
+
+struct ferry_config {
+	char node[64];           /* required, [a-z0-9-]{1,63} */
+	char listen_host[256];   /* peer links; default 127.0.0.1 */
+	int listen_port;         /* default 7700 */
+	char api_socket[256];    /* default /run/ferry/<node>/api.sock */
+	char api_listen[256];    /* "" (default) or host:port for the REST API */
+	char state_dir[256];     /* default /var/lib/ferry/<node> */
+	char cluster_key[256];   /* default /etc/ferry/cluster.key */
+	char qemu_binary[256];   /* default qemu-system-x86_64 */
+	char accel[32];          /* kvm | tcg | kvm:tcg (default kvm:tcg) */
+	struct ferry_kv *labels;
+	size_t n_labels;
+	char **networks;         /* default [default] */
+	size_t n_networks;
+	char **cpu_models;       /* default [qemu64, host], [qemu64] when accel is tcg */
+	size_t n_cpu_models;
+	struct ferry_peer_cfg *peers;
+	size_t n_peers;
+	int parallel_outbound, parallel_inbound; /* default 2, 2 */
+	struct ferry_migration_defaults mig;     /* all set, none FERRY_UNSET */
+};
+
+/* Read and validate path (at most 1 MiB). 0, or -EINVAL with the reason in
+ * err ("ferryd.yaml:3: listen must be host:port ..."), -ENOENT etc. from
+ * reading, -ENOMEM. */
+int config_load(const char *path, struct ferry_config **out, char *err, size_t errlen);
+/* The same from text; origin names it in messages. */
+int config_parse(const char *text, size_t len, const char *origin, struct ferry_config **out,
+		 char *err, size_t errlen);
+void config_free(struct ferry_config *c);
+/* NULL when name is not a configured peer. */
+const struct ferry_peer_cfg *config_find_peer(const struct ferry_config *c, const char *name);
+
+#endif

@@ -1,0 +1,64 @@
+/* ferryd: the per-host agent. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "util/log.h"
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ferryd --config FILE\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct ferry_config *cfg = NULL;
+	struct agent a;
+	const char *path = NULL;
+	char err[1024];
+	sigset_t set;
+	int sig, c, r;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		if (c == 'c') {
+			path = optarg;
+		} else {
+			usage();
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (!path) {
+		usage();
+		return 2;
+	}
+	r = config_load(path, &cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ferryd: %s\n", err);
+		return 1;
+	}
+	/* Signals are taken synchronously below; every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r = agent_init(&a, cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ferryd: %s\n", err);
+		log_error("agent", "event=start_failed reason=\"%s\"", err);
+		return 1;
+	}
+	log_info("agent", "event=ready node=%s", cfg->node);
+	sigwait(&set, &sig);
+	log_info("agent", "event=stopping signal=%d", sig);
+	agent_shutdown(&a);
+	config_free(cfg);
+	return 0;
+}

@@ -1,0 +1,204 @@
+/* Peer links arriving at this agent: authenticate, read the first frame,
+ * and hand the link to what it asks for (a migration's control channel or
+ * one of its data streams). Set-up is blocking and short, so each accepted
+ * link gets its own thread; the data itself then flows on the loop. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "transport/link.h"
+#include "transport/peer.h"
+#include "util/log.h"
+
+#define HANDSHAKE_TIMEOUT_MS 5000
+#define FIRST_FRAME_TIMEOUT_MS 10000
+
+struct peer_conn {
+	struct agent *a;
+	int fd;
+};
+
+static void send_refusal(int fd, const char *reason)
+{
+	struct json_object *o = json_object_new_object();
+	const char *s;
+
+	json_object_object_add(o, "op", json_object_new_string("error"));
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 2000);
+	json_object_put(o);
+}
+
+static void handle_prepare(struct agent *a, int fd, const char *peer, struct json_object *msg)
+{
+	struct json_object *spec = json_object_object_get(msg, "spec");
+	const char *vm = json_object_get_string(json_object_object_get(spec, "name"));
+	struct migration *m = NULL;
+	int r;
+
+	if (!vm) {
+		send_refusal(fd, "prepare without a VM spec");
+		close(fd);
+		return;
+	}
+	r = mig_target_start(&a->env, fd, peer, msg, &m);
+	if (r < 0) {
+		log_warn("peer", "event=prepare_refused peer=%s err=%s", peer, strerror(-r));
+		return; /* fd closed by mig_target_start */
+	}
+	agent_add_migration(a, m, vm);
+}
+
+static void handle_open(struct agent *a, int fd, struct json_object *msg)
+{
+	const char *id = json_object_get_string(json_object_object_get(msg, "mig"));
+	const char *kind_s = json_object_get_string(json_object_object_get(msg, "kind"));
+	int chan = json_object_get_int(json_object_object_get(msg, "channel"));
+	int64_t stream = json_object_get_int64(json_object_object_get(msg, "stream"));
+	enum channel_kind kind = kind_s ? channel_kind_parse(kind_s) : CHANNEL_UNKNOWN;
+	struct migration *m = id ? agent_find_migration(a, id) : NULL;
+	char reason[256];
+
+	if (!m || kind == CHANNEL_UNKNOWN || stream <= 0 || stream > 0xffff) {
+		snprintf(reason, sizeof(reason), "%s", !m ? "unknown migration" : "bad stream open");
+		log_warn("peer", "event=open_refused mig=%s reason=\"%s\"", id ? id : "-", reason);
+		send_refusal(fd, reason);
+		close(fd);
+		return;
+	}
+	log_set_migration(id);
+	if (mig_target_attach(m, fd, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
+		log_warn("peer", "event=attach_failed kind=%s channel=%d reason=\"%s\"", kind_s, chan, reason);
+	log_set_migration(NULL);
+}
+
+static void *peer_thread(void *arg)
+{
+	struct peer_conn *pc = arg;
+	struct agent *a = pc->a;
+	struct json_object *msg = NULL;
+	struct frame_hdr h;
+	char peer[64] = "", reason[256] = "";
+	char *buf = malloc(PEER_MSG_MAX + 1);
+	int fd = pc->fd, r;
+
+	free(pc);
+	if (!buf)
+		goto drop;
+	r = peer_accept(&a->env.key, fd, HANDSHAKE_TIMEOUT_MS, peer, sizeof(peer), reason, sizeof(reason));
+	if (r < 0) {
+		/* auth_handshake_fd has logged the reason; nothing starts. */
+		goto drop;
+	}
+	r = peer_recv_msg(fd, FIRST_FRAME_TIMEOUT_MS, &h, buf, PEER_MSG_MAX + 1);
+	if (r < 0) {
+		log_warn("peer", "event=peer_dropped peer=%s reason=\"no valid first frame: %s\"", peer,
+			 strerror(-r));
+		goto drop;
+	}
+	msg = json_tokener_parse(buf);
+	if (!msg || !json_object_is_type(msg, json_type_object)) {
+		log_warn("peer", "event=peer_dropped peer=%s reason=\"first frame is not a JSON object\"", peer);
+		goto drop;
+	}
+	if (h.type == FRAME_OPEN) {
+		handle_open(a, fd, msg);
+		fd = -1;
+	} else if (h.type == FRAME_CONTROL) {
+		const char *op = json_object_get_string(json_object_object_get(msg, "op"));
+
+		if (op && !strcmp(op, "prepare")) {
+			handle_prepare(a, fd, peer, msg);
+			fd = -1;
+		} else if (op && !strcmp(op, "facts")) {
+			struct json_object *n = agent_node_json(a);
+			const char *s = json_object_to_json_string_ext(n, JSON_C_TO_STRING_PLAIN);
+
+			peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 2000);
+			json_object_put(n);
+		} else {
+			log_warn("peer", "event=peer_dropped peer=%s reason=\"unknown op %s\"", peer, op ? op : "-");
+			send_refusal(fd, "unknown op");
+		}
+	} else {
+		log_warn("peer", "event=peer_dropped peer=%s reason=\"unexpected %s frame\"", peer,
+			 frame_type_name(h.type));
+	}
+drop:
+	json_object_put(msg);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void peer_accept_cb(struct loop_op *op, int res)
+{
+	struct agent *a = (struct agent *)((char *)op - offsetof(struct agent, peer_accept_op));
+	struct peer_conn *pc;
+	pthread_t t;
+
+	if (res < 0) {
+		if (res != -ECANCELED)
+			log_error("peer", "event=accept_failed err=%s", strerror(-res));
+		return;
+	}
+	pc = malloc(sizeof(*pc));
+	if (!pc) {
+		close(res);
+		return;
+	}
+	pc->a = a;
+	pc->fd = res;
+	if (pthread_create(&t, NULL, peer_thread, pc) != 0) {
+		free(pc);
+		close(res);
+		return;
+	}
+	pthread_detach(t);
+}
+
+static void arm(void *arg)
+{
+	struct agent *a = arg;
+
+	a->peer_accept_op.cb = peer_accept_cb;
+	loop_accept(a->lp, &a->peer_accept_op, a->peer_fd);
+}
+
+int peers_start(struct agent *a, char *err, size_t errlen)
+{
+	int r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &a->peer_fd);
+
+	if (r < 0) {
+		snprintf(err, errlen, "cannot listen for peers on %s:%d: %s", a->cfg->listen_host,
+			 a->cfg->listen_port, strerror(-r));
+		return r;
+	}
+	loop_post(a->lp, arm, a);
+	log_info("peer", "event=listening addr=%s:%d", a->cfg->listen_host, a->cfg->listen_port);
+	return 0;
+}
+
+static void cancel(void *arg)
+{
+	struct agent *a = arg;
+
+	loop_cancel_fd(a->lp, a->peer_fd);
+}
+
+void peers_stop(struct agent *a)
+{
+	if (a->peer_fd < 0)
+		return;
+	loop_post(a->lp, cancel, a);
+	/* The loop stops later; closing now only makes pending accepts fail. */
+	shutdown(a->peer_fd, SHUT_RDWR);
+}

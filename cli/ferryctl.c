@@ -1,0 +1,524 @@
+/* ferryctl: the command line for ferryd (a table of subcommands). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/vmspec.h"
+#include "util/timeutil.h"
+
+struct ctl {
+	const char *server; /* unix socket of ferryd's API */
+	const char *output; /* table | json */
+};
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t on_data(char *d, size_t sz, size_t nm, void *u)
+{
+	struct buf *b = u;
+	char *np = realloc(b->p, b->n + sz * nm + 1);
+
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->n, d, sz * nm);
+	b->n += sz * nm;
+	b->p[b->n] = '\0';
+	return sz * nm;
+}
+
+/* One request; *out gets the parsed JSON body. Returns the HTTP status, or
+ * -1 when ferryd could not be reached (message printed). */
+static long call(struct ctl *c, const char *method, const char *path, struct json_object *body,
+		 struct json_object **out)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	struct buf b = {NULL, 0};
+	char url[512];
+	long status = -1;
+	CURLcode rc;
+
+	snprintf(url, sizeof(url), "http://ferryd%s", path);
+	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->server);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
+	if (body) {
+		hd = curl_slist_append(hd, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS,
+				 json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
+	}
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "ferryctl: cannot reach ferryd at %s: %s\n", c->server, curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		*out = b.p ? json_tokener_parse(b.p) : NULL;
+	}
+	free(b.p);
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	return status;
+}
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+	const char *s = json_object_get_string(json_object_object_get(o, k));
+
+	return s ? s : "";
+}
+
+static int64_t jint(struct json_object *o, const char *k)
+{
+	return json_object_get_int64(json_object_object_get(o, k));
+}
+
+/* Prints ferryd's error and returns the exit code for it. */
+static int api_failed(long status, struct json_object *o)
+{
+	struct json_object *e = json_object_object_get(o, "error");
+
+	if (status < 0)
+		return 1;
+	fprintf(stderr, "ferryctl: %s\n", e ? jstr(e, "message") : "unexpected answer from ferryd");
+	return status == 404 ? 3 : 1;
+}
+
+static void print_json(struct json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+}
+
+static void human_bytes(uint64_t b, char *out, size_t len)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, len, "%.2f GiB", b / (double)(1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, len, "%.1f MiB", b / (double)(1ull << 20));
+	else
+		snprintf(out, len, "%llu B", (unsigned long long)b);
+}
+
+/* ---- subcommands ----------------------------------------------------------- */
+
+static int cmd_vm_create(struct ctl *c, int argc, char **argv)
+{
+	struct vm_spec *spec = NULL;
+	struct json_object *body, *out = NULL;
+	const char *file = NULL;
+	char err[600];
+	long st;
+	int r;
+
+	for (int i = 0; i < argc; i++)
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
+			file = argv[++i];
+	if (!file) {
+		fprintf(stderr, "usage: ferryctl vm create -f SPEC.yaml\n");
+		return 2;
+	}
+	r = vmspec_load_file(file, &spec, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ferryctl: %s\n", err);
+		return 1;
+	}
+	body = vmspec_to_json(spec);
+	vmspec_free(spec);
+	st = call(c, "POST", "/v1/vms", body, &out);
+	json_object_put(body);
+	if (st != 201) {
+		r = api_failed(st, out);
+	} else {
+		if (!strcmp(c->output, "json"))
+			print_json(out);
+		else
+			printf("vm/%s created on node %s\n", jstr(out, "name"), jstr(out, "node"));
+		r = 0;
+	}
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_vm_list(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	long st = call(c, "GET", "/v1/vms", NULL, &out);
+	int r = 0;
+
+	(void)argc;
+	(void)argv;
+	if (st != 200) {
+		r = api_failed(st, out);
+	} else if (!strcmp(c->output, "json")) {
+		print_json(out);
+	} else {
+		printf("%-20s %-12s %-10s %s\n", "NAME", "NODE", "STATE", "LAST MIGRATION");
+		for (size_t i = 0; i < json_object_array_length(out); i++) {
+			struct json_object *v = json_object_array_get_idx(out, i);
+
+			printf("%-20s %-12s %-10s %s\n", jstr(v, "name"), jstr(v, "node"), jstr(v, "state"),
+			       jstr(v, "lastMigration"));
+		}
+	}
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	char path[128];
+	long st;
+	int r = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: ferryctl vm delete NAME\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/vms/%s", argv[0]);
+	st = call(c, "DELETE", path, NULL, &out);
+	if (st != 200)
+		r = api_failed(st, out);
+	else
+		printf("vm/%s deleted\n", argv[0]);
+	json_object_put(out);
+	return r;
+}
+
+static void print_outcome(struct json_object *m)
+{
+	char raw[32], wire[32];
+	uint64_t rb = (uint64_t)jint(m, "rawBytes"), wb = (uint64_t)jint(m, "wireBytes");
+
+	human_bytes(rb, raw, sizeof(raw));
+	human_bytes(wb, wire, sizeof(wire));
+	printf("migration %s: %s\n", jstr(m, "id"), jstr(m, "phase"));
+	printf("  vm:          %s  %s -> %s\n", jstr(m, "vm"), jstr(m, "sourceNode"), jstr(m, "targetNode"));
+	if (!strcmp(jstr(m, "phase"), "Failed"))
+		printf("  reason:      %s\n", jstr(m, "failureReason"));
+	printf("  total time:  %lld ms\n", (long long)jint(m, "totalMs"));
+	if (jint(m, "pauseMs") >= 0)
+		printf("  guest pause: %lld ms (target RESUME - source STOP)\n", (long long)jint(m, "pauseMs"));
+	printf("  bytes:       raw %s, wire %s (%.2fx)\n", raw, wire, wb ? (double)rb / (double)wb : 0.0);
+	printf("  channels:    %lld multifd, compress %s\n", (long long)jint(m, "multifdChannels"),
+	       json_object_get_boolean(json_object_object_get(m, "compress")) ? "lz4" : "off");
+	if (json_object_object_get(m, "memoryVerified"))
+		printf("  memory:      %s (sha256 %s)\n", jstr(m, "memoryVerified"), jstr(m, "memoryDigest"));
+}
+
+static int wait_migration(struct ctl *c, const char *id)
+{
+	struct json_object *m = NULL;
+	char path[160];
+	int tty = isatty(1), r = 1;
+	uint64_t deadline = time_mono_ms() + 3600 * 1000ull;
+
+	snprintf(path, sizeof(path), "/v1/migrations/%s", id);
+	while (time_mono_ms() < deadline) {
+		const char *phase;
+		long st;
+
+		json_object_put(m);
+		m = NULL;
+		st = call(c, "GET", path, NULL, &m);
+		if (st != 200)
+			return api_failed(st, m);
+		phase = jstr(m, "phase");
+		if (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")) {
+			if (tty)
+				printf("\r\033[K");
+			if (!strcmp(c->output, "json"))
+				print_json(m);
+			else
+				print_outcome(m);
+			r = strcmp(phase, "Succeeded") ? 1 : 0;
+			break;
+		}
+		if (tty) {
+			char rem[32];
+
+			human_bytes((uint64_t)jint(m, "ramRemaining"), rem, sizeof(rem));
+			printf("\r\033[K%s  remaining %s  dirty %.1f MB/s  copy %.1f MB/s  iteration %lld",
+			       phase, rem, jint(m, "dirtyRateBps") / 1e6, jint(m, "copyRateBps") / 1e6,
+			       (long long)jint(m, "iterations"));
+			fflush(stdout);
+		}
+		poll(NULL, 0, 200); /* a status poll interval, not a synchronisation */
+	}
+	json_object_put(m);
+	return r;
+}
+
+static int cmd_migrate(struct ctl *c, int argc, char **argv)
+{
+	static const struct option o[] = {{"node", required_argument, NULL, 'n'},
+					  {"wait", no_argument, NULL, 'w'},
+					  {"multifd", required_argument, NULL, 'm'},
+					  {"no-compress", no_argument, NULL, 'C'},
+					  {"verify-memory", no_argument, NULL, 'V'},
+					  {"max-bandwidth", required_argument, NULL, 'b'},
+					  {NULL, 0, NULL, 0}};
+	struct json_object *body = json_object_new_object(), *out = NULL;
+	const char *vm = NULL;
+	int wait = 0, ch, r;
+	long st;
+
+	/* getopt wants the command name in argv[0]: it sits just before. */
+	argc++;
+	argv--;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "n:w", o, NULL)) != -1) {
+		switch (ch) {
+		case 'n': json_object_object_add(body, "node", json_object_new_string(optarg)); break;
+		case 'w': wait = 1; break;
+		case 'm': json_object_object_add(body, "multifdChannels", json_object_new_int(atoi(optarg))); break;
+		case 'C': json_object_object_add(body, "compress", json_object_new_boolean(0)); break;
+		case 'V': json_object_object_add(body, "verifyMemory", json_object_new_boolean(1)); break;
+		case 'b': json_object_object_add(body, "maxBandwidthMiBps", json_object_new_int(atoi(optarg))); break;
+		default:
+			json_object_put(body);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		vm = argv[optind];
+	if (!vm) {
+		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]\n");
+		json_object_put(body);
+		return 2;
+	}
+	json_object_object_add(body, "vm", json_object_new_string(vm));
+	st = call(c, "POST", "/v1/migrations", body, &out);
+	json_object_put(body);
+	if (st != 201) {
+		r = api_failed(st, out);
+		json_object_put(out);
+		return r;
+	}
+	if (!wait) {
+		if (!strcmp(c->output, "json"))
+			print_json(out);
+		else
+			printf("virtualmachineinstancemigration/%s created\n", jstr(out, "id"));
+		json_object_put(out);
+		return 0;
+	}
+	{
+		char id[64];
+
+		snprintf(id, sizeof(id), "%s", jstr(out, "id"));
+		json_object_put(out);
+		return wait_migration(c, id);
+	}
+}
+
+static int cmd_migrate_cancel(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	char path[160];
+	long st;
+	int r = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: ferryctl migrate-cancel VM\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/migrations/%s", argv[0]);
+	st = call(c, "DELETE", path, NULL, &out);
+	if (st != 202)
+		r = api_failed(st, out);
+	else
+		printf("migration of %s: cancel requested\n", argv[0]);
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_describe(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL, *ms;
+	char path[160];
+	long st;
+	int r = 0;
+
+	if (argc < 2 || strcmp(argv[0], "vmi")) {
+		fprintf(stderr, "usage: ferryctl describe vmi VM\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/vms/%s", argv[1]);
+	st = call(c, "GET", path, NULL, &out);
+	if (st != 200) {
+		r = api_failed(st, out);
+		json_object_put(out);
+		return r;
+	}
+	if (!strcmp(c->output, "json")) {
+		print_json(out);
+		json_object_put(out);
+		return 0;
+	}
+	printf("Name:         %s\n", jstr(out, "name"));
+	printf("Node:         %s\n", jstr(out, "node"));
+	printf("Status:\n");
+	printf("  Phase:      %s\n", jstr(out, "state"));
+	printf("  Migration Method:  LiveMigration\n");
+	ms = json_object_object_get(out, "migrationState");
+	if (ms) {
+		printf("  Migration State:\n");
+		printf("    Completed:                    %s\n",
+		       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
+		if (json_object_object_get(ms, "endTimestamp"))
+			printf("    End Timestamp:                %s\n", jstr(ms, "endTimestamp"));
+		printf("    Migration UID:                %s\n", jstr(ms, "id"));
+		printf("    Mode:                         %s\n", jstr(ms, "mode"));
+		printf("    Phase:                        %s\n", jstr(ms, "phase"));
+		printf("    Source Node:                  %s\n", jstr(ms, "sourceNode"));
+		printf("    Start Timestamp:              %s\n", jstr(ms, "startTimestamp"));
+		printf("    Target Node:                  %s\n", jstr(ms, "targetNode"));
+		printf("    Target Node Address:          %s\n", jstr(ms, "targetNodeAddress"));
+		printf("    Target Node Domain Detected:  %s\n",
+		       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
+		if (json_object_get_boolean(json_object_object_get(ms, "failed")))
+			printf("    Failure Reason:               %s\n", jstr(ms, "failureReason"));
+		if (json_object_get_boolean(json_object_object_get(ms, "abortRequested")))
+			printf("    Abort Status:                 %s\n", jstr(ms, "abortStatus"));
+		printf("    Total Time:                   %lld ms\n", (long long)jint(ms, "totalMs"));
+		printf("    Guest Pause:                  %lld ms\n", (long long)jint(ms, "pauseMs"));
+	}
+	json_object_put(out);
+	return 0;
+}
+
+static int cmd_get(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	long st;
+	int r = 0;
+
+	if (argc < 1 || (strcmp(argv[0], "vmim") && strcmp(argv[0], "migrations"))) {
+		if (argc >= 1 && (!strcmp(argv[0], "vmi") || !strcmp(argv[0], "vms")))
+			return cmd_vm_list(c, argc - 1, argv + 1);
+		fprintf(stderr, "usage: ferryctl get vmim|vmi\n");
+		return 2;
+	}
+	st = call(c, "GET", "/v1/migrations", NULL, &out);
+	if (st != 200) {
+		r = api_failed(st, out);
+	} else if (!strcmp(c->output, "json")) {
+		print_json(out);
+	} else {
+		printf("%-44s %-16s %-10s %-12s %-12s\n", "NAME", "VM", "PHASE", "SOURCE", "TARGET");
+		for (size_t i = 0; i < json_object_array_length(out); i++) {
+			struct json_object *m = json_object_array_get_idx(out, i);
+
+			printf("%-44s %-16s %-10s %-12s %-12s\n", jstr(m, "id"), jstr(m, "vm"), jstr(m, "phase"),
+			       jstr(m, "sourceNode"), jstr(m, "targetNode"));
+		}
+	}
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_nodes(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	long st = call(c, "GET", "/v1/node", NULL, &out);
+	int r = 0;
+
+	(void)argc;
+	(void)argv;
+	if (st != 200)
+		r = api_failed(st, out);
+	else
+		print_json(out);
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_vm(struct ctl *c, int argc, char **argv);
+
+static const struct subcommand {
+	const char *name;
+	int (*fn)(struct ctl *c, int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm delete NAME"},
+	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]"},
+	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
+	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
+	{"get", cmd_get, "get vmim | get vmi"},
+	{"nodes", cmd_nodes, "nodes               (this node and its peers)"},
+};
+
+static int cmd_vm(struct ctl *c, int argc, char **argv)
+{
+	if (argc >= 1 && !strcmp(argv[0], "create"))
+		return cmd_vm_create(c, argc - 1, argv + 1);
+	if (argc >= 1 && !strcmp(argv[0], "list"))
+		return cmd_vm_list(c, argc - 1, argv + 1);
+	if (argc >= 1 && !strcmp(argv[0], "delete"))
+		return cmd_vm_delete(c, argc - 1, argv + 1);
+	fprintf(stderr, "usage: ferryctl %s\n", commands[0].help);
+	return 2;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ferryctl [--server SOCKET] [-o table|json] COMMAND ...\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(stderr, "  %s\n", commands[i].help);
+	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = {getenv("FERRY_SERVER"), "table"};
+	int i = 1, r = 2;
+
+	if (!c.server)
+		c.server = "/run/ferry/api.sock";
+	while (i < argc && argv[i][0] == '-') {
+		if ((!strcmp(argv[i], "--server") || !strcmp(argv[i], "-s")) && i + 1 < argc) {
+			c.server = argv[i + 1];
+			i += 2;
+		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+			c.output = argv[i + 1];
+			i += 2;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage();
+			return 0;
+		} else {
+			fprintf(stderr, "ferryctl: unknown option %s\n", argv[i]);
+			usage();
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage();
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+		if (!strcmp(commands[k].name, argv[i])) {
+			r = commands[k].fn(&c, argc - i - 1, argv + i + 1);
+			goto out;
+		}
+	}
+	fprintf(stderr, "ferryctl: unknown command %s\n", argv[i]);
+	usage();
+out:
+	curl_global_cleanup();
+	return r;
+}

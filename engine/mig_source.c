@@ -1,0 +1,642 @@
+/* The source half of a migration. See migration.h for the rules. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/migration_int.h"
+#include "qmp/qmp.h"
+#include "transport/link.h"
+#include "transport/relay.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define PREPARE_TIMEOUT_MS 90000
+#define CHANNEL_SETUP_TIMEOUT_MS 20000
+#define CONFIRM_TIMEOUT_MS 120000
+#define MONITOR_TICK_MS 50
+#define QUERY_EVERY_MS 500
+
+static int pick(int req, int spec, int agent) { return req != FERRY_UNSET ? req : spec != FERRY_UNSET ? spec : agent; }
+
+/* ---- channels QEMU opens ------------------------------------------------ */
+
+struct chan_setup {
+	struct migration *m;
+	int fd;
+};
+
+static void setup_error(struct migration *m, const char *fmt, const char *a, const char *b)
+{
+	pthread_mutex_lock(&m->mu);
+	if (!m->setup_error[0])
+		snprintf(m->setup_error, sizeof(m->setup_error), fmt, a, b);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* One thread per QEMU connection: classify it, open a data link to the
+ * target agent for it, wait for the target to attach it to its QEMU, then
+ * hand both sockets to the relay. */
+static void *channel_thread(void *arg)
+{
+	struct chan_setup *cs = arg;
+	struct migration *m = cs->m;
+	enum channel_kind kind;
+	struct json_object *open = NULL, *ack = NULL;
+	char reason[256] = "", peer[64], label[32];
+	int id = 0, pfd = -1, r;
+	uint32_t sid;
+
+	log_set_migration(m->req.id);
+	r = channel_peek(cs->fd, CHANNEL_SETUP_TIMEOUT_MS, &kind, &id);
+	if (r < 0) {
+		setup_error(m, "QEMU opened a channel ferry cannot identify (%s)%s",
+			    r == -EPROTO ? "unknown magic" : strerror(-r), "");
+		goto out;
+	}
+	sid = kind == CHANNEL_MAIN ? 1 : 2 + (uint32_t)id;
+	snprintf(label, sizeof(label), "%s%s%d", channel_kind_name(kind),
+		 kind == CHANNEL_MULTIFD ? "-" : "", kind == CHANNEL_MULTIFD ? id : 0);
+	if (kind == CHANNEL_MAIN)
+		snprintf(label, sizeof(label), "main");
+	r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 10000, &pfd, peer,
+			 sizeof(peer), reason, sizeof(reason));
+	if (r < 0) {
+		setup_error(m, "data link for channel %s: %s", label, reason);
+		goto out;
+	}
+	open = json_object_new_object();
+	json_object_object_add(open, "mig", json_object_new_string(m->req.id));
+	json_object_object_add(open, "kind", json_object_new_string(channel_kind_name(kind)));
+	json_object_object_add(open, "channel", json_object_new_int(id));
+	json_object_object_add(open, "stream", json_object_new_int64(sid));
+	{
+		const char *s = json_object_to_json_string_ext(open, JSON_C_TO_STRING_PLAIN);
+
+		r = peer_send_msg(pfd, FRAME_OPEN, sid, s, strlen(s), 10000);
+	}
+	if (r == 0)
+		r = mig_ctl_recv(pfd, CHANNEL_SETUP_TIMEOUT_MS, &ack, reason, sizeof(reason));
+	if (r < 0 || !json_object_get_boolean(json_object_object_get(ack, "ok"))) {
+		if (r == 0)
+			snprintf(reason, sizeof(reason), "%s",
+				 json_object_get_string(json_object_object_get(ack, "reason")));
+		setup_error(m, "target could not attach channel %s: %s", label, reason);
+		goto out;
+	}
+	log_info("mig", "event=channel_relayed kind=%s channel=%d stream=%u", channel_kind_name(kind),
+		 id, sid);
+	relay_add_stream(m->relay, cs->fd, pfd, sid, label, m->compress);
+	cs->fd = pfd = -1;
+out:
+	if (cs->fd >= 0)
+		close(cs->fd);
+	if (pfd >= 0)
+		close(pfd);
+	json_object_put(open);
+	json_object_put(ack);
+	pthread_mutex_lock(&m->mu);
+	m->setup_threads--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	free(cs);
+	return NULL;
+}
+
+/* Loop thread: QEMU connected to our outgoing socket. */
+static void accept_cb(struct loop_op *op, int res)
+{
+	struct migration *m = (struct migration *)((char *)op - offsetof(struct migration, accept_op));
+	struct chan_setup *cs;
+	pthread_t t;
+
+	if (res < 0) {
+		/* Cancelled (listener closing) or failed: stop accepting. */
+		close(m->listen_fd);
+		pthread_mutex_lock(&m->mu);
+		m->listen_fd = -1;
+		m->listener_open = 0;
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+		return;
+	}
+	cs = malloc(sizeof(*cs));
+	if (!cs) {
+		close(res);
+		return;
+	}
+	cs->m = m;
+	cs->fd = res;
+	pthread_mutex_lock(&m->mu);
+	m->setup_threads++;
+	pthread_mutex_unlock(&m->mu);
+	if (pthread_create(&t, NULL, channel_thread, cs) != 0) {
+		close(res);
+		free(cs);
+		pthread_mutex_lock(&m->mu);
+		m->setup_threads--;
+		pthread_mutex_unlock(&m->mu);
+		return;
+	}
+	pthread_detach(t);
+}
+
+static void listener_arm(void *arg)
+{
+	struct migration *m = arg;
+
+	m->accept_op.cb = accept_cb;
+	loop_accept(m->env.lp, &m->accept_op, m->listen_fd);
+}
+
+static void listener_cancel(void *arg)
+{
+	struct migration *m = arg;
+
+	loop_cancel_fd(m->env.lp, m->listen_fd);
+}
+
+/* Stops accepting and waits for channel threads: after this nothing else
+ * touches m from other threads except the relay's own pumps. */
+static void close_listener(struct migration *m)
+{
+	pthread_mutex_lock(&m->mu);
+	if (m->listener_open) {
+		pthread_mutex_unlock(&m->mu);
+		loop_post(m->env.lp, listener_cancel, m);
+		pthread_mutex_lock(&m->mu);
+		while (m->listener_open)
+			pthread_cond_wait(&m->cv, &m->mu);
+	}
+	while (m->setup_threads > 0)
+		pthread_cond_wait(&m->cv, &m->mu);
+	pthread_mutex_unlock(&m->mu);
+	if (m->listen_path[0])
+		unlink(m->listen_path);
+}
+
+/* ---- QMP figures --------------------------------------------------------- */
+
+static uint64_t jget_u64(struct json_object *o, const char *path1, const char *path2)
+{
+	struct json_object *a = json_object_object_get(o, path1);
+
+	if (path2)
+		a = a ? json_object_object_get(a, path2) : NULL;
+	return a ? (uint64_t)json_object_get_int64(a) : 0;
+}
+
+static void update_figures(struct migration *m, struct json_object *qm)
+{
+	uint64_t page = jget_u64(qm, "ram", "page-size");
+
+	pthread_mutex_lock(&m->mu);
+	m->st.ram_total = jget_u64(qm, "ram", "total");
+	m->st.ram_transferred = jget_u64(qm, "ram", "transferred");
+	m->st.ram_remaining = jget_u64(qm, "ram", "remaining");
+	m->st.dirty_rate_bps = jget_u64(qm, "ram", "dirty-pages-rate") * (page ? page : 4096);
+	m->st.copy_rate_bps = (uint64_t)(json_object_get_double(
+		json_object_object_get(json_object_object_get(qm, "ram"), "mbps")) * 1e6 / 8);
+	m->st.iterations = jget_u64(qm, "ram", "dirty-sync-count");
+	if (json_object_object_get(qm, "downtime"))
+		m->st.qemu_downtime_ms = jget_u64(qm, "downtime", NULL);
+	pthread_mutex_unlock(&m->mu);
+}
+
+static int query_migrate(struct migration *m, char *status, size_t slen, char *errdesc, size_t elen)
+{
+	struct json_object *ret = NULL;
+	char err[256];
+	int r = mig_qmp(m, "query-migrate", NULL, &ret, 5000, err, sizeof(err));
+
+	if (r < 0)
+		return r;
+	snprintf(status, slen, "%s", json_object_get_string(json_object_object_get(ret, "status")));
+	if (errdesc)
+		snprintf(errdesc, elen, "%s",
+			 json_object_get_string(json_object_object_get(ret, "error-desc")) ?: "");
+	update_figures(m, ret);
+	json_object_put(ret);
+	return 0;
+}
+
+static int vm_running(struct migration *m)
+{
+	struct json_object *ret = NULL;
+	char err[256];
+	int running = 0;
+
+	if (mig_qmp(m, "query-status", NULL, &ret, 5000, err, sizeof(err)) == 0)
+		running = json_object_get_boolean(json_object_object_get(ret, "running"));
+	json_object_put(ret);
+	return running;
+}
+
+/* After a failure: make sure the guest runs on the source again. QEMU
+ * restarts it itself when a migration fails or is cancelled before the
+ * switchover; this covers what it does not. */
+static void ensure_source_running(struct migration *m)
+{
+	char err[256];
+
+	if (!m->qmp)
+		return;
+	if (!vm_running(m)) {
+		log_warn("mig", "event=resume_source reason=\"guest not running after failure\"");
+		if (mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err)) < 0)
+			log_error("mig", "event=resume_source_failed err=\"%s\"", err);
+	}
+}
+
+static void cancel_qemu_migration(struct migration *m)
+{
+	char status[64] = "", err[256];
+	uint64_t deadline = time_mono_ms() + 15000;
+
+	mig_qmp(m, "migrate_cancel", NULL, NULL, 5000, err, sizeof(err));
+	/* Wait until QEMU has left the active states. */
+	while (time_mono_ms() < deadline) {
+		if (query_migrate(m, status, sizeof(status), NULL, 0) < 0)
+			break;
+		if (strcmp(status, "active") && strcmp(status, "cancelling") &&
+		    strcmp(status, "setup") && strcmp(status, "device") &&
+		    strcmp(status, "pre-switchover"))
+			break;
+		qmp_pump(m->qmp, 100);
+	}
+	log_info("mig", "event=qemu_migration_cancelled status=%s", status);
+}
+
+/* ---- the source thread ---------------------------------------------------- */
+
+static int send_prepare(struct migration *m, char *err, size_t errlen)
+{
+	struct json_object *msg = json_object_new_object(), *reply = NULL;
+	const char *op;
+	char peer[64];
+	int r;
+
+	r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 10000, &m->ctl_fd,
+			 peer, sizeof(peer), err, errlen);
+	if (r < 0)
+		goto out;
+	if (strcmp(peer, m->req.target_node)) {
+		snprintf(err, errlen, "the agent at %s:%d is node %s, not %s", m->req.target_host,
+			 m->req.target_port, peer, m->req.target_node);
+		r = -EINVAL;
+		goto out;
+	}
+	json_object_object_add(msg, "op", json_object_new_string("prepare"));
+	json_object_object_add(msg, "mig", json_object_new_string(m->req.id));
+	json_object_object_add(msg, "source", json_object_new_string(m->env.node));
+	json_object_object_add(msg, "spec", vmspec_to_json(m->vm->spec));
+	json_object_object_add(msg, "multifd", json_object_new_int(m->multifd));
+	json_object_object_add(msg, "compress", json_object_new_boolean(m->compress));
+	json_object_object_add(msg, "paused", json_object_new_boolean(m->req.verify_memory));
+	r = mig_ctl_send(m->ctl_fd, msg);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
+		goto out;
+	}
+	r = mig_ctl_recv(m->ctl_fd, PREPARE_TIMEOUT_MS, &reply, err, errlen);
+	if (r < 0)
+		goto out;
+	op = json_object_get_string(json_object_object_get(reply, "op"));
+	if (!op || strcmp(op, "prepared")) {
+		snprintf(err, errlen, "target refused: %s",
+			 json_object_get_string(json_object_object_get(reply, "reason")) ?: "no reason");
+		r = -ECONNREFUSED;
+	}
+out:
+	json_object_put(msg);
+	json_object_put(reply);
+	return r;
+}
+
+static int set_parameters(struct migration *m, char *err, size_t errlen)
+{
+	struct json_object *args = json_object_new_object();
+	int bw = pick(m->req.max_bandwidth_mibps, m->vm->spec->mig.max_bandwidth_mibps,
+		      m->env.defaults.max_bandwidth_mibps);
+	int dt = pick(m->req.downtime_limit_ms, m->vm->spec->mig.downtime_limit_ms,
+		      m->env.defaults.downtime_limit_ms);
+	int r;
+
+	/* QEMU's default max-bandwidth throttles at 128 MiB/s: always set it.
+	 * "Unlimited" is 1 TiB/s. */
+	json_object_object_add(args, "max-bandwidth",
+			       json_object_new_int64(bw > 0 ? (int64_t)bw << 20 : (int64_t)1 << 40));
+	json_object_object_add(args, "downtime-limit", json_object_new_int64(dt > 0 ? dt : 300));
+	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, errlen);
+	json_object_put(args);
+	return r;
+}
+
+/* Watches the running migration until QEMU completes it or something says
+ * stop. Returns 1 completed, 0 failed (reason recorded). */
+static int monitor(struct migration *m, uint64_t deadline_ms)
+{
+	uint64_t next_query = 0;
+	char status[64], desc[256], reason[300];
+	struct qmp_event ev;
+	int r;
+
+	for (;;) {
+		r = qmp_pump(m->qmp, MONITOR_TICK_MS);
+		if (r < 0 && r != -ETIMEDOUT) {
+			mig_set_failure(m, "lost the source QEMU's QMP connection: %s",
+					qmp_last_error(m->qmp));
+			return 0;
+		}
+		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
+			if (!strcmp(ev.name, "STOP")) {
+				pthread_mutex_lock(&m->mu);
+				m->st.stop_ts_us = ev.ts_us;
+				pthread_mutex_unlock(&m->mu);
+			} else if (!strcmp(ev.name, "MIGRATION")) {
+				const char *s = json_object_get_string(
+					json_object_object_get(ev.data, "status"));
+
+				log_info("mig", "event=qemu_status status=%s", s ? s : "?");
+				if (s && !strcmp(s, "device")) {
+					/* The guest is being stopped for the last copy. */
+					pthread_mutex_lock(&m->mu);
+					m->switchover_started = 1;
+					pthread_mutex_unlock(&m->mu);
+				}
+				if (s && !strcmp(s, "completed")) {
+					qmp_event_clear(&ev);
+					query_migrate(m, status, sizeof(status), NULL, 0);
+					return 1;
+				}
+				if (s && (!strcmp(s, "failed") || !strcmp(s, "cancelled"))) {
+					qmp_event_clear(&ev);
+					query_migrate(m, status, sizeof(status), desc, sizeof(desc));
+					if (relay_failed(m->relay, reason, sizeof(reason)))
+						mig_set_failure(m, "transport failed: %s", reason);
+					else if (m->setup_error[0])
+						mig_set_failure(m, "%s", m->setup_error);
+					mig_set_failure(m, "QEMU reports the migration %s%s%s", s,
+							desc[0] ? ": " : "", desc);
+					return 0;
+				}
+			} else if (!strcmp(ev.name, "MIGRATION_PASS")) {
+				log_info("mig", "event=iteration pass=%lld",
+					 (long long)json_object_get_int64(
+						 json_object_object_get(ev.data, "pass")));
+			}
+			qmp_event_clear(&ev);
+		}
+		if (mig_take_cancel(m, reason, sizeof(reason))) {
+			mig_set_failure(m, "cancelled: %s", reason);
+			return 0;
+		}
+		if (relay_failed(m->relay, reason, sizeof(reason))) {
+			mig_set_failure(m, "transport failed: %s", reason);
+			return 0;
+		}
+		if (m->setup_error[0]) {
+			mig_set_failure(m, "%s", m->setup_error);
+			return 0;
+		}
+		/* The control link only speaks up when the target has trouble. */
+		{
+			struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+
+			if (poll(&pfd, 1, 0) > 0) {
+				struct json_object *msg = NULL;
+				char err[256];
+
+				if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+					mig_set_failure(m, "lost the target agent: %s", err);
+				} else {
+					mig_set_failure(m, "target failed: %s",
+							json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
+					json_object_put(msg);
+				}
+				return 0;
+			}
+		}
+		if (time_mono_ms() >= deadline_ms) {
+			mig_set_failure(m, "completion timeout: the migration ran past its limit");
+			return 0;
+		}
+		if (time_mono_ms() >= next_query) {
+			next_query = time_mono_ms() + QUERY_EVERY_MS;
+			if (query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
+			    !strcmp(status, "completed"))
+				return 1;
+		}
+	}
+}
+
+/* After QEMU completed: the target must confirm the guest runs there before
+ * the source lets go. Returns 1 when it does. */
+static int confirm_with_target(struct migration *m)
+{
+	struct json_object *msg = json_object_new_object(), *reply = NULL;
+	char err[256], hex[65] = "";
+	const char *op;
+	int ok = 0;
+
+	if (m->req.verify_memory &&
+	    mig_memory_digest(m, m->mig_dir, hex, err, sizeof(err)) < 0)
+		log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
+	json_object_object_add(msg, "op", json_object_new_string("complete"));
+	if (hex[0])
+		json_object_object_add(msg, "memory_digest", json_object_new_string(hex));
+	if (mig_ctl_send(m->ctl_fd, msg) < 0 ||
+	    mig_ctl_recv(m->ctl_fd, CONFIRM_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
+		mig_set_failure(m, "lost contact with the target after the switchover (%s); the guest stays paused on the source until the target's state is known",
+				err);
+		goto out;
+	}
+	op = json_object_get_string(json_object_object_get(reply, "op"));
+	if (!op || strcmp(op, "running")) {
+		mig_set_failure(m, "target could not run the guest: %s",
+				json_object_get_string(json_object_object_get(reply, "reason")) ?: "no reason");
+		ok = -1; /* target has nothing: resume on the source */
+		goto out;
+	}
+	pthread_mutex_lock(&m->mu);
+	m->st.resume_ts_us = (uint64_t)json_object_get_int64(json_object_object_get(reply, "resume_ts_us"));
+	if (m->st.resume_ts_us && m->st.stop_ts_us)
+		m->st.pause_ms = ((int64_t)m->st.resume_ts_us - (int64_t)m->st.stop_ts_us) / 1000;
+	if (hex[0]) {
+		const char *th = json_object_get_string(json_object_object_get(reply, "memory_digest"));
+
+		snprintf(m->st.memory_digest, sizeof(m->st.memory_digest), "%s", hex);
+		m->st.memory_verified = th && !strcmp(th, hex) ? 1 : -1;
+	}
+	pthread_mutex_unlock(&m->mu);
+	ok = 1;
+out:
+	json_object_put(msg);
+	json_object_put(reply);
+	return ok;
+}
+
+static void *source_main(void *arg)
+{
+	struct migration *m = arg;
+	struct json_object *args = NULL;
+	struct relay_stream_stats tot;
+	char err[512], uri[480];
+	uint64_t deadline, t_migrate = 0;
+	int succeeded = 0, started = 0, r, confirmed;
+	struct qmp_error qe;
+
+	log_set_migration(m->req.id);
+	log_info("mig", "event=source_start vm=%s target=%s addr=%s:%d multifd=%d compress=%d", m->req.vm,
+		 m->req.target_node, m->req.target_host, m->req.target_port, m->multifd, m->compress);
+	mig_set_phase(m, MIG_PREPARING_TARGET);
+	if (mkdir(m->mig_dir, 0700) < 0 && errno != EEXIST) {
+		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
+		goto fail;
+	}
+	if (send_prepare(m, err, sizeof(err)) < 0) {
+		mig_set_failure(m, "preparing the target failed: %s", err);
+		goto fail;
+	}
+	mig_set_phase(m, MIG_TARGET_READY);
+	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
+	if (r < 0) {
+		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", qe.desc);
+		goto fail;
+	}
+	if (!vm_running(m)) {
+		mig_set_failure(m, "the VM is not running on the source");
+		goto fail;
+	}
+	if (mig_set_capabilities(m, err, sizeof(err)) < 0 || set_parameters(m, err, sizeof(err)) < 0) {
+		mig_set_failure(m, "%s", err);
+		goto fail;
+	}
+	r = relay_new(m->env.lp, m->env.w, &m->relay);
+	if (r == 0)
+		r = link_listen_unix(m->listen_path, &m->listen_fd);
+	if (r < 0) {
+		mig_set_failure(m, "cannot listen on %s: %s", m->listen_path, strerror(-r));
+		goto fail;
+	}
+	m->listener_open = 1;
+	loop_post(m->env.lp, listener_arm, m);
+
+	deadline = time_mono_ms() +
+		   (uint64_t)m->env.defaults.completion_timeout_s_per_gib * 1000ull *
+			   (((uint64_t)m->vm->spec->memory_mib + 1023) / 1024);
+	args = json_object_new_object();
+	snprintf(uri, sizeof(uri), "unix:%s", m->listen_path);
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	t_migrate = time_mono_ms();
+	pthread_mutex_lock(&m->mu);
+	m->st.migrate_start_us = time_real_us();
+	pthread_mutex_unlock(&m->mu);
+	r = mig_qmp(m, "migrate", args, NULL, 10000, err, sizeof(err));
+	json_object_put(args);
+	if (r < 0) {
+		mig_set_failure(m, "%s", err);
+		goto fail;
+	}
+	started = 1;
+	mig_set_phase(m, MIG_RUNNING);
+	if (!monitor(m, deadline))
+		goto fail;
+
+	pthread_mutex_lock(&m->mu);
+	m->switchover_started = 1;
+	m->st.total_ms = time_mono_ms() - t_migrate;
+	pthread_mutex_unlock(&m->mu);
+	/* Let the last bytes drain through the relay before asking. */
+	relay_wait(m->relay, 30000);
+	confirmed = confirm_with_target(m);
+	if (confirmed <= 0) {
+		if (confirmed < 0)
+			ensure_source_running(m);
+		goto done;
+	}
+	succeeded = 1;
+	goto done;
+
+fail:
+	if (started && m->qmp)
+		cancel_qemu_migration(m);
+	if (m->relay)
+		relay_abort(m->relay, m->st.failure_reason);
+	if (m->ctl_fd >= 0) {
+		struct json_object *ab = json_object_new_object();
+
+		json_object_object_add(ab, "op", json_object_new_string("abort"));
+		json_object_object_add(ab, "reason", json_object_new_string(m->st.failure_reason));
+		mig_ctl_send(m->ctl_fd, ab);
+		json_object_put(ab);
+		/* Wait for the target to confirm its cleanup, briefly. */
+		{
+			struct json_object *rep = NULL;
+
+			if (mig_ctl_recv(m->ctl_fd, 15000, &rep, err, sizeof(err)) == 0)
+				json_object_put(rep);
+		}
+	}
+	ensure_source_running(m);
+done:
+	close_listener(m);
+	if (m->relay) {
+		relay_totals(m->relay, &tot);
+		pthread_mutex_lock(&m->mu);
+		m->st.raw_bytes = tot.raw_in;
+		m->st.wire_bytes = tot.wire_out;
+		pthread_mutex_unlock(&m->mu);
+		relay_free(m->relay);
+		m->relay = NULL;
+	}
+	qmp_close(m->qmp);
+	m->qmp = NULL;
+	if (m->ctl_fd >= 0)
+		close(m->ctl_fd);
+	m->ctl_fd = -1;
+	rmdir(m->mig_dir);
+	if (succeeded) {
+		/* The guest runs on the target: the paused source copy goes. */
+		qemu_vm_stop(m->vm, 10000);
+		qemu_vm_remove_files(m->vm);
+	}
+	mig_finish(m, succeeded);
+	m->env.on_source_done(m->env.agent, m, succeeded);
+	log_set_migration(NULL);
+	return NULL;
+}
+
+int mig_source_start(const struct mig_env *env, const struct mig_request *req,
+		     struct qemu_vm *vm, struct migration **out)
+{
+	struct migration *m = mig_alloc(env, "source");
+
+	if (!m)
+		return -ENOMEM;
+	m->req = *req;
+	m->vm = vm;
+	m->multifd = pick(req->multifd_channels, vm->spec->mig.multifd_channels,
+			  env->defaults.multifd_channels);
+	m->compress = pick(req->compress, vm->spec->mig.compress, env->defaults.compress);
+	snprintf(m->mig_dir, sizeof(m->mig_dir), "%s/migrations/%s", env->state_dir, req->id);
+	snprintf(m->listen_path, sizeof(m->listen_path), "%s/out.sock", m->mig_dir);
+	snprintf(m->st.id, sizeof(m->st.id), "%s", req->id);
+	snprintf(m->st.vm, sizeof(m->st.vm), "%s", req->vm);
+	snprintf(m->st.source_node, sizeof(m->st.source_node), "%s", env->node);
+	snprintf(m->st.target_node, sizeof(m->st.target_node), "%s", req->target_node);
+	snprintf(m->st.target_addr, sizeof(m->st.target_addr), "%s:%d", req->target_host, req->target_port);
+	m->st.multifd_channels = m->multifd;
+	m->st.compress = m->compress;
+	if (pthread_create(&m->thread, NULL, source_main, m) != 0) {
+		mig_free(m);
+		return -EAGAIN;
+	}
+	m->thread_started = 1;
+	*out = m;
+	return 0;
+}

@@ -1,0 +1,370 @@
+/* The target half of a migration. See migration.h for the rules. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/migration_int.h"
+#include "qmp/qmp.h"
+#include "transport/link.h"
+#include "transport/relay.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define TICK_MS 50
+#define MAIN_WAIT_MS 30000
+/* How long the target waits for the source's word once its own QEMU has
+ * finished loading; past it the source is presumed gone. */
+#define COMPLETE_WAIT_MS 120000
+
+static void reply(struct migration *m, const char *op, const char *reason)
+{
+	struct json_object *msg = json_object_new_object();
+
+	json_object_object_add(msg, "op", json_object_new_string(op));
+	if (reason)
+		json_object_object_add(msg, "reason", json_object_new_string(reason));
+	mig_ctl_send(m->ctl_fd, msg);
+	json_object_put(msg);
+}
+
+static int prepare(struct migration *m, char *err, size_t errlen)
+{
+	struct json_object *spec_j = json_object_object_get(m->prepare, "spec");
+	struct json_object *args = NULL;
+	struct vm_spec *spec = NULL;
+	struct qmp_error qe;
+	char run_dir[400], uri[600];
+	int r;
+
+	r = vmspec_from_json(spec_j, &spec, err, errlen);
+	if (r < 0)
+		return r;
+	snprintf(m->st.vm, sizeof(m->st.vm), "%s", spec->name);
+	r = m->env.target_admit(m->env.agent, spec->name, err, errlen);
+	if (r < 0) {
+		vmspec_free(spec);
+		return r;
+	}
+	snprintf(run_dir, sizeof(run_dir), "%s/vms/%s", m->env.state_dir, spec->name);
+	r = qemu_vm_start(&m->env.qemu, spec, run_dir, 1,
+			  json_object_get_boolean(json_object_object_get(m->prepare, "paused")), &m->vm,
+			  err, errlen);
+	if (r < 0)
+		return r;
+	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot reach the target QEMU: %.400s", qe.desc);
+		return r;
+	}
+	r = mig_set_capabilities(m, err, errlen);
+	if (r < 0)
+		return r;
+	r = relay_new(m->env.lp, m->env.w, &m->relay);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create relay: %s", strerror(-r));
+		return r;
+	}
+	args = json_object_new_object();
+	snprintf(uri, sizeof(uri), "unix:%s", m->vm->incoming_path);
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	r = mig_qmp(m, "migrate-incoming", args, NULL, 10000, err, errlen);
+	json_object_put(args);
+	return r;
+}
+
+int mig_target_attach(struct migration *m, int fd, enum channel_kind kind, int chan_id,
+		      uint32_t stream_id, char *reason, size_t len)
+{
+	struct json_object *ack = json_object_new_object();
+	char label[32];
+	int qfd = -1, r = 0;
+	uint64_t deadline = time_mono_ms() + MAIN_WAIT_MS;
+
+	snprintf(label, sizeof(label), kind == CHANNEL_MAIN ? "main" : "multifd-%d", chan_id);
+	/* QEMU 7.2 takes the first connection as the main channel: multifd
+	 * channels wait until main is connected, and connects are serialized
+	 * under the lock so accept order equals connect order. */
+	pthread_mutex_lock(&m->mu);
+	while (kind == CHANNEL_MULTIFD && !m->main_connected && !m->finished &&
+	       time_mono_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+	}
+	if (m->finished || !m->vm || m->st.phase < MIG_TARGET_READY) {
+		snprintf(reason, len, "migration %s is not accepting channels", m->req.id);
+		r = -ESRCH;
+	} else if (kind == CHANNEL_MULTIFD && !m->main_connected) {
+		snprintf(reason, len, "main channel never arrived");
+		r = -ETIMEDOUT;
+	} else if (kind == CHANNEL_MAIN && m->main_connected) {
+		snprintf(reason, len, "a second main channel");
+		r = -EPROTO;
+	} else {
+		r = link_connect_unix(m->vm->incoming_path, 10000, &qfd);
+		if (r < 0)
+			snprintf(reason, len, "cannot connect to the incoming QEMU: %s", strerror(-r));
+		else if (kind == CHANNEL_MAIN)
+			m->main_connected = 1;
+		pthread_cond_broadcast(&m->cv);
+	}
+	/* Still under the lock: the target thread cannot free the relay
+	 * between our check of `finished` and handing the sockets over. */
+	json_object_object_add(ack, "ok", json_object_new_boolean(r == 0));
+	if (r < 0)
+		json_object_object_add(ack, "reason", json_object_new_string(reason));
+	mig_ctl_send(fd, ack);
+	json_object_put(ack);
+	if (r < 0) {
+		pthread_mutex_unlock(&m->mu);
+		close(fd);
+		return r;
+	}
+	log_info("mig", "event=channel_attached kind=%s channel=%d stream=%u",
+		 channel_kind_name(kind), chan_id, stream_id);
+	r = relay_add_stream(m->relay, qfd, fd, stream_id, label, m->compress);
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+/* Waits on the incoming QEMU and the source's control messages. Returns 1
+ * when the guest runs here and the source has let go, 0 on failure. */
+static int serve(struct migration *m)
+{
+	struct qmp_event ev;
+	char reason[300], err[256];
+	int qemu_done = 0, resumed = 0, paused_mode;
+	uint64_t complete_deadline = 0;
+
+	paused_mode = json_object_get_boolean(json_object_object_get(m->prepare, "paused"));
+	for (;;) {
+		int r = qmp_pump(m->qmp, TICK_MS);
+		struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+
+		if (r < 0 && r != -ETIMEDOUT) {
+			char tail[256];
+
+			qemu_vm_log_tail(m->vm, tail, sizeof(tail));
+			mig_set_failure(m, "target QEMU exited%s%s", tail[0] ? ": " : "", tail);
+			reply(m, "error", m->st.failure_reason);
+			return 0;
+		}
+		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
+			if (!strcmp(ev.name, "RESUME")) {
+				resumed = 1;
+				pthread_mutex_lock(&m->mu);
+				m->st.resume_ts_us = ev.ts_us;
+				pthread_mutex_unlock(&m->mu);
+			} else if (!strcmp(ev.name, "MIGRATION")) {
+				const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
+
+				log_info("mig", "event=qemu_status status=%s", s ? s : "?");
+				if (s && !strcmp(s, "completed")) {
+					qemu_done = 1;
+					complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
+				} else if (s && !strcmp(s, "failed")) {
+					mig_set_failure(m, "target QEMU could not load the incoming state");
+					reply(m, "error", m->st.failure_reason);
+					return 0;
+				}
+			}
+			qmp_event_clear(&ev);
+		}
+		if (relay_failed(m->relay, reason, sizeof(reason)) && !qemu_done) {
+			mig_set_failure(m, "transport failed: %s", reason);
+			reply(m, "error", m->st.failure_reason);
+			return 0;
+		}
+		if (complete_deadline && time_mono_ms() > complete_deadline) {
+			mig_set_failure(m, "the source never confirmed the switchover");
+			return 0;
+		}
+		if (poll(&pfd, 1, 0) <= 0)
+			continue;
+		{
+			struct json_object *msg = NULL;
+			const char *op;
+			char hex[65] = "";
+
+			if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+				mig_set_failure(m, "lost the source agent: %s", err);
+				return 0;
+			}
+			op = json_object_get_string(json_object_object_get(msg, "op"));
+			if (op && !strcmp(op, "abort")) {
+				mig_set_failure(m, "source aborted: %s",
+						json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
+				json_object_put(msg);
+				return 0;
+			}
+			if (!op || strcmp(op, "complete")) {
+				json_object_put(msg);
+				continue;
+			}
+			/* The source says its QEMU completed. Ours must have too, and
+			 * the guest must run (or sit paused when asked). */
+			{
+				uint64_t dl = time_mono_ms() + 30000;
+
+				while (!(qemu_done && (resumed || paused_mode)) && time_mono_ms() < dl) {
+					if (qmp_pump(m->qmp, TICK_MS) < 0 && !qemu_done)
+						break;
+					while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
+						const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
+
+						if (!strcmp(ev.name, "RESUME")) {
+							resumed = 1;
+							m->st.resume_ts_us = ev.ts_us;
+						} else if (!strcmp(ev.name, "MIGRATION") && s && !strcmp(s, "completed")) {
+							qemu_done = 1;
+						}
+						qmp_event_clear(&ev);
+					}
+				}
+			}
+			if (!qemu_done || !(resumed || paused_mode)) {
+				mig_set_failure(m, "target QEMU did not finish loading the guest");
+				reply(m, "error", m->st.failure_reason);
+				json_object_put(msg);
+				return 0;
+			}
+			if (paused_mode) {
+				/* Verification run: hash RAM while both sides are
+				 * stopped, then let the guest go. */
+				if (json_object_object_get(msg, "memory_digest") &&
+				    mig_memory_digest(m, m->vm->run_dir, hex, err, sizeof(err)) < 0)
+					log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
+				mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err));
+				uint64_t dl = time_mono_ms() + 10000;
+
+				while (!resumed && time_mono_ms() < dl && qmp_pump(m->qmp, TICK_MS) >= 0)
+					if (qmp_take_event(m->qmp, "RESUME", &ev) == 0) {
+						resumed = 1;
+						m->st.resume_ts_us = ev.ts_us;
+						qmp_event_clear(&ev);
+					}
+			}
+			json_object_put(msg);
+			msg = json_object_new_object();
+			json_object_object_add(msg, "op", json_object_new_string("running"));
+			json_object_object_add(msg, "resume_ts_us", json_object_new_int64((int64_t)m->st.resume_ts_us));
+			if (hex[0])
+				json_object_object_add(msg, "memory_digest", json_object_new_string(hex));
+			mig_ctl_send(m->ctl_fd, msg);
+			json_object_put(msg);
+			return 1;
+		}
+	}
+}
+
+static void *target_main(void *arg)
+{
+	struct migration *m = arg;
+	struct relay_stream_stats tot;
+	char err[512];
+	int ok = 0;
+
+	log_set_migration(m->req.id);
+	mig_set_phase(m, MIG_PREPARING_TARGET);
+	if (prepare(m, err, sizeof(err)) < 0) {
+		mig_set_failure(m, "%s", err);
+		reply(m, "error", err);
+		goto out;
+	}
+	mig_set_phase(m, MIG_TARGET_READY);
+	reply(m, "prepared", NULL);
+	ok = serve(m);
+out:
+	pthread_mutex_lock(&m->mu);
+	m->switchover_started = 1;
+	pthread_cond_broadcast(&m->cv); /* wake multifd attach waiters */
+	pthread_mutex_unlock(&m->mu);
+	if (m->relay) {
+		if (!ok)
+			relay_abort(m->relay, m->st.failure_reason);
+		else
+			relay_wait(m->relay, 30000);
+		relay_totals(m->relay, &tot);
+		m->st.raw_bytes = tot.raw_out;
+		m->st.wire_bytes = tot.wire_in;
+	}
+	qmp_close(m->qmp);
+	m->qmp = NULL;
+	if (!ok && m->vm) {
+		/* Nothing of the guest may survive here: the source keeps it. */
+		struct qemu_vm *vm = m->vm;
+
+		pthread_mutex_lock(&m->mu);
+		m->vm = NULL;
+		pthread_mutex_unlock(&m->mu);
+		qemu_vm_stop(vm, 10000);
+		qemu_vm_remove_files(vm);
+		qemu_vm_free(vm);
+		reply(m, "aborted", m->st.failure_reason);
+	}
+	if (ok) {
+		struct qemu_vm *vm = m->vm;
+
+		pthread_mutex_lock(&m->mu);
+		m->vm = NULL;
+		pthread_mutex_unlock(&m->mu);
+		if (m->env.on_target_arrived(m->env.agent, m, vm) < 0)
+			log_error("mig", "event=handover_failed vm=%s", m->st.vm);
+	}
+	/* Free the relay only after the last use of the lock by attachers. */
+	mig_finish(m, ok);
+	if (m->relay) {
+		relay_free(m->relay);
+		m->relay = NULL;
+	}
+	close(m->ctl_fd);
+	m->ctl_fd = -1;
+	log_set_migration(NULL);
+	return NULL;
+}
+
+int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_node,
+		     struct json_object *prepare_msg, struct migration **out)
+{
+	struct migration *m = mig_alloc(env, "target");
+	const char *id = json_object_get_string(json_object_object_get(prepare_msg, "mig"));
+
+	if (!m) {
+		close(ctl_fd);
+		return -ENOMEM;
+	}
+	m->ctl_fd = ctl_fd;
+	m->prepare = json_object_get(prepare_msg);
+	snprintf(m->req.id, sizeof(m->req.id), "%s", id ? id : "");
+	snprintf(m->st.id, sizeof(m->st.id), "%s", m->req.id);
+	snprintf(m->st.source_node, sizeof(m->st.source_node), "%s", peer_node);
+	snprintf(m->st.target_node, sizeof(m->st.target_node), "%s", env->node);
+	m->multifd = json_object_get_int(json_object_object_get(prepare_msg, "multifd"));
+	m->compress = json_object_get_boolean(json_object_object_get(prepare_msg, "compress"));
+	m->st.multifd_channels = m->multifd;
+	m->st.compress = m->compress;
+	if (m->multifd < 0 || m->multifd > 64 || !m->req.id[0]) {
+		close(ctl_fd);
+		m->ctl_fd = -1;
+		mig_free(m);
+		return -EINVAL;
+	}
+	if (pthread_create(&m->thread, NULL, target_main, m) != 0) {
+		close(ctl_fd);
+		mig_free(m);
+		return -EAGAIN;
+	}
+	m->thread_started = 1;
+	*out = m;
+	return 0;
+}

@@ -1,0 +1,344 @@
+/* What both halves of a migration share: status, phases, failure records,
+ * QMP and control-message helpers. */
+#include "engine/migration_int.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qmp/qmp.h"
+#include "transport/frame.h"
+#include "transport/relay.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+static const char *phase_names[] = {
+	"Pending", "Scheduling", "Scheduled", "PreparingTarget",
+	"TargetReady", "Running", "Succeeded", "Failed",
+};
+
+const char *mig_phase_name(enum mig_phase p)
+{
+	return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p] : "Unknown";
+}
+
+struct migration *mig_alloc(const struct mig_env *env, const char *role)
+{
+	struct migration *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->env = *env;
+	m->ctl_fd = -1;
+	m->listen_fd = -1;
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->cv, NULL);
+	snprintf(m->st.role, sizeof(m->st.role), "%s", role);
+	snprintf(m->st.mode, sizeof(m->st.mode), "pre-copy");
+	m->st.pause_ms = -1;
+	m->st.start_us = time_real_us();
+	return m;
+}
+
+void mig_set_phase(struct migration *m, enum mig_phase p)
+{
+	pthread_mutex_lock(&m->mu);
+	m->st.phase = p;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	log_info("mig", "event=phase phase=%s role=%s vm=%s", mig_phase_name(p), m->st.role, m->st.vm);
+}
+
+void mig_set_failure(struct migration *m, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&m->mu);
+	if (!m->st.failure_reason[0])
+		snprintf(m->st.failure_reason, sizeof(m->st.failure_reason), "%s", buf);
+	pthread_mutex_unlock(&m->mu);
+	log_warn("mig", "event=failure vm=%s reason=\"%s\"", m->st.vm, buf);
+}
+
+int mig_take_cancel(struct migration *m, char *reason, size_t len)
+{
+	int c;
+
+	pthread_mutex_lock(&m->mu);
+	c = m->cancel_requested;
+	if (c)
+		snprintf(reason, len, "%s", m->cancel_reason);
+	pthread_mutex_unlock(&m->mu);
+	return c;
+}
+
+void mig_finish(struct migration *m, int succeeded)
+{
+	pthread_mutex_lock(&m->mu);
+	m->st.end_us = time_real_us();
+	m->st.phase = succeeded ? MIG_SUCCEEDED : MIG_FAILED;
+	m->st.completed = succeeded;
+	m->st.failed = !succeeded;
+	if (m->st.abort_requested)
+		snprintf(m->st.abort_status, sizeof(m->st.abort_status), "%s",
+			 succeeded ? "Failed" : "Succeeded");
+	if (!succeeded && !m->st.failure_reason[0])
+		snprintf(m->st.failure_reason, sizeof(m->st.failure_reason), "unknown failure");
+	m->finished = 1;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	log_info("mig", "event=finished role=%s vm=%s result=%s total_ms=%llu pause_ms=%lld raw_bytes=%llu wire_bytes=%llu reason=\"%s\"",
+		 m->st.role, m->st.vm, succeeded ? "Succeeded" : "Failed",
+		 (unsigned long long)m->st.total_ms, (long long)m->st.pause_ms,
+		 (unsigned long long)m->st.raw_bytes, (unsigned long long)m->st.wire_bytes,
+		 m->st.failure_reason);
+}
+
+int mig_cancel(struct migration *m, const char *reason)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&m->mu);
+	if (m->finished) {
+		r = -EALREADY;
+	} else if (m->switchover_started) {
+		r = -EBUSY;
+	} else if (!m->cancel_requested) {
+		m->cancel_requested = 1;
+		m->st.abort_requested = 1;
+		snprintf(m->st.abort_status, sizeof(m->st.abort_status), "Aborting");
+		snprintf(m->cancel_reason, sizeof(m->cancel_reason), "%s", reason ? reason : "cancelled");
+	}
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+void mig_get_status(struct migration *m, struct mig_status *st)
+{
+	struct relay_stream_stats tot;
+
+	pthread_mutex_lock(&m->mu);
+	*st = m->st;
+	pthread_mutex_unlock(&m->mu);
+	/* Live byte counts come straight from the transport's counters. */
+	if (m->relay && !st->completed && !st->failed && !strcmp(st->role, "source")) {
+		relay_totals(m->relay, &tot);
+		st->raw_bytes = tot.raw_in;
+		st->wire_bytes = tot.wire_out;
+	}
+}
+
+const char *mig_id(const struct migration *m) { return m->req.id; }
+
+int mig_finished(struct migration *m)
+{
+	int f;
+
+	pthread_mutex_lock(&m->mu);
+	f = m->finished;
+	pthread_mutex_unlock(&m->mu);
+	return f;
+}
+
+void mig_free(struct migration *m)
+{
+	if (!m)
+		return;
+	if (m->thread_started)
+		pthread_join(m->thread, NULL);
+	if (m->prepare)
+		json_object_put(m->prepare);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cv);
+	free(m);
+}
+
+struct json_object *mig_status_to_json(const struct mig_status *st)
+{
+	struct json_object *o = json_object_new_object();
+	char ts[40];
+
+#define ADD_S(k, v) json_object_object_add(o, k, json_object_new_string(v))
+#define ADD_I(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
+#define ADD_B(k, v) json_object_object_add(o, k, json_object_new_boolean(v))
+	ADD_S("id", st->id);
+	ADD_S("vm", st->vm);
+	ADD_S("role", st->role);
+	ADD_S("phase", mig_phase_name(st->phase));
+	ADD_S("mode", st->mode);
+	ADD_S("sourceNode", st->source_node);
+	ADD_S("targetNode", st->target_node);
+	ADD_S("targetNodeAddress", st->target_addr);
+	time_format_rfc3339(st->start_us, ts, sizeof(ts));
+	ADD_S("startTimestamp", ts);
+	if (st->end_us) {
+		time_format_rfc3339(st->end_us, ts, sizeof(ts));
+		ADD_S("endTimestamp", ts);
+	}
+	ADD_B("completed", st->completed);
+	ADD_B("failed", st->failed);
+	ADD_B("abortRequested", st->abort_requested);
+	if (st->abort_status[0])
+		ADD_S("abortStatus", st->abort_status);
+	if (st->failure_reason[0])
+		ADD_S("failureReason", st->failure_reason);
+	ADD_I("multifdChannels", st->multifd_channels);
+	ADD_B("compress", st->compress);
+	ADD_I("totalMs", st->total_ms);
+	ADD_I("pauseMs", st->pause_ms);
+	ADD_I("qemuDowntimeMs", st->qemu_downtime_ms);
+	ADD_I("rawBytes", st->raw_bytes);
+	ADD_I("wireBytes", st->wire_bytes);
+	ADD_I("ramTotal", st->ram_total);
+	ADD_I("ramTransferred", st->ram_transferred);
+	ADD_I("ramRemaining", st->ram_remaining);
+	ADD_I("dirtyRateBps", st->dirty_rate_bps);
+	ADD_I("copyRateBps", st->copy_rate_bps);
+	ADD_I("iterations", st->iterations);
+	if (st->memory_verified)
+		ADD_S("memoryVerified", st->memory_verified > 0 ? "match" : "MISMATCH");
+	if (st->memory_digest[0])
+		ADD_S("memoryDigest", st->memory_digest);
+#undef ADD_S
+#undef ADD_I
+#undef ADD_B
+	return o;
+}
+
+int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
+	    struct json_object **ret, int timeout_ms, char *err, size_t errlen)
+{
+	struct qmp_error qe = {{0}, {0}};
+	int r = qmp_execute(m->qmp, cmd, args, ret, &qe, timeout_ms);
+
+	if (r == -EREMOTEIO)
+		snprintf(err, errlen, "QEMU refused %s: %s", cmd, qe.desc);
+	else if (r < 0)
+		snprintf(err, errlen, "QMP %s failed: %s", cmd, qmp_last_error(m->qmp));
+	return r;
+}
+
+/* Both QEMUs must agree on capabilities and the multifd channel count. */
+int mig_set_capabilities(struct migration *m, char *err, size_t errlen)
+{
+	struct json_object *args = json_object_new_object();
+	struct json_object *caps = json_object_new_array();
+	const char *names[] = {"events", "multifd"};
+	int vals[] = {1, m->multifd > 0};
+	int r;
+
+	for (size_t i = 0; i < 2; i++) {
+		struct json_object *c = json_object_new_object();
+
+		json_object_object_add(c, "capability", json_object_new_string(names[i]));
+		json_object_object_add(c, "state", json_object_new_boolean(vals[i]));
+		json_object_array_add(caps, c);
+	}
+	json_object_object_add(args, "capabilities", caps);
+	r = mig_qmp(m, "migrate-set-capabilities", args, NULL, 5000, err, errlen);
+	json_object_put(args);
+	if (r < 0 || m->multifd <= 0)
+		return r;
+	args = json_object_new_object();
+	json_object_object_add(args, "multifd-channels", json_object_new_int(m->multifd));
+	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, errlen);
+	json_object_put(args);
+	return r;
+}
+
+int mig_ctl_send(int fd, struct json_object *msg)
+{
+	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+
+	return peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 10000);
+}
+
+int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen)
+{
+	struct frame_hdr h;
+	char *buf = malloc(PEER_MSG_MAX + 1);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = peer_recv_msg(fd, timeout_ms, &h, buf, PEER_MSG_MAX + 1);
+	if (r < 0) {
+		snprintf(err, errlen, "%s",
+			 r == -ETIMEDOUT ? "no answer from the peer agent in time"
+			 : r == -ECONNRESET ? "the peer agent closed the control link"
+			 : r == -EBADMSG || r == -EPROTO ? "bad frame on the control link"
+							  : strerror(-r));
+		goto out;
+	}
+	if (h.type == FRAME_ABORT) {
+		snprintf(err, errlen, "peer aborted: %s", buf);
+		r = -ECONNABORTED;
+		goto out;
+	}
+	if (h.type != FRAME_CONTROL) {
+		snprintf(err, errlen, "unexpected %s frame on the control link", frame_type_name(h.type));
+		r = -EPROTO;
+		goto out;
+	}
+	*msg = json_tokener_parse(buf);
+	if (!*msg || !json_object_is_type(*msg, json_type_object)) {
+		if (*msg)
+			json_object_put(*msg);
+		*msg = NULL;
+		snprintf(err, errlen, "control message is not a JSON object");
+		r = -EPROTO;
+	}
+out:
+	free(buf);
+	return r;
+}
+
+int mig_memory_digest(struct migration *m, const char *dir, char hex[65], char *err, size_t errlen)
+{
+	struct json_object *args = json_object_new_object();
+	char path[400];
+	unsigned char md[32], buf[1 << 16];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	FILE *f = NULL;
+	size_t n;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/memory-%s.bin", dir, m->req.id);
+	json_object_object_add(args, "val", json_object_new_int64(0));
+	json_object_object_add(args, "size",
+			       json_object_new_int64((int64_t)m->vm->spec->memory_mib << 20));
+	json_object_object_add(args, "filename", json_object_new_string(path));
+	r = mig_qmp(m, "pmemsave", args, NULL, 300000, err, errlen);
+	json_object_put(args);
+	if (r < 0)
+		goto out;
+	f = fopen(path, "rb");
+	ctx = EVP_MD_CTX_new();
+	if (!f || !ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		snprintf(err, errlen, "cannot hash %s", path);
+		r = -EIO;
+		goto out;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		EVP_DigestUpdate(ctx, buf, n);
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	for (unsigned i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+	r = 0;
+out:
+	if (f)
+		fclose(f);
+	EVP_MD_CTX_free(ctx);
+	unlink(path);
+	return r;
+}

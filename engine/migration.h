@@ -1,0 +1,126 @@
+/* One live migration, both ends.
+ *
+ * The source side runs in its own thread: it asks the target agent to
+ * prepare (over an authenticated control link), drives the source QEMU over
+ * QMP, relays every channel QEMU opens through the transport, watches
+ * progress, and decides the outcome. The target side, also one thread, starts
+ * QEMU with -incoming defer, connects the relayed channels to it in the order
+ * QEMU 7.2 needs (main first), and reports when the guest runs.
+ *
+ * The rule every path keeps: before the target confirms the guest runs there,
+ * any failure or cancel leaves the guest running on the source; a VM never
+ * runs on two hosts, and never on none. */
+#ifndef FERRY_ENGINE_MIGRATION_H
+#define FERRY_ENGINE_MIGRATION_H
+
+#include <stdint.h>
+
+#include "engine/channel.h"
+#include "engine/qemu_proc.h"
+#include "engine/vmspec.h"
+#include "transport/peer.h"
+
+struct loop;
+struct workers;
+struct migration;
+struct json_object;
+
+/* KubeVirt's VirtualMachineInstanceMigration phases. */
+enum mig_phase {
+	MIG_PENDING,
+	MIG_SCHEDULING,
+	MIG_SCHEDULED,
+	MIG_PREPARING_TARGET,
+	MIG_TARGET_READY,
+	MIG_RUNNING,
+	MIG_SUCCEEDED,
+	MIG_FAILED,
+};
+
+struct mig_env {
+	struct loop *lp;
+	struct workers *w;
+	struct peer_key key;
+	char node[64];
+	char state_dir[256];
+	struct qemu_env qemu;
+	struct ferry_migration_defaults defaults;
+	void *agent;
+	/* Source: the migration ended; succeeded = the VM now lives on the
+	 * target and the source QEMU is gone. */
+	void (*on_source_done)(void *agent, struct migration *m, int succeeded);
+	/* Target: a VM arrived and runs here; takes ownership of vm.
+	 * Returns 0, or -errno if the agent cannot take it. */
+	int (*on_target_arrived)(void *agent, struct migration *m, struct qemu_vm *vm);
+	/* Target: may a VM of this name come here? 0 or -EEXIST with reason. */
+	int (*target_admit)(void *agent, const char *vm_name, char *reason, size_t len);
+};
+
+struct mig_request {
+	char id[40];
+	char vm[64];
+	char target_node[64];
+	char target_host[256];
+	int target_port;
+	int multifd_channels;    /* FERRY_UNSET = spec, then agent default */
+	int compress;            /* FERRY_UNSET = spec, then agent default */
+	int max_bandwidth_mibps; /* FERRY_UNSET = ...; 0 = unlimited */
+	int downtime_limit_ms;   /* FERRY_UNSET = ... */
+	int verify_memory;       /* target starts paused; both sides hash guest RAM
+				    after the switchover and must match */
+};
+
+struct mig_status {
+	char id[40];
+	char vm[64];
+	char role[8]; /* source | target */
+	char source_node[64];
+	char target_node[64];
+	char target_addr[300];
+	enum mig_phase phase;
+	char mode[16]; /* pre-copy */
+	uint64_t start_us, end_us;
+	int completed, failed, abort_requested;
+	char abort_status[16]; /* "" | Aborting | Succeeded | Failed */
+	char failure_reason[512];
+	int multifd_channels, compress;
+	/* Figures. */
+	uint64_t migrate_start_us;   /* `migrate` issued */
+	uint64_t total_ms;           /* migrate issued → source completed */
+	int64_t pause_ms;            /* target RESUME − source STOP; -1 unknown */
+	uint64_t stop_ts_us, resume_ts_us;
+	uint64_t qemu_downtime_ms;   /* QEMU's own estimate, for comparison */
+	uint64_t raw_bytes, wire_bytes; /* source→target through ferry */
+	uint64_t ram_total, ram_transferred, ram_remaining;
+	uint64_t dirty_rate_bps, copy_rate_bps;
+	uint64_t iterations;
+	int memory_verified;          /* 1 match, -1 mismatch, 0 not checked */
+	char memory_digest[65];
+};
+
+int mig_source_start(const struct mig_env *env, const struct mig_request *req,
+		     struct qemu_vm *vm, struct migration **out);
+
+/* Target: the agent accepted a control link whose first message was a
+ * "prepare"; this takes the socket and runs the target side. */
+int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_node,
+		     struct json_object *prepare, struct migration **out);
+
+/* Target: a data link for this migration arrived (its OPEN already read).
+ * Takes fd. Connects the channel to the incoming QEMU in the right order,
+ * acknowledges, and starts relaying. */
+int mig_target_attach(struct migration *m, int fd, enum channel_kind kind, int chan_id,
+		      uint32_t stream_id, char *reason, size_t len);
+
+/* Thread-safe. Refused (-EBUSY) once the switchover has begun. */
+int mig_cancel(struct migration *m, const char *reason);
+void mig_get_status(struct migration *m, struct mig_status *st);
+const char *mig_id(const struct migration *m);
+int mig_finished(struct migration *m);
+/* Waits for the thread, frees. */
+void mig_free(struct migration *m);
+
+const char *mig_phase_name(enum mig_phase p);
+struct json_object *mig_status_to_json(const struct mig_status *st);
+
+#endif

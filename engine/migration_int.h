@@ -1,0 +1,66 @@
+/* Internals shared by the source and target halves of a migration. */
+#ifndef FERRY_ENGINE_MIGRATION_INT_H
+#define FERRY_ENGINE_MIGRATION_INT_H
+
+#include <pthread.h>
+
+#include "engine/migration.h"
+#include "transport/loop.h"
+
+struct qmp;
+struct relay;
+
+struct migration {
+	struct mig_env env;
+	struct mig_request req;
+	pthread_t thread;
+	int thread_started;
+
+	pthread_mutex_t mu; /* guards st, cancel_*, main_connected, finished */
+	pthread_cond_t cv;
+	struct mig_status st;
+	int cancel_requested;
+	char cancel_reason[256];
+	int switchover_started; /* past this point a cancel is refused */
+	int finished;
+
+	struct qemu_vm *vm; /* source: borrowed from the agent; target: owned until handed over */
+	struct qmp *qmp;
+	struct relay *relay;
+	int ctl_fd;
+	char mig_dir[400];
+	int compress, multifd;
+	struct json_object *prepare; /* target: the prepare message */
+
+	/* Source: QEMU's outgoing channels arrive on this listener (loop thread). */
+	int listen_fd;
+	char listen_path[420];
+	struct loop_op accept_op;
+	int listener_open;
+	int setup_threads;
+	char setup_error[256];
+
+	/* Target: main channel connected to QEMU (multifd waits for it). */
+	int main_connected;
+};
+
+void mig_set_phase(struct migration *m, enum mig_phase p);
+/* Records the failure reason (first one wins) and logs it. */
+void mig_set_failure(struct migration *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mig_take_cancel(struct migration *m, char *reason, size_t len);
+struct migration *mig_alloc(const struct mig_env *env, const char *role);
+void mig_finish(struct migration *m, int succeeded);
+
+/* QMP helpers used by both halves. */
+int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
+	    struct json_object **ret, int timeout_ms, char *err, size_t errlen);
+int mig_set_capabilities(struct migration *m, char *err, size_t errlen);
+
+/* Control messages: JSON objects in CONTROL frames. */
+int mig_ctl_send(int fd, struct json_object *msg);
+int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen);
+
+/* SHA-256 of guest RAM via pmemsave into dir (file removed afterwards). */
+int mig_memory_digest(struct migration *m, const char *dir, char hex[65], char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,260 @@
+#include "engine/qemu_proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/qemu_cmdline.h"
+#include "engine/vmspec.h"
+#include "qmp/qmp.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+static int mkdir_p(const char *path)
+{
+	char tmp[256];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+void qemu_vm_log_tail(const struct qemu_vm *vm, char *buf, size_t len)
+{
+	char tmp[4096];
+	ssize_t n;
+	int fd = open(vm->qemu_log, O_RDONLY | O_CLOEXEC);
+	off_t sz;
+	char *p;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return;
+	sz = lseek(fd, 0, SEEK_END);
+	lseek(fd, sz > (off_t)sizeof(tmp) - 1 ? sz - (off_t)sizeof(tmp) + 1 : 0, SEEK_SET);
+	n = read(fd, tmp, sizeof(tmp) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	tmp[n] = '\0';
+	while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == ' '))
+		tmp[--n] = '\0';
+	/* The last line says most; keep it whole if it fits. */
+	p = strrchr(tmp, '\n');
+	snprintf(buf, len, "%s", p ? p + 1 : tmp);
+	for (p = buf; *p; p++)
+		if (*p == '"')
+			*p = '\'';
+}
+
+static int reap(struct qemu_vm *vm, int block)
+{
+	int st;
+	pid_t r;
+
+	if (vm->pid <= 0)
+		return 1;
+	r = waitpid(vm->pid, &st, block ? 0 : WNOHANG);
+	if (r == vm->pid || (r < 0 && errno == ECHILD)) {
+		vm->pid = -1;
+		return 1;
+	}
+	return 0;
+}
+
+int qemu_vm_alive(struct qemu_vm *vm) { return !reap(vm, 0); }
+
+static int wait_exit(struct qemu_vm *vm, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = vm->pidfd, .events = POLLIN};
+
+	if (vm->pid <= 0)
+		return 0;
+	if (vm->pidfd >= 0) {
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return reap(vm, 0) ? 0 : -ETIMEDOUT;
+		return reap(vm, 1) ? 0 : -ETIMEDOUT;
+	}
+	/* No pidfd (old kernel): poll the child at a coarse interval. */
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		if (reap(vm, 0))
+			return 0;
+		poll(NULL, 0, 20);
+	}
+	return -ETIMEDOUT;
+}
+
+int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms)
+{
+	struct qmp *q = NULL;
+	struct qmp_error qe;
+
+	if (!qemu_vm_alive(vm))
+		return 0;
+	if (qmp_connect(vm->qmp_path, timeout_ms / 4, &q, &qe) == 0) {
+		qmp_execute(q, "quit", NULL, NULL, &qe, timeout_ms / 4);
+		qmp_close(q);
+		if (wait_exit(vm, timeout_ms / 2) == 0)
+			return 0;
+	}
+	kill(vm->pid, SIGTERM);
+	if (wait_exit(vm, timeout_ms / 4) == 0)
+		return 0;
+	log_warn("qemu", "event=qemu_killed vm=%s pid=%d", vm->spec->name, vm->pid);
+	kill(vm->pid, SIGKILL);
+	return wait_exit(vm, 5000);
+}
+
+void qemu_vm_remove_files(struct qemu_vm *vm)
+{
+	const char *files[] = {vm->qmp_path, vm->serial_path, vm->serial_log, vm->qemu_log,
+			       vm->pidfile, vm->incoming_path};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][0])
+			unlink(files[i]);
+	rmdir(vm->run_dir);
+}
+
+void qemu_vm_free(struct qemu_vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	vmspec_free(vm->spec);
+	free(vm);
+}
+
+int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *run_dir,
+		  int incoming, int paused, struct qemu_vm **out, char *err, size_t errlen)
+{
+	struct qemu_launch l = {0};
+	struct qemu_vm *vm = NULL;
+	char **argv = NULL, **argv2 = NULL;
+	struct qmp *q = NULL;
+	struct qmp_error qe;
+	size_t argc = 0;
+	int r, logfd = -1;
+	pid_t pid;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		vmspec_free(spec);
+		return -ENOMEM;
+	}
+	vm->spec = spec;
+	vm->pid = -1;
+	vm->pidfd = -1;
+	snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", run_dir);
+	snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s/qmp.sock", run_dir);
+	snprintf(vm->qemu_log, sizeof(vm->qemu_log), "%s/qemu.log", run_dir);
+	snprintf(vm->pidfile, sizeof(vm->pidfile), "%s/qemu.pid", run_dir);
+	if (spec->serial) {
+		snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/serial.sock", run_dir);
+		snprintf(vm->serial_log, sizeof(vm->serial_log), "%s/serial.log", run_dir);
+	}
+	if (incoming)
+		snprintf(vm->incoming_path, sizeof(vm->incoming_path), "%s/incoming.sock", run_dir);
+	r = mkdir_p(run_dir);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create run directory %s: %s", run_dir, strerror(-r));
+		goto fail;
+	}
+	l.binary = env->binary;
+	l.accel = env->accel;
+	l.qmp_socket = vm->qmp_path;
+	l.serial_socket = spec->serial ? vm->serial_path : NULL;
+	l.serial_log = spec->serial ? vm->serial_log : NULL;
+	l.incoming_defer = incoming;
+	l.pidfile = vm->pidfile;
+	r = qemu_cmdline_build(spec, &l, &argv);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot build the QEMU command line: %s", strerror(-r));
+		goto fail;
+	}
+	while (argv[argc])
+		argc++;
+	/* -S (start paused) is a launch choice, not part of the spec. */
+	argv2 = calloc(argc + 2, sizeof(char *));
+	if (!argv2) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	memcpy(argv2, argv, argc * sizeof(char *));
+	if (paused)
+		argv2[argc++] = "-S";
+	logfd = open(vm->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create %s: %s", vm->qemu_log, strerror(errno));
+		goto fail;
+	}
+	unlink(vm->qmp_path);
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		snprintf(err, errlen, "fork failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		setsid();
+		dup2(nul, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execvp(argv2[0], argv2);
+		dprintf(2, "exec %s: %s\n", argv2[0], strerror(errno));
+		_exit(127);
+	}
+	vm->pid = pid;
+	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	log_info("qemu", "event=qemu_started vm=%s pid=%d incoming=%d paused=%d run_dir=%s",
+		 spec->name, pid, incoming, paused, run_dir);
+	r = qmp_connect(vm->qmp_path, 30000, &q, &qe);
+	if (r < 0) {
+		char tail[256];
+
+		qemu_vm_log_tail(vm, tail, sizeof(tail));
+		snprintf(err, errlen, "QEMU did not come up (%s)%s%s", qe.desc[0] ? qe.desc : strerror(-r),
+			 tail[0] ? ": " : "", tail);
+		qemu_vm_stop(vm, 3000);
+		goto fail;
+	}
+	qmp_close(q);
+	*out = vm;
+	vm = NULL;
+	r = 0;
+	goto out;
+fail:
+	if (vm && vm->pid > 0)
+		qemu_vm_stop(vm, 3000);
+	if (vm)
+		qemu_vm_remove_files(vm);
+	qemu_vm_free(vm);
+out:
+	if (logfd >= 0)
+		close(logfd);
+	free(argv2);
+	qemu_cmdline_free(argv);
+	return r;
+}

@@ -1,0 +1,51 @@
+/* A QEMU process for one VM on this host: its run directory (QMP socket,
+ * serial socket and log, QEMU's own log, pidfile), start and stop.
+ *
+ * QEMU runs in its own session so a signal to ferryd's terminal does not
+ * reach the guest. */
+#ifndef FERRY_ENGINE_QEMU_PROC_H
+#define FERRY_ENGINE_QEMU_PROC_H
+
+#include <sys/types.h>
+
+struct vm_spec;
+
+struct qemu_env {
+	const char *binary; /* qemu-system-x86_64 */
+	const char *accel;  /* tcg | kvm | kvm:tcg */
+};
+
+struct qemu_vm {
+	struct vm_spec *spec; /* owned */
+	char run_dir[400];
+	char qmp_path[420];
+	char serial_path[420];
+	char serial_log[420];
+	char qemu_log[420];
+	char pidfile[420];
+	char incoming_path[420]; /* target only: where QEMU listens for the migration */
+	pid_t pid;
+	int pidfd;
+};
+
+/* Starts QEMU for spec (ownership taken, also on failure) in run_dir, which
+ * is created (0700). incoming: -incoming defer; paused: -S. Waits until its
+ * QMP socket answers. */
+int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *run_dir,
+		  int incoming, int paused, struct qemu_vm **out, char *err, size_t errlen);
+
+/* Still running? (reaps it if it exited) */
+int qemu_vm_alive(struct qemu_vm *vm);
+
+/* QMP quit, then SIGTERM, then SIGKILL, each with a deadline; reaps. */
+int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms);
+
+/* Removes the run directory's files (QEMU must be stopped). */
+void qemu_vm_remove_files(struct qemu_vm *vm);
+
+/* Last lines of QEMU's log, for error messages. */
+void qemu_vm_log_tail(const struct qemu_vm *vm, char *buf, size_t len);
+
+void qemu_vm_free(struct qemu_vm *vm);
+
+#endif

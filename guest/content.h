@@ -1,0 +1,53 @@
+/*
+ * content.h - what a filled page holds, as pure functions of its index.
+ *
+ * Nothing here touches hardware, so verify can recompute any page body and
+ * a host program can include this file to check the profiles (for example
+ * how well LZ4 compresses them).
+ *
+ * A page that is not all-zero starts with a 16-byte stamp:
+ *
+ *   u32 magic "FRRY" | u32 page index | u32 generation | u32 checksum
+ *
+ * The body (bytes 16..4095) depends only on index and profile; the stamp
+ * changes each time the page is dirtied.
+ */
+#ifndef FERRY_GUEST_CONTENT_H
+#define FERRY_GUEST_CONTENT_H
+
+#include <stdint.h>
+
+#define PAGE_SIZE 4096u
+#define STAMP_SIZE 16u
+#define STAMP_MAGIC 0x59525246u  /* "FRRY" in memory order */
+
+enum profile { PROFILE_ZERO, PROFILE_TEXT, PROFILE_RANDOM, PROFILE_COUNT };
+
+struct stamp {
+	uint32_t magic;
+	uint32_t index;
+	uint32_t gen;
+	uint32_t csum;
+};
+
+/* A 32-bit mixing function; spreads consecutive indexes over all bits. */
+uint32_t content_mix32(uint32_t x);
+
+/*
+ * Profile of page idx for a split of mix[PROFILE_*] percent (any sum > 0:
+ * the shares are relative). A hash of the index decides, so each profile
+ * is spread over the whole region rather than in bands.
+ */
+enum profile content_profile(uint32_t idx, const uint32_t mix[PROFILE_COUNT]);
+
+/* Write the body of page idx: bytes STAMP_SIZE..PAGE_SIZE of page. */
+void content_body(uint32_t idx, enum profile prof, uint8_t *page);
+
+/* Write the stamp of page idx at generation gen. */
+void content_stamp(uint8_t *page, uint32_t idx, uint32_t gen);
+
+/* NULL if page carries the stamp (idx, gen), else the reason it does not. */
+const char *content_check_stamp(const uint8_t *page, uint32_t idx,
+				uint32_t gen);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * cpu.h - interrupt plumbing: IDT, the 8259 PIC, and exception reports.
+ */
+#ifndef FERRY_GUEST_CPU_H
+#define FERRY_GUEST_CPU_H
+
+#include <stdint.h>
+
+/*
+ * Install the IDT (exceptions 0..31, PIC vectors 0x20..0x2F) and remap the
+ * PIC there with every line masked except IRQ0, the timer. Interrupts stay
+ * disabled until the main loop's first wait_for_interrupt().
+ */
+void cpu_init(void);
+
+/* Called from boot.S for CPU exceptions; prints and halts. */
+void guest_exception(uint32_t vector) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * main.c - the ferry test guest: boot, parse the command line, fill RAM,
+ * then pace the dirtying, print heartbeats and answer serial commands.
+ *
+ * The main loop runs once per timer interrupt (TICK_HZ) and halts in
+ * between, so an idle or slow guest costs the host little CPU. Each pass
+ * asks the pacer how much work is due from the TSC, does it, and halts.
+ * A later disk workload plugs in the same way: its own config keys in
+ * options[], a pacer with 512-byte units called from run(), and its check
+ * added to cmd_verify().
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "cpu.h"
+#include "lib.h"
+#include "multiboot.h"
+#include "pages.h"
+#include "serial.h"
+#include "timer.h"
+
+#define TICK_HZ 250              /* wake-ups per second */
+#define MAX_RATE_MBPS 10000      /* keeps the pacer's arithmetic in 64 bits */
+#define TOP_MARGIN (1u << 20)    /* left free below the end of RAM */
+#define LINE_MAX 80
+
+extern char _end[];              /* linker.ld: first byte after the kernel */
+
+static struct config {
+	uint32_t fill_mib;
+	uint32_t wss_mib;            /* UINT32_MAX: whole filled region */
+	uint32_t dirty_mbps;
+	uint32_t hb_ms;
+	uint32_t mix[PROFILE_COUNT];
+	const char *profile;
+} cfg = {
+	.fill_mib = 64,
+	.wss_mib = UINT32_MAX,
+	.hb_ms = 1000,
+	.mix = { 0, 50, 50 },
+	.profile = "mix",
+};
+
+static char cmdline[512];
+static struct pacer ram_pacer;
+static uint32_t hb_seq;
+static uint64_t boot_tsc, next_hb;
+
+/* ---- command line ------------------------------------------------------ */
+
+static int opt_u32(const char *v, size_t n, uint32_t max, uint32_t *out)
+{
+	return parse_u32(v, n, max, out);
+}
+
+static int opt_fill(const char *v, size_t n)
+{
+	return opt_u32(v, n, 4096, &cfg.fill_mib);
+}
+
+static int opt_wss(const char *v, size_t n)
+{
+	return opt_u32(v, n, 4096, &cfg.wss_mib);
+}
+
+static int opt_dirty(const char *v, size_t n)
+{
+	return opt_u32(v, n, MAX_RATE_MBPS, &cfg.dirty_mbps);
+}
+
+static int opt_hb(const char *v, size_t n)
+{
+	return opt_u32(v, n, 3600000, &cfg.hb_ms);
+}
+
+static int opt_profile(const char *v, size_t n)
+{
+	static const char *const names[] = { "zero", "text", "random", "mix" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (str_eq(v, n, names[i])) {
+			cfg.profile = names[i];
+			return 0;
+		}
+	return -1;
+}
+
+/* mix=Z,T,R: relative shares of zero, text and random pages. */
+static int opt_mix(const char *v, size_t n)
+{
+	uint32_t m[PROFILE_COUNT];
+	size_t start = 0;
+
+	for (int k = 0; k < PROFILE_COUNT; k++) {
+		size_t end = start;
+
+		while (end < n && v[end] != ',')
+			end++;
+		if (parse_u32(v + start, end - start, 100, &m[k]))
+			return -1;
+		if ((k < PROFILE_COUNT - 1) != (end < n))
+			return -1;          /* exactly three fields */
+		start = end + 1;
+	}
+	if (!m[0] && !m[1] && !m[2])
+		return -1;
+	memcpy(cfg.mix, m, sizeof(m));
+	return 0;
+}
+
+static const struct option {
+	const char *key;
+	int (*parse)(const char *v, size_t n);
+} options[] = {
+	{ "fill", opt_fill },
+	{ "profile", opt_profile },
+	{ "mix", opt_mix },
+	{ "dirty", opt_dirty },
+	{ "wss", opt_wss },
+	{ "hb", opt_hb },
+};
+
+static void apply_option(const char *tok, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n && tok[k] != '=')
+		k++;
+	if (k == n)
+		return;             /* QEMU puts the kernel's path first */
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+		if (!str_eq(tok, k, options[i].key))
+			continue;
+		if (options[i].parse(tok + k + 1, n - k - 1))
+			kprintf("FERRY-GUEST WARN bad option %s\n", options[i].key);
+		return;
+	}
+}
+
+static void parse_cmdline(const char *s)
+{
+	while (*s) {
+		size_t n = 0;
+
+		while (*s == ' ')
+			s++;
+		while (s[n] && s[n] != ' ')
+			n++;
+		if (n)
+			apply_option(s, n);
+		s += n;
+	}
+	/* A named profile overrides any mix= given with it. */
+	if (cfg.profile[0] != 'm') {
+		for (int k = 0; k < PROFILE_COUNT; k++)
+			cfg.mix[k] = 0;
+		cfg.mix[cfg.profile[0] == 'z' ? PROFILE_ZERO :
+			cfg.profile[0] == 't' ? PROFILE_TEXT : PROFILE_RANDOM] = 100;
+	}
+}
+
+/* ---- boot information -------------------------------------------------- */
+
+/*
+ * End of the usable RAM block the kernel sits in. QEMU puts the multiboot
+ * info and command line just after the kernel, in the RAM we are about to
+ * fill, so everything needed from it is copied out first.
+ */
+static uintptr_t ram_limit(const struct mb_info *mbi)
+{
+	uint64_t kend = (uintptr_t)_end, limit = 0;
+
+	if (mbi->flags & MB_INFO_MMAP) {
+		uint32_t off = 0;
+
+		while (off + sizeof(struct mb_mmap_entry) <= mbi->mmap_length) {
+			const struct mb_mmap_entry *e =
+				(const void *)(uintptr_t)(mbi->mmap_addr + off);
+
+			if (e->type == MB_MMAP_AVAILABLE && e->addr <= kend &&
+			    kend < e->addr + e->len)
+				limit = e->addr + e->len;
+			off += e->size + 4;
+		}
+	} else if (mbi->flags & MB_INFO_MEM) {
+		limit = (1u << 20) + (uint64_t)mbi->mem_upper * 1024;
+	}
+	if (limit > 0xFFFFF000u)    /* no paging: only the low 4 GiB */
+		limit = 0xFFFFF000u;
+	return limit > kend + TOP_MARGIN ? (uintptr_t)(limit - TOP_MARGIN) : 0;
+}
+
+/* ---- serial commands ---------------------------------------------------- */
+
+static void cmd_verify(const char *arg, size_t n)
+{
+	uint32_t first = 0, bad;
+	const char *why = "";
+
+	(void)arg;
+	(void)n;
+	bad = pages_verify(&first, &why);
+	if (bad)
+		kprintf("VERIFY FAIL page=%u reason=%s bad=%u\n", first, why, bad);
+	else
+		kprintf("VERIFY OK pages=%u\n", pages_count());
+	/* Dirtying paused meanwhile; do not make up for it in one burst. */
+	pacer_set(&ram_pacer, ram_pacer.rate, PAGE_SIZE, rdtsc());
+}
+
+static void cmd_dirty(const char *arg, size_t n)
+{
+	uint32_t mbps;
+
+	if (parse_u32(arg, n, MAX_RATE_MBPS, &mbps)) {
+		kprintf("ERR usage: dirty <MBps 0..%u>\n", MAX_RATE_MBPS);
+		return;
+	}
+	cfg.dirty_mbps = mbps;
+	pacer_set(&ram_pacer, (uint64_t)mbps * 1000000, PAGE_SIZE, rdtsc());
+	kprintf("OK dirty=%u\n", mbps);
+}
+
+static void cmd_ping(const char *arg, size_t n)
+{
+	(void)arg;
+	(void)n;
+	kprintf("PONG seq=%u\n", hb_seq);
+}
+
+static const struct command {
+	const char *name;
+	void (*fn)(const char *arg, size_t n);
+} commands[] = {
+	{ "verify", cmd_verify },
+	{ "dirty", cmd_dirty },
+	{ "ping", cmd_ping },
+};
+
+static void run_command(const char *line, size_t n)
+{
+	size_t k = 0, a;
+
+	while (k < n && line[k] != ' ')
+		k++;
+	for (a = k; a < n && line[a] == ' '; a++)
+		;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (str_eq(line, k, commands[i].name)) {
+			commands[i].fn(line + a, n - a);
+			return;
+		}
+	kprintf("ERR unknown command\n");
+}
+
+static void poll_commands(void)
+{
+	static char line[LINE_MAX];
+	static size_t len;
+	static int overflow;
+	int c;
+
+	while ((c = serial_getc()) >= 0) {
+		if (c != '\n' && c != '\r') {
+			if (len < LINE_MAX)
+				line[len++] = (char)c;
+			else
+				overflow = 1;
+			continue;
+		}
+		if (overflow)
+			kprintf("ERR line too long\n");
+		else if (len)
+			run_command(line, len);
+		len = 0;
+		overflow = 0;
+	}
+}
+
+/* ---- main loop ----------------------------------------------------------- */
+
+static void heartbeat(uint64_t now)
+{
+	uint64_t period = (uint64_t)cfg.hb_ms * tsc_hz / 1000;
+
+	if (!period || now < next_hb)
+		return;
+	kprintf("HB seq=%u dirtied=%llu uptime_ms=%llu\n", ++hb_seq,
+		pages_dirtied(), tsc_to_ms(now - boot_tsc));
+	next_hb += period;
+	if (next_hb <= now)          /* after a pause: no burst of beats */
+		next_hb = now + period;
+}
+
+static __attribute__((noreturn)) void run(void)
+{
+	next_hb = rdtsc() + (uint64_t)cfg.hb_ms * tsc_hz / 1000;
+	pacer_set(&ram_pacer, (uint64_t)cfg.dirty_mbps * 1000000, PAGE_SIZE,
+		  rdtsc());
+	timer_start(TICK_HZ);
+	for (;;) {
+		uint64_t now;
+
+		poll_commands();
+		now = rdtsc();
+		pages_dirty(pacer_take(&ram_pacer, now));
+		heartbeat(now);
+		wait_for_interrupt();
+	}
+}
+
+void kmain(uint32_t magic, const struct mb_info *mbi)
+{
+	struct pages_config pc;
+	uintptr_t limit;
+	uint32_t n;
+
+	serial_init();
+	if (magic != MB_BOOT_MAGIC) {
+		kprintf("FERRY-GUEST PANIC not started by a multiboot loader\n");
+		halt_forever();
+	}
+	if (mbi->flags & MB_INFO_CMDLINE) {
+		const char *s = (const char *)(uintptr_t)mbi->cmdline;
+		size_t i;
+
+		for (i = 0; s[i] && i < sizeof(cmdline) - 1; i++)
+			cmdline[i] = s[i];
+		cmdline[i] = '\0';
+	}
+	limit = ram_limit(mbi);
+	/* mbi is not touched after this point: its memory gets filled. */
+
+	cpu_init();
+	timer_calibrate();
+	boot_tsc = rdtsc();
+	parse_cmdline(cmdline);
+	kprintf("FERRY-GUEST BOOT ram_limit_mib=%u tsc_khz=%llu\n",
+		(uint32_t)(limit >> 20), tsc_hz / 1000);
+
+	pc.fill_mib = cfg.fill_mib;
+	pc.wss_mib = cfg.wss_mib;
+	memcpy(pc.mix, cfg.mix, sizeof(pc.mix));
+	n = pages_setup((uintptr_t)_end, limit, &pc);
+	cfg.fill_mib = pc.fill_mib;
+	cfg.wss_mib = pc.wss_mib;
+
+	kprintf("FERRY-GUEST READY fill=%u pages=%u profile=%s dirty=%u wss=%u"
+		" mix=%u,%u,%u hb=%u\n", cfg.fill_mib, n, cfg.profile,
+		cfg.dirty_mbps, cfg.wss_mib, cfg.mix[0], cfg.mix[1], cfg.mix[2],
+		cfg.hb_ms);
+	run();
+}

@@ -1,0 +1,47 @@
+/*
+ * pages.h - the RAM workload: fill a region with stamped pages, re-dirty a
+ * working set of them, verify all of them.
+ *
+ * State (region, per-page generations, cursor) lives in guest RAM, so it
+ * migrates with the guest and verify on the target checks against it.
+ */
+#ifndef FERRY_GUEST_PAGES_H
+#define FERRY_GUEST_PAGES_H
+
+#include <stdint.h>
+
+#include "content.h"
+
+struct pages_config {
+	uint32_t fill_mib;
+	uint32_t wss_mib;
+	uint32_t mix[PROFILE_COUNT];
+};
+
+/*
+ * Lay out the generation table and the region in free RAM [base, limit),
+ * shrinking fill and wss to what fits, and fill every page. Returns the
+ * number of pages filled.
+ */
+uint32_t pages_setup(uintptr_t base, uintptr_t limit, struct pages_config *cfg);
+
+/*
+ * Dirty the next n pages of the working set: bump each one's generation
+ * and rewrite its stamp (16 bytes; the body stays, so this is cheap).
+ * The walk visits every working-set page once per cycle.
+ */
+void pages_dirty(uint32_t n);
+
+/* Pages dirtied since boot (a page dirtied twice counts twice). */
+uint64_t pages_dirtied(void);
+
+/*
+ * Check every filled page against the table and the recomputed body.
+ * Returns the number of bad pages; *first and *reason describe the first.
+ */
+uint32_t pages_verify(uint32_t *first, const char **reason);
+
+uint32_t pages_count(void);
+uint32_t pages_wss(void);
+
+#endif

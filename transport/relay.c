@@ -1,0 +1,805 @@
+#include "transport/relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport/codec.h"
+#include "transport/frame.h"
+#include "transport/loop.h"
+#include "transport/workers.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+/* Buffering per stream direction: SLOTS chunks of at most CHUNK bytes. Small
+ * on purpose: QEMU sizes its final stop-and-copy from the throughput it sees,
+ * and bytes parked in deep queues make that estimate wrong and stretch the
+ * guest's pause (DESIGN.md §2). */
+#define PUMP_SLOTS 4
+#define PUMP_CHUNK (128u * 1024u)
+/* Below this a chunk is sent raw and packed inline: return-path messages and
+ * postcopy page requests must not wait for a worker hop. */
+#define PUMP_INLINE_MAX 1024u
+#define PUMP_ABORT_REASON_MAX 1024u
+
+enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_READY };
+
+struct enc_slot {
+	enum slot_state state;
+	int fin;
+	uint8_t *raw;
+	size_t raw_len;
+	uint8_t *frame;
+	ssize_t frame_len; /* < 0: packing failed */
+	uint64_t busy_ns;
+	struct pump *p;
+};
+
+struct dec_slot {
+	enum slot_state state;
+	int fin;
+	uint8_t hdr[FRAME_HDR_LEN];
+	struct frame_hdr h;
+	uint8_t *wire;
+	uint8_t *raw;
+	const uint8_t *out; /* what goes to the plain socket: wire or raw */
+	ssize_t out_len;    /* < 0: unpacking failed */
+	char err[128];
+	uint64_t busy_ns;
+	struct pump *p;
+};
+
+struct relay_stream {
+	struct relay_stream_stats st;
+	char reason[256];
+	struct pump *pump; /* NULL once released */
+};
+
+struct pump {
+	struct relay *r;
+	struct relay_stream *rs;
+	int plain, framed;
+	uint32_t id;
+	int compress;
+	int inflight; /* ops + jobs not yet completed */
+	int dead;     /* aborting: no new ops, release when inflight hits 0 */
+	int err;
+	char reason[256];
+
+	/* plain -> framed */
+	struct enc_slot enc[PUMP_SLOTS];
+	unsigned enc_fill, enc_head;
+	int enc_recv_busy, enc_send_busy, enc_eof, enc_done;
+	size_t enc_send_off;
+	struct loop_op enc_recv_op, enc_send_op;
+
+	/* framed -> plain */
+	struct dec_slot dec[PUMP_SLOTS];
+	unsigned dec_fill, dec_head;
+	int dec_recv_busy, dec_send_busy, dec_in_payload, dec_fin_seen, dec_done;
+	size_t dec_got, dec_send_off;
+	struct loop_op dec_recv_op, dec_send_op;
+	char abort_buf[PUMP_ABORT_REASON_MAX + 1];
+};
+
+struct relay {
+	struct loop *lp;
+	struct workers *w;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct relay_stream **streams;
+	size_t n, cap;
+	int live; /* pumps not yet released */
+	int failed;
+	char fail_reason[320];
+};
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void pump_abort(struct pump *p, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void enc_pump(struct pump *p);
+static void dec_pump(struct pump *p);
+
+static void stat_add(uint64_t *ctr, uint64_t v) { __atomic_add_fetch(ctr, v, __ATOMIC_RELAXED); }
+
+/* ---- release ---------------------------------------------------------- */
+
+static void pump_release_if_idle(struct pump *p)
+{
+	struct relay *r = p->r;
+
+	if (p->inflight > 0)
+		return;
+	if (!p->dead && !(p->enc_done && p->dec_done))
+		return;
+	close(p->plain);
+	close(p->framed);
+	pthread_mutex_lock(&r->mu);
+	p->rs->st.done = 1;
+	p->rs->st.err = p->err;
+	snprintf(p->rs->reason, sizeof(p->rs->reason), "%s", p->reason);
+	p->rs->pump = NULL;
+	if (p->err && !r->failed) {
+		r->failed = 1;
+		snprintf(r->fail_reason, sizeof(r->fail_reason), "stream %s: %s", p->rs->st.label,
+			 p->reason);
+	}
+	r->live--;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	log_debug("relay", "event=stream_released stream=%u err=%d", p->id, p->err);
+	for (int i = 0; i < PUMP_SLOTS; i++) {
+		free(p->enc[i].raw);
+		free(p->enc[i].frame);
+		free(p->dec[i].wire);
+		free(p->dec[i].raw);
+	}
+	free(p);
+}
+
+static void pump_check_done(struct pump *p)
+{
+	if (p->enc_done && p->dec_done && !p->dead) {
+		log_info("relay", "event=stream_finished stream=%u label=%s raw_in=%llu wire_out=%llu wire_in=%llu raw_out=%llu",
+			 p->id, p->rs->st.label, (unsigned long long)p->rs->st.raw_in,
+			 (unsigned long long)p->rs->st.wire_out, (unsigned long long)p->rs->st.wire_in,
+			 (unsigned long long)p->rs->st.raw_out);
+		p->dead = 1; /* nothing more to do: close and release */
+	}
+	pump_release_if_idle(p);
+}
+
+/* Best-effort ABORT frame: only when no frame is half-sent on the link,
+ * otherwise the peer would read our reason as the rest of a payload. */
+static void send_abort_frame(struct pump *p, const char *reason)
+{
+	uint8_t buf[FRAME_HDR_LEN + 256];
+	struct frame_hdr h = {FRAME_VERSION, FRAME_ABORT, 0, p->id, 0, 0, 0};
+	size_t n = strnlen(reason, 256);
+
+	if (p->enc_send_busy)
+		return;
+	h.wire_len = h.raw_len = (uint32_t)n;
+	memcpy(buf + FRAME_HDR_LEN, reason, n);
+	frame_hdr_encode(&h, buf);
+	h.crc = frame_crc(buf, buf + FRAME_HDR_LEN, n);
+	frame_hdr_encode(&h, buf);
+	if (send(p->framed, buf, FRAME_HDR_LEN + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("relay", "event=abort_frame_unsent stream=%u err=%s", p->id, strerror(errno));
+}
+
+static void pump_abort(struct pump *p, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->dead)
+		return;
+	p->dead = 1;
+	p->err = err ? err : -ECONNABORTED;
+	va_start(ap, fmt);
+	vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
+	va_end(ap);
+	log_warn("relay", "event=stream_aborted stream=%u label=%s reason=\"%s\"", p->id,
+		 p->rs->st.label, p->reason);
+	send_abort_frame(p, p->reason);
+	/* Shutting both sockets down completes every pending op promptly. */
+	shutdown(p->plain, SHUT_RDWR);
+	shutdown(p->framed, SHUT_RDWR);
+	loop_cancel_fd(p->r->lp, p->plain);
+	loop_cancel_fd(p->r->lp, p->framed);
+	pump_release_if_idle(p);
+}
+
+/* ---- plain -> framed (encode) ------------------------------------------ */
+
+static void enc_pack_work(void *arg, struct codec *c)
+{
+	struct enc_slot *s = arg;
+	uint64_t t0 = time_mono_ns();
+
+	s->frame_len = codec_pack(c, FRAME_DATA, s->p->id, s->raw, s->raw_len, 1, s->frame,
+				  codec_frame_bound(PUMP_CHUNK));
+	s->busy_ns = time_mono_ns() - t0;
+}
+
+static void enc_pack_done(void *arg)
+{
+	struct enc_slot *s = arg;
+	struct pump *p = s->p;
+
+	p->inflight--;
+	stat_add(&p->rs->st.busy_ns, s->busy_ns);
+	if (s->frame_len < 0) {
+		pump_abort(p, (int)s->frame_len, "compressing a chunk failed: %s",
+			   strerror((int)-s->frame_len));
+		return;
+	}
+	s->state = SLOT_READY;
+	enc_pump(p);
+}
+
+static void enc_recv_cb(struct loop_op *op, int res)
+{
+	struct pump *p = container_of(op, struct pump, enc_recv_op);
+	struct enc_slot *s = &p->enc[p->enc_fill % PUMP_SLOTS];
+	struct frame_hdr fin = {FRAME_VERSION, FRAME_FIN, 0, p->id, 0, 0, 0};
+
+	p->inflight--;
+	p->enc_recv_busy = 0;
+	if (p->dead) {
+		pump_release_if_idle(p);
+		return;
+	}
+	if (res < 0) {
+		pump_abort(p, res, "reading the local socket failed: %s", strerror(-res));
+		return;
+	}
+	p->enc_fill++;
+	if (res == 0) {
+		/* Local side closed its write half: a FIN frame, in order. */
+		p->enc_eof = 1;
+		s->fin = 1;
+		frame_hdr_encode(&fin, s->frame);
+		fin.crc = frame_crc(s->frame, NULL, 0);
+		frame_hdr_encode(&fin, s->frame);
+		s->frame_len = FRAME_HDR_LEN;
+		s->state = SLOT_READY;
+	} else {
+		stat_add(&p->rs->st.raw_in, (uint64_t)res);
+		s->raw_len = (size_t)res;
+		if (p->compress && s->raw_len > PUMP_INLINE_MAX) {
+			p->inflight++;
+			workers_submit(p->r->w, enc_pack_work, enc_pack_done, s);
+		} else {
+			uint64_t t0 = time_mono_ns();
+
+			/* codec_pack without compression touches no LZ4 state. */
+			s->frame_len = codec_pack(NULL, FRAME_DATA, p->id, s->raw, s->raw_len, 0,
+						  s->frame, codec_frame_bound(PUMP_CHUNK));
+			stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
+			if (s->frame_len < 0) {
+				pump_abort(p, (int)s->frame_len, "framing a chunk failed");
+				return;
+			}
+			s->state = SLOT_READY;
+		}
+	}
+	enc_pump(p);
+}
+
+static void enc_send_cb(struct loop_op *op, int res)
+{
+	struct pump *p = container_of(op, struct pump, enc_send_op);
+	struct enc_slot *s = &p->enc[p->enc_head % PUMP_SLOTS];
+
+	p->inflight--;
+	p->enc_send_busy = 0;
+	if (p->dead) {
+		pump_release_if_idle(p);
+		return;
+	}
+	if (res <= 0) {
+		pump_abort(p, res < 0 ? res : -EPIPE, "sending to the peer failed: %s",
+			   res < 0 ? strerror(-res) : "link closed");
+		return;
+	}
+	stat_add(&p->rs->st.wire_out, (uint64_t)res);
+	p->enc_send_off += (size_t)res;
+	if (p->enc_send_off >= (size_t)s->frame_len) {
+		p->enc_send_off = 0;
+		if (s->fin)
+			p->enc_done = 1;
+		s->fin = 0;
+		s->state = SLOT_FREE;
+		p->enc_head++;
+	}
+	enc_pump(p);
+	pump_check_done(p);
+}
+
+/* Arms whatever can run now: a recv into the next free slot, a send of the
+ * oldest ready slot. Order on the wire is slot order. */
+static void enc_pump(struct pump *p)
+{
+	struct enc_slot *s;
+
+	if (p->dead)
+		return;
+	s = &p->enc[p->enc_fill % PUMP_SLOTS];
+	if (!p->enc_eof && !p->enc_recv_busy && s->state == SLOT_FREE &&
+	    p->enc_fill - p->enc_head < PUMP_SLOTS) {
+		s->state = SLOT_BUSY;
+		p->enc_recv_busy = 1;
+		p->inflight++;
+		loop_recv(p->r->lp, &p->enc_recv_op, p->plain, s->raw, PUMP_CHUNK, 0);
+	}
+	s = &p->enc[p->enc_head % PUMP_SLOTS];
+	if (!p->enc_send_busy && p->enc_head != p->enc_fill && s->state == SLOT_READY) {
+		p->enc_send_busy = 1;
+		p->inflight++;
+		loop_send(p->r->lp, &p->enc_send_op, p->framed, s->frame + p->enc_send_off,
+			  (size_t)s->frame_len - p->enc_send_off, 0);
+	}
+}
+
+/* ---- framed -> plain (decode) ------------------------------------------ */
+
+static void dec_unpack_work(void *arg, struct codec *c)
+{
+	struct dec_slot *s = arg;
+	uint64_t t0 = time_mono_ns();
+
+	(void)c;
+	if (frame_check(&s->h, s->hdr, s->wire) < 0) {
+		s->out_len = -EBADMSG;
+		snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
+	} else {
+		s->out_len = codec_unpack(&s->h, s->wire, s->raw, PUMP_CHUNK);
+		if (s->out_len < 0)
+			snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
+		s->out = s->raw;
+	}
+	s->busy_ns = time_mono_ns() - t0;
+}
+
+static void dec_unpack_done(void *arg)
+{
+	struct dec_slot *s = arg;
+	struct pump *p = s->p;
+
+	p->inflight--;
+	stat_add(&p->rs->st.busy_ns, s->busy_ns);
+	if (s->out_len < 0) {
+		pump_abort(p, -EBADMSG, "bad frame from peer: %s", s->err);
+		return;
+	}
+	s->state = SLOT_READY;
+	dec_pump(p);
+}
+
+static void dec_frame_complete(struct pump *p, struct dec_slot *s)
+{
+	uint64_t t0;
+
+	p->dec_in_payload = 0;
+	p->dec_got = 0;
+	stat_add(&p->rs->st.wire_in, FRAME_HDR_LEN + (uint64_t)s->h.wire_len);
+	switch (s->h.type) {
+	case FRAME_DATA:
+		p->dec_fill++;
+		if (s->h.flags & FRAME_F_LZ4) {
+			s->state = SLOT_BUSY;
+			p->inflight++;
+			workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s);
+			return;
+		}
+		/* Raw payload: check inline (CRC32C is cheap) and pass the
+		 * wire buffer through without a copy. */
+		t0 = time_mono_ns();
+		if (frame_check(&s->h, s->hdr, s->wire) < 0) {
+			pump_abort(p, -EBADMSG, "bad frame from peer: %s", frame_strerror_last());
+			return;
+		}
+		stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
+		s->out = s->wire;
+		s->out_len = s->h.wire_len;
+		s->state = SLOT_READY;
+		return;
+	case FRAME_FIN:
+		if (frame_check(&s->h, s->hdr, s->wire) < 0) {
+			pump_abort(p, -EBADMSG, "bad FIN frame from peer: %s", frame_strerror_last());
+			return;
+		}
+		p->dec_fill++;
+		p->dec_fin_seen = 1;
+		s->fin = 1;
+		s->out_len = 0;
+		s->state = SLOT_READY;
+		return;
+	case FRAME_ABORT:
+		memcpy(p->abort_buf, s->wire, s->h.wire_len);
+		p->abort_buf[s->h.wire_len] = '\0';
+		pump_abort(p, -ECONNABORTED, "peer aborted the stream: %s", p->abort_buf);
+		return;
+	case FRAME_PING:
+		return;
+	default:
+		pump_abort(p, -EPROTO, "unexpected %s frame on a data stream",
+			   frame_type_name(s->h.type));
+		return;
+	}
+}
+
+static void dec_recv_cb(struct loop_op *op, int res)
+{
+	struct pump *p = container_of(op, struct pump, dec_recv_op);
+	struct dec_slot *s = &p->dec[p->dec_fill % PUMP_SLOTS];
+	int r;
+
+	p->inflight--;
+	p->dec_recv_busy = 0;
+	if (p->dead) {
+		pump_release_if_idle(p);
+		return;
+	}
+	if (res < 0) {
+		pump_abort(p, res, "reading the peer link failed: %s", strerror(-res));
+		return;
+	}
+	if (res == 0) {
+		pump_abort(p, -ECONNRESET, "peer closed the link %s",
+			   p->dec_in_payload || p->dec_got ? "in the middle of a frame"
+							    : "without finishing the stream");
+		return;
+	}
+	p->dec_got += (size_t)res;
+	if (!p->dec_in_payload) {
+		if (p->dec_got < FRAME_HDR_LEN)
+			goto rearm;
+		r = frame_hdr_decode(s->hdr, FRAME_HDR_LEN, &s->h);
+		if (r < 0) {
+			pump_abort(p, r, "bad frame header from peer: %s", frame_strerror_last());
+			return;
+		}
+		if (s->h.stream_id != p->id) {
+			pump_abort(p, -EPROTO, "frame for stream %u on the link of stream %u",
+				   s->h.stream_id, p->id);
+			return;
+		}
+		if (s->h.raw_len > PUMP_CHUNK ||
+		    (s->h.type == FRAME_ABORT && s->h.wire_len > PUMP_ABORT_REASON_MAX)) {
+			pump_abort(p, -EMSGSIZE, "frame of %u bytes exceeds the stream chunk limit %u",
+				   s->h.raw_len, PUMP_CHUNK);
+			return;
+		}
+		p->dec_got = 0;
+		p->dec_in_payload = 1;
+		if (s->h.wire_len == 0) {
+			dec_frame_complete(p, s);
+			goto rearm;
+		}
+	} else if (p->dec_got == s->h.wire_len) {
+		dec_frame_complete(p, s);
+	}
+rearm:
+	dec_pump(p);
+	pump_check_done(p);
+}
+
+static void dec_send_cb(struct loop_op *op, int res)
+{
+	struct pump *p = container_of(op, struct pump, dec_send_op);
+	struct dec_slot *s = &p->dec[p->dec_head % PUMP_SLOTS];
+
+	p->inflight--;
+	p->dec_send_busy = 0;
+	if (p->dead) {
+		pump_release_if_idle(p);
+		return;
+	}
+	if (res <= 0) {
+		pump_abort(p, res < 0 ? res : -EPIPE, "writing to the local socket failed: %s",
+			   res < 0 ? strerror(-res) : "closed");
+		return;
+	}
+	stat_add(&p->rs->st.raw_out, (uint64_t)res);
+	p->dec_send_off += (size_t)res;
+	if (p->dec_send_off >= (size_t)s->out_len) {
+		p->dec_send_off = 0;
+		s->state = SLOT_FREE;
+		p->dec_head++;
+	}
+	dec_pump(p);
+	pump_check_done(p);
+}
+
+static void dec_pump(struct pump *p)
+{
+	struct dec_slot *s;
+
+	if (p->dead)
+		return;
+	/* Deliver in order; a FIN slot turns into a half-close of the socket. */
+	for (;;) {
+		s = &p->dec[p->dec_head % PUMP_SLOTS];
+		if (p->dec_send_busy || p->dec_head == p->dec_fill || s->state != SLOT_READY)
+			break;
+		if (s->fin) {
+			shutdown(p->plain, SHUT_WR);
+			s->fin = 0;
+			s->state = SLOT_FREE;
+			p->dec_head++;
+			p->dec_done = 1;
+			continue;
+		}
+		p->dec_send_busy = 1;
+		p->inflight++;
+		loop_send(p->r->lp, &p->dec_send_op, p->plain, s->out + p->dec_send_off,
+			  (size_t)s->out_len - p->dec_send_off, 0);
+		break;
+	}
+	s = &p->dec[p->dec_fill % PUMP_SLOTS];
+	if (p->dec_fin_seen || p->dec_recv_busy)
+		return;
+	if (p->dec_in_payload) {
+		p->dec_recv_busy = 1;
+		p->inflight++;
+		loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->wire + p->dec_got,
+			  s->h.wire_len - p->dec_got, MSG_WAITALL);
+	} else if (s->state == SLOT_FREE && p->dec_fill - p->dec_head < PUMP_SLOTS) {
+		p->dec_recv_busy = 1;
+		p->inflight++;
+		loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->hdr + p->dec_got,
+			  FRAME_HDR_LEN - p->dec_got, MSG_WAITALL);
+	}
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+struct start_req {
+	struct pump *p;
+};
+
+static void pump_start(void *arg)
+{
+	struct pump *p = arg;
+
+	enc_pump(p);
+	dec_pump(p);
+}
+
+static void pump_abort_post(void *arg)
+{
+	struct pump *p = arg;
+
+	pump_abort(p, -ECANCELED, "%s", p->r->fail_reason[0] ? p->r->fail_reason : "aborted");
+}
+
+int relay_new(struct loop *lp, struct workers *w, struct relay **out)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->lp = lp;
+	r->w = w;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	*out = r;
+	return 0;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
+		     const char *label, int compress)
+{
+	struct relay_stream *rs = NULL;
+	struct pump *p = NULL;
+	int ret = -ENOMEM;
+
+	if (set_nonblock(plain_fd) < 0 || set_nonblock(framed_fd) < 0) {
+		ret = -EBADF;
+		goto fail;
+	}
+	rs = calloc(1, sizeof(*rs));
+	p = calloc(1, sizeof(*p));
+	if (!rs || !p)
+		goto fail;
+	for (int i = 0; i < PUMP_SLOTS; i++) {
+		p->enc[i].p = p;
+		p->dec[i].p = p;
+		p->enc[i].raw = malloc(PUMP_CHUNK);
+		p->enc[i].frame = malloc(codec_frame_bound(PUMP_CHUNK));
+		p->dec[i].wire = malloc(PUMP_CHUNK > PUMP_ABORT_REASON_MAX ? PUMP_CHUNK : PUMP_ABORT_REASON_MAX);
+		p->dec[i].raw = malloc(PUMP_CHUNK);
+		if (!p->enc[i].raw || !p->enc[i].frame || !p->dec[i].wire || !p->dec[i].raw)
+			goto fail;
+	}
+	p->r = r;
+	p->rs = rs;
+	p->plain = plain_fd;
+	p->framed = framed_fd;
+	p->id = stream_id;
+	p->compress = compress;
+	p->enc_recv_op.cb = enc_recv_cb;
+	p->enc_send_op.cb = enc_send_cb;
+	p->dec_recv_op.cb = dec_recv_cb;
+	p->dec_send_op.cb = dec_send_cb;
+	rs->st.stream_id = stream_id;
+	snprintf(rs->st.label, sizeof(rs->st.label), "%s", label ? label : "");
+	rs->pump = p;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 8;
+		struct relay_stream **ns = realloc(r->streams, nc * sizeof(*ns));
+
+		if (!ns) {
+			pthread_mutex_unlock(&r->mu);
+			goto fail;
+		}
+		r->streams = ns;
+		r->cap = nc;
+	}
+	r->streams[r->n++] = rs;
+	r->live++;
+	pthread_mutex_unlock(&r->mu);
+	log_info("relay", "event=stream_started stream=%u label=%s compress=%d", stream_id,
+		 rs->st.label, compress);
+	loop_post(r->lp, pump_start, p);
+	return 0;
+fail:
+	if (p) {
+		for (int i = 0; i < PUMP_SLOTS; i++) {
+			free(p->enc[i].raw);
+			free(p->enc[i].frame);
+			free(p->dec[i].wire);
+			free(p->dec[i].raw);
+		}
+	}
+	free(p);
+	free(rs);
+	close(plain_fd);
+	close(framed_fd);
+	return ret;
+}
+
+struct abort_all {
+	struct relay *r;
+};
+
+static void abort_all_fn(void *arg)
+{
+	struct relay *r = arg;
+	struct pump *live[256];
+	size_t n = 0;
+
+	/* Collect under the lock, abort outside it: release takes the lock. */
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->n && n < 256; i++)
+		if (r->streams[i]->pump)
+			live[n++] = r->streams[i]->pump;
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < n; i++)
+		pump_abort_post(live[i]);
+}
+
+void relay_abort(struct relay *r, const char *reason)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->failed) {
+		r->failed = 1;
+		snprintf(r->fail_reason, sizeof(r->fail_reason), "%s", reason ? reason : "aborted");
+	}
+	pthread_mutex_unlock(&r->mu);
+	loop_post(r->lp, abort_all_fn, r);
+}
+
+int relay_wait(struct relay *r, int timeout_ms)
+{
+	struct timespec dl;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->mu);
+	while (r->live > 0 && !r->failed) {
+		if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (r->failed) {
+		ret = -ECONNABORTED;
+		for (size_t i = 0; i < r->n; i++)
+			if (r->streams[i]->st.err) {
+				ret = r->streams[i]->st.err;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return ret;
+}
+
+int relay_failed(struct relay *r, char *reason, size_t len)
+{
+	int f;
+
+	pthread_mutex_lock(&r->mu);
+	f = r->failed;
+	if (f && reason)
+		snprintf(reason, len, "%s", r->fail_reason);
+	pthread_mutex_unlock(&r->mu);
+	return f;
+}
+
+size_t relay_nstreams(struct relay *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->n;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+static void read_stats(const struct relay_stream_stats *in, struct relay_stream_stats *o)
+{
+	*o = *in;
+	o->raw_in = __atomic_load_n(&in->raw_in, __ATOMIC_RELAXED);
+	o->raw_out = __atomic_load_n(&in->raw_out, __ATOMIC_RELAXED);
+	o->wire_in = __atomic_load_n(&in->wire_in, __ATOMIC_RELAXED);
+	o->wire_out = __atomic_load_n(&in->wire_out, __ATOMIC_RELAXED);
+	o->busy_ns = __atomic_load_n(&in->busy_ns, __ATOMIC_RELAXED);
+}
+
+size_t relay_stats(struct relay *r, struct relay_stream_stats *out, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->n;
+	for (size_t i = 0; i < n && i < max; i++)
+		read_stats(&r->streams[i]->st, &out[i]);
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+void relay_totals(struct relay *r, struct relay_stream_stats *sum)
+{
+	struct relay_stream_stats s;
+
+	memset(sum, 0, sizeof(*sum));
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->n; i++) {
+		read_stats(&r->streams[i]->st, &s);
+		sum->raw_in += s.raw_in;
+		sum->raw_out += s.raw_out;
+		sum->wire_in += s.wire_in;
+		sum->wire_out += s.wire_out;
+		sum->busy_ns += s.busy_ns;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void relay_free(struct relay *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	int live = r->live;
+	pthread_mutex_unlock(&r->mu);
+	if (live > 0)
+		relay_abort(r, "relay closed");
+	pthread_mutex_lock(&r->mu);
+	while (r->live > 0)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < r->n; i++)
+		free(r->streams[i]);
+	free(r->streams);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}

@@ -1,0 +1,60 @@
+/* Relay: the streams of one migration, carried between a local byte socket
+ * (a QEMU migration channel, an NBD connection) and a framed peer link.
+ *
+ * Each stream is bidirectional and independent: its own bounded buffers, its
+ * own backpressure (a full stream stops reading its own source and nothing
+ * else), half-close carried as a FIN frame, abort as an ABORT frame. The same
+ * code runs on both agents: on the source the plain side is QEMU's outgoing
+ * connection, on the target it is the connection to the incoming QEMU.
+ *
+ * All functions are thread-safe; the pumps themselves live on the loop. */
+#ifndef FERRY_TRANSPORT_RELAY_H
+#define FERRY_TRANSPORT_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct workers;
+struct relay;
+
+struct relay_stream_stats {
+	uint32_t stream_id;
+	char label[32];
+	uint64_t raw_in;   /* bytes read from the local socket */
+	uint64_t wire_out; /* frame bytes written to the peer link */
+	uint64_t wire_in;  /* frame bytes read from the peer link */
+	uint64_t raw_out;  /* bytes written to the local socket */
+	uint64_t busy_ns;  /* time spent packing/unpacking this stream's chunks */
+	int done;          /* finished (cleanly or not) */
+	int err;           /* 0 or -errno of its failure */
+};
+
+int relay_new(struct loop *lp, struct workers *w, struct relay **out);
+
+/* Starts a stream. Takes ownership of both fds, also on failure.
+ * compress: LZ4 chunks before they go on the link. */
+int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
+		     const char *label, int compress);
+
+/* Aborts every stream: an ABORT frame with the reason goes to the peer where
+ * possible, sockets are shut down. Idempotent. */
+void relay_abort(struct relay *r, const char *reason);
+
+/* Waits until every stream has finished, or one failed, or timeout.
+ * 0 = all finished cleanly; -ETIMEDOUT; or the failed stream's -errno. */
+int relay_wait(struct relay *r, int timeout_ms);
+
+/* Nonzero when some stream failed; reason says which and why. */
+int relay_failed(struct relay *r, char *reason, size_t len);
+
+size_t relay_nstreams(struct relay *r);
+/* Copies per-stream figures; returns how many streams exist. */
+size_t relay_stats(struct relay *r, struct relay_stream_stats *out, size_t max);
+/* Sum over all streams (stream_id/label unset). */
+void relay_totals(struct relay *r, struct relay_stream_stats *sum);
+
+/* Aborts what still runs, waits for every pump to release its sockets. */
+void relay_free(struct relay *r);
+
+#endif

@@ -1,0 +1,1 @@
+set(FERRY_TRANSPORT_LOWLEVEL_SRCS frame.c crc32c.c codec.c auth.c)
