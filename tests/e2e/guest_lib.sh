@@ -5,6 +5,7 @@
 #   guest_wait_log REGEX SEC                waits for a line in the serial log
 #   guest_cmd LINE EXPECT [SEC]             sends a serial command, prints reply
 #   qmp JSON                                one QMP command, prints the reply
+#                                           (or fails: use r=$(qmp ..) || exit 1)
 #   json_num FIELD <<<"$reply"              the number after "FIELD":
 #
 # QMP goes through one socat coprocess per QEMU: a command is written as a
@@ -102,9 +103,9 @@ guest_cmd() {
 }
 
 qmp_open() {
-	coproc QMP { exec socat - UNIX-CONNECT:"$WORK/qmp.sock"; }
-	QMP_PID=$QMP_PID
 	local greeting
+
+	coproc QMP { exec socat - UNIX-CONNECT:"$WORK/qmp.sock"; }
 	read -r -t 10 -u "${QMP[0]}" greeting || die "no QMP greeting"
 	qmp '{"execute":"qmp_capabilities"}' >/dev/null
 }
@@ -112,6 +113,8 @@ qmp_open() {
 qmp() {
 	local line
 
+	# bash unsets QMP when socat exits, i.e. when QEMU has gone away
+	[ -n "${QMP[1]:-}" ] || die "QMP connection lost (QEMU exited?)"
 	printf '%s\n' "$1" >&"${QMP[1]}" || die "QMP connection lost"
 	while read -r -t 60 -u "${QMP[0]}" line; do
 		case $line in

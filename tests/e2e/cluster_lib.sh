@@ -1,0 +1,199 @@
+# Shared helpers for the end-to-end tests that run real agents; sourced.
+#
+#   cluster_init BUILD_DIR        checks tools (exit 77), makes $WORK, a key,
+#                                 ports; installs the cleanup trap
+#   agent_config NODE PORT PEER PEER_PORT [KEYFILE]   writes $WORK/NODE.yaml
+#   agent_start NODE              starts ferryd for NODE, waits for its API
+#   agent_kill NODE [SIG]         kills it (default SIGKILL) and waits
+#   ctl NODE ARGS...              ferryctl against NODE's agent
+#   vm_create NODE NAME MEM "APPEND"   creates a guest VM and waits for READY
+#   guest_verify NODE NAME        sends `verify` on the VM's serial, expects OK
+#   guest_hb NODE NAME            prints the guest's latest heartbeat seq
+#   mig_wait_phase NODE ID REGEX SEC   polls a migration until its phase matches
+#   mig_wait_bytes NODE ID BYTES SEC   ... until rawBytes >= BYTES
+#   assert_clean                  no QEMU or socket of this test left behind
+#
+# Every wait has a deadline; the EXIT trap stops agents and QEMUs this test
+# started and removes $WORK, whatever happened.
+
+set -u
+
+die() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "[$(date +%T.%3N)] $*"; }
+
+cluster_init() {
+	BUILD=$1
+	FERRYD=$BUILD/agent/ferryd
+	FERRYCTL=$BUILD/cli/ferryctl
+	GUEST_ELF=$BUILD/guest/ferry-guest.elf
+	GUEST_SERIAL=$BUILD/guest/guest-serial
+	for tool in qemu-system-x86_64 jq; do
+		command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+	done
+	for f in "$FERRYD" "$FERRYCTL" "$GUEST_ELF" "$GUEST_SERIAL"; do
+		[ -e "$f" ] || die "$f missing (build first)"
+	done
+	WORK=$(mktemp -d /tmp/ferry-e2e.XXXXXX)
+	head -c 48 /dev/urandom | base64 > "$WORK/cluster.key"
+	chmod 600 "$WORK/cluster.key"
+	# Ports from the PID spread tests that ctest runs in parallel.
+	PORT_A=$((20000 + ($$ % 20000) * 2))
+	PORT_B=$((PORT_A + 1))
+	AGENT_PIDS=""
+	trap cluster_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+cluster_cleanup() {
+	local rc=$?
+
+	for pid in $AGENT_PIDS; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in $AGENT_PIDS; do
+		wait "$pid" 2>/dev/null
+	done
+	# QEMUs outlive their agent by design; this test's go with it.
+	for pf in "$WORK"/*/state/vms/*/qemu.pid; do
+		[ -f "$pf" ] || continue
+		kill -KILL "$(cat "$pf")" 2>/dev/null
+	done
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		for l in "$WORK"/*.log; do
+			[ -f "$l" ] || continue
+			echo "--- $l (tail) ---" >&2
+			tail -n 40 "$l" >&2
+		done
+	fi
+	rm -rf "$WORK"
+	exit $rc
+}
+
+agent_config() {
+	local node=$1 port=$2 peer=$3 pport=$4 key=${5:-$WORK/cluster.key}
+
+	mkdir -p "$WORK/$node"
+	cat > "$WORK/$node.yaml" <<YAML
+node: $node
+listen: 127.0.0.1:$port
+api_socket: $WORK/$node/api.sock
+state_dir: $WORK/$node/state
+cluster_key: $key
+qemu: {binary: qemu-system-x86_64, accel: tcg}
+migration: {progress_timeout_s: 150, completion_timeout_s_per_gib: 800}
+peers:
+  - {name: $peer, address: 127.0.0.1:$pport}
+YAML
+}
+
+agent_start() {
+	local node=$1 i
+
+	"$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
+	eval "AGENT_PID_$(echo "$node" | tr - _)=$!"
+	AGENT_PIDS="$AGENT_PIDS $!"
+	# Ready when the API answers; bounded.
+	for i in $(seq 1 200); do
+		"$FERRYCTL" --server "$WORK/$node/api.sock" nodes >/dev/null 2>&1 && return 0
+		kill -0 $! 2>/dev/null || die "ferryd $node exited: $(tail -n 3 "$WORK/$node.log")"
+		sleep 0.05 # no readiness event to wait on before the socket exists
+	done
+	die "ferryd $node did not come up"
+}
+
+agent_kill() {
+	local node=$1 sig=${2:-KILL} var pid
+
+	var="AGENT_PID_$(echo "$node" | tr - _)"
+	pid=${!var}
+	kill -"$sig" "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	AGENT_PIDS=$(echo "$AGENT_PIDS" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')
+}
+
+ctl() {
+	local node=$1
+	shift
+	"$FERRYCTL" --server "$WORK/$node/api.sock" "$@"
+}
+
+vm_json() { ctl "$1" -o json describe vmi "$2"; }
+
+vm_create() {
+	local node=$1 name=$2 mem=$3 append=$4 serial
+
+	cat > "$WORK/$name.yaml" <<YAML
+name: $name
+memory_mib: $mem
+vcpus: 1
+serial: true
+kernel: $GUEST_ELF
+append: "$append"
+YAML
+	ctl "$node" vm create -f "$WORK/$name.yaml" || die "vm create failed"
+	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
+	"$GUEST_SERIAL" --socket "$serial" --timeout 120 --expect "FERRY-GUEST READY" >/dev/null ||
+		die "guest $name did not boot"
+}
+
+guest_verify() {
+	local node=$1 name=$2 serial out
+
+	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
+	[ -n "$serial" ] && [ "$serial" != null ] || die "$name has no serial socket on $node"
+	out=$("$GUEST_SERIAL" --socket "$serial" --timeout 180 --send verify \
+		--expect "VERIFY OK" --fail "VERIFY FAIL") || die "guest verify on $node: $out"
+	log "$node/$name: $out"
+}
+
+guest_hb() {
+	local node=$1 name=$2 serial
+
+	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
+	"$GUEST_SERIAL" --socket "$serial" --timeout 10 --expect "HB " | sed -n 's/.*seq=\([0-9]*\).*/\1/p'
+}
+
+mig_json() { ctl "$1" -o json get vmim | jq ".[] | select(.id == \"$2\")"; }
+
+mig_wait_phase() {
+	local node=$1 id=$2 re=$3 secs=$4 phase deadline
+
+	deadline=$(($(date +%s) + secs))
+	while [ "$(date +%s)" -le "$deadline" ]; do
+		phase=$(mig_json "$node" "$id" | jq -r .phase)
+		[[ $phase =~ $re ]] && return 0
+		sleep 0.1 # polling a status API; there is no event stream yet
+	done
+	die "migration $id never reached phase $re (last: $phase)"
+}
+
+mig_wait_bytes() {
+	local node=$1 id=$2 want=$3 secs=$4 got deadline
+
+	deadline=$(($(date +%s) + secs))
+	while [ "$(date +%s)" -le "$deadline" ]; do
+		got=$(mig_json "$node" "$id" | jq -r .rawBytes)
+		[ "${got:-0}" -ge "$want" ] 2>/dev/null && return 0
+		sleep 0.05
+	done
+	die "migration $id never moved $want bytes (last: $got)"
+}
+
+# The migration must have left exactly one QEMU for the VM and no
+# half-made target: count live QEMUs whose pidfile lives under $WORK.
+qemu_count() {
+	local n=0 pf
+
+	for pf in "$WORK"/*/state/vms/*/qemu.pid; do
+		[ -f "$pf" ] || continue
+		kill -0 "$(cat "$pf")" 2>/dev/null && n=$((n + 1))
+	done
+	echo $n
+}
+
+assert_no_migration_files() {
+	local node=$1 left
+
+	left=$(find "$WORK/$node/state/migrations" -mindepth 1 2>/dev/null)
+	[ -z "$left" ] || die "leftover migration files on $node: $left"
+}

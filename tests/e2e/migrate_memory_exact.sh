@@ -1,0 +1,24 @@
+#!/bin/bash
+# With the target started paused, guest RAM of the stopped source and of the
+# target hash identically (pmemsave on both sides); single channel and
+# multifd with 2 channels.
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_init "$1"
+
+agent_config node-a "$PORT_A" node-b "$PORT_B"
+agent_config node-b "$PORT_B" node-a "$PORT_A"
+agent_start node-a
+agent_start node-b
+
+vm_create node-a g1 256 "fill=160 profile=mix dirty=20 wss=96"
+out=$(ctl node-a migrate g1 --node node-b --wait --verify-memory) || die "migration failed: $out"
+echo "$out"
+echo "$out" | grep -q "memory:      match" || die "memory not verified identical"
+guest_verify node-b g1
+
+out=$(ctl node-b migrate g1 --node node-a --wait --verify-memory --multifd 2) || die "multifd migration failed: $out"
+echo "$out"
+echo "$out" | grep -q "memory:      match" || die "memory not identical after multifd"
+echo "$out" | grep -q "2 multifd" || die "multifd was not used"
+guest_verify node-a g1
+log PASS

@@ -1,0 +1,26 @@
+#!/bin/bash
+# There and back three times (alternating single channel and multifd), the
+# guest verified on every arrival.
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_init "$1"
+
+agent_config node-a "$PORT_A" node-b "$PORT_B"
+agent_config node-b "$PORT_B" node-a "$PORT_A"
+agent_start node-a
+agent_start node-b
+
+vm_create node-a g1 256 "fill=128 profile=text dirty=10 wss=64"
+from=node-a
+to=node-b
+for i in 1 2 3 4 5 6; do
+	extra=""
+	[ $((i % 2)) -eq 0 ] && extra="--multifd 2"
+	out=$(ctl $from migrate g1 --node $to --wait $extra) || die "hop $i $from->$to failed: $out"
+	guest_verify $to g1
+	[ "$(qemu_count)" = 1 ] || die "hop $i left $(qemu_count) QEMUs"
+	log "hop $i $from -> $to ok"
+	t=$from
+	from=$to
+	to=$t
+done
+log PASS
