@@ -77,10 +77,8 @@ static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q
 {
 	struct agent *a = agent;
 	struct agent_vm *v;
-	char marker[512];
 
-	snprintf(marker, sizeof(marker), "%s/incoming", q->run_dir);
-	unlink(marker);
+	qemu_vm_incoming_done(q);
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, q->spec->name);
 	if (!v)
@@ -112,19 +110,6 @@ static int target_admit(void *agent, const char *name, char *reason, size_t len)
 		r = -EEXIST;
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (r == 0) {
-		/* Leave a marker: if this agent dies mid-migration, the next
-		 * start knows the run dir holds an unfinished incoming QEMU. */
-		char dir[512], marker[600];
-		FILE *f;
-
-		snprintf(dir, sizeof(dir), "%s/vms/%s", a->cfg->state_dir, name);
-		mkdir(dir, 0700);
-		snprintf(marker, sizeof(marker), "%s/incoming", dir);
-		f = fopen(marker, "w");
-		if (f)
-			fclose(f);
-	}
 	return r;
 }
 

@@ -212,8 +212,14 @@ int qemu_cmdline_build(const struct vm_spec *s, const struct qemu_launch *l, cha
 	argv_add(&b, "-no-user-config");
 	argv_add(&b, "-display");
 	argv_add(&b, "none");
-	argv_add(&b, "-qmp");
-	argv_addf(&b, "unix:%s,server=on,wait=off", esc(&b, l->qmp_socket, e1));
+	/* The long form of "-qmp unix:<path>,server=on,wait=off": -qmp takes
+	 * the path as an implied first key, so a path with '=' in it would be
+	 * read as "key=value" and QEMU refuses to start. path= has no such
+	 * ambiguity. */
+	argv_add(&b, "-chardev");
+	argv_addf(&b, "socket,id=qmp,path=%s,server=on,wait=off", esc(&b, l->qmp_socket, e1));
+	argv_add(&b, "-mon");
+	argv_add(&b, "chardev=qmp,mode=control");
 	if (s->serial) {
 		argv_add(&b, "-chardev");
 		if (l->serial_socket)

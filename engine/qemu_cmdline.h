@@ -6,9 +6,13 @@
  * not reach the guest), and both agents call it with the spec they agreed on.
  *
  * Strings that land inside a comma-separated QEMU option (-blockdev,
- * -chardev, -netdev, -qmp ...) get their commas doubled, QEMU's escape, so a
+ * -chardev, -netdev ...) get their commas doubled, QEMU's escape, so a
  * path like "/img/a,b.qcow2" cannot inject options. Arguments QEMU takes
  * verbatim (-kernel, -append, -pidfile) are passed as they are.
+ *
+ * QMP: "-chardev socket,id=qmp,path=<qmp_socket>,server=on,wait=off
+ * -mon chardev=qmp,mode=control", what "-qmp unix:..." expands to, spelled
+ * out because -qmp misreads a path containing '='.
  *
  * Layout:
  *   disks  one -blockdev per disk: format node "disk-<name>" over protocol

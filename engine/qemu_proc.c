@@ -126,12 +126,19 @@ int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms)
 void qemu_vm_remove_files(struct qemu_vm *vm)
 {
 	const char *files[] = {vm->qmp_path, vm->serial_path, vm->serial_log, vm->qemu_log,
-			       vm->pidfile, vm->incoming_path};
+			       vm->pidfile, vm->incoming_path, vm->incoming_marker};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (files[i][0])
 			unlink(files[i]);
 	rmdir(vm->run_dir);
+}
+
+void qemu_vm_incoming_done(struct qemu_vm *vm)
+{
+	if (vm->incoming_marker[0])
+		unlink(vm->incoming_marker);
+	vm->incoming_marker[0] = '\0';
 }
 
 void qemu_vm_free(struct qemu_vm *vm)
@@ -172,12 +179,22 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 		snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/serial.sock", run_dir);
 		snprintf(vm->serial_log, sizeof(vm->serial_log), "%s/serial.log", run_dir);
 	}
-	if (incoming)
+	if (incoming) {
 		snprintf(vm->incoming_path, sizeof(vm->incoming_path), "%s/incoming.sock", run_dir);
+		snprintf(vm->incoming_marker, sizeof(vm->incoming_marker), "%s/incoming", run_dir);
+	}
 	r = mkdir_p(run_dir);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create run directory %s: %s", run_dir, strerror(-r));
 		goto fail;
+	}
+	if (incoming) {
+		/* If this agent dies mid-migration, its next start finds the
+		 * marker and removes the half-built QEMU (agent.c). */
+		int mfd = open(vm->incoming_marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+		if (mfd >= 0)
+			close(mfd);
 	}
 	l.binary = env->binary;
 	l.accel = env->accel;

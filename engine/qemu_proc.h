@@ -24,6 +24,7 @@ struct qemu_vm {
 	char qemu_log[420];
 	char pidfile[420];
 	char incoming_path[420]; /* target only: where QEMU listens for the migration */
+	char incoming_marker[420]; /* exists while an incoming migration is unfinished */
 	pid_t pid;
 	int pidfd;
 };
@@ -45,6 +46,9 @@ void qemu_vm_remove_files(struct qemu_vm *vm);
 
 /* Last lines of QEMU's log, for error messages. */
 void qemu_vm_log_tail(const struct qemu_vm *vm, char *buf, size_t len);
+
+/* The incoming migration finished: the VM is an ordinary one now. */
+void qemu_vm_incoming_done(struct qemu_vm *vm);
 
 void qemu_vm_free(struct qemu_vm *vm);
 

@@ -38,12 +38,13 @@ _start:
     jmp     2b
 
 /*
- * Timer (IRQ0, vector 0x20): its only job is to end the main loop's hlt.
- * Pacing reads the TSC, so no tick counting happens here (TCG may coalesce
- * ticks anyway). Acknowledge the PIC and return.
+ * Timer (IRQ0) and serial input (IRQ4): their only job is to end the main
+ * loop's hlt; the loop then reads the TSC and the UART itself. No tick
+ * counting happens here (TCG may coalesce ticks). Acknowledge the PIC and
+ * return.
  */
-    .global irq_timer_stub
-irq_timer_stub:
+    .global irq_wake_stub
+irq_wake_stub:
     push    %eax
     mov     $0x20, %al
     out     %al, $0x20

@@ -28,7 +28,7 @@ struct idt_desc {
 } __attribute__((packed));
 
 extern char exc_stubs[];
-extern char irq_timer_stub[];
+extern char irq_wake_stub[];
 extern char irq_ignore_stub[];
 
 static struct idt_entry idt[IDT_ENTRIES];
@@ -57,7 +57,7 @@ static void pic_init(void)
 	outb(PIC2_DATA, 0x02);
 	outb(PIC1_DATA, 0x01);        /* ICW4: 8086 mode */
 	outb(PIC2_DATA, 0x01);
-	outb(PIC1_DATA, 0xFE);        /* only IRQ0 */
+	outb(PIC1_DATA, 0xEE);        /* only IRQ0 (PIT) and IRQ4 (COM1) */
 	outb(PIC2_DATA, 0xFF);
 }
 
@@ -69,7 +69,8 @@ void cpu_init(void)
 		idt_set(v, exc_stubs + 8 * v);
 	for (unsigned v = IRQ_BASE; v < IDT_ENTRIES; v++)
 		idt_set(v, irq_ignore_stub);
-	idt_set(IRQ_BASE, irq_timer_stub);
+	idt_set(IRQ_BASE + 0, irq_wake_stub);   /* PIT */
+	idt_set(IRQ_BASE + 4, irq_wake_stub);   /* COM1 received data */
 	__asm__ volatile("lidt %0" : : "m"(d));
 	pic_init();
 }

@@ -8,8 +8,9 @@
 
 /*
  * Install the IDT (exceptions 0..31, PIC vectors 0x20..0x2F) and remap the
- * PIC there with every line masked except IRQ0, the timer. Interrupts stay
- * disabled until the main loop's first wait_for_interrupt().
+ * PIC there with every line masked except IRQ0 (timer) and IRQ4 (serial
+ * input). Interrupts stay disabled until the main loop's first
+ * wait_for_interrupt().
  */
 void cpu_init(void);
 

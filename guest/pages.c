@@ -74,9 +74,13 @@ uint32_t pages_setup(uintptr_t base, uintptr_t limit, struct pages_config *cfg)
 {
 	uint32_t max_pages, want;
 
-	/* Each page costs PAGE_SIZE plus its 4-byte table entry. */
+	/*
+	 * Each page costs PAGE_SIZE plus its 4-byte table entry; one more
+	 * page covers rounding the table up to a page boundary.
+	 */
 	base = (base + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
-	max_pages = limit > base ? (limit - base) / (PAGE_SIZE + 4) : 0;
+	max_pages = limit > base + PAGE_SIZE ?
+		(limit - base - PAGE_SIZE) / (PAGE_SIZE + 4) : 0;
 	want = cfg->fill_mib * PAGES_PER_MIB;
 	npages = want < max_pages ? want : max_pages;
 	npages -= npages % PAGES_PER_MIB;           /* whole MiB */
@@ -153,12 +157,15 @@ uint32_t pages_verify(uint32_t *first, const char **reason)
 	return bad;
 }
 
+int pages_corrupt(uint32_t idx)
+{
+	if (idx >= npages)
+		return -1;
+	page(idx)[PAGE_SIZE / 2] ^= 0x5A;
+	return 0;
+}
+
 uint32_t pages_count(void)
 {
 	return npages;
-}
-
-uint32_t pages_wss(void)
-{
-	return wss_pages;
 }

@@ -18,13 +18,14 @@
 
 void serial_init(void)
 {
-	outb(COM1 + UART_IER, 0x00);  /* polled: no UART interrupts */
+	outb(COM1 + UART_IER, 0x00);
 	outb(COM1 + UART_LCR, 0x80);  /* DLAB on to set the divisor */
 	outb(COM1 + UART_DATA, 1);    /* 115200 = 115200 / 1 */
 	outb(COM1 + UART_IER, 0);
 	outb(COM1 + UART_LCR, 0x03);  /* 8N1, DLAB off */
-	outb(COM1 + UART_FCR, 0xC7);  /* FIFOs on and cleared */
-	outb(COM1 + UART_MCR, 0x03);  /* DTR, RTS */
+	outb(COM1 + UART_FCR, 0x07);  /* FIFOs on, cleared, IRQ at 1 byte */
+	outb(COM1 + UART_MCR, 0x0B);  /* DTR, RTS, OUT2 (gates the IRQ) */
+	outb(COM1 + UART_IER, 0x01);  /* IRQ on received data */
 }
 
 void serial_putc(char c)

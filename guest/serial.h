@@ -2,9 +2,10 @@
  * serial.h - COM1 at 115200 8N1, polled in both directions.
  *
  * Output lines end in a bare "\n" so host tools and log greps see exactly
- * the text. Input is polled from the main loop (woken by the timer at least
- * every few ms); QEMU holds back further bytes while the receive FIFO is
- * full, so polling loses nothing.
+ * the text. Input is read by the main loop; the UART raises IRQ4 on the
+ * first received byte only to wake that loop from hlt, so a command is
+ * answered at once even though the timer ticks slowly. QEMU holds back
+ * further bytes while the receive FIFO is full, so nothing is lost.
  */
 #ifndef FERRY_GUEST_SERIAL_H
 #define FERRY_GUEST_SERIAL_H

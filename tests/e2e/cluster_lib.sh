@@ -50,7 +50,17 @@ cluster_cleanup() {
 	for pid in $AGENT_PIDS; do
 		kill -TERM "$pid" 2>/dev/null
 	done
+	# An agent that does not stop in 20 s is a bug worth failing on.
 	for pid in $AGENT_PIDS; do
+		for i in $(seq 1 200); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "agent $pid did not stop on SIGTERM" >&2
+			kill -KILL "$pid" 2>/dev/null
+			[ $rc -eq 0 ] && rc=1
+		fi
 		wait "$pid" 2>/dev/null
 	done
 	# QEMUs outlive their agent by design; this test's go with it.
@@ -132,8 +142,10 @@ append: "$append"
 YAML
 	ctl "$node" vm create -f "$WORK/$name.yaml" || die "vm create failed"
 	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
-	"$GUEST_SERIAL" --socket "$serial" --timeout 120 --expect "FERRY-GUEST READY" >/dev/null ||
-		die "guest $name did not boot"
+	# READY is printed once; a client that connects later sees heartbeats,
+	# which also only start after the fill.
+	"$GUEST_SERIAL" --socket "$serial" --timeout 120 --expect "FERRY-GUEST READY" \
+		--expect-any "HB " >/dev/null || die "guest $name did not boot"
 }
 
 guest_verify() {

@@ -40,75 +40,57 @@ check() {
 }
 
 set_rate() {
-	guest_cmd "dirty $1" "OK dirty=$1" >/dev/null || exit 1
+	guest_cmd g "dirty $1" "OK dirty=$1" >/dev/null || exit 1
 	sleep 1   # let a cycle of the pacer pass before measuring
 }
 
 # by_sampling RATE CALC_TIME
 by_sampling() {
-	local rate=$1 secs=$2 r status deadline
+	local rate=$1 secs=$2 r
 
 	set_rate "$rate"
-	qmp "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":$secs,\"sample-pages\":4096,\"mode\":\"page-sampling\"}}" >/dev/null || exit 1
+	qmp g "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":$secs,\"sample-pages\":4096,\"mode\":\"page-sampling\"}}" >/dev/null || exit 1
 	sleep "$secs"
-	deadline=$((SECONDS + 30))
-	while :; do
-		r=$(qmp '{"execute":"query-dirty-rate"}') || exit 1
-		status=$(json_str status <<<"$r")
-		[ "$status" = measured ] && break
-		[ $SECONDS -lt $deadline ] || die "calc-dirty-rate still $status"
-		sleep 0.2
-	done
+	r=$(qmp_wait_status g query-dirty-rate measured 30) || exit 1
 	check "calc-dirty-rate ${secs}s" "$rate" \
 		$(( $(json_num dirty-rate <<<"$r") * 1048576 ))
 }
 
 # by_migration RATE
 by_migration() {
-	local rate=$1 r status deadline pages psize
+	local rate=$1 r pages psize
 
 	set_rate "$rate"
-	qmp '{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"pause-before-switchover","state":true}]}}' >/dev/null || exit 1
+	qmp g '{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"pause-before-switchover","state":true}]}}' >/dev/null || exit 1
 	# ~100 MB/s makes the first pass last ~4.5 s: long enough for a
 	# precise count, short enough that the working set is not lapped.
-	qmp '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":100000000}}' >/dev/null || exit 1
-	qmp '{"execute":"migrate","arguments":{"uri":"exec:cat > /dev/null"}}' >/dev/null || exit 1
-	deadline=$((SECONDS + 60))
-	while :; do
-		r=$(qmp '{"execute":"query-migrate"}') || exit 1
-		status=$(json_str status <<<"$r")
-		[ "$status" = pre-switchover ] && break
-		case $status in active|setup) ;; *) die "migration $status: $r" ;; esac
-		[ $SECONDS -lt $deadline ] || die "migration not at pre-switchover in 60 s"
-		sleep 0.2
-	done
+	qmp g '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":100000000}}' >/dev/null || exit 1
+	qmp g '{"execute":"migrate","arguments":{"uri":"exec:cat > /dev/null"}}' >/dev/null || exit 1
+	r=$(qmp_wait_status g query-migrate pre-switchover 60 setup active) || exit 1
 	pages=$(json_num dirty-pages-rate <<<"$r")
 	psize=$(json_num page-size <<<"$r")
-	qmp '{"execute":"migrate_cancel"}' >/dev/null || exit 1
-	deadline=$((SECONDS + 30))
-	until [ "$(qmp '{"execute":"query-migrate"}' | json_str status)" = cancelled ]; do
-		[ $SECONDS -lt $deadline ] || die "migration did not cancel"
-		sleep 0.2
-	done
-	[ "$(qmp '{"execute":"query-status"}' | json_str status)" = running ] ||
-		die "guest not running after the cancelled migration"
+	qmp g '{"execute":"migrate_cancel"}' >/dev/null || exit 1
+	qmp_wait_status g query-migrate cancelled 30 >/dev/null || exit 1
+	r=$(qmp g '{"execute":"query-status"}') || exit 1
+	[ "$(json_str status <<<"$r")" = running ] ||
+		die "guest not running after the cancelled migration: $r"
 	check "migration dirty-pages-rate" "$rate" $((pages * psize))
 }
 
 FAILED=
-guest_start 512 "fill=440 wss=420 profile=mix dirty=0"
-log "$(guest_wait_log '^FERRY-GUEST READY' 120)"
+guest_start g 512 "fill=440 wss=420 profile=mix dirty=0"
+ready=$(guest_wait_log g '^FERRY-GUEST READY' 120) || exit 1
+log "$ready"
 
 by_sampling 200 2
 by_sampling 20 20
 by_migration 20
 by_migration 1
 
-guest_cmd "dirty 0" "OK dirty=0" >/dev/null || exit 1
-log "$(guest_cmd verify "VERIFY OK" 120)" || exit 1
-qmp '{"execute":"quit"}' >/dev/null
-wait "$QEMU_PID" 2>/dev/null
-QEMU_PID=
+guest_cmd g "dirty 0" "OK dirty=0" >/dev/null || exit 1
+out=$(guest_cmd g verify "VERIFY OK" 120) || exit 1
+log "$out"
+guest_stop g
 
 [ -z "$FAILED" ] || die "rates off by more than $TOLERANCE%:$FAILED"
 log "PASS"

@@ -1,7 +1,7 @@
 /* VM spec (YAML/JSON, validation) and the QEMU command line built from it.
  *
  * The last test starts a real QEMU (-incoming defer, so the guest never
- * runs) on a command line whose paths all contain commas, and asks it over
+ * runs) on a command line whose paths all contain ',' and '=', and asks it over
  * QMP what it made of them: the escaping is only right if QEMU agrees. It is
  * skipped when qemu-system-x86_64 / qemu-img are not installed. */
 #include <errno.h>
@@ -466,7 +466,9 @@ static void test_cmdline(void **state)
 	assert_true(argv_find(argv, "-nodefaults", NULL) > 0);
 	assert_true(argv_find(argv, "-no-user-config", NULL) > 0);
 	assert_true(argv_find(argv, "-display", "none") > 0);
-	assert_true(argv_find(argv, "-qmp", "unix:/run/ferry/vm1/qmp.sock,server=on,wait=off") > 0);
+	assert_true(argv_find(argv, "-chardev",
+			      "socket,id=qmp,path=/run/ferry/vm1/qmp.sock,server=on,wait=off") > 0);
+	assert_true(argv_find(argv, "-mon", "chardev=qmp,mode=control") > 0);
 	assert_true(argv_find(argv, "-chardev",
 			      "socket,id=ser0,path=/run/ferry/vm1/serial.sock,server=on,wait=off,"
 			      "logfile=/run/ferry/vm1/serial.log") > 0);
@@ -515,7 +517,7 @@ static void test_cmdline(void **state)
 			      "driver=raw,node-name=disk-cd,file.driver=file,file.node-name=file-cd,"
 			      "file.filename=/iso/x,,y.iso,read-only=on") > 0);
 	assert_true(argv_find(argv, "-device", "ide-cd,drive=disk-cd,bus=ide.0,unit=1,id=dev-cd") > 0);
-	assert_true(argv_find(argv, "-qmp", "unix:/run/q,,mp.sock,server=on,wait=off") > 0);
+	assert_true(argv_find(argv, "-chardev", "socket,id=qmp,path=/run/q,,mp.sock,server=on,wait=off") > 0);
 	/* serial wanted by the spec but no socket: a null backend keeps the device */
 	assert_true(argv_find(argv, "-chardev", "null,id=ser0,logfile=/run/s,,erial.log") > 0);
 	assert_true(argv_find(argv, "-pidfile", "/run/p,id") > 0);
@@ -627,8 +629,8 @@ static void test_qemu_accepts(void **state)
 	(void)state;
 	if (!on_path("qemu-system-x86_64") || !on_path("qemu-img"))
 		skip();
-	/* commas everywhere a path goes */
-	snprintf(sub, sizeof(sub), "%s/a,b", g_dir);
+	/* ',' and '=' everywhere a path goes */
+	snprintf(sub, sizeof(sub), "%s/a,b=c", g_dir);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	snprintf(disk, sizeof(disk), "%s/root,1.qcow2", sub);
 	snprintf(iso, sizeof(iso), "%s/cd,1.iso", sub);
@@ -691,8 +693,8 @@ static void test_qemu_accepts(void **state)
 	txt = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	assert_non_null(strstr(txt, "\"node-name\":\"disk-root\""));
 	assert_non_null(strstr(txt, "\"node-name\":\"file-root\""));
-	assert_non_null(strstr(txt, "a,b/root,1.qcow2"));
-	assert_non_null(strstr(txt, "a,b/cd,1.iso"));
+	assert_non_null(strstr(txt, "a,b=c/root,1.qcow2"));
+	assert_non_null(strstr(txt, "a,b=c/cd,1.iso"));
 	json_object_put(r);
 
 	r = qmp_cmd(f, fd, "{\"execute\":\"query-block\"}\n");
