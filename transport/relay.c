@@ -217,6 +217,11 @@ static void enc_pack_done(void *arg)
 
 	p->inflight--;
 	stat_add(&p->rs->st.busy_ns, s->busy_ns);
+	if (p->dead) {
+		/* This job may have been the last thing holding the pump. */
+		pump_release_if_idle(p);
+		return;
+	}
 	if (s->frame_len < 0) {
 		pump_abort(p, (int)s->frame_len, "compressing a chunk failed: %s",
 			   strerror((int)-s->frame_len));
@@ -357,6 +362,10 @@ static void dec_unpack_done(void *arg)
 
 	p->inflight--;
 	stat_add(&p->rs->st.busy_ns, s->busy_ns);
+	if (p->dead) {
+		pump_release_if_idle(p);
+		return;
+	}
 	if (s->out_len < 0) {
 		pump_abort(p, -EBADMSG, "bad frame from peer: %s", s->err);
 		return;

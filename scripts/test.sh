@@ -1,0 +1,10 @@
+#!/bin/bash
+# The README's second command: install, build, run the whole suite (unit and
+# end-to-end with real QEMU and agents), then the sanitizer build's unit tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+(cd "${FERRY_BUILD:-build}" && ctest --output-on-failure -j2 --timeout 900)
+# Sanitizer build: everything that runs host code under ASan+UBSan.
+FERRY_BUILD=build-asan scripts/setup.sh -DFERRY_SANITIZE=address,undefined
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 --timeout 900 -L sanitize)
