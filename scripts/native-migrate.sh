@@ -7,6 +7,7 @@
 # Prints one line: native total_ms=.. pause_ms=.. bytes=.. verify=OK|FAIL
 set -euo pipefail
 BUILD=$1 MEM=$2 APPEND=$3
+PIN=${PIN-1} # PIN= (empty) runs both QEMUs unpinned
 QMP=$BUILD/qmp/ferry-qmp
 SERIAL=$BUILD/guest/guest-serial
 GUEST=$BUILD/guest/ferry-guest.elf
@@ -22,7 +23,7 @@ trap cleanup EXIT
 qemu() { # NAME CPU EXTRA...
 	local n=$1 cpu=$2
 	shift 2
-	taskset -c "$cpu" qemu-system-x86_64 -accel tcg -machine pc -cpu qemu64 -m "$MEM" -smp 1 \
+	${PIN:+taskset -c "$cpu"} qemu-system-x86_64 -accel tcg -machine pc -cpu qemu64 -m "$MEM" -smp 1 \
 		-nodefaults -no-user-config -display none -uuid 7b4ad1e6-0b1e-4d0c-9a51-0f6c2f2bd9a1 \
 		-kernel "$GUEST" -append "$APPEND" \
 		-chardev socket,id=ser0,path="$W/$n.serial",server=on,wait=off \
@@ -33,9 +34,17 @@ qemu() { # NAME CPU EXTRA...
 	PIDS="$PIDS $!"
 }
 
+wait_sock() { # QEMU creates its sockets at start; nothing to wait on before that
+	for i in $(seq 1 300); do [ -S "$1" ] && return 0; sleep 0.02; done
+	echo "native: $1 never appeared: $(cat "$W"/*.log)" >&2
+	exit 1
+}
 qemu src 0
+wait_sock "$W/src.serial"
 "$SERIAL" --socket "$W/src.serial" --timeout 300 --expect "FERRY-GUEST READY" --expect-any "HB " >/dev/null
 qemu dst 1 -incoming defer
+wait_sock "$W/dst.qmp"
+wait_sock "$W/dst.ev"
 for s in src dst; do
 	"$QMP" --socket "$W/$s.qmp" --timeout 30 execute migrate-set-capabilities \
 		'{"capabilities":[{"capability":"events","state":true}]}' >/dev/null

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +79,10 @@ struct pump {
 	struct enc_slot enc[PUMP_SLOTS];
 	unsigned enc_fill, enc_head;
 	int enc_recv_busy, enc_send_busy, enc_eof, enc_done;
+	/* Adaptive compression (want_compress). */
+	uint64_t win_start_ns, win_wire;
+	int win_saturated, compressing;
+	double link_bps;
 	size_t enc_send_off;
 	struct loop_op enc_recv_op, enc_send_op;
 
@@ -231,6 +237,57 @@ static void enc_pack_done(void *arg)
 	enc_pump(p);
 }
 
+/* Compress only where it pays. LZ4 costs CPU on the host that also runs the
+ * guest; it pays back only when the link, not the CPU, limits the copy.
+ *
+ * A backlog in front of the link (bytes the kernel has not sent yet,
+ * SIOCOUTQNSD, plus our own frames waiting) says the link is saturated, but
+ * not whether the wire or the receiver is slow: on loopback the receiving
+ * agent is the limit, and compressing there measured 2x slower. So the pump
+ * also measures how fast the link drains while saturated, in windows of
+ * PUMP_RATE_WINDOW_NS, and compresses only while that rate is below what LZ4
+ * can feed (PUMP_COMPRESS_BELOW_BPS). A window that is not saturated while
+ * compressing means the compressor became the limit: back to raw, measure
+ * again. RELAY_COMPRESS_ALWAYS skips all this, for benchmarks. */
+#define PUMP_RATE_WINDOW_NS (50ull * 1000000ull)
+#define PUMP_COMPRESS_BELOW_BPS (200.0 * 1000 * 1000) /* 1.6 Gbit/s */
+
+static int want_compress(struct pump *p, const struct enc_slot *s)
+{
+	uint64_t now = time_mono_ns(), dt;
+	int notsent = 0;
+	size_t backlog;
+
+	if (p->compress == RELAY_COMPRESS_OFF || s->raw_len <= PUMP_INLINE_MAX)
+		return 0;
+	if (p->compress == RELAY_COMPRESS_ALWAYS)
+		return 1;
+	if (ioctl(p->framed, SIOCOUTQNSD, &notsent) < 0 && ioctl(p->framed, SIOCOUTQ, &notsent) < 0)
+		notsent = 0;
+	/* Slots ahead of this one (it was just counted in enc_fill). */
+	backlog = (size_t)(notsent > 0 ? notsent : 0) +
+		  (size_t)(p->enc_fill - 1 - p->enc_head) * PUMP_CHUNK;
+	if (backlog >= 2 * PUMP_CHUNK)
+		p->win_saturated = 1;
+	if (!p->win_start_ns)
+		p->win_start_ns = now;
+	dt = now - p->win_start_ns;
+	if (dt >= PUMP_RATE_WINDOW_NS) {
+		if (p->win_saturated) {
+			double rate = (double)p->win_wire * 1e9 / (double)dt;
+
+			p->link_bps = p->link_bps > 0 ? 0.5 * p->link_bps + 0.5 * rate : rate;
+			p->compressing = p->link_bps < PUMP_COMPRESS_BELOW_BPS;
+		} else {
+			p->compressing = 0;
+		}
+		p->win_start_ns = now;
+		p->win_wire = 0;
+		p->win_saturated = 0;
+	}
+	return p->compressing;
+}
+
 static void enc_recv_cb(struct loop_op *op, int res)
 {
 	struct pump *p = container_of(op, struct pump, enc_recv_op);
@@ -260,7 +317,7 @@ static void enc_recv_cb(struct loop_op *op, int res)
 	} else {
 		stat_add(&p->rs->st.raw_in, (uint64_t)res);
 		s->raw_len = (size_t)res;
-		if (p->compress && s->raw_len > PUMP_INLINE_MAX) {
+		if (want_compress(p, s)) {
 			p->inflight++;
 			workers_submit(p->r->w, enc_pack_work, enc_pack_done, s);
 		} else {
@@ -297,6 +354,7 @@ static void enc_send_cb(struct loop_op *op, int res)
 		return;
 	}
 	stat_add(&p->rs->st.wire_out, (uint64_t)res);
+	p->win_wire += (uint64_t)res;
 	p->enc_send_off += (size_t)res;
 	if (p->enc_send_off >= (size_t)s->frame_len) {
 		p->enc_send_off = 0;

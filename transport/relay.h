@@ -30,10 +30,17 @@ struct relay_stream_stats {
 	int err;           /* 0 or -errno of its failure */
 };
 
+/* How a stream uses LZ4 on the link. */
+enum relay_compress {
+	RELAY_COMPRESS_OFF = 0,
+	RELAY_COMPRESS_AUTO = 1,   /* only while the link is the bottleneck */
+	RELAY_COMPRESS_ALWAYS = 2, /* every chunk (benchmarks) */
+};
+
 int relay_new(struct loop *lp, struct workers *w, struct relay **out);
 
 /* Starts a stream. Takes ownership of both fds, also on failure.
- * compress: LZ4 chunks before they go on the link. */
+ * compress: an enum relay_compress. */
 int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
 		     const char *label, int compress);
 
