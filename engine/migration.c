@@ -339,6 +339,7 @@ out:
 	if (f)
 		fclose(f);
 	EVP_MD_CTX_free(ctx);
-	unlink(path);
+	if (!getenv("FERRY_KEEP_MEMORY_DUMPS"))
+		unlink(path);
 	return r;
 }
