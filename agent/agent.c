@@ -23,6 +23,9 @@ static const char *vm_state_name(enum vm_state s)
 	case VM_RUNNING: return "Running";
 	case VM_MIGRATING: return "Migrating";
 	case VM_DEPARTED: return "Departed";
+	case VM_STARTING: return "Starting";
+	case VM_INCOMING: return "Incoming";
+	case VM_PAUSED: return "Paused";
 	default: return "Stopped";
 	}
 }
@@ -49,6 +52,18 @@ static struct agent_vm *add_vm(struct agent *a, const char *name)
 
 /* ---- engine callbacks ---------------------------------------------------- */
 
+static void on_target_failed(void *agent, const char *name)
+{
+	struct agent *a = agent;
+	struct agent_vm *v;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (v && v->state == VM_INCOMING)
+		v->state = v->departed_to[0] ? VM_DEPARTED : VM_STOPPED;
+	pthread_mutex_unlock(&a->mu);
+}
+
 static void on_source_done(void *agent, struct migration *m, int succeeded)
 {
 	struct agent *a = agent;
@@ -67,10 +82,17 @@ static void on_source_done(void *agent, struct migration *m, int succeeded)
 			v->state = VM_DEPARTED;
 			snprintf(v->departed_to, sizeof(v->departed_to), "%s", st.target_node);
 		} else {
-			v->state = VM_RUNNING;
+			v->state = st.guest_paused_on_source ? VM_PAUSED : VM_RUNNING;
 		}
 	}
 	pthread_mutex_unlock(&a->mu);
+}
+
+/* A name is free for a new VM or an arriving one only if nothing lives,
+ * starts or arrives under it here. */
+static int name_free(const struct agent_vm *v)
+{
+	return !v || v->state == VM_DEPARTED || v->state == VM_STOPPED;
 }
 
 static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q)
@@ -105,9 +127,16 @@ static int target_admit(void *agent, const char *name, char *reason, size_t len)
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, name);
-	if (v && v->state != VM_DEPARTED && v->state != VM_STOPPED) {
-		snprintf(reason, len, "a VM named %s already runs on node %s", name, a->cfg->node);
+	if (!name_free(v)) {
+		snprintf(reason, len, "a VM named %s already exists on node %s", name, a->cfg->node);
 		r = -EEXIST;
+	} else {
+		if (!v)
+			v = add_vm(a, name);
+		if (v)
+			v->state = VM_INCOMING; /* held until arrival or failure */
+		else
+			r = -ENOMEM;
 	}
 	pthread_mutex_unlock(&a->mu);
 	return r;
@@ -206,6 +235,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->env.on_source_done = on_source_done;
 	a->env.on_target_arrived = on_target_arrived;
 	a->env.target_admit = target_admit;
+	a->env.on_target_failed = on_target_failed;
 	cleanup_stale_incoming(a);
 	r = loop_new(&a->lp);
 	if (r < 0) {
@@ -265,7 +295,7 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, spec->name);
-	if (v && v->state != VM_DEPARTED && v->state != VM_STOPPED) {
+	if (!name_free(v)) {
 		pthread_mutex_unlock(&a->mu);
 		snprintf(err, errlen, "VM %s already exists on node %s", spec->name, a->cfg->node);
 		vmspec_free(spec);
@@ -279,7 +309,7 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 		return -ENOMEM;
 	}
 	/* Reserve the name while QEMU starts. */
-	v->state = VM_STOPPED;
+	v->state = VM_STARTING;
 	v->departed_to[0] = '\0';
 	pthread_mutex_unlock(&a->mu);
 
@@ -289,6 +319,8 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 	if (r == 0) {
 		v->q = q;
 		v->state = VM_RUNNING;
+	} else {
+		v->state = VM_STOPPED;
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (r == 0)
@@ -308,9 +340,9 @@ int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "no VM named %s on node %s", name, a->cfg->node);
 		return -ENOENT;
 	}
-	if (v->state == VM_MIGRATING) {
+	if (v->state == VM_MIGRATING || v->state == VM_STARTING || v->state == VM_INCOMING) {
 		pthread_mutex_unlock(&a->mu);
-		snprintf(err, errlen, "VM %s is migrating; cancel the migration first", name);
+		snprintf(err, errlen, "VM %s is %s; wait or cancel first", name, vm_state_name(v->state));
 		return -EBUSY;
 	}
 	for (pp = &a->vms; *pp != v; pp = &(*pp)->next)
@@ -446,8 +478,8 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
 	req.verify_memory = opt_int(opts, "verifyMemory", 0);
 	if (req.multifd_channels != FERRY_UNSET &&
-	    (req.multifd_channels < 0 || req.multifd_channels > 16)) {
-		snprintf(err, errlen, "multifdChannels must be between 0 and 16");
+	    (req.multifd_channels < 0 || req.multifd_channels > 64)) {
+		snprintf(err, errlen, "multifdChannels must be between 0 and 64");
 		return -EINVAL;
 	}
 

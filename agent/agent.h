@@ -14,7 +14,11 @@
 
 struct MHD_Daemon;
 
-enum vm_state { VM_RUNNING, VM_MIGRATING, VM_DEPARTED, VM_STOPPED };
+/* STARTING and INCOMING hold the name while a QEMU comes up, so two
+ * creates (or a create and an arriving migration) cannot collide; PAUSED
+ * is a guest a migration left stopped here because the target never
+ * confirmed it runs there (see mig_status.guest_paused_on_source). */
+enum vm_state { VM_RUNNING, VM_MIGRATING, VM_DEPARTED, VM_STOPPED, VM_STARTING, VM_INCOMING, VM_PAUSED };
 
 struct agent_vm {
 	char name[64];
@@ -42,7 +46,7 @@ struct agent {
 	struct agent_mig *migs;
 	unsigned mig_seq;
 	int peer_fd;
-	struct loop_op peer_accept_op;
+	struct loop_op peer_accept_op, peer_retry_op;
 	struct MHD_Daemon *api;
 	int api_fd;
 };

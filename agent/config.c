@@ -134,7 +134,7 @@ static int config_finish(struct ferry_config *c, int cpu_models_given)
 	static const char *const tcg_only[] = {"qemu64", NULL};
 
 	if (c->node[0] && !c->api_socket[0])
-		snprintf(c->api_socket, sizeof(c->api_socket), "/run/ferry/%s/api.sock", c->node);
+		snprintf(c->api_socket, sizeof(c->api_socket), "%s", "/run/ferry/api.sock");
 	if (c->node[0] && !c->state_dir[0])
 		snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/ferry/%s", c->node);
 	if (cpu_models_given)

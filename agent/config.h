@@ -22,7 +22,7 @@ struct ferry_config {
 	char node[64];           /* required, [a-z0-9-]{1,63} */
 	char listen_host[256];   /* peer links; default 127.0.0.1 */
 	int listen_port;         /* default 7700 */
-	char api_socket[256];    /* default /run/ferry/<node>/api.sock */
+	char api_socket[256];    /* default /run/ferry/api.sock (ferryctl default) */
 	char api_listen[256];    /* "" (default) or host:port for the REST API */
 	char state_dir[256];     /* default /var/lib/ferry/<node> */
 	char cluster_key[256];   /* default /etc/ferry/cluster.key */

@@ -51,12 +51,14 @@ static void handle_prepare(struct agent *a, int fd, const char *peer, struct jso
 	r = mig_target_start(&a->env, fd, peer, msg, &m);
 	if (r < 0) {
 		log_warn("peer", "event=prepare_refused peer=%s err=%s", peer, strerror(-r));
-		return; /* fd closed by mig_target_start */
+		send_refusal(fd, r == -EINVAL ? "malformed prepare request" : "target cannot start a migration now");
+		close(fd);
+		return;
 	}
 	agent_add_migration(a, m, vm);
 }
 
-static void handle_open(struct agent *a, int fd, struct json_object *msg)
+static void handle_open(struct agent *a, int fd, const char *peer, struct json_object *msg)
 {
 	const char *id = json_object_get_string(json_object_object_get(msg, "mig"));
 	const char *kind_s = json_object_get_string(json_object_object_get(msg, "kind"));
@@ -74,7 +76,7 @@ static void handle_open(struct agent *a, int fd, struct json_object *msg)
 		return;
 	}
 	log_set_migration(id);
-	if (mig_target_attach(m, fd, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
+	if (mig_target_attach(m, fd, peer, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
 		log_warn("peer", "event=attach_failed kind=%s channel=%d reason=\"%s\"", kind_s, chan, reason);
 	log_set_migration(NULL);
 }
@@ -109,7 +111,7 @@ static void *peer_thread(void *arg)
 		goto drop;
 	}
 	if (h.type == FRAME_OPEN) {
-		handle_open(a, fd, msg);
+		handle_open(a, fd, peer, msg);
 		fd = -1;
 	} else if (h.type == FRAME_CONTROL) {
 		const char *op = json_object_get_string(json_object_object_get(msg, "op"));
@@ -139,6 +141,14 @@ drop:
 	return NULL;
 }
 
+static void arm(void *arg);
+
+static void peer_retry_cb(struct loop_op *op, int res)
+{
+	(void)res;
+	arm((char *)op - offsetof(struct agent, peer_retry_op));
+}
+
 static void peer_accept_cb(struct loop_op *op, int res)
 {
 	struct agent *a = (struct agent *)((char *)op - offsetof(struct agent, peer_accept_op));
@@ -146,8 +156,12 @@ static void peer_accept_cb(struct loop_op *op, int res)
 	pthread_t t;
 
 	if (res < 0) {
-		if (res != -ECANCELED)
-			log_error("peer", "event=accept_failed err=%s", strerror(-res));
+		if (res == -ECANCELED)
+			return;
+		/* Out of fds or similar: keep serving peers, but do not spin. */
+		log_error("peer", "event=accept_failed err=%s action=retry_in_200ms", strerror(-res));
+		a->peer_retry_op.cb = peer_retry_cb;
+		loop_timeout(a->lp, &a->peer_retry_op, 200);
 		return;
 	}
 	pc = malloc(sizeof(*pc));

@@ -354,26 +354,28 @@ static int monitor(struct migration *m, uint64_t deadline_ms)
 		}
 		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
 			if (!strcmp(ev.name, "STOP")) {
+				/* QEMU stopped the guest for the last copy: from here
+				 * the outcome is QEMU's and the target's to decide, and
+				 * a cancel is refused (QEMU 7.2 reports the "device"
+				 * status only with pause-before-switchover). */
 				pthread_mutex_lock(&m->mu);
 				m->st.stop_ts_us = ev.ts_us;
+				m->switchover_started = 1;
 				pthread_mutex_unlock(&m->mu);
 			} else if (!strcmp(ev.name, "MIGRATION")) {
-				const char *s = json_object_get_string(
-					json_object_object_get(ev.data, "status"));
+				char s[32];
 
-				log_info("mig", "event=qemu_status status=%s", s ? s : "?");
-				if (s && !strcmp(s, "device")) {
-					/* The guest is being stopped for the last copy. */
-					pthread_mutex_lock(&m->mu);
-					m->switchover_started = 1;
-					pthread_mutex_unlock(&m->mu);
-				}
-				if (s && !strcmp(s, "completed")) {
+				/* A copy: the event (and its strings) is freed below. */
+				snprintf(s, sizeof(s), "%s", json_object_get_string(
+					json_object_object_get(ev.data, "status")) ?: "?");
+
+				log_info("mig", "event=qemu_status status=%s", s);
+				if (!strcmp(s, "completed")) {
 					qmp_event_clear(&ev);
 					query_migrate(m, status, sizeof(status), NULL, 0);
 					return 1;
 				}
-				if (s && (!strcmp(s, "failed") || !strcmp(s, "cancelled"))) {
+				if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
 					qmp_event_clear(&ev);
 					query_migrate(m, status, sizeof(status), desc, sizeof(desc));
 					if (relay_failed(m->relay, reason, sizeof(reason)))
@@ -551,20 +553,40 @@ static void *source_main(void *arg)
 	m->switchover_started = 1;
 	m->st.total_ms = time_mono_ms() - t_migrate;
 	pthread_mutex_unlock(&m->mu);
+confirm:
 	/* Let the last bytes drain through the relay before asking. */
 	relay_wait(m->relay, 30000);
 	confirmed = confirm_with_target(m);
 	if (confirmed <= 0) {
 		if (confirmed < 0)
 			ensure_source_running(m);
+		else
+			m->guest_paused_here = 1;
 		goto done;
 	}
 	succeeded = 1;
 	goto done;
 
 fail:
-	if (started && m->qmp)
+	/* A failure noticed just as QEMU finished: if QEMU completed, the
+	 * target may already run the guest, so only the target can say whether
+	 * the source may take it back. */
+	if (started && m->qmp) {
+		char status[64] = "";
+
+		if (query_migrate(m, status, sizeof(status), NULL, 0) == 0 &&
+		    !strcmp(status, "completed")) {
+			log_warn("mig", "event=failure_after_completion reason=\"%s\"", m->st.failure_reason);
+			pthread_mutex_lock(&m->mu);
+			m->st.failure_reason[0] = '\0';
+			m->switchover_started = 1;
+			if (!m->st.total_ms)
+				m->st.total_ms = time_mono_ms() - t_migrate;
+			pthread_mutex_unlock(&m->mu);
+			goto confirm;
+		}
 		cancel_qemu_migration(m);
+	}
 	if (m->relay)
 		relay_abort(m->relay, m->st.failure_reason);
 	if (m->ctl_fd >= 0) {
@@ -586,13 +608,15 @@ fail:
 done:
 	close_listener(m);
 	if (m->relay) {
-		relay_totals(m->relay, &tot);
+		struct relay *r = m->relay;
+
+		relay_totals(r, &tot);
 		pthread_mutex_lock(&m->mu);
 		m->st.raw_bytes = tot.raw_in;
 		m->st.wire_bytes = tot.wire_out;
+		m->relay = NULL; /* status readers take the lock to see it */
 		pthread_mutex_unlock(&m->mu);
-		relay_free(m->relay);
-		m->relay = NULL;
+		relay_free(r);
 	}
 	qmp_close(m->qmp);
 	m->qmp = NULL;
@@ -604,6 +628,11 @@ done:
 		/* The guest runs on the target: the paused source copy goes. */
 		qemu_vm_stop(m->vm, 10000);
 		qemu_vm_remove_files(m->vm);
+	}
+	if (m->guest_paused_here) {
+		pthread_mutex_lock(&m->mu);
+		m->st.guest_paused_on_source = 1;
+		pthread_mutex_unlock(&m->mu);
 	}
 	mig_finish(m, succeeded);
 	m->env.on_source_done(m->env.agent, m, succeeded);

@@ -49,6 +49,7 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 		vmspec_free(spec);
 		return r;
 	}
+	m->admitted = 1;
 	snprintf(run_dir, sizeof(run_dir), "%s/vms/%s", m->env.state_dir, spec->name);
 	r = qemu_vm_start(&m->env.qemu, spec, run_dir, 1,
 			  json_object_get_boolean(json_object_object_get(m->prepare, "paused")), &m->vm,
@@ -76,18 +77,17 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 	return r;
 }
 
-int mig_target_attach(struct migration *m, int fd, enum channel_kind kind, int chan_id,
-		      uint32_t stream_id, char *reason, size_t len)
+int mig_target_attach(struct migration *m, int fd, const char *peer, enum channel_kind kind,
+		      int chan_id, uint32_t stream_id, char *reason, size_t len)
 {
 	struct json_object *ack = json_object_new_object();
 	char label[32];
-	int qfd = -1, r = 0;
+	int qfd = -1, r = 0, counted = 0;
 	uint64_t deadline = time_mono_ms() + MAIN_WAIT_MS;
 
 	snprintf(label, sizeof(label), kind == CHANNEL_MAIN ? "main" : "multifd-%d", chan_id);
 	/* QEMU 7.2 takes the first connection as the main channel: multifd
-	 * channels wait until main is connected, and connects are serialized
-	 * under the lock so accept order equals connect order. */
+	 * channels wait until main is connected. */
 	pthread_mutex_lock(&m->mu);
 	while (kind == CHANNEL_MULTIFD && !m->main_connected && !m->finished &&
 	       time_mono_ms() < deadline) {
@@ -101,7 +101,10 @@ int mig_target_attach(struct migration *m, int fd, enum channel_kind kind, int c
 		}
 		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
 	}
-	if (m->finished || !m->vm || m->st.phase < MIG_TARGET_READY) {
+	if (strcmp(peer, m->st.source_node)) {
+		snprintf(reason, len, "data link from %s for a migration from %s", peer, m->st.source_node);
+		r = -EPERM;
+	} else if (m->finished || m->switchover_started || !m->vm || m->st.phase < MIG_TARGET_READY) {
 		snprintf(reason, len, "migration %s is not accepting channels", m->req.id);
 		r = -ESRCH;
 	} else if (kind == CHANNEL_MULTIFD && !m->main_connected) {
@@ -111,29 +114,47 @@ int mig_target_attach(struct migration *m, int fd, enum channel_kind kind, int c
 		snprintf(reason, len, "a second main channel");
 		r = -EPROTO;
 	} else {
+		/* The target thread waits for attachers before freeing the relay. */
+		m->attaching++;
+		counted = 1;
+	}
+	pthread_mutex_unlock(&m->mu);
+
+	if (r == 0) {
+		/* Connects are serialized so accept order equals connect order;
+		 * this lock is held only by attachers, never by status readers. */
+		pthread_mutex_lock(&m->attach_mu);
 		r = link_connect_unix(m->vm->incoming_path, 10000, &qfd);
 		if (r < 0)
 			snprintf(reason, len, "cannot connect to the incoming QEMU: %s", strerror(-r));
-		else if (kind == CHANNEL_MAIN)
+		pthread_mutex_unlock(&m->attach_mu);
+		if (r == 0 && kind == CHANNEL_MAIN) {
+			pthread_mutex_lock(&m->mu);
 			m->main_connected = 1;
-		pthread_cond_broadcast(&m->cv);
+			pthread_cond_broadcast(&m->cv);
+			pthread_mutex_unlock(&m->mu);
+		}
 	}
-	/* Still under the lock: the target thread cannot free the relay
-	 * between our check of `finished` and handing the sockets over. */
 	json_object_object_add(ack, "ok", json_object_new_boolean(r == 0));
 	if (r < 0)
 		json_object_object_add(ack, "reason", json_object_new_string(reason));
 	mig_ctl_send(fd, ack);
 	json_object_put(ack);
 	if (r < 0) {
-		pthread_mutex_unlock(&m->mu);
 		close(fd);
-		return r;
+		if (qfd >= 0)
+			close(qfd);
+	} else {
+		log_info("mig", "event=channel_attached kind=%s channel=%d stream=%u",
+			 channel_kind_name(kind), chan_id, stream_id);
+		r = relay_add_stream(m->relay, qfd, fd, stream_id, label, m->compress);
 	}
-	log_info("mig", "event=channel_attached kind=%s channel=%d stream=%u",
-		 channel_kind_name(kind), chan_id, stream_id);
-	r = relay_add_stream(m->relay, qfd, fd, stream_id, label, m->compress);
-	pthread_mutex_unlock(&m->mu);
+	if (counted) {
+		pthread_mutex_lock(&m->mu);
+		m->attaching--;
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+	}
 	return r;
 }
 
@@ -185,8 +206,19 @@ static int serve(struct migration *m)
 			reply(m, "error", m->st.failure_reason);
 			return 0;
 		}
+		if (qemu_done && resumed && complete_deadline && time_mono_ms() > complete_deadline) {
+			/* QEMU resumed the guest here on its own: it lives here now,
+			 * whatever became of the source. Keep it. */
+			log_warn("mig", "event=source_silent_after_switchover action=keep_guest");
+			return 1;
+		}
 		if (complete_deadline && time_mono_ms() > complete_deadline) {
 			mig_set_failure(m, "the source never confirmed the switchover");
+			return 0;
+		}
+		if (!qemu_done && mig_take_cancel(m, reason, sizeof(reason))) {
+			mig_set_failure(m, "cancelled on the target: %s", reason);
+			reply(m, "error", m->st.failure_reason);
 			return 0;
 		}
 		if (poll(&pfd, 1, 0) <= 0)
@@ -197,6 +229,11 @@ static int serve(struct migration *m)
 			char hex[65] = "";
 
 			if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+				if (qemu_done && resumed) {
+					/* Same as above: the guest already runs here. */
+					log_warn("mig", "event=source_lost_after_switchover action=keep_guest err=\"%s\"", err);
+					return 1;
+				}
 				mig_set_failure(m, "lost the source agent: %s", err);
 				return 0;
 			}
@@ -217,14 +254,16 @@ static int serve(struct migration *m)
 				uint64_t dl = time_mono_ms() + 30000;
 
 				while (!(qemu_done && (resumed || paused_mode)) && time_mono_ms() < dl) {
-					if (qmp_pump(m->qmp, TICK_MS) < 0 && !qemu_done)
-						break;
+					if (qmp_pump(m->qmp, TICK_MS) < 0)
+						break; /* QEMU is gone: nothing more will come */
 					while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
 						const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
 
 						if (!strcmp(ev.name, "RESUME")) {
 							resumed = 1;
+							pthread_mutex_lock(&m->mu);
 							m->st.resume_ts_us = ev.ts_us;
+							pthread_mutex_unlock(&m->mu);
 						} else if (!strcmp(ev.name, "MIGRATION") && s && !strcmp(s, "completed")) {
 							qemu_done = 1;
 						}
@@ -250,7 +289,9 @@ static int serve(struct migration *m)
 				while (!resumed && time_mono_ms() < dl && qmp_pump(m->qmp, TICK_MS) >= 0)
 					if (qmp_take_event(m->qmp, "RESUME", &ev) == 0) {
 						resumed = 1;
+						pthread_mutex_lock(&m->mu);
 						m->st.resume_ts_us = ev.ts_us;
+						pthread_mutex_unlock(&m->mu);
 						qmp_event_clear(&ev);
 					}
 			}
@@ -286,8 +327,8 @@ static void *target_main(void *arg)
 	ok = serve(m);
 out:
 	pthread_mutex_lock(&m->mu);
-	m->switchover_started = 1;
-	pthread_cond_broadcast(&m->cv); /* wake multifd attach waiters */
+	m->switchover_started = 1; /* no more channels, no more cancels */
+	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	if (m->relay) {
 		if (!ok)
@@ -312,6 +353,8 @@ out:
 		qemu_vm_free(vm);
 		reply(m, "aborted", m->st.failure_reason);
 	}
+	if (!ok && m->admitted)
+		m->env.on_target_failed(m->env.agent, m->st.vm);
 	if (ok) {
 		struct qemu_vm *vm = m->vm;
 
@@ -321,11 +364,20 @@ out:
 		if (m->env.on_target_arrived(m->env.agent, m, vm) < 0)
 			log_error("mig", "event=handover_failed vm=%s", m->st.vm);
 	}
-	/* Free the relay only after the last use of the lock by attachers. */
 	mig_finish(m, ok);
+	/* finished is set: no new attacher starts; wait for those under way
+	 * before the relay they hand sockets to goes away. */
+	pthread_mutex_lock(&m->mu);
+	while (m->attaching > 0)
+		pthread_cond_wait(&m->cv, &m->mu);
+	pthread_mutex_unlock(&m->mu);
 	if (m->relay) {
-		relay_free(m->relay);
+		struct relay *r = m->relay;
+
+		pthread_mutex_lock(&m->mu);
 		m->relay = NULL;
+		pthread_mutex_unlock(&m->mu);
+		relay_free(r);
 	}
 	close(m->ctl_fd);
 	m->ctl_fd = -1;
@@ -339,10 +391,8 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 	struct migration *m = mig_alloc(env, "target");
 	const char *id = json_object_get_string(json_object_object_get(prepare_msg, "mig"));
 
-	if (!m) {
-		close(ctl_fd);
+	if (!m)
 		return -ENOMEM;
-	}
 	m->ctl_fd = ctl_fd;
 	m->prepare = json_object_get(prepare_msg);
 	snprintf(m->req.id, sizeof(m->req.id), "%s", id ? id : "");
@@ -350,17 +400,16 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 	snprintf(m->st.source_node, sizeof(m->st.source_node), "%s", peer_node);
 	snprintf(m->st.target_node, sizeof(m->st.target_node), "%s", env->node);
 	m->multifd = json_object_get_int(json_object_object_get(prepare_msg, "multifd"));
-	m->compress = json_object_get_boolean(json_object_object_get(prepare_msg, "compress"));
+	m->compress = json_object_get_boolean(json_object_object_get(prepare_msg, "compress")) ?
+		      RELAY_COMPRESS_AUTO : RELAY_COMPRESS_OFF;
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
-	if (m->multifd < 0 || m->multifd > 64 || !m->req.id[0]) {
-		close(ctl_fd);
-		m->ctl_fd = -1;
+	if (m->multifd < 0 || m->multifd > 64 || !m->req.id[0] ||
+	    0) {
 		mig_free(m);
 		return -EINVAL;
 	}
 	if (pthread_create(&m->thread, NULL, target_main, m) != 0) {
-		close(ctl_fd);
 		mig_free(m);
 		return -EAGAIN;
 	}

@@ -37,6 +37,7 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	m->ctl_fd = -1;
 	m->listen_fd = -1;
 	pthread_mutex_init(&m->mu, NULL);
+	pthread_mutex_init(&m->attach_mu, NULL);
 	pthread_cond_init(&m->cv, NULL);
 	snprintf(m->st.role, sizeof(m->st.role), "%s", role);
 	snprintf(m->st.mode, sizeof(m->st.mode), "pre-copy");
@@ -128,13 +129,14 @@ void mig_get_status(struct migration *m, struct mig_status *st)
 
 	pthread_mutex_lock(&m->mu);
 	*st = m->st;
-	pthread_mutex_unlock(&m->mu);
-	/* Live byte counts come straight from the transport's counters. */
+	/* Live byte counts come straight from the transport's counters; the
+	 * lock keeps the relay alive while we read them. */
 	if (m->relay && !st->completed && !st->failed && !strcmp(st->role, "source")) {
 		relay_totals(m->relay, &tot);
 		st->raw_bytes = tot.raw_in;
 		st->wire_bytes = tot.wire_out;
 	}
+	pthread_mutex_unlock(&m->mu);
 }
 
 const char *mig_id(const struct migration *m) { return m->req.id; }
@@ -158,6 +160,7 @@ void mig_free(struct migration *m)
 	if (m->prepare)
 		json_object_put(m->prepare);
 	pthread_mutex_destroy(&m->mu);
+	pthread_mutex_destroy(&m->attach_mu);
 	pthread_cond_destroy(&m->cv);
 	free(m);
 }
@@ -208,6 +211,8 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 		ADD_S("memoryVerified", st->memory_verified > 0 ? "match" : "MISMATCH");
 	if (st->memory_digest[0])
 		ADD_S("memoryDigest", st->memory_digest);
+	if (st->guest_paused_on_source)
+		ADD_B("guestPausedOnSource", 1);
 #undef ADD_S
 #undef ADD_I
 #undef ADD_B

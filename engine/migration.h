@@ -52,8 +52,11 @@ struct mig_env {
 	/* Target: a VM arrived and runs here; takes ownership of vm.
 	 * Returns 0, or -errno if the agent cannot take it. */
 	int (*on_target_arrived)(void *agent, struct migration *m, struct qemu_vm *vm);
-	/* Target: may a VM of this name come here? 0 or -EEXIST with reason. */
+	/* Target: may a VM of this name come here? 0 (the name is now held
+	 * for it) or -EEXIST with reason. */
 	int (*target_admit)(void *agent, const char *vm_name, char *reason, size_t len);
+	/* Target: an admitted migration failed; release the name. */
+	void (*on_target_failed)(void *agent, const char *vm_name);
 };
 
 struct mig_request {
@@ -95,6 +98,9 @@ struct mig_status {
 	uint64_t dirty_rate_bps, copy_rate_bps;
 	uint64_t iterations;
 	int memory_verified;          /* 1 match, -1 mismatch, 0 not checked */
+	/* Source: QEMU completed but the target never confirmed; the guest is
+	 * kept paused here (resuming could run it twice) until someone knows. */
+	int guest_paused_on_source;
 	char memory_digest[65];
 };
 
@@ -102,15 +108,17 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 		     struct qemu_vm *vm, struct migration **out);
 
 /* Target: the agent accepted a control link whose first message was a
- * "prepare"; this takes the socket and runs the target side. */
+ * "prepare"; on success this takes the socket and runs the target side (on
+ * failure the caller still owns it, to say why before closing). */
 int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_node,
 		     struct json_object *prepare, struct migration **out);
 
 /* Target: a data link for this migration arrived (its OPEN already read).
- * Takes fd. Connects the channel to the incoming QEMU in the right order,
+ * Takes fd. peer: the link's authenticated node, which must be the
+ * migration's source. Connects the channel to the incoming QEMU in the right order,
  * acknowledges, and starts relaying. */
-int mig_target_attach(struct migration *m, int fd, enum channel_kind kind, int chan_id,
-		      uint32_t stream_id, char *reason, size_t len);
+int mig_target_attach(struct migration *m, int fd, const char *peer, enum channel_kind kind,
+		      int chan_id, uint32_t stream_id, char *reason, size_t len);
 
 /* Thread-safe. Refused (-EBUSY) once the switchover has begun. */
 int mig_cancel(struct migration *m, const char *reason);

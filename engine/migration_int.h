@@ -23,6 +23,8 @@ struct migration {
 	char cancel_reason[256];
 	int switchover_started; /* past this point a cancel is refused */
 	int finished;
+	int guest_paused_here; /* source: lost the target after QEMU completed */
+	int admitted;          /* target: the agent holds the VM name for us */
 
 	struct qemu_vm *vm; /* source: borrowed from the agent; target: owned until handed over */
 	struct qmp *qmp;
@@ -40,8 +42,11 @@ struct migration {
 	int setup_threads;
 	char setup_error[256];
 
-	/* Target: main channel connected to QEMU (multifd waits for it). */
+	/* Target: main channel connected to QEMU (multifd waits for it);
+	 * attachers under way; connects to QEMU serialized by attach_mu. */
 	int main_connected;
+	int attaching;
+	pthread_mutex_t attach_mu;
 };
 
 void mig_set_phase(struct migration *m, enum mig_phase p);

@@ -21,7 +21,7 @@
 
 static int mkdir_p(const char *path)
 {
-	char tmp[256];
+	char tmp[512];
 
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	for (char *p = tmp + 1; *p; p++) {
@@ -234,7 +234,13 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 	}
 	if (pid == 0) {
 		int nul = open("/dev/null", O_RDONLY);
+		sigset_t none;
 
+		/* ferryd blocks SIGTERM/SIGINT to take them with sigwait; QEMU
+		 * must not inherit that, or it ignores a polite SIGTERM. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		setsid();
 		dup2(nul, 0);
 		dup2(logfd, 1);

@@ -69,6 +69,8 @@ cluster_cleanup() {
 		kill -KILL "$(cat "$pf")" 2>/dev/null
 	done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		# Whole logs survive for a post-mortem; the tails go to ctest.
+		mkdir -p /tmp/ferry-e2e-failed && cp "$WORK"/*.log /tmp/ferry-e2e-failed/ 2>/dev/null
 		for l in "$WORK"/*.log; do
 			[ -f "$l" ] || continue
 			echo "--- $l (tail) ---" >&2

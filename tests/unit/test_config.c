@@ -98,7 +98,7 @@ static void test_defaults(void **state)
 	assert_int_equal(parse("node: n1\n", &c, err, sizeof(err)), 0);
 	assert_string_equal(c->listen_host, "127.0.0.1");
 	assert_int_equal(c->listen_port, 7700);
-	assert_string_equal(c->api_socket, "/run/ferry/n1/api.sock");
+	assert_string_equal(c->api_socket, "/run/ferry/api.sock");
 	assert_string_equal(c->api_listen, "");
 	assert_string_equal(c->state_dir, "/var/lib/ferry/n1");
 	assert_string_equal(c->cluster_key, "/etc/ferry/cluster.key");

@@ -6,7 +6,8 @@
  * thread that corrupts or cuts it), and the test drives the plain ends
  * through socketpairs from a single poll() loop with deadlines.
  *
- * FERRY_RELAY_TEST_MIB sets the bulk volume per direction (default 64). */
+ * FERRY_RELAY_TEST_MIB sets the bulk volume per direction (default 64);
+ * FERRY_RELAY_TEST_ONLY="*abort*" runs the matching cases only. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -610,17 +611,14 @@ static void *fwd_main(void *arg)
 	struct fwd_dir *d = arg;
 	struct fwd *f = d->f;
 	uint8_t *buf = malloc(64 * KiB);
-	int err = 0;
 
 	while (buf) {
 		ssize_t n = recv(d->src, buf, 64 * KiB, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			err = n < 0;
+		if (n <= 0)
 			break;
-		}
 		if (d->ab && f->mode == FWD_CUT_AT && f->pos + (uint64_t)n >= f->at) {
 			/* The peer goes away mid-stream: forward up to the cut,
 			 * then tear both connections down. */
@@ -634,16 +632,13 @@ static void *fwd_main(void *arg)
 			fwd_inspect(f, buf, (size_t)n);
 		if (d->ab && f->mode == FWD_CUT_AT)
 			f->pos += (uint64_t)n;
-		if (send_all_blocking(d->dst, buf, (size_t)n) < 0) {
-			err = 1;
+		if (send_all_blocking(d->dst, buf, (size_t)n) < 0)
 			break;
-		}
 	}
-	/* Pass the end on like TCP would: EOF as a half-close, errors as a
-	 * full shutdown. */
-	shutdown(d->dst, err ? SHUT_RDWR : SHUT_WR);
-	if (err)
-		shutdown(d->src, SHUT_RDWR);
+	/* Pass the end of this direction on as a half-close, after everything
+	 * read so far, and leave the other direction alone: an ABORT frame
+	 * still travelling back must not be cut off by the forwarder. */
+	shutdown(d->dst, SHUT_WR);
 	free(buf);
 	return NULL;
 }
@@ -682,7 +677,7 @@ static void fwd_stop(struct fwd *f)
 /* ---- 1 / 7: bulk integrity both ways, compressed and not ---------------- */
 
 static void check_stream_stats(const struct relay_stream_stats *a, const struct relay_stream_stats *b,
-			       uint64_t a_to_b, uint64_t b_to_a, int compress)
+			       uint64_t a_to_b, uint64_t b_to_a, enum relay_compress compress)
 {
 	assert_int_equal(a->stream_id, b->stream_id);
 	assert_true(a->done && b->done);
@@ -696,39 +691,44 @@ static void check_stream_stats(const struct relay_stream_stats *a, const struct 
 	assert_int_equal(a->raw_out, b_to_a);
 	assert_int_equal(a->wire_out, b->wire_in);
 	assert_int_equal(b->wire_out, a->wire_in);
-	if (!compress) {
+	if (compress == RELAY_COMPRESS_OFF) {
 		/* Raw frames: payload plus one header per frame, FIN included. */
 		assert_true(a->wire_out >= a->raw_in + FRAME_HDR_LEN);
 		assert_int_equal((a->wire_out - a->raw_in) % FRAME_HDR_LEN, 0);
 		assert_true(b->wire_out >= b->raw_in + FRAME_HDR_LEN);
 		assert_int_equal((b->wire_out - b->raw_in) % FRAME_HDR_LEN, 0);
-	} else {
-		/* A third of the data is zeros and text: LZ4 must have paid. */
+	} else if (compress == RELAY_COMPRESS_ALWAYS) {
+		/* Most of the data is zeros and text: LZ4 must have paid. */
 		assert_true(a->wire_out < a->raw_in * 9 / 10);
 		assert_true(b->wire_out < b->raw_in * 9 / 10);
 	}
 }
 
+#define NBULK 3
+static const enum relay_compress bulk_mode[NBULK] = {RELAY_COMPRESS_OFF, RELAY_COMPRESS_ALWAYS,
+						     RELAY_COMPRESS_AUTO};
+
 static void bulk_roundtrip(const char *tag)
 {
 	struct agent A, B;
-	struct flow f[4];
-	int x[2][2]; /* [stream][side] */
-	struct relay_stream_stats sa[2], sb[2], ta, tb;
+	struct flow f[2 * NBULK];
+	int x[NBULK][2]; /* [stream][side] */
+	struct relay_stream_stats sa[NBULK], sb[NBULK], ta, tb;
 	uint64_t t0, ms;
+	static const char *labels[NBULK] = {"main", "multifd0", "multifd1"};
 
 	agent_start(&A);
 	agent_start(&B);
-	open_stream(&A, &B, LINK_TCP, 1, "main", 0, &x[0][0], &x[0][1]);
-	open_stream(&A, &B, LINK_TCP, 2, "multifd0", 1, &x[1][0], &x[1][1]);
-	for (int s = 0; s < 2; s++) {
+	for (int s = 0; s < NBULK; s++)
+		open_stream(&A, &B, LINK_TCP, 1 + (uint32_t)s, labels[s], bulk_mode[s], &x[s][0], &x[s][1]);
+	for (int s = 0; s < NBULK; s++) {
 		flow_init(&f[2 * s], x[s][0], x[s][1], bulk_bytes, 1, 100 + 2 * (uint64_t)s);
 		flow_init(&f[2 * s + 1], x[s][1], x[s][0], bulk_bytes, 1, 101 + 2 * (uint64_t)s);
 	}
 	t0 = time_mono_ms();
-	assert_int_equal(run_flows(f, 4, 60000, NULL, NULL), 0);
+	assert_int_equal(run_flows(f, 2 * NBULK, 60000, NULL, NULL), 0);
 	ms = time_mono_ms() - t0;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 2 * NBULK; i++) {
 		assert_int_equal(f[i].werr, 0);
 		assert_int_equal(f[i].rerr, 0);
 		assert_true(f[i].eof);
@@ -738,24 +738,25 @@ static void bulk_roundtrip(const char *tag)
 	}
 	assert_int_equal(relay_wait(A.r, 5000), 0);
 	assert_int_equal(relay_wait(B.r, 5000), 0);
-	assert_int_equal(relay_nstreams(A.r), 2);
-	assert_int_equal(relay_stats(A.r, sa, 2), 2);
-	assert_int_equal(relay_stats(B.r, sb, 2), 2);
-	for (int s = 0; s < 2; s++)
-		check_stream_stats(&sa[s], &sb[s], bulk_bytes, bulk_bytes, s == 1);
+	assert_int_equal(relay_nstreams(A.r), NBULK);
+	assert_int_equal(relay_stats(A.r, sa, NBULK), NBULK);
+	assert_int_equal(relay_stats(B.r, sb, NBULK), NBULK);
+	for (int s = 0; s < NBULK; s++)
+		check_stream_stats(&sa[s], &sb[s], bulk_bytes, bulk_bytes, bulk_mode[s]);
 	relay_totals(A.r, &ta);
 	relay_totals(B.r, &tb);
-	assert_int_equal(ta.raw_in, sa[0].raw_in + sa[1].raw_in);
+	assert_int_equal(ta.raw_in, sa[0].raw_in + sa[1].raw_in + sa[2].raw_in);
 	assert_int_equal(ta.wire_out, tb.wire_in);
 	assert_int_equal(tb.wire_out, ta.wire_in);
 	assert_int_equal(ta.raw_out, tb.raw_in);
-	print_message("[ info     ] %s: 4 x %llu MiB in %llu ms; wire/raw raw-stream %.4f, lz4-stream %.3f\n",
-		      tag, (unsigned long long)(bulk_bytes / MiB), (unsigned long long)ms,
+	print_message("[ info     ] %s: %d x %llu MiB in %llu ms; wire/raw: off %.4f, always %.3f, auto %.3f\n",
+		      tag, 2 * NBULK, (unsigned long long)(bulk_bytes / MiB), (unsigned long long)ms,
 		      (double)sa[0].wire_out / (double)sa[0].raw_in,
-		      (double)sa[1].wire_out / (double)sa[1].raw_in);
-	for (int i = 0; i < 4; i++)
+		      (double)sa[1].wire_out / (double)sa[1].raw_in,
+		      (double)sa[2].wire_out / (double)sa[2].raw_in);
+	for (int i = 0; i < 2 * NBULK; i++)
 		flow_fini(&f[i]);
-	for (int s = 0; s < 2; s++) {
+	for (int s = 0; s < NBULK; s++) {
 		close(x[s][0]);
 		close(x[s][1]);
 	}
@@ -792,8 +793,8 @@ static void test_independence(void **state)
 	watchdog("independence", 60);
 	agent_start(&A);
 	agent_start(&B);
-	open_stream(&A, &B, LINK_TCP, 1, "stalled", 1, &xa1, &xb1);
-	open_stream(&A, &B, LINK_TCP, 2, "busy", 1, &xa2, &xb2);
+	open_stream(&A, &B, LINK_TCP, 1, "stalled", RELAY_COMPRESS_ALWAYS, &xa1, &xb1);
+	open_stream(&A, &B, LINK_TCP, 2, "busy", RELAY_COMPRESS_AUTO, &xa2, &xb2);
 	/* f[0]: A's writer never stops, its reader never reads.
 	 * f[1]: 32 MiB on the other stream must get through regardless. */
 	flow_init(&f[0], xa1, xb1, NO_LIMIT, 1, 7);
@@ -861,7 +862,7 @@ static void half_close(const char *tag, int shared_loop, enum link_kind lk)
 		agent_start_shared(&B, &A);
 	else
 		agent_start(&B);
-	open_stream(&A, &B, lk, 5, "halfclose", 1, &xa, &xb);
+	open_stream(&A, &B, lk, 5, "halfclose", RELAY_COMPRESS_ALWAYS, &xa, &xb);
 
 	/* A -> B, then A shuts its write half: B reads everything, then EOF. */
 	flow_init(&f[0], xa, xb, 3 * MiB + 17, 1, 21);
@@ -894,7 +895,7 @@ static void half_close(const char *tag, int shared_loop, enum link_kind lk)
 	assert_int_equal(errno, EPIPE);
 	assert_int_equal(relay_stats(A.r, &sa, 1), 1);
 	assert_int_equal(relay_stats(B.r, &sb, 1), 1);
-	check_stream_stats(&sa, &sb, f[0].sent, f[1].sent, 1);
+	check_stream_stats(&sa, &sb, f[0].sent, f[1].sent, RELAY_COMPRESS_ALWAYS);
 	print_message("[ info     ] %s: half-close ok\n", tag);
 	flow_fini(&f[0]);
 	flow_fini(&f[1]);
@@ -965,7 +966,7 @@ static void test_abort(void **state)
 	/* (a) Between bursts: the ABORT frame goes out and carries the reason. */
 	agent_start(&A);
 	agent_start(&B);
-	open_stream(&A, &B, LINK_TCP, 3, "aborted", 1, &xa, &xb);
+	open_stream(&A, &B, LINK_TCP, 3, "aborted", RELAY_COMPRESS_ALWAYS, &xa, &xb);
 	flow_init(&f[0], xa, xb, 1 * MiB, 0, 31);
 	flow_init(&f[1], xb, xa, 1 * MiB, 0, 32);
 	assert_int_equal(run_flows(f, 2, 5000, NULL, NULL), 0);
@@ -987,7 +988,7 @@ static void test_abort(void **state)
 	 * the peer fails, nothing hangs. */
 	agent_start(&A);
 	agent_start(&B);
-	open_stream(&A, &B, LINK_TCP, 4, "aborted-busy", 1, &xa, &xb);
+	open_stream(&A, &B, LINK_TCP, 4, "aborted-busy", RELAY_COMPRESS_ALWAYS, &xa, &xb);
 	flow_init(&f[0], xa, xb, NO_LIMIT, 0, 33);
 	flow_init(&f[1], xb, xa, NO_LIMIT, 0, 34);
 	assert_int_equal(run_flows(f, 2, 10000, both_got, &(uint64_t){8 * MiB}), 0);
@@ -1006,7 +1007,7 @@ static void test_abort(void **state)
 	 * direction is open and idle. The peer must still learn. */
 	agent_start(&A);
 	agent_start(&B);
-	open_stream(&A, &B, LINK_TCP, 5, "aborted-half", 0, &xa, &xb);
+	open_stream(&A, &B, LINK_TCP, 5, "aborted-half", RELAY_COMPRESS_OFF, &xa, &xb);
 	flow_init(&f[0], xa, xb, 100 * KiB, 1, 35);
 	assert_int_equal(run_flows(f, 1, 5000, NULL, NULL), 0);
 	assert_true(f[0].eof);
@@ -1023,7 +1024,7 @@ static void test_abort(void **state)
 	/* (d) relay_free with live streams and no prior abort. */
 	agent_start(&A);
 	agent_start(&B);
-	open_stream(&A, &B, LINK_UNIX, 6, "freed", 1, &xa, &xb);
+	open_stream(&A, &B, LINK_UNIX, 6, "freed", RELAY_COMPRESS_AUTO, &xa, &xb);
 	agent_stop(&A);
 	r = wait_failed(B.r, 3000, (char[512]){0}, 512);
 	assert_true(r < 0 && r != -ETIMEDOUT);
@@ -1037,7 +1038,7 @@ static void test_abort(void **state)
 
 struct corruption {
 	const char *name;
-	int compress;
+	enum relay_compress compress;
 	enum fwd_mode mode;
 	uint64_t at;
 	unsigned frame_no, frame_off;
@@ -1091,19 +1092,23 @@ static void corrupt_one(const struct corruption *c)
 static void test_corrupted_frame(void **state)
 {
 	static const struct corruption cases[] = {
-		{"payload, raw stream", 0, FWD_FLIP_AT, 3 * MiB + 777, 0, 0, 0x10},
-		{"payload, lz4 stream", 1, FWD_FLIP_AT, 2 * MiB + 12345, 0, 0, 0x01},
-		{"header version", 0, FWD_FLIP_FRAME, 0, 3, 0, 0x01},
-		{"header type DATA->FIN", 0, FWD_FLIP_FRAME, 0, 3, 1, 0x03},
-		{"header type DATA->ABORT", 0, FWD_FLIP_FRAME, 0, 3, 1, 0x02},
-		{"header type DATA->PING", 0, FWD_FLIP_FRAME, 0, 3, 1, 0x07},
-		{"header type DATA->PING lz4", 1, FWD_FLIP_FRAME, 0, 5, 1, 0x07},
-		{"header flags (LZ4 bit)", 1, FWD_FLIP_FRAME, 0, 4, 3, 0x01},
-		{"header stream id", 0, FWD_FLIP_FRAME, 0, 3, 7, 0x01},
-		{"header wire_len, lz4", 1, FWD_FLIP_FRAME, 0, 6, 10, 0x01},
-		{"header raw_len, lz4", 1, FWD_FLIP_FRAME, 0, 6, 13, 0x04},
-		{"header crc", 0, FWD_FLIP_FRAME, 0, 3, 17, 0x80},
-		{"payload byte 0 of frame 2", 1, FWD_FLIP_FRAME, 0, 2, FRAME_HDR_LEN, 0x40},
+#define OFF RELAY_COMPRESS_OFF
+#define LZ4 RELAY_COMPRESS_ALWAYS
+		{"payload, raw stream", OFF, FWD_FLIP_AT, 3 * MiB + 777, 0, 0, 0x10},
+		{"payload, lz4 stream", LZ4, FWD_FLIP_AT, 2 * MiB + 12345, 0, 0, 0x01},
+		{"header version", OFF, FWD_FLIP_FRAME, 0, 3, 0, 0x01},
+		{"header type DATA->FIN", OFF, FWD_FLIP_FRAME, 0, 3, 1, 0x03},
+		{"header type DATA->ABORT", OFF, FWD_FLIP_FRAME, 0, 3, 1, 0x02},
+		{"header type DATA->PING", OFF, FWD_FLIP_FRAME, 0, 3, 1, 0x07},
+		{"header type DATA->PING lz4", LZ4, FWD_FLIP_FRAME, 0, 5, 1, 0x07},
+		{"header flags (LZ4 bit)", LZ4, FWD_FLIP_FRAME, 0, 4, 3, 0x01},
+		{"header stream id", OFF, FWD_FLIP_FRAME, 0, 3, 7, 0x01},
+		{"header wire_len, lz4", LZ4, FWD_FLIP_FRAME, 0, 6, 10, 0x01},
+		{"header raw_len, lz4", LZ4, FWD_FLIP_FRAME, 0, 6, 13, 0x04},
+		{"header crc", OFF, FWD_FLIP_FRAME, 0, 3, 17, 0x80},
+		{"payload byte 0 of frame 2", LZ4, FWD_FLIP_FRAME, 0, 2, FRAME_HDR_LEN, 0x40},
+#undef OFF
+#undef LZ4
 	};
 
 	(void)state;
@@ -1135,8 +1140,8 @@ static void test_peer_closes(void **state)
 	fw = fwd_start(FWD_CUT_AT, &fa, &fb);
 	fw->at = 5 * MiB + 333;
 	fwd_run(fw);
-	xa = add_stream(&A, fa, 7, "cut", 1);
-	xb = add_stream(&B, fb, 7, "cut", 1);
+	xa = add_stream(&A, fa, 7, "cut", RELAY_COMPRESS_ALWAYS);
+	xb = add_stream(&B, fb, 7, "cut", RELAY_COMPRESS_ALWAYS);
 	flow_init(&f[0], xa, xb, NO_LIMIT, 0, 61);
 	flow_init(&f[1], xb, xa, NO_LIMIT, 0, 62);
 	assert_int_equal(run_flows(f, 2, 10000, readers_finished, NULL), 0);
@@ -1160,7 +1165,7 @@ static void test_peer_closes(void **state)
 	/* (b) A raw peer sends half a frame and closes. */
 	agent_start(&A);
 	link_pair(LINK_TCP, &fa, &fr);
-	xa = add_stream(&A, fa, 7, "half-frame", 0);
+	xa = add_stream(&A, fa, 7, "half-frame", RELAY_COMPRESS_OFF);
 	frame_hdr_encode(&h, hdr);
 	memset(hdr + FRAME_HDR_LEN, 'z', 500);
 	assert_int_equal(link_send_all(fr, hdr, sizeof(hdr), 2000), 0);
@@ -1180,7 +1185,7 @@ static void test_peer_closes(void **state)
 	/* (c) A raw peer closes at a frame boundary without a FIN. */
 	agent_start(&A);
 	link_pair(LINK_UNIX, &fa, &fr);
-	xa = add_stream(&A, fa, 8, "no-fin", 0);
+	xa = add_stream(&A, fa, 8, "no-fin", RELAY_COMPRESS_OFF);
 	close(fr);
 	r = wait_failed(A.r, 3000, reason, sizeof(reason));
 	print_message("[ info     ] no FIN: ret=%d reason=\"%s\"\n", r, reason);
@@ -1229,6 +1234,7 @@ int main(void)
 		cmocka_unit_test(test_fallback),
 	};
 	const char *mib = getenv("FERRY_RELAY_TEST_MIB");
+	const char *only = getenv("FERRY_RELAY_TEST_ONLY"); /* cmocka pattern, e.g. "*abort*" */
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGALRM, on_alarm);
@@ -1238,5 +1244,7 @@ int main(void)
 		bulk_bytes = (uint64_t)atoi(mib) * MiB;
 	unsetenv("FERRY_URING_FALLBACK");
 	pools_init();
+	if (only)
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
