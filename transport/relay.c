@@ -93,6 +93,12 @@ struct pump {
 	size_t dec_got, dec_send_off;
 	struct loop_op dec_recv_op, dec_send_op;
 	char abort_buf[PUMP_ABORT_REASON_MAX + 1];
+	/* After the peer's FIN the link is still read, into this slot, so an
+	 * ABORT (or the peer vanishing) is noticed even while our direction
+	 * is idle; only ABORT and PING may come (dec_frame_complete). */
+	struct dec_slot tail;
+	uint8_t tail_wire[PUMP_ABORT_REASON_MAX];
+	int dec_tail_closed; /* peer closed the link after both FINs: stop reading */
 };
 
 struct relay {
@@ -102,7 +108,8 @@ struct relay {
 	pthread_cond_t cv;
 	struct relay_stream **streams;
 	size_t n, cap;
-	int live; /* pumps not yet released */
+	int live;   /* pumps not yet released */
+	int posted; /* abort_all_fn calls queued on the loop; they use r */
 	int failed;
 	char fail_reason[320];
 };
@@ -159,6 +166,13 @@ static void pump_check_done(struct pump *p)
 			 (unsigned long long)p->rs->st.wire_out, (unsigned long long)p->rs->st.wire_in,
 			 (unsigned long long)p->rs->st.raw_out);
 		p->dead = 1; /* nothing more to do: close and release */
+		if (p->dec_recv_busy) {
+			/* Only the read kept armed after the peer's FIN can be
+			 * pending; nothing more is expected on it. SHUT_RD ends it
+			 * even where cancelling by fd is unsupported. */
+			shutdown(p->framed, SHUT_RD);
+			loop_cancel_fd(p->r->lp, p->framed);
+		}
 	}
 	pump_release_if_idle(p);
 }
@@ -395,15 +409,43 @@ static void enc_pump(struct pump *p)
 
 /* ---- framed -> plain (decode) ------------------------------------------ */
 
+/* Nothing in a frame is acted upon before its CRC matched: the CRC covers the
+ * header, so a flipped type, stream id or length is caught like a flipped
+ * payload byte (docs/protocol.md, "Checksum"). Acting on the header first
+ * turned a corrupted DATA frame into a PING that silently dropped a chunk,
+ * or into an ABORT with garbage for a reason. The header stage before the
+ * payload only bounds wire_len by the buffer it is read into. Runs on the
+ * loop or, for LZ4 frames, on a worker (p->id is immutable). 0 or -errno,
+ * the reason in s->err. */
+static int dec_check(const struct pump *p, struct dec_slot *s)
+{
+	if (frame_check(&s->h, s->hdr, s->wire) < 0) {
+		snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
+		return -EBADMSG;
+	}
+	if (s->h.stream_id != p->id) {
+		snprintf(s->err, sizeof(s->err), "frame for stream %u on the link of stream %u",
+			 s->h.stream_id, p->id);
+		return -EPROTO;
+	}
+	if (s->h.raw_len > PUMP_CHUNK) {
+		snprintf(s->err, sizeof(s->err), "frame of %u bytes exceeds the stream chunk limit %u",
+			 s->h.raw_len, PUMP_CHUNK);
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
 static void dec_unpack_work(void *arg, struct codec *c)
 {
 	struct dec_slot *s = arg;
 	uint64_t t0 = time_mono_ns();
+	int r;
 
 	(void)c;
-	if (frame_check(&s->h, s->hdr, s->wire) < 0) {
-		s->out_len = -EBADMSG;
-		snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
+	r = dec_check(s->p, s);
+	if (r < 0) {
+		s->out_len = r;
 	} else {
 		s->out_len = codec_unpack(&s->h, s->wire, s->raw, PUMP_CHUNK);
 		if (s->out_len < 0)
@@ -425,14 +467,17 @@ static void dec_unpack_done(void *arg)
 		return;
 	}
 	if (s->out_len < 0) {
-		pump_abort(p, -EBADMSG, "bad frame from peer: %s", s->err);
+		pump_abort(p, s->out_len == -EMSGSIZE || s->out_len == -EPROTO ? (int)s->out_len : -EBADMSG,
+			   "bad frame from peer: %s", s->err);
 		return;
 	}
 	s->state = SLOT_READY;
 	dec_pump(p);
 }
 
-static void dec_frame_complete(struct pump *p, struct dec_slot *s)
+/* Returns -1 when it aborted the pump, which may then be freed already:
+ * the caller must not touch p again. */
+static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 {
 	uint64_t t0;
 
@@ -446,42 +491,42 @@ static void dec_frame_complete(struct pump *p, struct dec_slot *s)
 			s->state = SLOT_BUSY;
 			p->inflight++;
 			workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s);
-			return;
+			return 0;
 		}
 		/* Raw payload: check inline (CRC32C is cheap) and pass the
 		 * wire buffer through without a copy. */
 		t0 = time_mono_ns();
 		if (frame_check(&s->h, s->hdr, s->wire) < 0) {
 			pump_abort(p, -EBADMSG, "bad frame from peer: %s", frame_strerror_last());
-			return;
+			return -1;
 		}
 		stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
 		s->out = s->wire;
 		s->out_len = s->h.wire_len;
 		s->state = SLOT_READY;
-		return;
+		return 0;
 	case FRAME_FIN:
 		if (frame_check(&s->h, s->hdr, s->wire) < 0) {
 			pump_abort(p, -EBADMSG, "bad FIN frame from peer: %s", frame_strerror_last());
-			return;
+			return -1;
 		}
 		p->dec_fill++;
 		p->dec_fin_seen = 1;
 		s->fin = 1;
 		s->out_len = 0;
 		s->state = SLOT_READY;
-		return;
+		return 0;
 	case FRAME_ABORT:
 		memcpy(p->abort_buf, s->wire, s->h.wire_len);
 		p->abort_buf[s->h.wire_len] = '\0';
 		pump_abort(p, -ECONNABORTED, "peer aborted the stream: %s", p->abort_buf);
-		return;
+		return -1;
 	case FRAME_PING:
-		return;
+		return 0;
 	default:
 		pump_abort(p, -EPROTO, "unexpected %s frame on a data stream",
 			   frame_type_name(s->h.type));
-		return;
+		return -1;
 	}
 }
 
@@ -530,11 +575,13 @@ static void dec_recv_cb(struct loop_op *op, int res)
 		p->dec_got = 0;
 		p->dec_in_payload = 1;
 		if (s->h.wire_len == 0) {
-			dec_frame_complete(p, s);
+			if (dec_frame_complete(p, s) < 0)
+				return;
 			goto rearm;
 		}
 	} else if (p->dec_got == s->h.wire_len) {
-		dec_frame_complete(p, s);
+		if (dec_frame_complete(p, s) < 0)
+			return;
 	}
 rearm:
 	dec_pump(p);
