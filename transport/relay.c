@@ -467,8 +467,7 @@ static void dec_unpack_done(void *arg)
 		return;
 	}
 	if (s->out_len < 0) {
-		pump_abort(p, s->out_len == -EMSGSIZE || s->out_len == -EPROTO ? (int)s->out_len : -EBADMSG,
-			   "bad frame from peer: %s", s->err);
+		pump_abort(p, -EBADMSG, "bad frame from peer: %s", s->err);
 		return;
 	}
 	s->state = SLOT_READY;
@@ -484,32 +483,34 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 	p->dec_in_payload = 0;
 	p->dec_got = 0;
 	stat_add(&p->rs->st.wire_in, FRAME_HDR_LEN + (uint64_t)s->h.wire_len);
+	if (s->h.type == FRAME_DATA && (s->h.flags & FRAME_F_LZ4) && s != &p->tail) {
+		/* Checked on the worker, together with the unpacking. */
+		p->dec_fill++;
+		s->state = SLOT_BUSY;
+		p->inflight++;
+		workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s);
+		return 0;
+	}
+	/* Everything else is checked inline (CRC32C is cheap). */
+	t0 = time_mono_ns();
+	if (dec_check(p, s) < 0) {
+		pump_abort(p, -EBADMSG, "bad frame from peer: %s", s->err);
+		return -1;
+	}
+	stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
+	if (s == &p->tail && s->h.type != FRAME_ABORT && s->h.type != FRAME_PING) {
+		pump_abort(p, -EPROTO, "%s frame from peer after its FIN", frame_type_name(s->h.type));
+		return -1;
+	}
 	switch (s->h.type) {
 	case FRAME_DATA:
+		/* Raw payload: pass the wire buffer through without a copy. */
 		p->dec_fill++;
-		if (s->h.flags & FRAME_F_LZ4) {
-			s->state = SLOT_BUSY;
-			p->inflight++;
-			workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s);
-			return 0;
-		}
-		/* Raw payload: check inline (CRC32C is cheap) and pass the
-		 * wire buffer through without a copy. */
-		t0 = time_mono_ns();
-		if (frame_check(&s->h, s->hdr, s->wire) < 0) {
-			pump_abort(p, -EBADMSG, "bad frame from peer: %s", frame_strerror_last());
-			return -1;
-		}
-		stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
 		s->out = s->wire;
 		s->out_len = s->h.wire_len;
 		s->state = SLOT_READY;
 		return 0;
 	case FRAME_FIN:
-		if (frame_check(&s->h, s->hdr, s->wire) < 0) {
-			pump_abort(p, -EBADMSG, "bad FIN frame from peer: %s", frame_strerror_last());
-			return -1;
-		}
 		p->dec_fill++;
 		p->dec_fin_seen = 1;
 		s->fin = 1;
@@ -517,6 +518,11 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 		s->state = SLOT_READY;
 		return 0;
 	case FRAME_ABORT:
+		if (s->h.wire_len > PUMP_ABORT_REASON_MAX) {
+			pump_abort(p, -EMSGSIZE, "ABORT frame from peer with a %u-byte reason",
+				   s->h.wire_len);
+			return -1;
+		}
 		memcpy(p->abort_buf, s->wire, s->h.wire_len);
 		p->abort_buf[s->h.wire_len] = '\0';
 		pump_abort(p, -ECONNABORTED, "peer aborted the stream: %s", p->abort_buf);
@@ -533,7 +539,8 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 static void dec_recv_cb(struct loop_op *op, int res)
 {
 	struct pump *p = container_of(op, struct pump, dec_recv_op);
-	struct dec_slot *s = &p->dec[p->dec_fill % PUMP_SLOTS];
+	struct dec_slot *s = p->dec_fin_seen ? &p->tail : &p->dec[p->dec_fill % PUMP_SLOTS];
+	uint32_t cap = s == &p->tail ? PUMP_ABORT_REASON_MAX : PUMP_CHUNK;
 	int r;
 
 	p->inflight--;
@@ -545,6 +552,11 @@ static void dec_recv_cb(struct loop_op *op, int res)
 	if (res < 0) {
 		pump_abort(p, res, "reading the peer link failed: %s", strerror(-res));
 		return;
+	}
+	if (res == 0 && s == &p->tail && !p->dec_in_payload && !p->dec_got && p->enc_eof) {
+		/* Both FINs are out: the peer finished and closed. */
+		p->dec_tail_closed = 1;
+		goto rearm;
 	}
 	if (res == 0) {
 		pump_abort(p, -ECONNRESET, "peer closed the link %s",
@@ -561,15 +573,12 @@ static void dec_recv_cb(struct loop_op *op, int res)
 			pump_abort(p, r, "bad frame header from peer: %s", frame_strerror_last());
 			return;
 		}
-		if (s->h.stream_id != p->id) {
-			pump_abort(p, -EPROTO, "frame for stream %u on the link of stream %u",
-				   s->h.stream_id, p->id);
-			return;
-		}
-		if (s->h.raw_len > PUMP_CHUNK ||
-		    (s->h.type == FRAME_ABORT && s->h.wire_len > PUMP_ABORT_REASON_MAX)) {
-			pump_abort(p, -EMSGSIZE, "frame of %u bytes exceeds the stream chunk limit %u",
-				   s->h.raw_len, PUMP_CHUNK);
+		/* Only what keeps the payload inside its buffer is checked
+		 * before the CRC; the rest waits for dec_check. */
+		if (s->h.wire_len > cap) {
+			pump_abort(p, -EMSGSIZE,
+				   "bad frame header from peer: %s payload of %u bytes exceeds the limit %u",
+				   frame_type_name(s->h.type), s->h.wire_len, cap);
 			return;
 		}
 		p->dec_got = 0;
@@ -640,15 +649,18 @@ static void dec_pump(struct pump *p)
 			  (size_t)s->out_len - p->dec_send_off, 0);
 		break;
 	}
-	s = &p->dec[p->dec_fill % PUMP_SLOTS];
-	if (p->dec_fin_seen || p->dec_recv_busy)
+	/* After the peer's FIN, read on into the tail slot (see struct pump)
+	 * until the stream is finished or the peer closed. */
+	if (p->dec_recv_busy || p->dec_tail_closed || (p->enc_done && p->dec_done))
 		return;
+	s = p->dec_fin_seen ? &p->tail : &p->dec[p->dec_fill % PUMP_SLOTS];
 	if (p->dec_in_payload) {
 		p->dec_recv_busy = 1;
 		p->inflight++;
 		loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->wire + p->dec_got,
 			  s->h.wire_len - p->dec_got, MSG_WAITALL);
-	} else if (s->state == SLOT_FREE && p->dec_fill - p->dec_head < PUMP_SLOTS) {
+	} else if (s == &p->tail ||
+		   (s->state == SLOT_FREE && p->dec_fill - p->dec_head < PUMP_SLOTS)) {
 		p->dec_recv_busy = 1;
 		p->inflight++;
 		loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->hdr + p->dec_got,
@@ -725,6 +737,8 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 		if (!p->enc[i].raw || !p->enc[i].frame || !p->dec[i].wire || !p->dec[i].raw)
 			goto fail;
 	}
+	p->tail.p = p;
+	p->tail.wire = p->tail_wire;
 	p->r = r;
 	p->rs = rs;
 	p->plain = plain_fd;
@@ -792,6 +806,11 @@ static void abort_all_fn(void *arg)
 	pthread_mutex_unlock(&r->mu);
 	for (size_t i = 0; i < n; i++)
 		pump_abort_post(live[i]);
+	/* Last touch of r: relay_free waits for this before freeing it. */
+	pthread_mutex_lock(&r->mu);
+	r->posted--;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
 }
 
 void relay_abort(struct relay *r, const char *reason)
@@ -801,8 +820,16 @@ void relay_abort(struct relay *r, const char *reason)
 		r->failed = 1;
 		snprintf(r->fail_reason, sizeof(r->fail_reason), "%s", reason ? reason : "aborted");
 	}
+	/* Counted so relay_free cannot free r under a queued abort_all_fn: the
+	 * streams may all be released before the loop runs it. */
+	r->posted++;
 	pthread_mutex_unlock(&r->mu);
-	loop_post(r->lp, abort_all_fn, r);
+	if (loop_post(r->lp, abort_all_fn, r) < 0) {
+		pthread_mutex_lock(&r->mu);
+		r->posted--;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
 }
 
 int relay_wait(struct relay *r, int timeout_ms)
@@ -907,7 +934,7 @@ void relay_free(struct relay *r)
 	if (live > 0)
 		relay_abort(r, "relay closed");
 	pthread_mutex_lock(&r->mu);
-	while (r->live > 0)
+	while (r->live > 0 || r->posted > 0)
 		pthread_cond_wait(&r->cv, &r->mu);
 	pthread_mutex_unlock(&r->mu);
 	for (size_t i = 0; i < r->n; i++)
