@@ -80,9 +80,9 @@ struct pump {
 	unsigned enc_fill, enc_head;
 	int enc_recv_busy, enc_send_busy, enc_eof, enc_done;
 	/* Adaptive compression (want_compress). */
-	uint64_t win_start_ns, win_wire;
-	int win_saturated, compressing;
-	double link_bps;
+	uint64_t win_start_ns, win_raw, windows;
+	int win_saturated, compressing, probing;
+	double mode_bps[2]; /* raw bytes/s through a saturated link: [raw, lz4] */
 	size_t enc_send_off;
 	struct loop_op enc_recv_op, enc_send_op;
 
@@ -252,19 +252,21 @@ static void enc_pack_done(void *arg)
 }
 
 /* Compress only where it pays. LZ4 costs CPU on the host that also runs the
- * guest; it pays back only when the link, not the CPU, limits the copy.
+ * guest; it pays back only when the link, not the CPU, limits the copy, and
+ * the sender cannot tell a slow wire from a slow receiver (on loopback with
+ * one core per host the receiving agent is the limit, and compressing there
+ * measured 2-4x slower). So the pump measures instead of guessing:
  *
- * A backlog in front of the link (bytes the kernel has not sent yet,
- * SIOCOUTQNSD, plus our own frames waiting) says the link is saturated, but
- * not whether the wire or the receiver is slow: on loopback the receiving
- * agent is the limit, and compressing there measured 2x slower. So the pump
- * also measures how fast the link drains while saturated, in windows of
- * PUMP_RATE_WINDOW_NS, and compresses only while that rate is below what LZ4
- * can feed (PUMP_COMPRESS_BELOW_BPS). A window that is not saturated while
- * compressing means the compressor became the limit: back to raw, measure
- * again. RELAY_COMPRESS_ALWAYS skips all this, for benchmarks. */
-#define PUMP_RATE_WINDOW_NS (50ull * 1000000ull)
-#define PUMP_COMPRESS_BELOW_BPS (200.0 * 1000 * 1000) /* 1.6 Gbit/s */
+ *  - a window (PUMP_RATE_WINDOW_NS) is "saturated" when a backlog sits in
+ *    front of the link (bytes the kernel has not sent, SIOCOUTQNSD, plus our
+ *    own frames waiting); otherwise QEMU is the limit and raw is cheapest;
+ *  - for saturated windows it keeps, per mode, the raw bytes per second that
+ *    got through (EWMA), and uses the mode that moves more guest data;
+ *  - it re-tries the other mode for one window every PUMP_PROBE_EVERY
+ *    windows, since links and receivers change.
+ * RELAY_COMPRESS_ALWAYS skips all this, for benchmarks. */
+#define PUMP_RATE_WINDOW_NS (100ull * 1000000ull)
+#define PUMP_PROBE_EVERY 10
 
 static int want_compress(struct pump *p, const struct enc_slot *s)
 {
@@ -286,19 +288,31 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 	if (!p->win_start_ns)
 		p->win_start_ns = now;
 	dt = now - p->win_start_ns;
-	if (dt >= PUMP_RATE_WINDOW_NS) {
-		if (p->win_saturated) {
-			double rate = (double)p->win_wire * 1e9 / (double)dt;
+	if (dt < PUMP_RATE_WINDOW_NS)
+		return p->compressing;
 
-			p->link_bps = p->link_bps > 0 ? 0.5 * p->link_bps + 0.5 * rate : rate;
-			p->compressing = p->link_bps < PUMP_COMPRESS_BELOW_BPS;
-		} else {
-			p->compressing = 0;
+	if (p->win_saturated) {
+		double rate = (double)p->win_raw * 1e9 / (double)dt;
+		double *est = &p->mode_bps[p->compressing];
+		int other = !p->compressing;
+
+		*est = *est > 0 ? 0.5 * *est + 0.5 * rate : rate;
+		if (p->probing) {
+			/* One window in the other mode is done: keep the better. */
+			p->probing = 0;
+			p->compressing = p->mode_bps[1] > p->mode_bps[0];
+		} else if (p->mode_bps[other] == 0 || ++p->windows % PUMP_PROBE_EVERY == 0) {
+			p->probing = 1;
+			p->compressing = other;
 		}
-		p->win_start_ns = now;
-		p->win_wire = 0;
-		p->win_saturated = 0;
+	} else {
+		/* QEMU is the limit: nothing to gain from compressing. */
+		p->probing = 0;
+		p->compressing = 0;
 	}
+	p->win_start_ns = now;
+	p->win_raw = 0;
+	p->win_saturated = 0;
 	return p->compressing;
 }
 
@@ -368,10 +382,11 @@ static void enc_send_cb(struct loop_op *op, int res)
 		return;
 	}
 	stat_add(&p->rs->st.wire_out, (uint64_t)res);
-	p->win_wire += (uint64_t)res;
 	p->enc_send_off += (size_t)res;
 	if (p->enc_send_off >= (size_t)s->frame_len) {
 		p->enc_send_off = 0;
+		if (!s->fin)
+			p->win_raw += s->raw_len; /* guest bytes through the link */
 		if (s->fin)
 			p->enc_done = 1;
 		s->fin = 0;
@@ -824,7 +839,7 @@ void relay_abort(struct relay *r, const char *reason)
 	 * streams may all be released before the loop runs it. */
 	r->posted++;
 	pthread_mutex_unlock(&r->mu);
-	if (loop_post(r->lp, abort_all_fn, r) < 0) {
+	if (loop_post(r->lp, abort_all_fn, r) == -ENOMEM) { /* not queued */
 		pthread_mutex_lock(&r->mu);
 		r->posted--;
 		pthread_cond_broadcast(&r->cv);
