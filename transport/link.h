@@ -1,8 +1,9 @@
 /* Sockets: TCP peer links and local unix sockets.
  *
  * Peer links get TCP_NODELAY (a postcopy page request must not wait for
- * Nagle) and modest socket buffers: deep kernel buffers hide bytes from
- * QEMU's bandwidth estimate just like deep user-space queues would. */
+ * Nagle) and keepalive. Socket buffers stay under the kernel's autotuning:
+ * fixed small buffers would cap long, fast links, and the relay watches the
+ * unsent backlog itself (SIOCOUTQNSD) when it decides how to send. */
 #ifndef FERRY_TRANSPORT_LINK_H
 #define FERRY_TRANSPORT_LINK_H
 

@@ -347,7 +347,11 @@ static void enc_recv_cb(struct loop_op *op, int res)
 		s->raw_len = (size_t)res;
 		if (want_compress(p, s)) {
 			p->inflight++;
-			workers_submit(p->r->w, enc_pack_work, enc_pack_done, s);
+			if (workers_submit(p->r->w, enc_pack_work, enc_pack_done, s) < 0) {
+				p->inflight--;
+				pump_abort(p, -ENOMEM, "no memory to queue a chunk for compression");
+				return;
+			}
 		} else {
 			uint64_t t0 = time_mono_ns();
 
@@ -503,7 +507,11 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 		p->dec_fill++;
 		s->state = SLOT_BUSY;
 		p->inflight++;
-		workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s);
+		if (workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s) < 0) {
+			p->inflight--;
+			pump_abort(p, -ENOMEM, "no memory to queue a chunk for decompression");
+			return -1;
+		}
 		return 0;
 	}
 	/* Everything else is checked inline (CRC32C is cheap). */

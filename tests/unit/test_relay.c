@@ -4,7 +4,16 @@
  * loop) run one relay each; every stream gets its own framed link between
  * them (TCP on 127.0.0.1 or a socketpair, optionally through a forwarding
  * thread that corrupts or cuts it), and the test drives the plain ends
- * through socketpairs from a single poll() loop with deadlines.
+ * through socketpairs from a single poll() loop with deadlines (no sleeps).
+ *
+ *   1 bulk integrity both ways, raw/LZ4/auto streams, stats consistency
+ *   2 independence: a stalled stream neither blocks another nor buffers
+ *     without bound
+ *   3 half-close (FIN) both ways, clean finish, no fd leak
+ *   4 abort propagation (idle, busy, after a half-close, racing relay_free)
+ *   5 corrupted frames (payload and every header field) never delivered
+ *   6 the peer or the link going away mid-stream
+ *   7 1 and 3 again on the poll+syscall fallback of the loop
  *
  * FERRY_RELAY_TEST_MIB sets the bulk volume per direction (default 64);
  * FERRY_RELAY_TEST_ONLY="*abort*" runs the matching cases only. */
@@ -806,7 +815,7 @@ static void test_independence(void **state)
 {
 	struct agent A, B;
 	struct flow f[4];
-	int xa1, xb1, xa2, xb2, fa, fb, pa, pb, buf = 256 * 1024;
+	int xa1, xb1, xa2, xb2, fa, fb, pa, buf = 256 * 1024;
 	uint64_t stalled_sent, in_kernel, in_relays, t0, ms;
 	struct pollfd pf;
 
@@ -824,7 +833,7 @@ static void test_independence(void **state)
 		assert_int_equal(setsockopt(i ? fb : fa, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)), 0);
 	}
 	xa1 = add_stream_fd(&A, fa, 1, "stalled", RELAY_COMPRESS_OFF, &pa);
-	xb1 = add_stream_fd(&B, fb, 1, "stalled", RELAY_COMPRESS_OFF, &pb);
+	xb1 = add_stream(&B, fb, 1, "stalled", RELAY_COMPRESS_OFF);
 	open_stream(&A, &B, LINK_TCP, 2, "busy", RELAY_COMPRESS_ALWAYS, &xa2, &xb2);
 	/* f[0]: A's writer never stops, its reader never reads.
 	 * f[1]: 32 MiB on the other stream must get through regardless. */
@@ -861,7 +870,6 @@ static void test_independence(void **state)
 		      (unsigned long long)ms, (unsigned long long)(stalled_sent / KiB),
 		      (unsigned long long)(in_relays / KiB));
 	assert_int_equal(f[0].recvd, 0);
-	(void)pb;
 	assert_true(stalled_sent > 256 * KiB); /* it did flow until the buffers filled */
 	assert_true(stalled_sent < 4 * MiB);   /* ... and those buffers are bounded */
 	assert_true(in_relays <= 2 * 512 * KiB);
@@ -1004,7 +1012,7 @@ static void test_abort(void **state)
 {
 	struct agent A, B;
 	struct flow f[2];
-	int xa, xb, r;
+	int xa, xb, r, fd0 = count_fds();
 
 	(void)state;
 	watchdog("abort", 40);
@@ -1031,7 +1039,10 @@ static void test_abort(void **state)
 	agent_stop(&B);
 
 	/* (b) Under load, both ways: both ends see EOF or an error promptly,
-	 * the peer fails, nothing hangs. */
+	 * the peer fails, nothing hangs. The reason itself is best effort here
+	 * (relay.h): the ABORT frame is skipped while a frame is half-sent, and
+	 * closing a socket with unread bytes resets the connection, so the peer
+	 * may only see the reset. */
 	agent_start(&A);
 	agent_start(&B);
 	open_stream(&A, &B, LINK_TCP, 4, "aborted-busy", RELAY_COMPRESS_ALWAYS, &xa, &xb);
@@ -1104,6 +1115,7 @@ static void test_abort(void **state)
 	close(xa);
 	close(xb);
 	agent_stop(&B);
+	assert_int_equal(count_fds(), fd0);
 	alarm(0);
 }
 
@@ -1184,10 +1196,13 @@ static void test_corrupted_frame(void **state)
 #undef LZ4
 	};
 
+	int fd0 = count_fds();
+
 	(void)state;
 	watchdog("corrupted_frame", 60);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		corrupt_one(&cases[i]);
+	assert_int_equal(count_fds(), fd0);
 	alarm(0);
 }
 
@@ -1203,6 +1218,7 @@ static void test_peer_closes(void **state)
 	uint64_t dropped;
 	uint8_t hdr[FRAME_HDR_LEN + 500];
 	struct frame_hdr h = {FRAME_VERSION, FRAME_DATA, 0, 7, 1000, 1000, 0};
+	int fd0 = count_fds();
 
 	(void)state;
 	watchdog("peer_closes", 40);
@@ -1268,6 +1284,7 @@ static void test_peer_closes(void **state)
 	assert_true(r == 0 || r == -ECONNRESET);
 	close(xa);
 	agent_stop(&A);
+	assert_int_equal(count_fds(), fd0);
 	alarm(0);
 }
 
