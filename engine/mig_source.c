@@ -362,6 +362,7 @@ static int monitor(struct migration *m, uint64_t deadline_ms)
 				m->st.stop_ts_us = ev.ts_us;
 				m->switchover_started = 1;
 				pthread_mutex_unlock(&m->mu);
+				relay_set_final(m->relay);
 			} else if (!strcmp(ev.name, "MIGRATION")) {
 				char s[32];
 

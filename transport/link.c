@@ -197,10 +197,14 @@ int link_connect_unix(const char *path, int timeout_ms, int *fd_out)
 
 void link_tune_peer(int fd)
 {
-	int one = 1;
+	int one = 1, lowat = LINK_NOTSENT_LOWAT;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	/* A send blocks while this much is still unsent, so the kernel holds
+	 * little that QEMU already counted as sent, without capping the
+	 * congestion window the way a small SO_SNDBUF would. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
 int link_send_all(int fd, const void *buf, size_t len, int timeout_ms)

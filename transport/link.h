@@ -1,9 +1,12 @@
 /* Sockets: TCP peer links and local unix sockets.
  *
  * Peer links get TCP_NODELAY (a postcopy page request must not wait for
- * Nagle) and keepalive. Socket buffers stay under the kernel's autotuning:
- * fixed small buffers would cap long, fast links, and the relay watches the
- * unsent backlog itself (SIOCOUTQNSD) when it decides how to send. */
+ * Nagle), keepalive, and TCP_NOTSENT_LOWAT: bytes queued but unsent are
+ * bytes QEMU believes are gone, which skews its bandwidth estimate and
+ * stretches the guest's pause; the low-water mark bounds them while the
+ * kernel still autotunes the window for long, fast links. */
+
+#define LINK_NOTSENT_LOWAT (512 * 1024)
 #ifndef FERRY_TRANSPORT_LINK_H
 #define FERRY_TRANSPORT_LINK_H
 

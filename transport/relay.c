@@ -111,6 +111,7 @@ struct relay {
 	int live;   /* pumps not yet released */
 	int posted; /* abort_all_fn calls queued on the loop; they use r */
 	int failed;
+	int final; /* relay_set_final: the guest is stopped */
 	char fail_reason[320];
 };
 
@@ -278,6 +279,11 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 		return 0;
 	if (p->compress == RELAY_COMPRESS_ALWAYS)
 		return 1;
+	if (p->probing && __atomic_load_n(&p->r->final, __ATOMIC_RELAXED)) {
+		/* The guest stopped mid-probe: drop the experiment now. */
+		p->probing = 0;
+		p->compressing = p->mode_bps[1] > p->mode_bps[0];
+	}
 	if (ioctl(p->framed, SIOCOUTQNSD, &notsent) < 0 && ioctl(p->framed, SIOCOUTQ, &notsent) < 0)
 		notsent = 0;
 	/* Slots ahead of this one (it was just counted in enc_fill). */
@@ -291,7 +297,11 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 	if (dt < PUMP_RATE_WINDOW_NS)
 		return p->compressing;
 
-	if (p->win_saturated) {
+	if (__atomic_load_n(&p->r->final, __ATOMIC_RELAXED)) {
+		/* Guest stopped: no experiments, the faster known mode. */
+		p->probing = 0;
+		p->compressing = p->win_saturated && p->mode_bps[1] > p->mode_bps[0];
+	} else if (p->win_saturated) {
 		double rate = (double)p->win_raw * 1e9 / (double)dt;
 		double *est = &p->mode_bps[p->compressing];
 		int other = !p->compressing;
@@ -711,6 +721,8 @@ static void pump_abort_post(void *arg)
 
 	pump_abort(p, -ECANCELED, "%s", p->r->fail_reason[0] ? p->r->fail_reason : "aborted");
 }
+
+void relay_set_final(struct relay *r) { __atomic_store_n(&r->final, 1, __ATOMIC_RELAXED); }
 
 int relay_new(struct loop *lp, struct workers *w, struct relay **out)
 {

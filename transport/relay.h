@@ -48,6 +48,10 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
  * possible, sockets are shut down. Idempotent. */
 void relay_abort(struct relay *r, const char *reason);
 
+/* The last copy has begun (the guest is stopped): from now on latency is
+ * everything, so streams stop probing and keep the faster known mode. */
+void relay_set_final(struct relay *r);
+
 /* Waits until every stream has finished, or one failed, or timeout.
  * 0 = all finished cleanly; -ETIMEDOUT; or the failed stream's -errno. */
 int relay_wait(struct relay *r, int timeout_ms);
