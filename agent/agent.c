@@ -477,6 +477,13 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	req.max_bandwidth_mibps = opt_int(opts, "maxBandwidthMiBps", FERRY_UNSET);
 	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
 	req.verify_memory = opt_int(opts, "verifyMemory", 0);
+	req.progress_timeout_s = opt_int(opts, "progressTimeoutS", FERRY_UNSET);
+	req.completion_timeout_s_per_gib = opt_int(opts, "completionTimeoutSPerGiB", FERRY_UNSET);
+	if ((req.progress_timeout_s != FERRY_UNSET && req.progress_timeout_s < 0) ||
+	    (req.completion_timeout_s_per_gib != FERRY_UNSET && req.completion_timeout_s_per_gib < 0)) {
+		snprintf(err, errlen, "timeouts must be 0 (off) or a number of seconds");
+		return -EINVAL;
+	}
 	if (req.multifd_channels != FERRY_UNSET &&
 	    (req.multifd_channels < 0 || req.multifd_channels > 64)) {
 		snprintf(err, errlen, "multifdChannels must be between 0 and 64");

@@ -248,11 +248,20 @@ static int wait_migration(struct ctl *c, const char *id)
 			break;
 		}
 		if (tty) {
-			char rem[32];
+			char rem[32], eta[48];
+			uint64_t total = (uint64_t)jint(m, "ramTotal"), left = (uint64_t)jint(m, "ramRemaining");
+			int64_t e = jint(m, "etaMs");
 
-			human_bytes((uint64_t)jint(m, "ramRemaining"), rem, sizeof(rem));
-			printf("\r\033[K%s  remaining %s  dirty %.1f MB/s  copy %.1f MB/s  iteration %lld",
-			       phase, rem, jint(m, "dirtyRateBps") / 1e6, jint(m, "copyRateBps") / 1e6,
+			human_bytes(left, rem, sizeof(rem));
+			if (!json_object_get_boolean(json_object_object_get(m, "converging")))
+				snprintf(eta, sizeof(eta), "not converging");
+			else if (e >= 0)
+				snprintf(eta, sizeof(eta), "ETA %.1f s", e / 1000.0);
+			else
+				snprintf(eta, sizeof(eta), "ETA ?");
+			printf("\r\033[K%-15s %3.0f%%  remaining %s  dirty %.1f MB/s vs copy %.1f MB/s  %s  pass %lld",
+			       phase, total ? 100.0 * (double)(total - left) / (double)total : 0.0, rem,
+			       jint(m, "dirtyRateBps") / 1e6, jint(m, "copyRateBps") / 1e6, eta,
 			       (long long)jint(m, "iterations"));
 			fflush(stdout);
 		}
@@ -270,6 +279,8 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 					  {"no-compress", no_argument, NULL, 'C'},
 					  {"verify-memory", no_argument, NULL, 'V'},
 					  {"max-bandwidth", required_argument, NULL, 'b'},
+					  {"progress-timeout", required_argument, NULL, 'P'},
+					  {"completion-timeout-per-gib", required_argument, NULL, 'T'},
 					  {NULL, 0, NULL, 0}};
 	struct json_object *body = json_object_new_object(), *out = NULL;
 	const char *vm = NULL;
@@ -288,6 +299,8 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		case 'C': json_object_object_add(body, "compress", json_object_new_boolean(0)); break;
 		case 'V': json_object_object_add(body, "verifyMemory", json_object_new_boolean(1)); break;
 		case 'b': json_object_object_add(body, "maxBandwidthMiBps", json_object_new_int(atoi(optarg))); break;
+		case 'P': json_object_object_add(body, "progressTimeoutS", json_object_new_int(atoi(optarg))); break;
+		case 'T': json_object_object_add(body, "completionTimeoutSPerGiB", json_object_new_int(atoi(optarg))); break;
 		default:
 			json_object_put(body);
 			return 2;
@@ -296,7 +309,9 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	if (optind < argc)
 		vm = argv[optind];
 	if (!vm) {
-		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]\n");
+		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"
+				"                        [--verify-memory] [--max-bandwidth MiBps]\n"
+				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n");
 		json_object_put(body);
 		return 2;
 	}

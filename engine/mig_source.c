@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/migration_int.h"
+#include "engine/monitor.h"
 #include "qmp/qmp.h"
 #include "transport/link.h"
 #include "transport/relay.h"
@@ -199,8 +200,7 @@ static void update_figures(struct migration *m, struct json_object *qm)
 	m->st.ram_transferred = jget_u64(qm, "ram", "transferred");
 	m->st.ram_remaining = jget_u64(qm, "ram", "remaining");
 	m->st.dirty_rate_bps = jget_u64(qm, "ram", "dirty-pages-rate") * (page ? page : 4096);
-	m->st.copy_rate_bps = (uint64_t)(json_object_get_double(
-		json_object_object_get(json_object_object_get(qm, "ram"), "mbps")) * 1e6 / 8);
+	/* copy_rate_bps comes from ferry's own counters (monitor). */
 	m->st.iterations = jget_u64(qm, "ram", "dirty-sync-count");
 	if (json_object_object_get(qm, "downtime"))
 		m->st.qemu_downtime_ms = jget_u64(qm, "downtime", NULL);
@@ -338,7 +338,7 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 
 /* Watches the running migration until QEMU completes it or something says
  * stop. Returns 1 completed, 0 failed (reason recorded). */
-static int monitor(struct migration *m, uint64_t deadline_ms)
+static int monitor(struct migration *m, struct monitor *mon)
 {
 	uint64_t next_query = 0;
 	char status[64], desc[256], reason[300];
@@ -388,9 +388,11 @@ static int monitor(struct migration *m, uint64_t deadline_ms)
 					return 0;
 				}
 			} else if (!strcmp(ev.name, "MIGRATION_PASS")) {
-				log_info("mig", "event=iteration pass=%lld",
+				log_info("mig", "event=iteration pass=%lld remaining=%llu dirty_bps=%llu copy_bps=%.0f converging=%d",
 					 (long long)json_object_get_int64(
-						 json_object_object_get(ev.data, "pass")));
+						 json_object_object_get(ev.data, "pass")),
+					 (unsigned long long)mon->remaining,
+					 (unsigned long long)mon->dirty_bps, mon->copy_bps, mon->converging);
 			}
 			qmp_event_clear(&ev);
 		}
@@ -424,15 +426,36 @@ static int monitor(struct migration *m, uint64_t deadline_ms)
 				return 0;
 			}
 		}
-		if (time_mono_ms() >= deadline_ms) {
-			mig_set_failure(m, "completion timeout: the migration ran past its limit");
-			return 0;
-		}
 		if (time_mono_ms() >= next_query) {
+			struct relay_stream_stats tot;
+			struct mon_sample smp;
+			enum mon_verdict v;
+
 			next_query = time_mono_ms() + QUERY_EVERY_MS;
 			if (query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
 			    !strcmp(status, "completed"))
 				return 1;
+			/* Copy rate from ferry's own counters, dirty rate and what
+			 * is left from QEMU. */
+			relay_totals(m->relay, &tot);
+			pthread_mutex_lock(&m->mu);
+			smp = (struct mon_sample){time_mono_ms(), m->st.ram_remaining, m->st.dirty_rate_bps,
+						  tot.raw_in, tot.wire_out, m->st.iterations};
+			pthread_mutex_unlock(&m->mu);
+			v = mon_sample(mon, &smp);
+			pthread_mutex_lock(&m->mu);
+			m->st.copy_rate_bps = (uint64_t)mon->copy_bps;
+			m->st.wire_rate_bps = (uint64_t)mon->wire_bps;
+			m->st.converging = mon->converging;
+			m->st.eta_ms = mon->eta_ms;
+			pthread_mutex_unlock(&m->mu);
+			if (v != MON_OK) {
+				char why[400];
+
+				mon_explain(mon, v, why, sizeof(why));
+				mig_set_failure(m, "%s", why);
+				return 0;
+			}
 		}
 	}
 }
@@ -489,7 +512,8 @@ static void *source_main(void *arg)
 	struct json_object *args = NULL;
 	struct relay_stream_stats tot;
 	char err[512], uri[480];
-	uint64_t deadline, t_migrate = 0;
+	struct monitor mon;
+	uint64_t t_migrate = 0;
 	int succeeded = 0, started = 0, r, confirmed;
 	struct qmp_error qe;
 
@@ -529,9 +553,22 @@ static void *source_main(void *arg)
 	m->listener_open = 1;
 	loop_post(m->env.lp, listener_arm, m);
 
-	deadline = time_mono_ms() +
-		   (uint64_t)m->env.defaults.completion_timeout_s_per_gib * 1000ull *
-			   (((uint64_t)m->vm->spec->memory_mib + 1023) / 1024);
+	/* The seeds' timeouts: no new low of the remaining data for
+	 * progress_timeout_s, or past completion_timeout_s_per_gib for each
+	 * GiB of memory (plus copied disk, once storage migrates). */
+	{
+		int pt = pick(m->req.progress_timeout_s, m->vm->spec->mig.progress_timeout_s,
+			      m->env.defaults.progress_timeout_s);
+		int ct = pick(m->req.completion_timeout_s_per_gib,
+			      m->vm->spec->mig.completion_timeout_s_per_gib,
+			      m->env.defaults.completion_timeout_s_per_gib);
+		uint64_t gib_x1024 = (uint64_t)m->vm->spec->memory_mib; /* GiB * 1024 */
+
+		mon_init(&mon, time_mono_ms(), (uint64_t)(pt > 0 ? pt : 0) * 1000ull,
+			 (uint64_t)(ct > 0 ? ct : 0) * 1000ull * gib_x1024 / 1024ull);
+		log_info("mig", "event=policy progress_timeout_s=%d completion_timeout_s=%llu", pt,
+			 (unsigned long long)(mon.completion_timeout_ms / 1000));
+	}
 	args = json_object_new_object();
 	snprintf(uri, sizeof(uri), "unix:%s", m->listen_path);
 	json_object_object_add(args, "uri", json_object_new_string(uri));
@@ -547,7 +584,9 @@ static void *source_main(void *arg)
 	}
 	started = 1;
 	mig_set_phase(m, MIG_RUNNING);
-	if (!monitor(m, deadline))
+	mon.start_ms = time_mono_ms(); /* the clock runs from `migrate` */
+	mon.best_at_ms = mon.start_ms;
+	if (!monitor(m, &mon))
 		goto fail;
 
 	pthread_mutex_lock(&m->mu);

@@ -42,6 +42,8 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	snprintf(m->st.role, sizeof(m->st.role), "%s", role);
 	snprintf(m->st.mode, sizeof(m->st.mode), "pre-copy");
 	m->st.pause_ms = -1;
+	m->st.eta_ms = -1;
+	m->st.converging = 1;
 	m->st.start_us = time_real_us();
 	return m;
 }
@@ -206,6 +208,9 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_I("ramRemaining", st->ram_remaining);
 	ADD_I("dirtyRateBps", st->dirty_rate_bps);
 	ADD_I("copyRateBps", st->copy_rate_bps);
+	ADD_I("wireRateBps", st->wire_rate_bps);
+	ADD_B("converging", st->converging);
+	ADD_I("etaMs", st->eta_ms);
 	ADD_I("iterations", st->iterations);
 	if (st->memory_verified)
 		ADD_S("memoryVerified", st->memory_verified > 0 ? "match" : "MISMATCH");

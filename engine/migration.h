@@ -71,6 +71,8 @@ struct mig_request {
 	int downtime_limit_ms;   /* FERRY_UNSET = ... */
 	int verify_memory;       /* target starts paused; both sides hash guest RAM
 				    after the switchover and must match */
+	int progress_timeout_s;  /* FERRY_UNSET = spec, then agent default; 0 = off */
+	int completion_timeout_s_per_gib; /* likewise */
 };
 
 struct mig_status {
@@ -95,7 +97,9 @@ struct mig_status {
 	uint64_t qemu_downtime_ms;   /* QEMU's own estimate, for comparison */
 	uint64_t raw_bytes, wire_bytes; /* source→target through ferry */
 	uint64_t ram_total, ram_transferred, ram_remaining;
-	uint64_t dirty_rate_bps, copy_rate_bps;
+	uint64_t dirty_rate_bps, copy_rate_bps, wire_rate_bps;
+	int converging;   /* copy outruns dirtying */
+	int64_t eta_ms;   /* -1: unknown or not converging */
 	uint64_t iterations;
 	int memory_verified;          /* 1 match, -1 mismatch, 0 not checked */
 	/* Source: QEMU completed but the target never confirmed; the guest is
