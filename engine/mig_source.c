@@ -370,7 +370,8 @@ static int monitor(struct migration *m, struct monitor *mon)
 				snprintf(s, sizeof(s), "%s", json_object_get_string(
 					json_object_object_get(ev.data, "status")) ?: "?");
 
-				log_info("mig", "event=qemu_status status=%s", s);
+				log_info("mig", "event=qemu_status status=%s qemu_ts_us=%llu", s,
+					 (unsigned long long)ev.ts_us);
 				if (!strcmp(s, "completed")) {
 					qmp_event_clear(&ev);
 					query_migrate(m, status, sizeof(status), NULL, 0);

@@ -189,7 +189,8 @@ static int serve(struct migration *m)
 			} else if (!strcmp(ev.name, "MIGRATION")) {
 				const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
 
-				log_info("mig", "event=qemu_status status=%s", s ? s : "?");
+				log_info("mig", "event=qemu_status status=%s qemu_ts_us=%llu", s ? s : "?",
+					 (unsigned long long)ev.ts_us);
 				if (s && !strcmp(s, "completed")) {
 					qemu_done = 1;
 					complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
