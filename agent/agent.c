@@ -111,7 +111,12 @@ static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q
 	}
 	qemu_vm_free(v->q);
 	v->q = q;
-	v->state = VM_RUNNING;
+	{
+		struct mig_status st;
+
+		mig_get_status(m, &st);
+		v->state = st.guest_paused_on_source ? VM_PAUSED : VM_RUNNING;
+	}
 	v->departed_to[0] = '\0';
 	snprintf(v->last_mig, sizeof(v->last_mig), "%s", mig_id(m));
 	pthread_mutex_unlock(&a->mu);
@@ -478,6 +483,10 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
 	req.verify_memory = opt_int(opts, "verifyMemory", 0);
 	req.progress_timeout_s = opt_int(opts, "progressTimeoutS", FERRY_UNSET);
+	req.auto_converge = opt_int(opts, "autoConverge", FERRY_UNSET);
+	req.post_copy = opt_int(opts, "postCopy", FERRY_UNSET);
+	req.downtime_step_ms = opt_int(opts, "downtimeStepMs", FERRY_UNSET);
+	req.escalate_after_s = opt_int(opts, "escalateAfterS", FERRY_UNSET);
 	req.completion_timeout_s_per_gib = opt_int(opts, "completionTimeoutSPerGiB", FERRY_UNSET);
 	if ((req.progress_timeout_s != FERRY_UNSET && req.progress_timeout_s < 0) ||
 	    (req.completion_timeout_s_per_gib != FERRY_UNSET && req.completion_timeout_s_per_gib < 0)) {

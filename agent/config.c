@@ -35,6 +35,11 @@ static const struct schema_field mig_fields[] = {
 	{"downtime_limit_ms", SCHEMA_INT, COFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, 0},
 	{"compress", SCHEMA_BOOL, COFF(mig.compress), 0, 0, NULL, NULL, 0},
 	{"multifd_channels", SCHEMA_INT, COFF(mig.multifd_channels), 0, 0, NULL, NULL, 0},
+	{"auto_converge", SCHEMA_BOOL, COFF(mig.auto_converge), 0, 0, NULL, NULL, 0},
+	{"post_copy", SCHEMA_BOOL, COFF(mig.post_copy), 0, 0, NULL, NULL, 0},
+	{"downtime_step_ms", SCHEMA_INT, COFF(mig.downtime_step_ms), 0, 0, NULL, NULL, 0},
+	{"downtime_max_ms", SCHEMA_INT, COFF(mig.downtime_max_ms), 0, 0, NULL, NULL, 0},
+	{"escalate_after_s", SCHEMA_INT, COFF(mig.escalate_after_s), 0, 0, NULL, NULL, 0},
 	{0},
 };
 
@@ -114,6 +119,11 @@ static int config_defaults(struct ferry_config *c)
 	c->mig.downtime_limit_ms = 300;
 	c->mig.compress = 1;
 	c->mig.multifd_channels = 0;
+	c->mig.auto_converge = 0;
+	c->mig.post_copy = 0;
+	c->mig.downtime_step_ms = 0;
+	c->mig.downtime_max_ms = 2000;
+	c->mig.escalate_after_s = 30;
 	return strlist_set(&c->networks, &c->n_networks, networks);
 }
 

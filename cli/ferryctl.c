@@ -213,6 +213,8 @@ static void print_outcome(struct json_object *m)
 	if (jint(m, "pauseMs") >= 0)
 		printf("  guest pause: %lld ms (target RESUME - source STOP)\n", (long long)jint(m, "pauseMs"));
 	printf("  bytes:       raw %s, wire %s (%.2fx)\n", raw, wire, wb ? (double)rb / (double)wb : 0.0);
+	printf("  mode:        %s, %lld escalation(s), downtime limit %lld ms\n", jstr(m, "mode"),
+	       (long long)jint(m, "escalations"), (long long)jint(m, "downtimeLimitMs"));
 	printf("  channels:    %lld multifd, compress %s\n", (long long)jint(m, "multifdChannels"),
 	       json_object_get_boolean(json_object_object_get(m, "compress")) ? "lz4" : "off");
 	if (json_object_object_get(m, "memoryVerified"))
@@ -281,6 +283,10 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 					  {"max-bandwidth", required_argument, NULL, 'b'},
 					  {"progress-timeout", required_argument, NULL, 'P'},
 					  {"completion-timeout-per-gib", required_argument, NULL, 'T'},
+					  {"auto-converge", no_argument, NULL, 'A'},
+					  {"post-copy", no_argument, NULL, 'Y'},
+					  {"downtime-step", required_argument, NULL, 'D'},
+					  {"escalate-after", required_argument, NULL, 'E'},
 					  {NULL, 0, NULL, 0}};
 	struct json_object *body = json_object_new_object(), *out = NULL;
 	const char *vm = NULL;
@@ -301,6 +307,10 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		case 'b': json_object_object_add(body, "maxBandwidthMiBps", json_object_new_int(atoi(optarg))); break;
 		case 'P': json_object_object_add(body, "progressTimeoutS", json_object_new_int(atoi(optarg))); break;
 		case 'T': json_object_object_add(body, "completionTimeoutSPerGiB", json_object_new_int(atoi(optarg))); break;
+		case 'A': json_object_object_add(body, "autoConverge", json_object_new_boolean(1)); break;
+		case 'Y': json_object_object_add(body, "postCopy", json_object_new_boolean(1)); break;
+		case 'D': json_object_object_add(body, "downtimeStepMs", json_object_new_int(atoi(optarg))); break;
+		case 'E': json_object_object_add(body, "escalateAfterS", json_object_new_int(atoi(optarg))); break;
 		default:
 			json_object_put(body);
 			return 2;
@@ -311,7 +321,9 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	if (!vm) {
 		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"
 				"                        [--verify-memory] [--max-bandwidth MiBps]\n"
-				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n");
+				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"
+				"                        [--auto-converge] [--post-copy] [--downtime-step MS]\n"
+				"                        [--escalate-after S]\n");
 		json_object_put(body);
 		return 2;
 	}

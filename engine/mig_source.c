@@ -202,6 +202,7 @@ static void update_figures(struct migration *m, struct json_object *qm)
 	m->st.dirty_rate_bps = jget_u64(qm, "ram", "dirty-pages-rate") * (page ? page : 4096);
 	/* copy_rate_bps comes from ferry's own counters (monitor). */
 	m->st.iterations = jget_u64(qm, "ram", "dirty-sync-count");
+	m->st.cpu_throttle_pct = (int)jget_u64(qm, "cpu-throttle-percentage", NULL);
 	if (json_object_object_get(qm, "downtime"))
 		m->st.qemu_downtime_ms = jget_u64(qm, "downtime", NULL);
 	pthread_mutex_unlock(&m->mu);
@@ -297,6 +298,7 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(msg, "multifd", json_object_new_int(m->multifd));
 	json_object_object_add(msg, "compress", json_object_new_boolean(m->compress));
 	json_object_object_add(msg, "paused", json_object_new_boolean(m->req.verify_memory));
+	json_object_object_add(msg, "postcopy", json_object_new_boolean(m->postcopy));
 	r = mig_ctl_send(m->ctl_fd, msg);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
@@ -331,16 +333,80 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(args, "max-bandwidth",
 			       json_object_new_int64(bw > 0 ? (int64_t)bw << 20 : (int64_t)1 << 40));
 	json_object_object_add(args, "downtime-limit", json_object_new_int64(dt > 0 ? dt : 300));
+	if (m->auto_converge) {
+		/* QEMU's defaults (20 % then +10 % per pass) take minutes on a
+		 * large working set; auto-converge is an escalation here, asked
+		 * for because the migration must finish. */
+		json_object_object_add(args, "cpu-throttle-initial", json_object_new_int(30));
+		json_object_object_add(args, "cpu-throttle-increment", json_object_new_int(20));
+	}
+	pthread_mutex_lock(&m->mu);
+	m->st.downtime_limit_ms = dt > 0 ? dt : 300;
+	pthread_mutex_unlock(&m->mu);
 	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, errlen);
 	json_object_put(args);
 	return r;
+}
+
+/* One escalation step after escalate_after_s without progress, in order:
+ * raise the downtime limit by a step (until its max), then switch to
+ * post-copy. Auto-converge needs no step: QEMU throttles the vCPUs itself
+ * once it sees the dirty rate outrun the copy. Returns 1 if a step was
+ * taken. */
+static int escalate(struct migration *m, struct monitor *mon)
+{
+	int step = pick(m->req.downtime_step_ms, m->vm->spec->mig.downtime_step_ms,
+			m->env.defaults.downtime_step_ms);
+	int max = pick(FERRY_UNSET, m->vm->spec->mig.downtime_max_ms, m->env.defaults.downtime_max_ms);
+	struct json_object *args;
+	char err[256];
+	int cur;
+
+	pthread_mutex_lock(&m->mu);
+	cur = m->st.downtime_limit_ms;
+	pthread_mutex_unlock(&m->mu);
+	if (step > 0 && cur < max) {
+		int next = cur + step > max ? max : cur + step;
+
+		args = json_object_new_object();
+		json_object_object_add(args, "downtime-limit", json_object_new_int64(next));
+		if (mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, sizeof(err)) == 0) {
+			pthread_mutex_lock(&m->mu);
+			m->st.downtime_limit_ms = next;
+			m->st.escalations++;
+			pthread_mutex_unlock(&m->mu);
+			log_info("mig", "event=escalation action=downtime_limit from_ms=%d to_ms=%d", cur, next);
+		}
+		json_object_put(args);
+		return 1;
+	}
+	if (m->postcopy && !m->in_postcopy) {
+		if (mig_qmp(m, "migrate-start-postcopy", NULL, NULL, 5000, err, sizeof(err)) < 0) {
+			log_warn("mig", "event=escalation_failed action=post_copy err=\"%s\"", err);
+			return 0;
+		}
+		m->in_postcopy = 1;
+		/* Post-copy cannot be undone: the target runs the guest from
+		 * now on, so nothing may abort the migration any more. */
+		mon->progress_timeout_ms = 0;
+		mon->completion_timeout_ms = 0;
+		pthread_mutex_lock(&m->mu);
+		snprintf(m->st.mode, sizeof(m->st.mode), "post-copy");
+		m->st.escalations++;
+		m->switchover_started = 1;
+		pthread_mutex_unlock(&m->mu);
+		log_info("mig", "event=escalation action=post_copy remaining=%llu",
+			 (unsigned long long)mon->remaining);
+		return 1;
+	}
+	return 0;
 }
 
 /* Watches the running migration until QEMU completes it or something says
  * stop. Returns 1 completed, 0 failed (reason recorded). */
 static int monitor(struct migration *m, struct monitor *mon)
 {
-	uint64_t next_query = 0;
+	uint64_t next_query = 0, last_escalation = 0;
 	char status[64], desc[256], reason[300];
 	struct qmp_event ev;
 	int r;
@@ -376,6 +442,11 @@ static int monitor(struct migration *m, struct monitor *mon)
 					qmp_event_clear(&ev);
 					query_migrate(m, status, sizeof(status), NULL, 0);
 					return 1;
+				}
+				if (!strcmp(s, "postcopy-paused")) {
+					qmp_event_clear(&ev);
+					mig_set_failure(m, "post-copy interrupted (the link to the target broke): the guest is split between both nodes and paused; neither side was stopped");
+					return 0;
 				}
 				if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
 					qmp_event_clear(&ev);
@@ -450,6 +521,15 @@ static int monitor(struct migration *m, struct monitor *mon)
 			m->st.converging = mon->converging;
 			m->st.eta_ms = mon->eta_ms;
 			pthread_mutex_unlock(&m->mu);
+			{
+				int after = pick(m->req.escalate_after_s, m->vm->spec->mig.escalate_after_s,
+						 m->env.defaults.escalate_after_s);
+				uint64_t since = mon->best_at_ms > last_escalation ? mon->best_at_ms : last_escalation;
+
+				if (after > 0 && v == MON_OK && smp.iterations >= 2 &&
+				    smp.t_ms - since >= (uint64_t)after * 1000ull && escalate(m, mon))
+					last_escalation = smp.t_ms;
+			}
 			if (v != MON_OK) {
 				char why[400];
 
@@ -626,6 +706,15 @@ fail:
 			pthread_mutex_unlock(&m->mu);
 			goto confirm;
 		}
+		if (m->in_postcopy) {
+			/* Neither half holds the whole guest: cancelling or resuming
+			 * the source would lose the target's writes. Keep both as
+			 * they are and say so. */
+			pthread_mutex_lock(&m->mu);
+			m->guest_paused_here = 1;
+			pthread_mutex_unlock(&m->mu);
+			goto done;
+		}
 		cancel_qemu_migration(m);
 	}
 	if (m->relay)
@@ -693,6 +782,10 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	m->multifd = pick(req->multifd_channels, vm->spec->mig.multifd_channels,
 			  env->defaults.multifd_channels);
 	m->compress = pick(req->compress, vm->spec->mig.compress, env->defaults.compress);
+	m->auto_converge = pick(req->auto_converge, vm->spec->mig.auto_converge, env->defaults.auto_converge) > 0;
+	m->postcopy = pick(req->post_copy, vm->spec->mig.post_copy, env->defaults.post_copy) > 0;
+	if (m->postcopy)
+		m->multifd = 0; /* QEMU 7.2 does not combine post-copy with multifd */
 	snprintf(m->mig_dir, sizeof(m->mig_dir), "%s/migrations/%s", env->state_dir, req->id);
 	snprintf(m->listen_path, sizeof(m->listen_path), "%s/out.sock", m->mig_dir);
 	snprintf(m->st.id, sizeof(m->st.id), "%s", req->id);
@@ -702,6 +795,8 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	snprintf(m->st.target_addr, sizeof(m->st.target_addr), "%s:%d", req->target_host, req->target_port);
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
+	m->st.auto_converge = m->auto_converge;
+	m->st.post_copy = m->postcopy;
 	if (pthread_create(&m->thread, NULL, source_main, m) != 0) {
 		mig_free(m);
 		return -EAGAIN;

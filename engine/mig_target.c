@@ -159,7 +159,9 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 }
 
 /* Waits on the incoming QEMU and the source's control messages. Returns 1
- * when the guest runs here and the source has let go, 0 on failure. */
+ * when the guest runs here and the source has let go, 0 on failure (the
+ * target QEMU goes), 2 when post-copy broke: the migration failed but the
+ * target QEMU holds part of the guest and stays. */
 static int serve(struct migration *m)
 {
 	struct qmp_event ev;
@@ -202,6 +204,13 @@ static int serve(struct migration *m)
 			}
 			qmp_event_clear(&ev);
 		}
+		if (m->postcopy && resumed && !qemu_done &&
+		    relay_failed(m->relay, reason, sizeof(reason))) {
+			/* Post-copy: the guest already runs here on pages it has and
+			 * waits for the rest; killing it would lose its writes. */
+			mig_set_failure(m, "post-copy interrupted (%s): the guest is split between both nodes and paused; neither side was stopped", reason);
+			return 2;
+		}
 		if (relay_failed(m->relay, reason, sizeof(reason)) && !qemu_done) {
 			mig_set_failure(m, "transport failed: %s", reason);
 			reply(m, "error", m->st.failure_reason);
@@ -230,6 +239,10 @@ static int serve(struct migration *m)
 			char hex[65] = "";
 
 			if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+				if (m->postcopy && resumed && !qemu_done) {
+					mig_set_failure(m, "post-copy interrupted (lost the source agent: %s): the guest is split between both nodes and paused; neither side was stopped", err);
+					return 2;
+				}
 				if (qemu_done && resumed) {
 					/* Same as above: the guest already runs here. */
 					log_warn("mig", "event=source_lost_after_switchover action=keep_guest err=\"%s\"", err);
@@ -356,6 +369,11 @@ out:
 	}
 	if (!ok && m->admitted)
 		m->env.on_target_failed(m->env.agent, m->st.vm);
+	if (ok == 2) {
+		pthread_mutex_lock(&m->mu);
+		m->st.guest_paused_on_source = 1; /* "paused here": split, not lost */
+		pthread_mutex_unlock(&m->mu);
+	}
 	if (ok) {
 		struct qemu_vm *vm = m->vm;
 
@@ -365,7 +383,7 @@ out:
 		if (m->env.on_target_arrived(m->env.agent, m, vm) < 0)
 			log_error("mig", "event=handover_failed vm=%s", m->st.vm);
 	}
-	mig_finish(m, ok);
+	mig_finish(m, ok == 1);
 	/* finished is set: no new attacher starts; wait for those under way
 	 * before the relay they hand sockets to goes away. */
 	pthread_mutex_lock(&m->mu);
@@ -403,8 +421,10 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 	m->multifd = json_object_get_int(json_object_object_get(prepare_msg, "multifd"));
 	m->compress = json_object_get_boolean(json_object_object_get(prepare_msg, "compress")) ?
 		      RELAY_COMPRESS_AUTO : RELAY_COMPRESS_OFF;
+	m->postcopy = json_object_get_boolean(json_object_object_get(prepare_msg, "postcopy"));
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
+	m->st.post_copy = m->postcopy;
 	if (m->multifd < 0 || m->multifd > 64 || !m->req.id[0] ||
 	    0) {
 		mig_free(m);

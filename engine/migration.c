@@ -197,6 +197,11 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	if (st->failure_reason[0])
 		ADD_S("failureReason", st->failure_reason);
 	ADD_I("multifdChannels", st->multifd_channels);
+	ADD_B("autoConverge", st->auto_converge);
+	ADD_B("postCopy", st->post_copy);
+	ADD_I("escalations", st->escalations);
+	ADD_I("cpuThrottlePercent", st->cpu_throttle_pct);
+	ADD_I("downtimeLimitMs", st->downtime_limit_ms);
 	ADD_B("compress", st->compress);
 	ADD_I("totalMs", st->total_ms);
 	ADD_I("pauseMs", st->pause_ms);
@@ -217,7 +222,7 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	if (st->memory_digest[0])
 		ADD_S("memoryDigest", st->memory_digest);
 	if (st->guest_paused_on_source)
-		ADD_B("guestPausedOnSource", 1);
+		ADD_B("guestPausedHere", 1);
 #undef ADD_S
 #undef ADD_I
 #undef ADD_B
@@ -242,11 +247,12 @@ int mig_set_capabilities(struct migration *m, char *err, size_t errlen)
 {
 	struct json_object *args = json_object_new_object();
 	struct json_object *caps = json_object_new_array();
-	const char *names[] = {"events", "multifd"};
-	int vals[] = {1, m->multifd > 0};
+	/* auto-converge acts on the source only; postcopy-ram must match. */
+	const char *names[] = {"events", "multifd", "postcopy-ram", "auto-converge"};
+	int vals[] = {1, m->multifd > 0, m->postcopy, m->auto_converge && !strcmp(m->st.role, "source")};
 	int r;
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct json_object *c = json_object_new_object();
 
 		json_object_object_add(c, "capability", json_object_new_string(names[i]));

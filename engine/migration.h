@@ -73,6 +73,7 @@ struct mig_request {
 				    after the switchover and must match */
 	int progress_timeout_s;  /* FERRY_UNSET = spec, then agent default; 0 = off */
 	int completion_timeout_s_per_gib; /* likewise */
+	int auto_converge, post_copy, downtime_step_ms, escalate_after_s; /* likewise */
 };
 
 struct mig_status {
@@ -89,6 +90,10 @@ struct mig_status {
 	char abort_status[16]; /* "" | Aborting | Succeeded | Failed */
 	char failure_reason[512];
 	int multifd_channels, compress;
+	int auto_converge, post_copy; /* escalations allowed */
+	int escalations;              /* steps taken */
+	int cpu_throttle_pct;         /* auto-converge's current throttle */
+	int downtime_limit_ms;        /* current */
 	/* Figures. */
 	uint64_t migrate_start_us;   /* `migrate` issued */
 	uint64_t total_ms;           /* migrate issued → source completed */
@@ -102,8 +107,10 @@ struct mig_status {
 	int64_t eta_ms;   /* -1: unknown or not converging */
 	uint64_t iterations;
 	int memory_verified;          /* 1 match, -1 mismatch, 0 not checked */
-	/* Source: QEMU completed but the target never confirmed; the guest is
-	 * kept paused here (resuming could run it twice) until someone knows. */
+	/* The guest is kept paused on this node and nobody resumes it
+	 * automatically: source after QEMU completed but the target never
+	 * confirmed (resuming could run it twice), or either side after
+	 * post-copy broke (each holds part of the guest). */
 	int guest_paused_on_source;
 	char memory_digest[65];
 };

@@ -32,6 +32,8 @@ struct migration {
 	int ctl_fd;
 	char mig_dir[400];
 	int compress, multifd;
+	int postcopy, auto_converge; /* allowed for this migration */
+	int in_postcopy;             /* source: migrate-start-postcopy issued */
 	struct json_object *prepare; /* target: the prepare message */
 
 	/* Source: QEMU's outgoing channels arrive on this listener (loop thread). */

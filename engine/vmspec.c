@@ -1131,6 +1131,14 @@ int ferry_migration_check(struct schema_err *e, const char *path,
 		 * agents buys nothing. */
 		{"multifd_channels",
 		 offsetof(struct ferry_migration_defaults, multifd_channels), 0, 64},
+		{"auto_converge", offsetof(struct ferry_migration_defaults, auto_converge), 0, 1},
+		{"post_copy", offsetof(struct ferry_migration_defaults, post_copy), 0, 1},
+		{"downtime_step_ms",
+		 offsetof(struct ferry_migration_defaults, downtime_step_ms), 0, 2000000},
+		{"downtime_max_ms",
+		 offsetof(struct ferry_migration_defaults, downtime_max_ms), 1, 2000000},
+		{"escalate_after_s",
+		 offsetof(struct ferry_migration_defaults, escalate_after_s), 1, 86400},
 	};
 	char p[192];
 
@@ -1203,6 +1211,15 @@ static const struct schema_field vm_mig_fields[] = {
 	{"compress", SCHEMA_BOOL, VOFF(mig.compress), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
 	{"multifd_channels", SCHEMA_INT, VOFF(mig.multifd_channels), 0, 0, NULL, NULL,
 	 SCHEMA_F_UNSET_OMIT},
+	{"auto_converge", SCHEMA_BOOL, VOFF(mig.auto_converge), 0, 0, NULL, NULL,
+	 SCHEMA_F_UNSET_OMIT},
+	{"post_copy", SCHEMA_BOOL, VOFF(mig.post_copy), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"downtime_step_ms", SCHEMA_INT, VOFF(mig.downtime_step_ms), 0, 0, NULL, NULL,
+	 SCHEMA_F_UNSET_OMIT},
+	{"downtime_max_ms", SCHEMA_INT, VOFF(mig.downtime_max_ms), 0, 0, NULL, NULL,
+	 SCHEMA_F_UNSET_OMIT},
+	{"escalate_after_s", SCHEMA_INT, VOFF(mig.escalate_after_s), 0, 0, NULL, NULL,
+	 SCHEMA_F_UNSET_OMIT},
 	{0},
 };
 
@@ -1240,6 +1257,11 @@ static void spec_defaults(struct vm_spec *s)
 	s->mig.downtime_limit_ms = FERRY_UNSET;
 	s->mig.compress = FERRY_UNSET;
 	s->mig.multifd_channels = FERRY_UNSET;
+	s->mig.auto_converge = FERRY_UNSET;
+	s->mig.post_copy = FERRY_UNSET;
+	s->mig.downtime_step_ms = FERRY_UNSET;
+	s->mig.downtime_max_ms = FERRY_UNSET;
+	s->mig.escalate_after_s = FERRY_UNSET;
 }
 
 static int uuid_generate_v4(char out[37])

@@ -38,6 +38,13 @@ struct ferry_migration_defaults {
 	int downtime_limit_ms;           /* QEMU downtime-limit */
 	int compress;                    /* ferry's LZ4 on the wire */
 	int multifd_channels;            /* 0 = single channel */
+	/* Escalations, each off by default; they start after escalate_after_s
+	 * without progress, before the progress timeout aborts. */
+	int auto_converge;               /* QEMU throttles the guest's vCPUs */
+	int post_copy;                   /* switch to post-copy (forces 1 channel) */
+	int downtime_step_ms;            /* raise downtime-limit by this per step; 0 = off */
+	int downtime_max_ms;             /* ... up to this */
+	int escalate_after_s;            /* no progress for this long: next step */
 };
 
 #define FERRY_UNSET (-1)
