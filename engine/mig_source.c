@@ -304,7 +304,30 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
 		goto out;
 	}
-	r = mig_ctl_recv(m->ctl_fd, PREPARE_TIMEOUT_MS, &reply, err, errlen);
+	/* Wait for the answer, but stay cancellable while the target starts
+	 * its QEMU. */
+	{
+		uint64_t deadline = time_mono_ms() + PREPARE_TIMEOUT_MS;
+		char why[256];
+
+		for (;;) {
+			struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+
+			if (mig_take_cancel(m, why, sizeof(why))) {
+				snprintf(err, errlen, "cancelled while preparing the target: %s", why);
+				r = -ECANCELED;
+				goto out;
+			}
+			if (time_mono_ms() >= deadline) {
+				snprintf(err, errlen, "the target did not prepare in %d s", PREPARE_TIMEOUT_MS / 1000);
+				r = -ETIMEDOUT;
+				goto out;
+			}
+			if (poll(&pfd, 1, 100) > 0)
+				break;
+		}
+	}
+	r = mig_ctl_recv(m->ctl_fd, 10000, &reply, err, errlen);
 	if (r < 0)
 		goto out;
 	op = json_object_get_string(json_object_object_get(reply, "op"));
@@ -606,11 +629,24 @@ static void *source_main(void *arg)
 		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
 		goto fail;
 	}
-	if (send_prepare(m, err, sizeof(err)) < 0) {
+	r = send_prepare(m, err, sizeof(err));
+	if (r == -ECANCELED) {
+		mig_set_failure(m, "%s", err);
+		goto fail;
+	}
+	if (r < 0) {
 		mig_set_failure(m, "preparing the target failed: %s", err);
 		goto fail;
 	}
 	mig_set_phase(m, MIG_TARGET_READY);
+	{
+		char why[256];
+
+		if (mig_take_cancel(m, why, sizeof(why))) {
+			mig_set_failure(m, "cancelled: %s", why);
+			goto fail;
+		}
+	}
 	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
 	if (r < 0) {
 		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", qe.desc);
