@@ -188,6 +188,62 @@ static void cleanup_stale_incoming(struct agent *a)
 	closedir(d);
 }
 
+/* Records left by an earlier run. One still in a non-final phase was cut
+ * off by the agent's end: it failed, and the record says so. */
+static void load_records(struct agent *a)
+{
+	char dir[512], path[800];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/records", a->cfg->state_dir);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		struct agent_record *rec;
+		struct json_object *j;
+		const char *phase;
+
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		j = json_object_from_file(path);
+		if (!j || !json_object_is_type(j, json_type_object)) {
+			log_warn("agent", "event=record_unreadable path=%s", path);
+			json_object_put(j);
+			continue;
+		}
+		phase = json_object_get_string(json_object_object_get(j, "phase"));
+		if (!phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"))) {
+			char ts[40];
+
+			json_object_object_add(j, "phase", json_object_new_string("Failed"));
+			json_object_object_add(j, "failed", json_object_new_boolean(1));
+			json_object_object_add(j, "failureReason", json_object_new_string(
+				"ferryd stopped during the migration; QEMU cancels a migration whose channels close, so the guest kept running on the source"));
+			time_format_rfc3339(time_real_us(), ts, sizeof(ts));
+			json_object_object_add(j, "endTimestamp", json_object_new_string(ts));
+			json_object_to_file_ext(path, j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		}
+		rec = calloc(1, sizeof(*rec));
+		if (!rec) {
+			json_object_put(j);
+			break;
+		}
+		snprintf(rec->id, sizeof(rec->id), "%s", json_object_get_string(json_object_object_get(j, "id")) ?: "");
+		snprintf(rec->vm, sizeof(rec->vm), "%s", json_object_get_string(json_object_object_get(j, "vm")) ?: "");
+		rec->j = j;
+		rec->next = a->records;
+		a->records = rec;
+		n++;
+	}
+	closedir(d);
+	log_info("agent", "event=records_loaded count=%u", n);
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static int mkdirs(const char *base)
@@ -242,6 +298,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->env.target_admit = target_admit;
 	a->env.on_target_failed = on_target_failed;
 	cleanup_stale_incoming(a);
+	load_records(a);
 	r = loop_new(&a->lp);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start the io_uring loop: %s", strerror(-r));
@@ -278,6 +335,13 @@ void agent_shutdown(struct agent *a)
 	loop_free(a->lp);
 	if (a->peer_fd >= 0)
 		close(a->peer_fd);
+	while (a->records) {
+		struct agent_record *rec = a->records;
+
+		a->records = rec->next;
+		json_object_put(rec->j);
+		free(rec);
+	}
 	/* VMs keep running: an agent restart must not take guests down. */
 	while (a->vms) {
 		struct agent_vm *v = a->vms;
@@ -594,8 +658,16 @@ struct json_object *agent_migration_json(struct agent *a, const char *id)
 	struct migration *m = agent_find_migration(a, id);
 	struct mig_status st;
 
-	if (!m)
-		return NULL;
+	if (!m) {
+		struct json_object *o = NULL;
+
+		pthread_mutex_lock(&a->mu);
+		for (struct agent_record *rec = a->records; rec && !o; rec = rec->next)
+			if (!strcmp(rec->id, id))
+				o = json_object_get(rec->j);
+		pthread_mutex_unlock(&a->mu);
+		return o;
+	}
 	mig_get_status(m, &st);
 	return mig_status_to_json(&st);
 }
@@ -612,6 +684,10 @@ struct json_object *agent_migrations_json(struct agent *a, const char *vm)
 		mig_get_status(am->m, &st);
 		json_object_array_add(arr, mig_status_to_json(&st));
 	}
+	/* History from earlier runs, oldest last. */
+	for (struct agent_record *rec = a->records; rec; rec = rec->next)
+		if (!vm || !strcmp(rec->vm, vm))
+			json_object_array_add(arr, json_object_get(rec->j));
 	pthread_mutex_unlock(&a->mu);
 	return arr;
 }

@@ -36,6 +36,15 @@ struct agent_mig {
 	struct agent_mig *next;
 };
 
+/* A finished migration known from the state dir (an earlier run of this
+ * agent): its record, read-only. */
+struct agent_record {
+	char id[40];
+	char vm[64];
+	struct json_object *j;
+	struct agent_record *next;
+};
+
 struct agent {
 	struct ferry_config *cfg;
 	struct loop *lp;
@@ -44,6 +53,7 @@ struct agent {
 	pthread_mutex_t mu;
 	struct agent_vm *vms;
 	struct agent_mig *migs;
+	struct agent_record *records; /* history from before this start */
 	unsigned mig_seq;
 	int peer_fd;
 	struct loop_op peer_accept_op, peer_retry_op;

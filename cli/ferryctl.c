@@ -373,11 +373,52 @@ static int cmd_migrate_cancel(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
+static void print_migration_state(struct json_object *ms)
+{
+	printf("  Migration State:\n");
+	printf("    Completed:                    %s\n",
+	       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
+	if (json_object_object_get(ms, "endTimestamp"))
+		printf("    End Timestamp:                %s\n", jstr(ms, "endTimestamp"));
+	printf("    Migration UID:                %s\n", jstr(ms, "id"));
+	printf("    Mode:                         %s\n", jstr(ms, "mode"));
+	printf("    Phase:                        %s\n", jstr(ms, "phase"));
+	printf("    Source Node:                  %s\n", jstr(ms, "sourceNode"));
+	printf("    Start Timestamp:              %s\n", jstr(ms, "startTimestamp"));
+	printf("    Target Node:                  %s\n", jstr(ms, "targetNode"));
+	printf("    Target Node Address:          %s\n", jstr(ms, "targetNodeAddress"));
+	printf("    Target Node Domain Detected:  %s\n",
+	       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
+	if (json_object_get_boolean(json_object_object_get(ms, "failed")))
+		printf("    Failure Reason:               %s\n", jstr(ms, "failureReason"));
+	if (json_object_get_boolean(json_object_object_get(ms, "abortRequested")))
+		printf("    Abort Status:                 %s\n", jstr(ms, "abortStatus"));
+	printf("    Total Time:                   %lld ms\n", (long long)jint(ms, "totalMs"));
+	printf("    Guest Pause:                  %lld ms\n", (long long)jint(ms, "pauseMs"));
+	if (!json_object_get_boolean(json_object_object_get(ms, "completed")) &&
+	    !json_object_get_boolean(json_object_object_get(ms, "failed"))) {
+		/* Still running: the live figures. */
+		printf("    Remaining:                    %.1f MiB\n", jint(ms, "ramRemaining") / 1048576.0);
+		printf("    Dirty Rate:                   %.1f MB/s\n", jint(ms, "dirtyRateBps") / 1e6);
+		printf("    Copy Rate:                    %.1f MB/s\n", jint(ms, "copyRateBps") / 1e6);
+		printf("    Converging:                   %s\n",
+		       json_object_get_boolean(json_object_object_get(ms, "converging")) ? "true" : "false");
+	}
+}
+
+static int by_start(const void *x, const void *y)
+{
+	struct json_object *a = *(struct json_object *const *)x, *b = *(struct json_object *const *)y;
+
+	return strcmp(jstr(a, "startTimestamp"), jstr(b, "startTimestamp"));
+}
+
 static int cmd_describe(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *out = NULL, *ms;
+	struct json_object *out = NULL, *hist = NULL, *ms = NULL, **v = NULL;
 	char path[160];
-	long st;
+	long st, hst;
+	size_t n = 0;
 	int r = 0;
 
 	if (argc < 2 || strcmp(argv[0], "vmi")) {
@@ -386,46 +427,56 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "/v1/vms/%s", argv[1]);
 	st = call(c, "GET", path, NULL, &out);
-	if (st != 200) {
+	snprintf(path, sizeof(path), "/v1/migrations?vm=%s", argv[1]);
+	hst = call(c, "GET", path, NULL, &hist);
+	if (hst == 200 && json_object_is_type(hist, json_type_array))
+		n = json_object_array_length(hist);
+	if (st != 200 && n == 0) {
 		r = api_failed(st, out);
-		json_object_put(out);
-		return r;
+		goto done;
 	}
 	if (!strcmp(c->output, "json")) {
-		print_json(out);
-		json_object_put(out);
-		return 0;
+		print_json(st == 200 ? out : hist);
+		goto done;
 	}
-	printf("Name:         %s\n", jstr(out, "name"));
-	printf("Node:         %s\n", jstr(out, "node"));
+	/* History, oldest first; the newest is the current state. */
+	v = calloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_object_array_get_idx(hist, i);
+	qsort(v, n, sizeof(*v), by_start);
+	ms = st == 200 ? json_object_object_get(out, "migrationState") : NULL;
+	if (!ms && n)
+		ms = v[n - 1];
+	printf("Name:         %s\n", argv[1]);
+	if (st == 200)
+		printf("Node:         %s\n", jstr(out, "node"));
+	else /* Known from its last migration's record only. */
+		printf("Node:         %s (per the last migration; not on this node)\n",
+		       json_object_get_boolean(json_object_object_get(ms, "completed")) ? jstr(ms, "targetNode")
+										      : jstr(ms, "sourceNode"));
 	printf("Status:\n");
-	printf("  Phase:      %s\n", jstr(out, "state"));
+	printf("  Conditions:\n");
+	printf("    Type:     LiveMigratable\n");
+	printf("    Status:   %s\n", st == 200 && !strcmp(jstr(out, "state"), "Running") ? "True" : "False");
+	printf("  Phase:      %s\n", st == 200 ? jstr(out, "state") : "Unknown");
 	printf("  Migration Method:  LiveMigration\n");
-	ms = json_object_object_get(out, "migrationState");
-	if (ms) {
-		printf("  Migration State:\n");
-		printf("    Completed:                    %s\n",
-		       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
-		if (json_object_object_get(ms, "endTimestamp"))
-			printf("    End Timestamp:                %s\n", jstr(ms, "endTimestamp"));
-		printf("    Migration UID:                %s\n", jstr(ms, "id"));
-		printf("    Mode:                         %s\n", jstr(ms, "mode"));
-		printf("    Phase:                        %s\n", jstr(ms, "phase"));
-		printf("    Source Node:                  %s\n", jstr(ms, "sourceNode"));
-		printf("    Start Timestamp:              %s\n", jstr(ms, "startTimestamp"));
-		printf("    Target Node:                  %s\n", jstr(ms, "targetNode"));
-		printf("    Target Node Address:          %s\n", jstr(ms, "targetNodeAddress"));
-		printf("    Target Node Domain Detected:  %s\n",
-		       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
-		if (json_object_get_boolean(json_object_object_get(ms, "failed")))
-			printf("    Failure Reason:               %s\n", jstr(ms, "failureReason"));
-		if (json_object_get_boolean(json_object_object_get(ms, "abortRequested")))
-			printf("    Abort Status:                 %s\n", jstr(ms, "abortStatus"));
-		printf("    Total Time:                   %lld ms\n", (long long)jint(ms, "totalMs"));
-		printf("    Guest Pause:                  %lld ms\n", (long long)jint(ms, "pauseMs"));
+	if (ms)
+		print_migration_state(ms);
+	if (n) {
+		printf("  Migration History:\n");
+		for (size_t i = 0; i < n; i++)
+			printf("    %s  %-9s %s -> %s  %s  total %lld ms  pause %lld ms%s%s\n",
+			       jstr(v[i], "startTimestamp"), jstr(v[i], "phase"), jstr(v[i], "sourceNode"),
+			       jstr(v[i], "targetNode"), jstr(v[i], "mode"), (long long)jint(v[i], "totalMs"),
+			       (long long)jint(v[i], "pauseMs"),
+			       json_object_get_boolean(json_object_object_get(v[i], "failed")) ? "  reason: " : "",
+			       json_object_get_boolean(json_object_object_get(v[i], "failed")) ? jstr(v[i], "failureReason") : "");
 	}
+done:
+	free(v);
 	json_object_put(out);
-	return 0;
+	json_object_put(hist);
+	return r;
 }
 
 static int cmd_get(struct ctl *c, int argc, char **argv)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qmp/qmp.h"
@@ -48,12 +49,47 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	return m;
 }
 
+/* The record survives an agent restart: written on every phase change and
+ * at the end, atomically (temp file, fsync, rename), so a reader never sees
+ * half a record. */
+static void persist(struct migration *m)
+{
+	struct mig_status st;
+	struct json_object *o;
+	char dir[400], path[480], tmp[500];
+	const char *txt;
+	FILE *f;
+
+	if (!m->req.id[0])
+		return;
+	mig_get_status(m, &st);
+	o = mig_status_to_json(&st);
+	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	snprintf(dir, sizeof(dir), "%s/records", m->env.state_dir);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, m->req.id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f && fputs(txt, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0) {
+		fclose(f);
+		if (rename(tmp, path) < 0)
+			log_warn("mig", "event=record_write_failed path=%s err=%s", path, strerror(errno));
+	} else {
+		log_warn("mig", "event=record_write_failed path=%s err=%s", tmp, strerror(errno));
+		if (f)
+			fclose(f);
+		unlink(tmp);
+	}
+	json_object_put(o);
+}
+
 void mig_set_phase(struct migration *m, enum mig_phase p)
 {
 	pthread_mutex_lock(&m->mu);
 	m->st.phase = p;
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
+	persist(m);
 	log_info("mig", "event=phase phase=%s role=%s vm=%s", mig_phase_name(p), m->st.role, m->st.vm);
 }
 
@@ -99,6 +135,7 @@ void mig_finish(struct migration *m, int succeeded)
 	m->finished = 1;
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
+	persist(m);
 	log_info("mig", "event=finished role=%s vm=%s result=%s total_ms=%llu pause_ms=%lld raw_bytes=%llu wire_bytes=%llu reason=\"%s\"",
 		 m->st.role, m->st.vm, succeeded ? "Succeeded" : "Failed",
 		 (unsigned long long)m->st.total_ms, (long long)m->st.pause_ms,
