@@ -11,7 +11,9 @@
 #   guest_hb NODE NAME            prints the guest's latest heartbeat seq
 #   mig_wait_phase NODE ID REGEX SEC   polls a migration until its phase matches
 #   mig_wait_bytes NODE ID BYTES SEC   ... until rawBytes >= BYTES
-#   assert_clean                  no QEMU or socket of this test left behind
+#   cluster_netns RATE            run the agents in a new network namespace whose
+#                                 loopback is shaped by a tbf qdisc (a slow link;
+#                                 exit 77 where namespaces are not available)
 #
 # Every wait has a deadline; the EXIT trap stops agents and QEMUs this test
 # started and removes $WORK, whatever happened.
@@ -40,6 +42,7 @@ cluster_init() {
 	PORT_A=$((20000 + ($$ % 20000) * 2))
 	PORT_B=$((PORT_A + 1))
 	AGENT_PIDS=""
+	NETNS=""
 	trap cluster_cleanup EXIT
 	trap 'exit 130' INT TERM
 }
@@ -77,8 +80,22 @@ cluster_cleanup() {
 			tail -n 40 "$l" >&2
 		done
 	fi
+	[ -n "$NETNS" ] && ip netns del "$NETNS" 2>/dev/null
 	rm -rf "$WORK"
 	exit $rc
+}
+
+cluster_netns() {
+	local rate=$1
+
+	command -v ip >/dev/null && command -v tc >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
+	NETNS=ferry-e2e-$$
+	ip netns add "$NETNS" 2>/dev/null || { NETNS=""; echo "SKIP: cannot create a network namespace"; exit 77; }
+	ip -n "$NETNS" link set lo up || die "cannot bring up lo in $NETNS"
+	# tbf needs a burst of at least rate/HZ; latency bounds the queue.
+	ip netns exec "$NETNS" tc qdisc add dev lo root tbf rate "$rate" burst 256kb latency 100ms ||
+		{ echo "SKIP: tbf qdisc not available"; exit 77; }
+	log "agents run in netns $NETNS, loopback shaped to $rate"
 }
 
 agent_config() {
@@ -101,7 +118,11 @@ YAML
 agent_start() {
 	local node=$1 i
 
-	"$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
+	if [ -n "$NETNS" ]; then
+		ip netns exec "$NETNS" "$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
+	else
+		"$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
+	fi
 	eval "AGENT_PID_$(echo "$node" | tr - _)=$!"
 	AGENT_PIDS="$AGENT_PIDS $!"
 	# Ready when the API answers; bounded.
