@@ -672,6 +672,20 @@ struct json_object *agent_migration_json(struct agent *a, const char *id)
 	return mig_status_to_json(&st);
 }
 
+struct json_object *agent_migration_samples_json(struct agent *a, const char *id)
+{
+	struct migration *m = agent_find_migration(a, id);
+	char path[600];
+
+	if (m)
+		return mig_samples_json(m);
+	/* An earlier run's migration: its series was saved with its record. */
+	if (strchr(id, '/') || strstr(id, ".."))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/records/%s.samples", a->cfg->state_dir, id);
+	return json_object_from_file(path);
+}
+
 struct json_object *agent_migrations_json(struct agent *a, const char *vm)
 {
 	struct json_object *arr = json_object_new_array();

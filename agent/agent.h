@@ -74,6 +74,7 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 		  char *id_out, size_t idlen, char *err, size_t errlen);
 int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
+struct json_object *agent_migration_samples_json(struct agent *a, const char *id);
 struct json_object *agent_migrations_json(struct agent *a, const char *vm);
 struct json_object *agent_node_json(struct agent *a);
 void agent_add_migration(struct agent *a, struct migration *m, const char *vm);

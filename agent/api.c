@@ -6,6 +6,7 @@
  *   GET    /v1/vms/NAME             DELETE /v1/vms/NAME
  *   GET    /v1/migrations[?vm=NAME] POST /v1/migrations {"vm","node",...}
  *   GET    /v1/migrations/ID        DELETE /v1/migrations/ID-or-VM (cancel)
+ *   GET    /v1/migrations/ID/samples  the monitor's time series
  * Errors: {"error":{"code":"not_found","message":"..."}} with a fitting status. */
 #include <errno.h>
 #include <json-c/json.h>
@@ -129,6 +130,13 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 			ret = r < 0 ? respond_error(c, r, err)
 				    : respond_json(c, 201, agent_migration_json(a, id));
 		}
+	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "GET") &&
+		   strlen(url) > 23 && !strcmp(url + strlen(url) - 8, "/samples")) {
+		char id[64];
+
+		snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - 15 - 8), url + 15);
+		o = agent_migration_samples_json(a, id);
+		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such migration on this node");
 	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "GET")) {
 		o = agent_migration_json(a, url + 15);
 		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such migration on this node");

@@ -538,6 +538,13 @@ static int monitor(struct migration *m, struct monitor *mon)
 						  tot.raw_in, tot.wire_out, m->st.iterations};
 			pthread_mutex_unlock(&m->mu);
 			v = mon_sample(mon, &smp);
+			{
+				struct mig_sample ms = {(uint32_t)(smp.t_ms - mon->start_ms), smp.remaining,
+							smp.dirty_bps, (uint64_t)mon->copy_bps,
+							(uint64_t)mon->wire_bps};
+
+				mig_add_sample(m, &ms);
+			}
 			pthread_mutex_lock(&m->mu);
 			m->st.copy_rate_bps = (uint64_t)mon->copy_bps;
 			m->st.wire_rate_bps = (uint64_t)mon->wire_bps;

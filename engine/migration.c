@@ -136,6 +136,14 @@ void mig_finish(struct migration *m, int succeeded)
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	persist(m);
+	if (m->nsamples) {
+		struct json_object *arr = mig_samples_json(m);
+		char path[480];
+
+		snprintf(path, sizeof(path), "%s/records/%s.samples", m->env.state_dir, m->req.id);
+		json_object_to_file_ext(path, arr, JSON_C_TO_STRING_PLAIN);
+		json_object_put(arr);
+	}
 	log_info("mig", "event=finished role=%s vm=%s result=%s total_ms=%llu pause_ms=%lld raw_bytes=%llu wire_bytes=%llu reason=\"%s\"",
 		 m->st.role, m->st.vm, succeeded ? "Succeeded" : "Failed",
 		 (unsigned long long)m->st.total_ms, (long long)m->st.pause_ms,
@@ -190,10 +198,52 @@ int mig_finished(struct migration *m)
 	return f;
 }
 
+void mig_add_sample(struct migration *m, const struct mig_sample *smp)
+{
+	pthread_mutex_lock(&m->mu);
+	if (!m->samples)
+		m->samples = calloc(MIG_SAMPLES_MAX, sizeof(*m->samples));
+	if (!m->sample_stride)
+		m->sample_stride = 1;
+	if (m->samples && m->sample_seq++ % m->sample_stride == 0) {
+		if (m->nsamples == MIG_SAMPLES_MAX) {
+			/* Full: keep every other sample and halve the rate, so a
+			 * long migration still has its whole shape. */
+			for (size_t i = 0; i < MIG_SAMPLES_MAX / 2; i++)
+				m->samples[i] = m->samples[2 * i];
+			m->nsamples = MIG_SAMPLES_MAX / 2;
+			m->sample_stride *= 2;
+		}
+		m->samples[m->nsamples++] = *smp;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+struct json_object *mig_samples_json(struct migration *m)
+{
+	struct json_object *arr = json_object_new_array();
+
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->nsamples; i++) {
+		struct json_object *o = json_object_new_object();
+		const struct mig_sample *s = &m->samples[i];
+
+		json_object_object_add(o, "tMs", json_object_new_int64(s->t_ms));
+		json_object_object_add(o, "remaining", json_object_new_int64((int64_t)s->remaining));
+		json_object_object_add(o, "dirtyBps", json_object_new_int64((int64_t)s->dirty_bps));
+		json_object_object_add(o, "copyBps", json_object_new_int64((int64_t)s->copy_bps));
+		json_object_object_add(o, "wireBps", json_object_new_int64((int64_t)s->wire_bps));
+		json_object_array_add(arr, o);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return arr;
+}
+
 void mig_free(struct migration *m)
 {
 	if (!m)
 		return;
+	free(m->samples);
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
 	if (m->prepare)

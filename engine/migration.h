@@ -139,6 +139,9 @@ int mig_finished(struct migration *m);
 /* Waits for the thread, frees. */
 void mig_free(struct migration *m);
 
+/* The monitor's time series: [{"tMs","remaining","dirtyBps","copyBps","wireBps"}]. */
+struct json_object *mig_samples_json(struct migration *m);
+
 const char *mig_phase_name(enum mig_phase p);
 struct json_object *mig_status_to_json(const struct mig_status *st);
 

@@ -10,6 +10,13 @@
 struct qmp;
 struct relay;
 
+/* One monitor sample kept for the time series (plots, the API). */
+struct mig_sample {
+	uint32_t t_ms; /* since `migrate` */
+	uint64_t remaining, dirty_bps, copy_bps, wire_bps;
+};
+#define MIG_SAMPLES_MAX 2400 /* 20 min at two a second; older ones thinned */
+
 struct migration {
 	struct mig_env env;
 	struct mig_request req;
@@ -23,6 +30,10 @@ struct migration {
 	char cancel_reason[256];
 	int switchover_started; /* past this point a cancel is refused */
 	int finished;
+	struct mig_sample *samples; /* guarded by mu */
+	size_t nsamples;
+	unsigned sample_stride;     /* keep every n-th once full */
+	uint64_t sample_seq;
 	int guest_paused_here; /* source: lost the target after QEMU completed */
 	int admitted;          /* target: the agent holds the VM name for us */
 
@@ -68,6 +79,9 @@ int mig_ctl_send(int fd, struct json_object *msg);
 int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen);
 
 /* SHA-256 of guest RAM via pmemsave into dir (file removed afterwards). */
+/* Appends a sample (thread-safe). */
+void mig_add_sample(struct migration *m, const struct mig_sample *s);
+
 int mig_memory_digest(struct migration *m, const char *dir, char hex[65], char *err, size_t errlen);
 
 #endif

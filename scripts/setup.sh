@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="build-essential cmake pkg-config gcc-multilib qemu-system-x86 qemu-utils
       liburing-dev liblz4-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
-      libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2"
+      libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2 curl gnuplot-nox"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
