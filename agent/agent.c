@@ -582,7 +582,24 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	}
 	uuid_v4(req.id);
 	am = calloc(1, sizeof(*am));
-	r = am ? mig_source_start(&a->env, &req, v->q, &m) : -ENOMEM;
+	{
+		/* A matching named policy overrides the agent defaults for this
+		 * VM; the VM's own spec and the request still come first. */
+		const struct ferry_policy_cfg *pl =
+			config_match_policy(a->cfg, v->q->spec->labels, v->q->spec->n_labels);
+		struct mig_env env = a->env;
+
+		if (pl) {
+			const int *src = (const int *)&pl->mig;
+			int *dst = (int *)&env.defaults;
+
+			for (size_t i = 0; i < sizeof(pl->mig) / sizeof(int); i++)
+				if (src[i] != FERRY_UNSET)
+					dst[i] = src[i];
+			snprintf(req.policy, sizeof(req.policy), "%s", pl->name);
+		}
+		r = am ? mig_source_start(&env, &req, v->q, &m) : -ENOMEM;
+	}
 	if (r < 0) {
 		pthread_mutex_unlock(&a->mu);
 		free(am);

@@ -43,6 +43,40 @@ static const struct schema_field mig_fields[] = {
 	{0},
 };
 
+#define PLOFF(f) offsetof(struct ferry_policy_cfg, f)
+static const struct schema_field policy_mig_fields[] = {
+	{"progress_timeout_s", SCHEMA_INT, PLOFF(mig.progress_timeout_s), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"completion_timeout_s_per_gib", SCHEMA_INT, PLOFF(mig.completion_timeout_s_per_gib), 0, 0,
+	 NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"max_bandwidth_mibps", SCHEMA_INT, PLOFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"downtime_limit_ms", SCHEMA_INT, PLOFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"compress", SCHEMA_BOOL, PLOFF(mig.compress), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"multifd_channels", SCHEMA_INT, PLOFF(mig.multifd_channels), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"auto_converge", SCHEMA_BOOL, PLOFF(mig.auto_converge), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"post_copy", SCHEMA_BOOL, PLOFF(mig.post_copy), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"downtime_step_ms", SCHEMA_INT, PLOFF(mig.downtime_step_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"downtime_max_ms", SCHEMA_INT, PLOFF(mig.downtime_max_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{"escalate_after_s", SCHEMA_INT, PLOFF(mig.escalate_after_s), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
+	{0},
+};
+
+static const struct schema_field policy_fields[] = {
+	{"name", SCHEMA_STR, PLOFF(name), SZ(struct ferry_policy_cfg, name), 0, NULL, NULL, 0},
+	{"selector", SCHEMA_KV, PLOFF(selector), 0, PLOFF(n_selector), NULL, NULL, 0},
+	{"migration", SCHEMA_OBJ, 0, 0, 0, policy_mig_fields, NULL, 0},
+	{0},
+};
+
+static void policy_init(void *p)
+{
+	struct ferry_migration_defaults *m = &((struct ferry_policy_cfg *)p)->mig;
+	int *f = (int *)m;
+
+	/* Every field unset: a policy overrides only what it names. */
+	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
+		f[i] = FERRY_UNSET;
+}
+
 static const struct schema_field peer_fields[] = {
 	{"name", SCHEMA_STR, POFF(name), SZ(struct ferry_peer_cfg, name), 0, NULL, NULL, 0},
 	{"address", SCHEMA_HOSTPORT, POFF(host), SZ(struct ferry_peer_cfg, host), POFF(port), NULL,
@@ -74,6 +108,8 @@ static const struct schema_field config_fields[] = {
 	{"tokens", SCHEMA_RESERVED, 0, 0, 0, NULL, NULL, 0},
 	{"peers", SCHEMA_OBJLIST, COFF(peers), sizeof(struct ferry_peer_cfg), COFF(n_peers),
 	 peer_fields, NULL, 0},
+	{"policies", SCHEMA_OBJLIST, COFF(policies), sizeof(struct ferry_policy_cfg),
+	 COFF(n_policies), policy_fields, policy_init, 0},
 	{0},
 };
 
@@ -261,6 +297,22 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 				   c->parallel_inbound);
 	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)))
 		return rc;
+	for (size_t i = 0; i < c->n_policies; i++) {
+		const struct ferry_policy_cfg *pl = &c->policies[i];
+
+		snprintf(p, sizeof(p), "policies[%zu].name", i);
+		if ((rc = schema_check_name(e, p, pl->name, 63)))
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->policies[j].name, pl->name))
+				return schema_fail(e, p, "%s: duplicate policy \"%s\"", p, pl->name);
+		snprintf(p, sizeof(p), "policies[%zu].selector", i);
+		if ((rc = schema_check_labels(e, p, pl->selector, pl->n_selector)))
+			return rc;
+		snprintf(p, sizeof(p), "policies[%zu].migration", i);
+		if ((rc = ferry_migration_check(e, p, &pl->mig, 1)))
+			return rc;
+	}
 	for (size_t i = 0; i < c->n_peers; i++) {
 		const struct ferry_peer_cfg *pc = &c->peers[i];
 
@@ -279,6 +331,26 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 		}
 	}
 	return 0;
+}
+
+const struct ferry_policy_cfg *config_match_policy(const struct ferry_config *c,
+						   const struct ferry_kv *labels, size_t n_labels)
+{
+	for (size_t i = 0; i < c->n_policies; i++) {
+		const struct ferry_policy_cfg *pl = &c->policies[i];
+		size_t hit = 0;
+
+		for (size_t k = 0; k < pl->n_selector; k++)
+			for (size_t l = 0; l < n_labels; l++)
+				if (!strcmp(pl->selector[k].key, labels[l].key) &&
+				    !strcmp(pl->selector[k].value, labels[l].value)) {
+					hit++;
+					break;
+				}
+		if (hit == pl->n_selector)
+			return pl;
+	}
+	return NULL;
 }
 
 void config_free(struct ferry_config *c)

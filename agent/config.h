@@ -18,6 +18,16 @@ struct ferry_peer_cfg {
 	int port;
 };
 
+/* A named migration policy: VMs whose labels match every selector entry
+ * get its settings over the agent defaults (KubeVirt's MigrationPolicy).
+ * Unset fields are FERRY_UNSET. The first matching policy applies. */
+struct ferry_policy_cfg {
+	char name[64];
+	struct ferry_kv *selector;
+	size_t n_selector;
+	struct ferry_migration_defaults mig;
+};
+
 struct ferry_config {
 	char node[64];           /* required, [a-z0-9-]{1,63} */
 	char listen_host[256];   /* peer links; default 127.0.0.1 */
@@ -38,7 +48,13 @@ struct ferry_config {
 	size_t n_peers;
 	int parallel_outbound, parallel_inbound; /* default 2, 2 */
 	struct ferry_migration_defaults mig;     /* all set, none FERRY_UNSET */
+	struct ferry_policy_cfg *policies;
+	size_t n_policies;
 };
+
+/* The first policy whose selector matches these VM labels, or NULL. */
+const struct ferry_policy_cfg *config_match_policy(const struct ferry_config *c,
+						   const struct ferry_kv *labels, size_t n_labels);
 
 /* Read and validate path (at most 1 MiB). 0, or -EINVAL with the reason in
  * err ("ferryd.yaml:3: listen must be host:port ..."), -ENOENT etc. from

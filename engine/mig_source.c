@@ -629,8 +629,9 @@ static void *source_main(void *arg)
 	struct qmp_error qe;
 
 	log_set_migration(m->req.id);
-	log_info("mig", "event=source_start vm=%s target=%s addr=%s:%d multifd=%d compress=%d", m->req.vm,
-		 m->req.target_node, m->req.target_host, m->req.target_port, m->multifd, m->compress);
+	log_info("mig", "event=source_start vm=%s target=%s addr=%s:%d multifd=%d compress=%d policy=%s post_copy=%d auto_converge=%d",
+		 m->req.vm, m->req.target_node, m->req.target_host, m->req.target_port, m->multifd,
+		 m->compress, m->req.policy[0] ? m->req.policy : "-", m->postcopy, m->auto_converge);
 	mig_set_phase(m, MIG_PREPARING_TARGET);
 	if (mkdir(m->mig_dir, 0700) < 0 && errno != EEXIST) {
 		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
@@ -839,6 +840,7 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
 	m->st.auto_converge = m->auto_converge;
+	snprintf(m->st.policy, sizeof(m->st.policy), "%s", req->policy);
 	m->st.post_copy = m->postcopy;
 	if (pthread_create(&m->thread, NULL, source_main, m) != 0) {
 		mig_free(m);

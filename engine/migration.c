@@ -284,6 +284,8 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	if (st->failure_reason[0])
 		ADD_S("failureReason", st->failure_reason);
 	ADD_I("multifdChannels", st->multifd_channels);
+	if (st->policy[0])
+		ADD_S("policy", st->policy);
 	ADD_B("autoConverge", st->auto_converge);
 	ADD_B("postCopy", st->post_copy);
 	ADD_I("escalations", st->escalations);

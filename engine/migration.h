@@ -74,6 +74,7 @@ struct mig_request {
 	int progress_timeout_s;  /* FERRY_UNSET = spec, then agent default; 0 = off */
 	int completion_timeout_s_per_gib; /* likewise */
 	int auto_converge, post_copy, downtime_step_ms, escalate_after_s; /* likewise */
+	char policy[64];         /* the named policy applied, "" for none */
 };
 
 struct mig_status {
@@ -93,6 +94,7 @@ struct mig_status {
 	int auto_converge, post_copy; /* escalations allowed */
 	int escalations;              /* steps taken */
 	int cpu_throttle_pct;         /* auto-converge's current throttle */
+	char policy[64];              /* named policy applied */
 	int downtime_limit_ms;        /* current */
 	/* Figures. */
 	uint64_t migrate_start_us;   /* `migrate` issued */

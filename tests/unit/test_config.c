@@ -258,6 +258,45 @@ static void test_peers(void **state)
 			    "ferryd.yaml:3: peers[0] must be a mapping, not a string");
 }
 
+/* Named policies: parsed with unset fields left unset, matched by VM labels
+ * (all selector entries must match; the first matching policy wins). */
+static void test_policies(void **state)
+{
+	char err[256] = "";
+	struct ferry_config *c = NULL;
+	struct ferry_kv db[] = {{"tier", "db"}, {"zone", "a"}}, web[] = {{"tier", "web"}};
+	const struct ferry_policy_cfg *p;
+
+	(void)state;
+	assert_int_equal(parse("node: n1\n"
+			       "policies:\n"
+			       "  - name: databases\n"
+			       "    selector: {tier: db}\n"
+			       "    migration: {post_copy: true, escalate_after_s: 20}\n"
+			       "  - name: everyone\n"
+			       "    migration: {auto_converge: true}\n",
+			       &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(c->n_policies, 2);
+	p = config_match_policy(c, db, 2);
+	assert_non_null(p);
+	assert_string_equal(p->name, "databases");
+	assert_int_equal(p->mig.post_copy, 1);
+	assert_int_equal(p->mig.escalate_after_s, 20);
+	assert_int_equal(p->mig.auto_converge, FERRY_UNSET);
+	assert_int_equal(p->mig.progress_timeout_s, FERRY_UNSET);
+	p = config_match_policy(c, web, 1);
+	assert_non_null(p);
+	assert_string_equal(p->name, "everyone"); /* empty selector matches all */
+	assert_int_equal(p->mig.auto_converge, 1);
+	config_free(c);
+
+	assert_non_null(strstr(parse_fail("node: n1\npolicies:\n  - name: x\n    migration: {escalate_after_s: 0}\n"),
+			       "escalate_after_s must be between 1 and 86400"));
+	assert_non_null(strstr(parse_fail("node: n1\npolicies:\n  - name: x\n  - name: x\n"),
+			       "duplicate policy"));
+}
+
 static void test_load(void **state)
 {
 	char dir[] = "/tmp/ferry-config-XXXXXX", path[64], err[256];
@@ -290,6 +329,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_peers),
+		cmocka_unit_test(test_policies),
 		cmocka_unit_test(test_load),
 	};
 
