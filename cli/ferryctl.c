@@ -215,6 +215,9 @@ static void print_outcome(struct json_object *m)
 	printf("  bytes:       raw %s, wire %s (%.2fx)\n", raw, wire, wb ? (double)rb / (double)wb : 0.0);
 	printf("  mode:        %s, %lld escalation(s), downtime limit %lld ms\n", jstr(m, "mode"),
 	       (long long)jint(m, "escalations"), (long long)jint(m, "downtimeLimitMs"));
+	if (json_object_object_get(m, "postcopyRequests"))
+		printf("  post-copy:   %lld page requests, vCPUs blocked %lld ms in all\n",
+		       (long long)jint(m, "postcopyRequests"), (long long)jint(m, "postcopyBlocktimeMs"));
 	printf("  channels:    %lld multifd, compress %s\n", (long long)jint(m, "multifdChannels"),
 	       json_object_get_boolean(json_object_object_get(m, "compress")) ? "lz4" : "off");
 	if (json_object_object_get(m, "memoryVerified"))

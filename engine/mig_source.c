@@ -203,6 +203,7 @@ static void update_figures(struct migration *m, struct json_object *qm)
 	/* copy_rate_bps comes from ferry's own counters (monitor). */
 	m->st.iterations = jget_u64(qm, "ram", "dirty-sync-count");
 	m->st.cpu_throttle_pct = (int)jget_u64(qm, "cpu-throttle-percentage", NULL);
+	m->st.postcopy_requests = jget_u64(qm, "ram", "postcopy-requests");
 	if (json_object_object_get(qm, "downtime"))
 		m->st.qemu_downtime_ms = jget_u64(qm, "downtime", NULL);
 	pthread_mutex_unlock(&m->mu);
@@ -601,6 +602,7 @@ static int confirm_with_target(struct migration *m)
 	}
 	pthread_mutex_lock(&m->mu);
 	m->st.resume_ts_us = (uint64_t)json_object_get_int64(json_object_object_get(reply, "resume_ts_us"));
+	m->st.postcopy_blocktime_ms = json_object_get_int64(json_object_object_get(reply, "postcopy_blocktime_ms"));
 	if (m->st.resume_ts_us && m->st.stop_ts_us)
 		m->st.pause_ms = ((int64_t)m->st.resume_ts_us - (int64_t)m->st.stop_ts_us) / 1000;
 	if (hex[0]) {

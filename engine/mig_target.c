@@ -311,6 +311,18 @@ static int serve(struct migration *m)
 			}
 			json_object_put(msg);
 			msg = json_object_new_object();
+			if (m->postcopy) {
+				struct json_object *qm = NULL;
+
+				if (mig_qmp(m, "query-migrate", NULL, &qm, 5000, err, sizeof(err)) == 0) {
+					struct json_object *bt = json_object_object_get(qm, "postcopy-blocktime");
+
+					if (bt)
+						json_object_object_add(msg, "postcopy_blocktime_ms",
+								       json_object_new_int64(json_object_get_int64(bt)));
+				}
+				json_object_put(qm);
+			}
 			json_object_object_add(msg, "op", json_object_new_string("running"));
 			json_object_object_add(msg, "resume_ts_us", json_object_new_int64((int64_t)m->st.resume_ts_us));
 			if (hex[0])

@@ -289,6 +289,10 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_B("autoConverge", st->auto_converge);
 	ADD_B("postCopy", st->post_copy);
 	ADD_I("escalations", st->escalations);
+	if (st->post_copy) {
+		ADD_I("postcopyRequests", st->postcopy_requests);
+		ADD_I("postcopyBlocktimeMs", st->postcopy_blocktime_ms);
+	}
 	ADD_I("cpuThrottlePercent", st->cpu_throttle_pct);
 	ADD_I("downtimeLimitMs", st->downtime_limit_ms);
 	ADD_B("compress", st->compress);
@@ -337,8 +341,12 @@ int mig_set_capabilities(struct migration *m, char *err, size_t errlen)
 	struct json_object *args = json_object_new_object();
 	struct json_object *caps = json_object_new_array();
 	/* auto-converge acts on the source only; postcopy-ram must match. */
-	const char *names[] = {"events", "multifd", "postcopy-ram", "auto-converge"};
-	int vals[] = {1, m->multifd > 0, m->postcopy, m->auto_converge && !strcmp(m->st.role, "source")};
+	/* postcopy-blocktime: the target measures how long vCPUs waited for
+	 * pages, i.e. what page-request latency cost the guest. */
+	const char *names[] = {"events", "multifd", "postcopy-ram", "auto-converge", "postcopy-blocktime"};
+	int is_source = !strcmp(m->st.role, "source");
+	int vals[] = {1, m->multifd > 0, m->postcopy, m->auto_converge && is_source,
+		      m->postcopy && !is_source};
 	int r;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

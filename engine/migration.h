@@ -94,6 +94,8 @@ struct mig_status {
 	int auto_converge, post_copy; /* escalations allowed */
 	int escalations;              /* steps taken */
 	int cpu_throttle_pct;         /* auto-converge's current throttle */
+	uint64_t postcopy_requests;   /* source: pages the target asked for */
+	int64_t postcopy_blocktime_ms; /* target: vCPU time spent waiting for them */
 	char policy[64];              /* named policy applied */
 	int downtime_limit_ms;        /* current */
 	/* Figures. */

@@ -1,4 +1,5 @@
 #include "engine/vmspec.h"
+#include "util/uuid.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1264,30 +1265,6 @@ static void spec_defaults(struct vm_spec *s)
 	s->mig.escalate_after_s = FERRY_UNSET;
 }
 
-static int uuid_generate_v4(char out[37])
-{
-	unsigned char b[16];
-	size_t got = 0;
-
-	while (got < sizeof(b)) {
-		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)n;
-	}
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-	return 0;
-}
-
 /* Defaults that depend on other fields, and normalisation, applied after
  * decoding whatever the form. */
 static int spec_finish(struct vm_spec *s)
@@ -1304,7 +1281,7 @@ static int spec_finish(struct vm_spec *s)
 	for (char *p = s->uuid; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (!s->uuid[0])
-		return uuid_generate_v4(s->uuid);
+		return uuid_v4(s->uuid);
 	return 0;
 }
 

@@ -6,10 +6,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-agent_config node-a "$PORT_A" node-b "$PORT_B"
-agent_config node-b "$PORT_B" node-a "$PORT_A"
-agent_start node-a
-agent_start node-b
+two_agents
 
 vm_create node-a g1 128 "fill=48 profile=text dirty=5 wss=32"
 ctl node-a migrate g1 --node node-b --wait >/dev/null || die "migration failed"

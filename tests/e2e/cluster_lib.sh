@@ -11,6 +11,7 @@
 #   guest_hb NODE NAME            prints the guest's latest heartbeat seq
 #   mig_wait_phase NODE ID REGEX SEC   polls a migration until its phase matches
 #   mig_wait_bytes NODE ID BYTES SEC   ... until rawBytes >= BYTES
+#   two_agents                    node-a and node-b, peers of each other, started
 #   cluster_netns RATE            run the agents in a new network namespace whose
 #                                 loopback is shaped by a tbf qdisc (a slow link;
 #                                 exit 77 where namespaces are not available)
@@ -132,6 +133,13 @@ agent_start() {
 		sleep 0.05 # no readiness event to wait on before the socket exists
 	done
 	die "ferryd $node did not come up"
+}
+
+two_agents() {
+	agent_config node-a "$PORT_A" node-b "$PORT_B"
+	agent_config node-b "$PORT_B" node-a "$PORT_A"
+	agent_start node-a
+	agent_start node-b
 }
 
 agent_kill() {

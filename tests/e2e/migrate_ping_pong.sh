@@ -4,10 +4,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-agent_config node-a "$PORT_A" node-b "$PORT_B"
-agent_config node-b "$PORT_B" node-a "$PORT_A"
-agent_start node-a
-agent_start node-b
+two_agents
 
 vm_create node-a g1 256 "fill=128 profile=text dirty=10 wss=64"
 from=node-a

@@ -8,10 +8,7 @@
 cluster_init "$1"
 cluster_netns 100mbit
 
-agent_config node-a "$PORT_A" node-b "$PORT_B"
-agent_config node-b "$PORT_B" node-a "$PORT_A"
-agent_start node-a
-agent_start node-b
+two_agents
 
 vm_create node-a g1 256 "fill=96 profile=random dirty=40 wss=96"
 start=$(date +%s)
