@@ -119,6 +119,17 @@ static void *peer_thread(void *arg)
 		if (op && !strcmp(op, "prepare")) {
 			handle_prepare(a, fd, peer, msg);
 			fd = -1;
+		} else if (op && !strcmp(op, "resume")) {
+			const char *id = json_object_get_string(json_object_object_get(msg, "mig"));
+			struct migration *m = id ? agent_find_migration(a, id) : NULL;
+			char why[256] = "unknown migration";
+
+			if (m && mig_target_resume(m, fd, peer, why, sizeof(why)) == 0) {
+				fd = -1; /* the target thread owns it now */
+			} else {
+				log_warn("peer", "event=resume_refused peer=%s reason=\"%s\"", peer, why);
+				send_refusal(fd, why);
+			}
 		} else if (op && !strcmp(op, "facts")) {
 			struct json_object *n = agent_node_json(a);
 			const char *s = json_object_to_json_string_ext(n, JSON_C_TO_STRING_PLAIN);

@@ -49,11 +49,22 @@ static void *channel_thread(void *arg)
 	enum channel_kind kind;
 	struct json_object *open = NULL, *ack = NULL;
 	char reason[256] = "", peer[64], label[32];
-	int id = 0, pfd = -1, r;
+	int id = 0, pfd = -1, r, resume;
 	uint32_t sid;
 
 	log_set_migration(m->req.id);
-	r = channel_peek(cs->fd, CHANNEL_SETUP_TIMEOUT_MS, &kind, &id);
+	pthread_mutex_lock(&m->mu);
+	resume = m->recovering;
+	m->recovering = 0;
+	pthread_mutex_unlock(&m->mu);
+	/* A resumed post-copy channel carries no stream header: it is the main
+	 * channel by definition. */
+	if (resume) {
+		kind = CHANNEL_MAIN;
+		r = 0;
+	} else {
+		r = channel_peek(cs->fd, CHANNEL_SETUP_TIMEOUT_MS, &kind, &id);
+	}
 	if (r < 0) {
 		setup_error(m, "QEMU opened a channel ferry cannot identify (%s)%s",
 			    r == -EPROTO ? "unknown magic" : strerror(-r), "");
@@ -75,6 +86,8 @@ static void *channel_thread(void *arg)
 	json_object_object_add(open, "kind", json_object_new_string(channel_kind_name(kind)));
 	json_object_object_add(open, "channel", json_object_new_int(id));
 	json_object_object_add(open, "stream", json_object_new_int64(sid));
+	if (resume)
+		json_object_object_add(open, "resume", json_object_new_boolean(1));
 	{
 		const char *s = json_object_to_json_string_ext(open, JSON_C_TO_STRING_PLAIN);
 
@@ -356,6 +369,10 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 	 * "Unlimited" is 1 TiB/s. */
 	json_object_object_add(args, "max-bandwidth",
 			       json_object_new_int64(bw > 0 ? (int64_t)bw << 20 : (int64_t)1 << 40));
+	/* A cap per migration covers its post-copy phase too (QEMU keeps a
+	 * separate, unlimited one by default). */
+	if (bw > 0)
+		json_object_object_add(args, "max-postcopy-bandwidth", json_object_new_int64((int64_t)bw << 20));
 	json_object_object_add(args, "downtime-limit", json_object_new_int64(dt > 0 ? dt : 300));
 	if (m->auto_converge) {
 		/* QEMU's defaults (20 % then +10 % per pass) take minutes on a
@@ -426,6 +443,107 @@ static int escalate(struct migration *m, struct monitor *mon)
 	return 0;
 }
 
+#define RECOVER_WAIT_MS (10 * 60 * 1000)
+
+static int wait_qemu_status(struct migration *m, const char *want, int timeout_ms)
+{
+	uint64_t deadline = time_mono_ms() + (uint64_t)timeout_ms;
+	char status[64] = "";
+
+	while (time_mono_ms() < deadline) {
+		if (query_migrate(m, status, sizeof(status), NULL, 0) == 0 && !strcmp(status, want))
+			return 0;
+		qmp_pump(m->qmp, 100);
+	}
+	return -ETIMEDOUT;
+}
+
+/* Post-copy broke: the target runs the guest, the source holds the pages
+ * not yet sent, and neither can finish alone. QEMU parks both halves in
+ * postcopy-paused; this brings the link back and resumes: a fresh relay,
+ * a new control link ("resume": the target runs migrate-recover and answers
+ * "recover-ready"), then `migrate resume=true`, whose channel the listener
+ * hands straight to the new relay as the main stream. Retries the peer for
+ * RECOVER_WAIT_MS. 0 when QEMU resumed, -errno when it gave up. */
+static int recover_postcopy(struct migration *m)
+{
+	uint64_t deadline = time_mono_ms() + RECOVER_WAIT_MS;
+	struct json_object *msg, *reply = NULL, *args;
+	struct relay *old, *nr = NULL;
+	char err[320], peer[64], uri[480];
+	int fd = -1, r;
+
+	log_warn("mig", "event=postcopy_paused action=recover");
+	pthread_mutex_lock(&m->mu);
+	snprintf(m->st.mode, sizeof(m->st.mode), "post-copy-recovering");
+	pthread_mutex_unlock(&m->mu);
+	if (wait_qemu_status(m, "postcopy-paused", 30000) < 0)
+		log_warn("mig", "event=postcopy_not_paused note=\"trying to resume anyway\"");
+	r = relay_new(m->env.lp, m->env.w, &nr);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&m->mu);
+	old = m->relay;
+	m->relay = nr;
+	m->recovering = 1;
+	pthread_mutex_unlock(&m->mu);
+	relay_free(old);
+	if (m->ctl_fd >= 0)
+		close(m->ctl_fd);
+	m->ctl_fd = -1;
+	while (time_mono_ms() < deadline) {
+		r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 5000, &fd, peer,
+				 sizeof(peer), err, sizeof(err));
+		if (r == 0) {
+			msg = json_object_new_object();
+			json_object_object_add(msg, "op", json_object_new_string("resume"));
+			json_object_object_add(msg, "mig", json_object_new_string(m->req.id));
+			r = mig_ctl_send(fd, msg);
+			json_object_put(msg);
+			if (r == 0)
+				r = mig_ctl_recv(fd, 60000, &reply, err, sizeof(err));
+			if (r == 0) {
+				const char *op = json_object_get_string(json_object_object_get(reply, "op"));
+
+				r = op && !strcmp(op, "recover-ready") ? 0 : -EPROTO;
+				if (r < 0)
+					snprintf(err, sizeof(err), "%s",
+						 json_object_get_string(json_object_object_get(reply, "reason")) ?: "refused");
+				json_object_put(reply);
+				reply = NULL;
+			}
+			if (r == 0)
+				break;
+			close(fd);
+			fd = -1;
+		}
+		log_info("mig", "event=recover_retry err=\"%s\"", err);
+		poll(NULL, 0, 1000); /* the peer is away; retry at a steady pace */
+	}
+	if (fd < 0) {
+		mig_set_failure(m, "post-copy interrupted and the target did not come back in %d s: the guest is split between both nodes and paused; neither side was stopped",
+				RECOVER_WAIT_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	m->ctl_fd = fd;
+	args = json_object_new_object();
+	snprintf(uri, sizeof(uri), "unix:%s", m->listen_path);
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	json_object_object_add(args, "resume", json_object_new_boolean(1));
+	r = mig_qmp(m, "migrate", args, NULL, 10000, err, sizeof(err));
+	json_object_put(args);
+	if (r < 0) {
+		mig_set_failure(m, "post-copy resume refused: %s", err);
+		return r;
+	}
+	pthread_mutex_lock(&m->mu);
+	snprintf(m->st.mode, sizeof(m->st.mode), "post-copy");
+	m->st.recoveries++;
+	pthread_mutex_unlock(&m->mu);
+	log_info("mig", "event=postcopy_resumed");
+	return 0;
+}
+
 /* Watches the running migration until QEMU completes it or something says
  * stop. Returns 1 completed, 0 failed (reason recorded). */
 static int monitor(struct migration *m, struct monitor *mon)
@@ -469,8 +587,9 @@ static int monitor(struct migration *m, struct monitor *mon)
 				}
 				if (!strcmp(s, "postcopy-paused")) {
 					qmp_event_clear(&ev);
-					mig_set_failure(m, "post-copy interrupted (the link to the target broke): the guest is split between both nodes and paused; neither side was stopped");
-					return 0;
+					if (recover_postcopy(m) < 0)
+						return 0;
+					continue;
 				}
 				if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
 					qmp_event_clear(&ev);
@@ -496,7 +615,9 @@ static int monitor(struct migration *m, struct monitor *mon)
 			mig_set_failure(m, "cancelled: %s", reason);
 			return 0;
 		}
-		if (relay_failed(m->relay, reason, sizeof(reason))) {
+		/* In post-copy a broken link is QEMU's postcopy-paused (above),
+		 * which we recover from instead of failing. */
+		if (!m->in_postcopy && relay_failed(m->relay, reason, sizeof(reason))) {
 			mig_set_failure(m, "transport failed: %s", reason);
 			return 0;
 		}
@@ -505,10 +626,15 @@ static int monitor(struct migration *m, struct monitor *mon)
 			return 0;
 		}
 		/* The control link only speaks up when the target has trouble. */
-		{
+		if (m->ctl_fd >= 0) {
 			struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
 
-			if (poll(&pfd, 1, 0) > 0) {
+			if (poll(&pfd, 1, 0) > 0 && m->in_postcopy) {
+				/* The target is waiting for us to resume, or gone:
+				 * QEMU will say postcopy-paused if it matters. */
+				close(m->ctl_fd);
+				m->ctl_fd = -1;
+			} else if (poll(&pfd, 1, 0) > 0) {
 				struct json_object *msg = NULL;
 				char err[256];
 

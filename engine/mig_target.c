@@ -69,6 +69,7 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create relay: %s", strerror(-r));
 		return r;
 	}
+	snprintf(m->recover_path, sizeof(m->recover_path), "%s/recover.sock", m->vm->run_dir);
 	args = json_object_new_object();
 	snprintf(uri, sizeof(uri), "unix:%s", m->vm->incoming_path);
 	json_object_object_add(args, "uri", json_object_new_string(uri));
@@ -82,7 +83,8 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 {
 	struct json_object *ack = json_object_new_object();
 	char label[32];
-	int qfd = -1, r = 0, counted = 0;
+	int qfd = -1, r = 0, counted = 0, recovering = 0;
+	struct relay *relay = NULL;
 	uint64_t deadline = time_mono_ms() + MAIN_WAIT_MS;
 
 	snprintf(label, sizeof(label), kind == CHANNEL_MAIN ? "main" : "multifd-%d", chan_id);
@@ -117,6 +119,8 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		/* The target thread waits for attachers before freeing the relay. */
 		m->attaching++;
 		counted = 1;
+		recovering = kind == CHANNEL_MAIN && m->recovering;
+		relay = m->relay;
 	}
 	pthread_mutex_unlock(&m->mu);
 
@@ -124,13 +128,15 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		/* Connects are serialized so accept order equals connect order;
 		 * this lock is held only by attachers, never by status readers. */
 		pthread_mutex_lock(&m->attach_mu);
-		r = link_connect_unix(m->vm->incoming_path, 10000, &qfd);
+		r = link_connect_unix(recovering ? m->recover_path : m->vm->incoming_path, 10000, &qfd);
 		if (r < 0)
 			snprintf(reason, len, "cannot connect to the incoming QEMU: %s", strerror(-r));
 		pthread_mutex_unlock(&m->attach_mu);
 		if (r == 0 && kind == CHANNEL_MAIN) {
 			pthread_mutex_lock(&m->mu);
 			m->main_connected = 1;
+			if (recovering)
+				m->recovering = 0;
 			pthread_cond_broadcast(&m->cv);
 			pthread_mutex_unlock(&m->mu);
 		}
@@ -147,7 +153,7 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	} else {
 		log_info("mig", "event=channel_attached kind=%s channel=%d stream=%u",
 			 channel_kind_name(kind), chan_id, stream_id);
-		r = relay_add_stream(m->relay, qfd, fd, stream_id, label, m->compress);
+		r = relay_add_stream(relay, qfd, fd, stream_id, label, m->compress);
 	}
 	if (counted) {
 		pthread_mutex_lock(&m->mu);
@@ -155,6 +161,113 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		pthread_cond_broadcast(&m->cv);
 		pthread_mutex_unlock(&m->mu);
 	}
+	return r;
+}
+
+#define RECOVER_WAIT_MS (10 * 60 * 1000)
+
+static void set_mode(struct migration *m, const char *mode)
+{
+	pthread_mutex_lock(&m->mu);
+	snprintf(m->st.mode, sizeof(m->st.mode), "%s", mode);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* Post-copy broke: the guest runs here on the pages it has. Wait for the
+ * source to come back (a new control link saying "resume"), point QEMU at
+ * a recovery socket (migrate-recover) and let the resumed main channel in
+ * through a fresh relay. 0 when ready to go on, -errno when the source
+ * never came back (the guest stays here, paused, and is not stopped). */
+static int target_recover(struct migration *m, const char *why)
+{
+	struct json_object *args;
+	struct relay *old, *nr = NULL;
+	char err[256], uri[480], status[64] = "";
+	uint64_t deadline = time_mono_ms() + RECOVER_WAIT_MS;
+	int fd = -1, r;
+
+	log_warn("mig", "event=postcopy_broken action=wait_for_resume why=\"%s\"", why);
+	set_mode(m, "post-copy-recovering");
+	r = relay_new(m->env.lp, m->env.w, &nr);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&m->mu);
+	while (m->attaching > 0)
+		pthread_cond_wait(&m->cv, &m->mu);
+	old = m->relay;
+	m->relay = nr;
+	m->main_connected = 0;
+	m->recovering = 1;
+	m->awaiting_resume = 1;
+	pthread_mutex_unlock(&m->mu);
+	relay_free(old);
+	if (m->ctl_fd >= 0)
+		close(m->ctl_fd);
+	m->ctl_fd = -1;
+	/* QEMU notices the broken channel on its own; recovery needs it paused. */
+	for (uint64_t dl = time_mono_ms() + 30000; time_mono_ms() < dl;) {
+		struct json_object *qm = NULL;
+
+		if (mig_qmp(m, "query-migrate", NULL, &qm, 5000, err, sizeof(err)) == 0)
+			snprintf(status, sizeof(status), "%s",
+				 json_object_get_string(json_object_object_get(qm, "status")) ?: "");
+		json_object_put(qm);
+		if (!strcmp(status, "postcopy-paused"))
+			break;
+		qmp_pump(m->qmp, 100);
+	}
+	args = json_object_new_object();
+	snprintf(uri, sizeof(uri), "unix:%s", m->recover_path);
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	r = mig_qmp(m, "migrate-recover", args, NULL, 10000, err, sizeof(err));
+	json_object_put(args);
+	if (r < 0) {
+		log_error("mig", "event=migrate_recover_failed err=\"%s\"", err);
+		return r;
+	}
+	pthread_mutex_lock(&m->mu);
+	while (m->resume_fd < 0 && time_mono_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+	}
+	fd = m->resume_fd;
+	m->resume_fd = -1;
+	m->awaiting_resume = 0;
+	pthread_mutex_unlock(&m->mu);
+	if (fd < 0)
+		return -ETIMEDOUT;
+	m->ctl_fd = fd;
+	reply(m, "recover-ready", NULL);
+	set_mode(m, "post-copy");
+	pthread_mutex_lock(&m->mu);
+	m->st.recoveries++;
+	pthread_mutex_unlock(&m->mu);
+	log_info("mig", "event=postcopy_recover_ready");
+	return 0;
+}
+
+int mig_target_resume(struct migration *m, int fd, const char *peer, char *reason, size_t len)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&m->mu);
+	if (strcmp(m->st.role, "target") || m->finished || !m->awaiting_resume) {
+		snprintf(reason, len, "migration %s is not waiting to resume", m->req.id);
+		r = -ESRCH;
+	} else if (strcmp(peer, m->st.source_node)) {
+		snprintf(reason, len, "resume from %s for a migration from %s", peer, m->st.source_node);
+		r = -EPERM;
+	} else if (m->resume_fd >= 0) {
+		snprintf(reason, len, "a resume is already under way");
+		r = -EBUSY;
+	} else {
+		m->resume_fd = fd;
+		pthread_cond_broadcast(&m->cv);
+	}
+	pthread_mutex_unlock(&m->mu);
 	return r;
 }
 
@@ -208,7 +321,9 @@ static int serve(struct migration *m)
 		    relay_failed(m->relay, reason, sizeof(reason))) {
 			/* Post-copy: the guest already runs here on pages it has and
 			 * waits for the rest; killing it would lose its writes. */
-			mig_set_failure(m, "post-copy interrupted (%s): the guest is split between both nodes and paused; neither side was stopped", reason);
+			if (target_recover(m, reason) == 0)
+				continue;
+			mig_set_failure(m, "post-copy interrupted (%s) and the source did not resume: the guest is split between both nodes and paused; neither side was stopped", reason);
 			return 2;
 		}
 		if (relay_failed(m->relay, reason, sizeof(reason)) && !qemu_done) {
@@ -240,7 +355,9 @@ static int serve(struct migration *m)
 
 			if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
 				if (m->postcopy && resumed && !qemu_done) {
-					mig_set_failure(m, "post-copy interrupted (lost the source agent: %s): the guest is split between both nodes and paused; neither side was stopped", err);
+					if (target_recover(m, err) == 0)
+						continue;
+					mig_set_failure(m, "post-copy interrupted (lost the source agent: %s) and it did not resume: the guest is split between both nodes and paused; neither side was stopped", err);
 					return 2;
 				}
 				if (qemu_done && resumed) {
@@ -367,6 +484,8 @@ out:
 	}
 	qmp_close(m->qmp);
 	m->qmp = NULL;
+	if (m->recover_path[0])
+		unlink(m->recover_path);
 	if (!ok && m->vm) {
 		/* Nothing of the guest may survive here: the source keeps it. */
 		struct qemu_vm *vm = m->vm;

@@ -37,6 +37,7 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	m->env = *env;
 	m->ctl_fd = -1;
 	m->listen_fd = -1;
+	m->resume_fd = -1;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_mutex_init(&m->attach_mu, NULL);
 	pthread_cond_init(&m->cv, NULL);
@@ -292,6 +293,7 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	if (st->post_copy) {
 		ADD_I("postcopyRequests", st->postcopy_requests);
 		ADD_I("postcopyBlocktimeMs", st->postcopy_blocktime_ms);
+		ADD_I("postcopyRecoveries", st->recoveries);
 	}
 	ADD_I("cpuThrottlePercent", st->cpu_throttle_pct);
 	ADD_I("downtimeLimitMs", st->downtime_limit_ms);

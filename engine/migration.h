@@ -85,7 +85,7 @@ struct mig_status {
 	char target_node[64];
 	char target_addr[300];
 	enum mig_phase phase;
-	char mode[16]; /* pre-copy */
+	char mode[32]; /* pre-copy | post-copy | post-copy-recovering */
 	uint64_t start_us, end_us;
 	int completed, failed, abort_requested;
 	char abort_status[16]; /* "" | Aborting | Succeeded | Failed */
@@ -95,6 +95,7 @@ struct mig_status {
 	int escalations;              /* steps taken */
 	int cpu_throttle_pct;         /* auto-converge's current throttle */
 	uint64_t postcopy_requests;   /* source: pages the target asked for */
+	int recoveries;               /* post-copy resumed after a broken link */
 	int64_t postcopy_blocktime_ms; /* target: vCPU time spent waiting for them */
 	char policy[64];              /* named policy applied */
 	int downtime_limit_ms;        /* current */
@@ -134,6 +135,10 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
  * acknowledges, and starts relaying. */
 int mig_target_attach(struct migration *m, int fd, const char *peer, enum channel_kind kind,
 		      int chan_id, uint32_t stream_id, char *reason, size_t len);
+
+/* Target: a new control link asks to resume this migration's broken
+ * post-copy. Takes fd on success. */
+int mig_target_resume(struct migration *m, int fd, const char *peer, char *reason, size_t len);
 
 /* Thread-safe. Refused (-EBUSY) once the switchover has begun. */
 int mig_cancel(struct migration *m, const char *reason);

@@ -45,6 +45,10 @@ struct migration {
 	int compress, multifd;
 	int postcopy, auto_converge; /* allowed for this migration */
 	int in_postcopy;             /* source: migrate-start-postcopy issued */
+	int recovering;              /* post-copy resume: the next main channel goes to recovery */
+	int resume_fd;               /* target: new control link of a resume, -1 none */
+	int awaiting_resume;         /* target: post-copy broke, waiting for the source */
+	char recover_path[440];      /* target: QEMU's migrate-recover socket */
 	struct json_object *prepare; /* target: the prepare message */
 
 	/* Source: QEMU's outgoing channels arrive on this listener (loop thread). */
