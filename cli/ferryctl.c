@@ -404,6 +404,7 @@ static void print_migration_state(struct json_object *ms)
 		printf("    Remaining:                    %.1f MiB\n", jint(ms, "ramRemaining") / 1048576.0);
 		printf("    Dirty Rate:                   %.1f MB/s\n", jint(ms, "dirtyRateBps") / 1e6);
 		printf("    Copy Rate:                    %.1f MB/s\n", jint(ms, "copyRateBps") / 1e6);
+		printf("    Expected Pause:               %lld ms\n", (long long)jint(ms, "expectedPauseMs"));
 		printf("    Converging:                   %s\n",
 		       json_object_get_boolean(json_object_object_get(ms, "converging")) ? "true" : "false");
 	}

@@ -217,6 +217,7 @@ static void update_figures(struct migration *m, struct json_object *qm)
 	m->st.iterations = jget_u64(qm, "ram", "dirty-sync-count");
 	m->st.cpu_throttle_pct = (int)jget_u64(qm, "cpu-throttle-percentage", NULL);
 	m->st.postcopy_requests = jget_u64(qm, "ram", "postcopy-requests");
+	m->st.expected_pause_ms = jget_u64(qm, "expected-downtime", NULL);
 	if (json_object_object_get(qm, "downtime"))
 		m->st.qemu_downtime_ms = jget_u64(qm, "downtime", NULL);
 	pthread_mutex_unlock(&m->mu);

@@ -312,6 +312,7 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_B("converging", st->converging);
 	ADD_I("etaMs", st->eta_ms);
 	ADD_I("iterations", st->iterations);
+	ADD_I("expectedPauseMs", st->expected_pause_ms);
 	if (st->memory_verified)
 		ADD_S("memoryVerified", st->memory_verified > 0 ? "match" : "MISMATCH");
 	if (st->memory_digest[0])

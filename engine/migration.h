@@ -111,6 +111,7 @@ struct mig_status {
 	int converging;   /* copy outruns dirtying */
 	int64_t eta_ms;   /* -1: unknown or not converging */
 	uint64_t iterations;
+	uint64_t expected_pause_ms; /* QEMU's expected-downtime for the last copy */
 	int memory_verified;          /* 1 match, -1 mismatch, 0 not checked */
 	/* The guest is kept paused on this node and nobody resumes it
 	 * automatically: source after QEMU completed but the target never
