@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/preflight.h"
 #include "transport/auth.h"
 #include "transport/workers.h"
 #include "util/log.h"
@@ -438,6 +439,12 @@ static struct json_object *vm_to_json(struct agent *a, struct agent_vm *v)
 		v->state == VM_DEPARTED ? v->departed_to : a->cfg->node));
 	json_object_object_add(o, "state", json_object_new_string(vm_state_name(v->state)));
 	if (v->q) {
+		char why[900];
+		int ok = preflight_vm(v->q->spec, why, sizeof(why)) == 0;
+
+		json_object_object_add(o, "liveMigratable", json_object_new_boolean(ok));
+		if (!ok)
+			json_object_object_add(o, "notMigratableReason", json_object_new_string(why));
 		json_object_object_add(o, "pid", json_object_new_int(v->q->pid));
 		json_object_object_add(o, "uuid", json_object_new_string(v->q->spec->uuid));
 		json_object_object_add(o, "memoryMiB", json_object_new_int(v->q->spec->memory_mib));
@@ -579,6 +586,15 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 		pthread_mutex_unlock(&a->mu);
 		snprintf(err, errlen, "VM %s's QEMU is not running", vm);
 		return -ESRCH;
+	}
+	{
+		char why[900];
+
+		if (preflight_vm(v->q->spec, why, sizeof(why)) < 0) {
+			pthread_mutex_unlock(&a->mu);
+			snprintf(err, errlen, "VM %s is not live-migratable: %s", vm, why);
+			return -EPERM;
+		}
 	}
 	uuid_v4(req.id);
 	am = calloc(1, sizeof(*am));

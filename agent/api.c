@@ -49,6 +49,7 @@ static const char *code_of(int err)
 	case -EEXIST: return "already_exists";
 	case -EBUSY: case -EALREADY: return "conflict";
 	case -EINVAL: return "invalid";
+	case -EPERM: return "not_migratable";
 	default: return "internal";
 	}
 }
@@ -59,6 +60,7 @@ static unsigned status_of(int err)
 	case -ENOENT: case -ESRCH: return 404;
 	case -EEXIST: case -EBUSY: case -EALREADY: return 409;
 	case -EINVAL: return 400;
+	case -EPERM: return 422;
 	default: return 500;
 	}
 }

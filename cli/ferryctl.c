@@ -461,7 +461,13 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 	printf("Status:\n");
 	printf("  Conditions:\n");
 	printf("    Type:     LiveMigratable\n");
-	printf("    Status:   %s\n", st == 200 && !strcmp(jstr(out, "state"), "Running") ? "True" : "False");
+	{
+		int lm = st == 200 && json_object_get_boolean(json_object_object_get(out, "liveMigratable"));
+
+		printf("    Status:   %s\n", lm ? "True" : "False");
+		if (st == 200 && !lm && json_object_object_get(out, "notMigratableReason"))
+			printf("    Reason:   %s\n", jstr(out, "notMigratableReason"));
+	}
 	printf("  Phase:      %s\n", st == 200 ? jstr(out, "state") : "Unknown");
 	printf("  Migration Method:  LiveMigration\n");
 	if (ms)
