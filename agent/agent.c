@@ -13,6 +13,7 @@
 
 #include "engine/preflight.h"
 #include "transport/auth.h"
+#include "transport/peer.h"
 #include "transport/workers.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -502,7 +503,146 @@ struct json_object *agent_node_json(struct agent *a)
 	for (size_t i = 0; i < a->cfg->n_peers; i++)
 		json_object_array_add(peers, json_object_new_string(a->cfg->peers[i].name));
 	json_object_object_add(o, "peers", peers);
+	{
+		struct json_object *labels = json_object_new_object();
+		long long avail_kib = 0;
+		char line[256];
+		int inflight = 0;
+		FILE *f = fopen("/proc/meminfo", "r");
+
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "MemAvailable: %lld kB", &avail_kib) == 1)
+				break;
+		if (f)
+			fclose(f);
+		json_object_object_add(o, "freeMemoryMiB", json_object_new_int64(avail_kib / 1024));
+		pthread_mutex_lock(&a->mu);
+		for (struct agent_mig *am = a->migs; am; am = am->next)
+			inflight += !mig_finished(am->m);
+		pthread_mutex_unlock(&a->mu);
+		json_object_object_add(o, "migrationsInFlight", json_object_new_int(inflight));
+		for (size_t i = 0; i < a->cfg->n_labels; i++)
+			json_object_object_add(labels, a->cfg->labels[i].key,
+					       json_object_new_string(a->cfg->labels[i].value));
+		json_object_object_add(o, "labels", labels);
+	}
 	return o;
+}
+
+/* Asks each peer for its facts over the authenticated link and judges it
+ * as a target for spec: reachable, the VM's node selector matched by the
+ * node's labels, enough free memory. Returns a JSON array of
+ * {name, eligible, reason, freeMemoryMiB, migrationsInFlight}. */
+static struct json_object *judge_peers(struct agent *a, const struct vm_spec *spec)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		const struct ferry_peer_cfg *pc = &a->cfg->peers[i];
+		struct json_object *o = json_object_new_object(), *facts = NULL, *req;
+		char reason[400] = "", peer[64], err[256];
+		int fd = -1, ok = 0;
+
+		json_object_object_add(o, "name", json_object_new_string(pc->name));
+		if (peer_connect(&a->env.key, pc->host, pc->port, 2000, &fd, peer, sizeof(peer), err,
+				 sizeof(err)) < 0) {
+			snprintf(reason, sizeof(reason), "unreachable: %s", err);
+		} else {
+			req = json_object_new_object();
+			json_object_object_add(req, "op", json_object_new_string("facts"));
+			if (mig_ctl_send(fd, req) < 0 || mig_ctl_recv(fd, 3000, &facts, err, sizeof(err)) < 0)
+				snprintf(reason, sizeof(reason), "no facts: %s", err);
+			json_object_put(req);
+			close(fd);
+		}
+		if (facts) {
+			int64_t free_mib = json_object_get_int64(json_object_object_get(facts, "freeMemoryMiB"));
+			struct json_object *labels = json_object_object_get(facts, "labels");
+
+			json_object_object_add(o, "freeMemoryMiB", json_object_new_int64(free_mib));
+			json_object_object_add(o, "migrationsInFlight", json_object_get(
+				json_object_object_get(facts, "migrationsInFlight")));
+			ok = 1;
+			for (size_t k = 0; k < spec->n_node_selector && ok; k++) {
+				const char *v = json_object_get_string(
+					json_object_object_get(labels, spec->node_selector[k].key));
+
+				if (!v || strcmp(v, spec->node_selector[k].value)) {
+					snprintf(reason, sizeof(reason), "node selector %s=%s not matched",
+						 spec->node_selector[k].key, spec->node_selector[k].value);
+					ok = 0;
+				}
+			}
+			if (ok && free_mib < spec->memory_mib + 64) {
+				snprintf(reason, sizeof(reason), "%lld MiB free, the VM needs %d MiB",
+					 (long long)free_mib, spec->memory_mib + 64);
+				ok = 0;
+			}
+			json_object_put(facts);
+		}
+		json_object_object_add(o, "eligible", json_object_new_boolean(ok));
+		if (!ok)
+			json_object_object_add(o, "reason", json_object_new_string(reason));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+/* "Automatically selected node": the eligible peer with the most free
+ * memory, then the fewest migrations in flight. */
+static int pick_node(struct agent *a, const struct vm_spec *spec, char *node, size_t len,
+		     char *err, size_t errlen)
+{
+	struct json_object *arr = judge_peers(a, spec);
+	int64_t best_free = -1, best_load = 0;
+	size_t used = 0;
+
+	node[0] = '\0';
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *o = json_object_array_get_idx(arr, i);
+		int64_t f = json_object_get_int64(json_object_object_get(o, "freeMemoryMiB"));
+		int64_t l = json_object_get_int64(json_object_object_get(o, "migrationsInFlight"));
+
+		if (!json_object_get_boolean(json_object_object_get(o, "eligible"))) {
+			int n = snprintf(err + used, used < errlen ? errlen - used : 0, "%s%s: %s",
+					 used ? "; " : "", json_object_get_string(json_object_object_get(o, "name")),
+					 json_object_get_string(json_object_object_get(o, "reason")));
+			used += n > 0 ? (size_t)n : 0;
+			continue;
+		}
+		if (f > best_free || (f == best_free && l < best_load)) {
+			best_free = f;
+			best_load = l;
+			snprintf(node, len, "%s", json_object_get_string(json_object_object_get(o, "name")));
+		}
+	}
+	json_object_put(arr);
+	if (!node[0]) {
+		char tmp[600];
+
+		snprintf(tmp, sizeof(tmp), "%s", used ? err : "no peers configured");
+		snprintf(err, errlen, "no eligible target node: %s", tmp);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+struct json_object *agent_vm_candidates_json(struct agent *a, const char *name)
+{
+	struct vm_spec *spec = NULL;
+	struct agent_vm *v;
+	struct json_object *arr;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (v && v->q)
+		spec = vmspec_dup(v->q->spec);
+	pthread_mutex_unlock(&a->mu);
+	if (!spec)
+		return NULL;
+	arr = judge_peers(a, spec);
+	vmspec_free(spec);
+	return arr;
 }
 
 /* ---- migrations ------------------------------------------------------------ */
@@ -526,14 +666,27 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	struct agent_mig *am = NULL;
 	struct migration *m = NULL;
 	struct agent_vm *v;
+	char picked[64];
 	int r;
 
 	if (!node || !node[0]) {
-		if (a->cfg->n_peers != 1) {
-			snprintf(err, errlen, "choose a target node with --node (automatic selection needs exactly one peer for now)");
-			return -EINVAL;
+		struct vm_spec *spec = NULL;
+
+		pthread_mutex_lock(&a->mu);
+		v = find_vm(a, vm);
+		if (v && v->q)
+			spec = vmspec_dup(v->q->spec);
+		pthread_mutex_unlock(&a->mu);
+		if (!spec) {
+			snprintf(err, errlen, "no VM named %s runs on node %s", vm, a->cfg->node);
+			return -ENOENT;
 		}
-		node = a->cfg->peers[0].name;
+		r = pick_node(a, spec, picked, sizeof(picked), err, errlen);
+		vmspec_free(spec);
+		if (r < 0)
+			return r;
+		node = picked;
+		log_info("agent", "event=target_selected vm=%s node=%s", vm, node);
 	}
 	if (!strcmp(node, a->cfg->node)) {
 		snprintf(err, errlen, "VM %s already runs on node %s", vm, node);
@@ -553,6 +706,9 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	req.max_bandwidth_mibps = opt_int(opts, "maxBandwidthMiBps", FERRY_UNSET);
 	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
 	req.verify_memory = opt_int(opts, "verifyMemory", 0);
+	snprintf(req.name, sizeof(req.name), "%s",
+		 opts && json_object_get_string(json_object_object_get(opts, "name"))
+			 ? json_object_get_string(json_object_object_get(opts, "name")) : "");
 	req.progress_timeout_s = opt_int(opts, "progressTimeoutS", FERRY_UNSET);
 	req.auto_converge = opt_int(opts, "autoConverge", FERRY_UNSET);
 	req.post_copy = opt_int(opts, "postCopy", FERRY_UNSET);
@@ -667,7 +823,7 @@ int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, siz
 
 	pthread_mutex_lock(&a->mu);
 	for (struct agent_mig *am = a->migs; am; am = am->next) {
-		if (!strcmp(mig_id(am->m), id_or_vm) ||
+		if (!strcmp(mig_id(am->m), id_or_vm) || !strcmp(mig_name(am->m), id_or_vm) ||
 		    (!strcmp(am->vm, id_or_vm) && !mig_finished(am->m))) {
 			m = am->m;
 			break;

@@ -4,6 +4,7 @@
  *   GET    /v1/node
  *   GET    /v1/vms                  POST /v1/vms (VM spec as JSON)
  *   GET    /v1/vms/NAME             DELETE /v1/vms/NAME
+ *   GET    /v1/vms/NAME/candidates  each peer as a target: eligible or why not
  *   GET    /v1/migrations[?vm=NAME] POST /v1/migrations {"vm","node",...}
  *   GET    /v1/migrations/ID        DELETE /v1/migrations/ID-or-VM (cancel)
  *   GET    /v1/migrations/ID/samples  the monitor's time series
@@ -110,6 +111,13 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 			r = agent_vm_create(a, spec, err, sizeof(err));
 			ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 201, agent_vm_json(a, name));
 		}
+	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "GET") &&
+		   strlen(url) > 19 && !strcmp(url + strlen(url) - 11, "/candidates")) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 11), url + 8);
+		o = agent_vm_candidates_json(a, name);
+		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such VM on this node");
 	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "GET")) {
 		o = agent_vm_json(a, url + 8);
 		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such VM on this node");

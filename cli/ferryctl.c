@@ -507,12 +507,12 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
 	} else if (!strcmp(c->output, "json")) {
 		print_json(out);
 	} else {
-		printf("%-44s %-16s %-10s %-12s %-12s\n", "NAME", "VM", "PHASE", "SOURCE", "TARGET");
+		printf("%-38s %-16s %-10s %-12s %-12s\n", "NAME", "VM", "PHASE", "SOURCE", "TARGET");
 		for (size_t i = 0; i < json_object_array_length(out); i++) {
 			struct json_object *m = json_object_array_get_idx(out, i);
 
-			printf("%-44s %-16s %-10s %-12s %-12s\n", jstr(m, "id"), jstr(m, "vm"), jstr(m, "phase"),
-			       jstr(m, "sourceNode"), jstr(m, "targetNode"));
+			printf("%-38s %-16s %-10s %-12s %-12s\n", jstr(m, "name")[0] ? jstr(m, "name") : jstr(m, "id"),
+			       jstr(m, "vm"), jstr(m, "phase"), jstr(m, "sourceNode"), jstr(m, "targetNode"));
 		}
 	}
 	json_object_put(out);
@@ -535,6 +535,124 @@ static int cmd_nodes(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
+/* The seed's manifest, exactly as written:
+ *   apiVersion: kubevirt.io/v1
+ *   kind: VirtualMachineInstanceMigration
+ *   metadata: {name: NAME}
+ *   spec: {vmiName: VM}
+ * Creating it starts the migration ("Automatically selected node"). */
+static int cmd_create(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *doc = NULL, *body = NULL, *out = NULL;
+	const char *file = NULL, *name, *vmi, *kind, *api;
+	char err[512], *text = NULL;
+	size_t len = 0;
+	long st;
+	int r = 1;
+	FILE *f;
+
+	for (int i = 0; i < argc; i++)
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
+			file = argv[++i];
+	if (!file) {
+		fprintf(stderr, "usage: ferryctl create -f MIGRATION.yaml\n");
+		return 2;
+	}
+	f = fopen(file, "r");
+	if (!f) {
+		fprintf(stderr, "ferryctl: cannot read %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	text = malloc(1 << 20);
+	if (text)
+		len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	if (!text || schema_yaml_to_json(text, len, file, &doc, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ferryctl: %s\n", text ? err : "out of memory");
+		goto out;
+	}
+	api = json_object_get_string(json_object_object_get(doc, "apiVersion"));
+	kind = json_object_get_string(json_object_object_get(doc, "kind"));
+	name = json_object_get_string(json_object_object_get(json_object_object_get(doc, "metadata"), "name"));
+	vmi = json_object_get_string(json_object_object_get(json_object_object_get(doc, "spec"), "vmiName"));
+	if (!api || strcmp(api, "kubevirt.io/v1") || !kind || strcmp(kind, "VirtualMachineInstanceMigration")) {
+		fprintf(stderr, "ferryctl: %s: only apiVersion kubevirt.io/v1, kind VirtualMachineInstanceMigration can be created\n", file);
+		goto out;
+	}
+	if (!name || !vmi) {
+		fprintf(stderr, "ferryctl: %s: metadata.name and spec.vmiName are required\n", file);
+		goto out;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "vm", json_object_new_string(vmi));
+	json_object_object_add(body, "name", json_object_new_string(name));
+	st = call(c, "POST", "/v1/migrations", body, &out);
+	if (st != 201) {
+		r = api_failed(st, out);
+		goto out;
+	}
+	printf("virtualmachineinstancemigration.kubevirt.io/%s created\n", name);
+	r = 0;
+out:
+	free(text);
+	json_object_put(doc);
+	json_object_put(body);
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_delete(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	char path[160];
+	long st;
+	int r = 0;
+
+	if (argc < 2 || (strcmp(argv[0], "vmim") && strcmp(argv[0], "virtualmachineinstancemigration"))) {
+		fprintf(stderr, "usage: ferryctl delete vmim NAME   (cancels that migration)\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/migrations/%s", argv[1]);
+	st = call(c, "DELETE", path, NULL, &out);
+	if (st != 202)
+		r = api_failed(st, out);
+	else
+		printf("virtualmachineinstancemigration.kubevirt.io \"%s\" deleted\n", argv[1]);
+	json_object_put(out);
+	return r;
+}
+
+static int cmd_candidates(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	char path[160];
+	long st;
+	int r = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: ferryctl candidates VM\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/vms/%s/candidates", argv[0]);
+	st = call(c, "GET", path, NULL, &out);
+	if (st != 200) {
+		r = api_failed(st, out);
+	} else if (!strcmp(c->output, "json")) {
+		print_json(out);
+	} else {
+		printf("%-16s %-9s %-10s %s\n", "NODE", "ELIGIBLE", "FREE MiB", "REASON");
+		for (size_t i = 0; i < json_object_array_length(out); i++) {
+			struct json_object *n = json_object_array_get_idx(out, i);
+
+			printf("%-16s %-9s %-10lld %s\n", jstr(n, "name"),
+			       json_object_get_boolean(json_object_object_get(n, "eligible")) ? "yes" : "no",
+			       (long long)jint(n, "freeMemoryMiB"), jstr(n, "reason"));
+		}
+	}
+	json_object_put(out);
+	return r;
+}
+
 static int cmd_vm(struct ctl *c, int argc, char **argv);
 
 static const struct subcommand {
@@ -547,6 +665,9 @@ static const struct subcommand {
 	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
 	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
 	{"get", cmd_get, "get vmim | get vmi"},
+	{"create", cmd_create, "create -f MIGRATION.yaml  (a VirtualMachineInstanceMigration manifest)"},
+	{"delete", cmd_delete, "delete vmim NAME     (cancel that migration)"},
+	{"candidates", cmd_candidates, "candidates VM        (each node as a target: eligible or why not)"},
 	{"nodes", cmd_nodes, "nodes               (this node and its peers)"},
 };
 

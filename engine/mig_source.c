@@ -962,6 +962,7 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	snprintf(m->mig_dir, sizeof(m->mig_dir), "%s/migrations/%s", env->state_dir, req->id);
 	snprintf(m->listen_path, sizeof(m->listen_path), "%s/out.sock", m->mig_dir);
 	snprintf(m->st.id, sizeof(m->st.id), "%s", req->id);
+	snprintf(m->st.name, sizeof(m->st.name), "%s", req->name);
 	snprintf(m->st.vm, sizeof(m->st.vm), "%s", req->vm);
 	snprintf(m->st.source_node, sizeof(m->st.source_node), "%s", env->node);
 	snprintf(m->st.target_node, sizeof(m->st.target_node), "%s", req->target_node);

@@ -189,6 +189,8 @@ void mig_get_status(struct migration *m, struct mig_status *st)
 
 const char *mig_id(const struct migration *m) { return m->req.id; }
 
+const char *mig_name(const struct migration *m) { return m->req.name; }
+
 int mig_finished(struct migration *m)
 {
 	int f;
@@ -264,6 +266,8 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 #define ADD_I(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
 #define ADD_B(k, v) json_object_object_add(o, k, json_object_new_boolean(v))
 	ADD_S("id", st->id);
+	if (st->name[0])
+		ADD_S("name", st->name);
 	ADD_S("vm", st->vm);
 	ADD_S("role", st->role);
 	ADD_S("phase", mig_phase_name(st->phase));

@@ -75,10 +75,12 @@ struct mig_request {
 	int completion_timeout_s_per_gib; /* likewise */
 	int auto_converge, post_copy, downtime_step_ms, escalate_after_s; /* likewise */
 	char policy[64];         /* the named policy applied, "" for none */
+	char name[64];           /* a VirtualMachineInstanceMigration's metadata.name, or "" */
 };
 
 struct mig_status {
 	char id[40];
+	char name[64]; /* the VMIM name it was created as, if any */
 	char vm[64];
 	char role[8]; /* source | target */
 	char source_node[64];
@@ -145,12 +147,17 @@ int mig_target_resume(struct migration *m, int fd, const char *peer, char *reaso
 int mig_cancel(struct migration *m, const char *reason);
 void mig_get_status(struct migration *m, struct mig_status *st);
 const char *mig_id(const struct migration *m);
+const char *mig_name(const struct migration *m);
 int mig_finished(struct migration *m);
 /* Waits for the thread, frees. */
 void mig_free(struct migration *m);
 
 /* The monitor's time series: [{"tMs","remaining","dirtyBps","copyBps","wireBps"}]. */
 struct json_object *mig_samples_json(struct migration *m);
+
+/* Control messages between agents: JSON objects in CONTROL frames. */
+int mig_ctl_send(int fd, struct json_object *msg);
+int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen);
 
 const char *mig_phase_name(enum mig_phase p);
 struct json_object *mig_status_to_json(const struct mig_status *st);

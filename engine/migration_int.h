@@ -78,9 +78,6 @@ int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
 	    struct json_object **ret, int timeout_ms, char *err, size_t errlen);
 int mig_set_capabilities(struct migration *m, char *err, size_t errlen);
 
-/* Control messages: JSON objects in CONTROL frames. */
-int mig_ctl_send(int fd, struct json_object *msg);
-int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen);
 
 /* SHA-256 of guest RAM via pmemsave into dir (file removed afterwards). */
 /* Appends a sample (thread-safe). */
