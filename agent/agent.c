@@ -275,7 +275,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	a->peer_fd = a->api_fd = -1;
+	a->peer_fd = a->api_fd = a->api_tcp_fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
 	r = mkdirs(cfg->state_dir);
 	if (r < 0) {

@@ -45,6 +45,13 @@ struct agent_record {
 	struct agent_record *next;
 };
 
+struct agent;
+/* One HTTP listener: the unix socket (root is admin) or TCP (tokens only). */
+struct api_listener {
+	struct agent *a;
+	int is_tcp;
+};
+
 struct agent {
 	struct ferry_config *cfg;
 	struct loop *lp;
@@ -57,8 +64,9 @@ struct agent {
 	unsigned mig_seq;
 	int peer_fd;
 	struct loop_op peer_accept_op, peer_retry_op;
-	struct MHD_Daemon *api;
-	int api_fd;
+	struct MHD_Daemon *api, *api_tcp_daemon;
+	int api_fd, api_tcp_fd;
+	struct api_listener api_unix, api_tcp;
 };
 
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);

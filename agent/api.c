@@ -18,6 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+
 #include "agent/agent.h"
 #include "transport/link.h"
 #include "util/log.h"
@@ -74,6 +77,69 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, int err, const ch
 	json_object_object_add(e, "message", json_object_new_string(msg));
 	json_object_object_add(o, "error", e);
 	return respond_json(c, status_of(err), o);
+}
+
+enum role { ROLE_NONE, ROLE_VIEWER, ROLE_MIGRATOR, ROLE_ADMIN };
+
+static const char *role_name(enum role r)
+{
+	return r == ROLE_ADMIN ? "admin" : r == ROLE_MIGRATOR ? "migrator" : r == ROLE_VIEWER ? "viewer" : "none";
+}
+
+/* Who is asking: root on the unix socket is admin (it could run QEMU
+ * itself); anyone else shows a bearer token from the config. Tokens are
+ * compared in constant time and never logged. */
+static enum role caller_role(struct agent *a, struct MHD_Connection *c, int is_tcp, int *had_token)
+{
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const union MHD_ConnectionInfo *ci;
+
+	*had_token = 0;
+	if (!is_tcp) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+		    cred.uid == 0)
+			return ROLE_ADMIN;
+	}
+	if (!auth || strncmp(auth, "Bearer ", 7))
+		return ROLE_NONE;
+	*had_token = 1;
+	auth += 7;
+	for (size_t i = 0; i < a->cfg->n_tokens; i++) {
+		const struct ferry_token_cfg *t = &a->cfg->tokens[i];
+		size_t n = strlen(t->token);
+
+		if (strlen(auth) == n && CRYPTO_memcmp(auth, t->token, n) == 0)
+			return !strcmp(t->role, "admin") ? ROLE_ADMIN
+			       : !strcmp(t->role, "migrator") ? ROLE_MIGRATOR : ROLE_VIEWER;
+	}
+	return ROLE_NONE;
+}
+
+/* Reading is for everyone with a role; starting and cancelling migrations
+ * needs the migrate role (the seed: "only holders of the migrate role or
+ * administrators"); creating and deleting VMs is for administrators. */
+static enum role role_needed(const char *method, const char *url)
+{
+	if (!strcmp(method, "GET"))
+		return ROLE_VIEWER;
+	if (!strncmp(url, "/v1/migrations", 14))
+		return ROLE_MIGRATOR;
+	return ROLE_ADMIN;
+}
+
+static enum MHD_Result respond_status(struct MHD_Connection *c, unsigned status, const char *code,
+				      const char *msg)
+{
+	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	return respond_json(c, status, o);
 }
 
 static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const char *method,
@@ -193,8 +259,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (b->too_big)
 		return respond_error(c, -EINVAL, "request body over 1 MiB");
-	log_debug("api", "event=request method=%s url=%s", method, url);
-	return route(cls, c, method, url, b);
+	{
+		struct api_listener *l = cls;
+		int had_token;
+		enum role have = caller_role(l->a, c, l->is_tcp, &had_token);
+		enum role need = role_needed(method, url);
+		char msg[200];
+
+		log_debug("api", "event=request method=%s url=%s role=%s", method, url, role_name(have));
+		if (have == ROLE_NONE)
+			return respond_status(c, 401, "unauthorized",
+					      had_token ? "the bearer token is not valid"
+							: "a bearer token is required (ferryctl --token)");
+		if (have < need) {
+			snprintf(msg, sizeof(msg), "role %s may not do this: it needs the %s role or higher",
+				 role_name(have), role_name(need));
+			return respond_status(c, 403, "forbidden", msg);
+		}
+		return route(l->a, c, method, url, b);
+	}
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -210,6 +293,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		free(b);
 	}
 	*con_cls = NULL;
+}
+
+static struct MHD_Daemon *start_daemon(struct api_listener *l, int fd)
+{
+	return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+				NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, fd,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
 }
 
 int api_start(struct agent *a, char *err, size_t errlen)
@@ -237,15 +328,32 @@ int api_start(struct agent *a, char *err, size_t errlen)
 	}
 	/* Only root (the admin) reaches the unix socket for now. */
 	chmod(a->cfg->api_socket, 0600);
-	a->api = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-				  0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, a->api_fd,
-				  MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+	a->api_unix.a = a;
+	a->api_unix.is_tcp = 0;
+	a->api = start_daemon(&a->api_unix, a->api_fd);
 	if (!a->api) {
 		snprintf(err, errlen, "cannot start the HTTP API");
 		return -EIO;
 	}
 	log_info("api", "event=listening socket=%s", a->cfg->api_socket);
+	if (a->cfg->api_listen[0]) {
+		char host[256];
+		int port;
+
+		if (link_parse_hostport(a->cfg->api_listen, host, sizeof(host), &port) < 0 ||
+		    link_listen_tcp(host, port, &a->api_tcp_fd) < 0) {
+			snprintf(err, errlen, "cannot listen for the API on %s", a->cfg->api_listen);
+			return -EADDRINUSE;
+		}
+		a->api_tcp.a = a;
+		a->api_tcp.is_tcp = 1;
+		a->api_tcp_daemon = start_daemon(&a->api_tcp, a->api_tcp_fd);
+		if (!a->api_tcp_daemon) {
+			snprintf(err, errlen, "cannot start the HTTP API on %s", a->cfg->api_listen);
+			return -EIO;
+		}
+		log_info("api", "event=listening addr=%s tokens=%zu", a->cfg->api_listen, a->cfg->n_tokens);
+	}
 	return 0;
 }
 
@@ -254,6 +362,12 @@ void api_stop(struct agent *a)
 	if (a->api)
 		MHD_stop_daemon(a->api);
 	a->api = NULL;
+	if (a->api_tcp_daemon)
+		MHD_stop_daemon(a->api_tcp_daemon);
+	a->api_tcp_daemon = NULL;
+	if (a->api_tcp_fd >= 0)
+		close(a->api_tcp_fd);
+	a->api_tcp_fd = -1;
 	if (a->api_fd >= 0) {
 		close(a->api_fd);
 		unlink(a->cfg->api_socket);

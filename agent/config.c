@@ -77,6 +77,14 @@ static void policy_init(void *p)
 		f[i] = FERRY_UNSET;
 }
 
+#define TOFF(f) offsetof(struct ferry_token_cfg, f)
+static const struct schema_field token_fields[] = {
+	{"name", SCHEMA_STR, TOFF(name), SZ(struct ferry_token_cfg, name), 0, NULL, NULL, 0},
+	{"token", SCHEMA_STR, TOFF(token), SZ(struct ferry_token_cfg, token), 0, NULL, NULL, 0},
+	{"role", SCHEMA_STR, TOFF(role), SZ(struct ferry_token_cfg, role), 0, NULL, NULL, 0},
+	{0},
+};
+
 static const struct schema_field peer_fields[] = {
 	{"name", SCHEMA_STR, POFF(name), SZ(struct ferry_peer_cfg, name), 0, NULL, NULL, 0},
 	{"address", SCHEMA_HOSTPORT, POFF(host), SZ(struct ferry_peer_cfg, host), POFF(port), NULL,
@@ -102,10 +110,8 @@ static const struct schema_field config_fields[] = {
 	{"qemu", SCHEMA_OBJ, 0, 0, 0, qemu_fields, NULL, 0},
 	{"limits", SCHEMA_OBJ, 0, 0, 0, limits_fields, NULL, 0},
 	{"migration", SCHEMA_OBJ, 0, 0, 0, mig_fields, NULL, 0},
-	/* Bearer tokens with roles come with the REST API. Until then only an
-	 * empty list is accepted: silently ignoring tokens someone wrote would
-	 * let them believe the API is protected. */
-	{"tokens", SCHEMA_RESERVED, 0, 0, 0, NULL, NULL, 0},
+	{"tokens", SCHEMA_OBJLIST, COFF(tokens), sizeof(struct ferry_token_cfg), COFF(n_tokens),
+	 token_fields, NULL, 0},
 	{"peers", SCHEMA_OBJLIST, COFF(peers), sizeof(struct ferry_peer_cfg), COFF(n_peers),
 	 peer_fields, NULL, 0},
 	{"policies", SCHEMA_OBJLIST, COFF(policies), sizeof(struct ferry_policy_cfg),
@@ -297,6 +303,19 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 				   c->parallel_inbound);
 	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)))
 		return rc;
+	for (size_t i = 0; i < c->n_tokens; i++) {
+		const struct ferry_token_cfg *t = &c->tokens[i];
+
+		snprintf(p, sizeof(p), "tokens[%zu]", i);
+		if ((rc = schema_check_name(e, p, t->name, 63)))
+			return rc;
+		/* Guessable tokens are no protection. */
+		if (strlen(t->token) < 16)
+			return schema_fail(e, p, "%s.token must be at least 16 characters", p);
+		if (strcmp(t->role, "viewer") && strcmp(t->role, "migrator") && strcmp(t->role, "admin"))
+			return schema_fail(e, p, "%s.role must be viewer, migrator or admin (got \"%s\")",
+					   p, t->role);
+	}
 	for (size_t i = 0; i < c->n_policies; i++) {
 		const struct ferry_policy_cfg *pl = &c->policies[i];
 

@@ -28,6 +28,14 @@ struct ferry_policy_cfg {
 	struct ferry_migration_defaults mig;
 };
 
+/* A bearer token for the REST API and the role it grants:
+ * viewer (read), migrator (read, start and cancel migrations), admin (all). */
+struct ferry_token_cfg {
+	char name[64];
+	char token[256];
+	char role[16];
+};
+
 struct ferry_config {
 	char node[64];           /* required, [a-z0-9-]{1,63} */
 	char listen_host[256];   /* peer links; default 127.0.0.1 */
@@ -50,6 +58,8 @@ struct ferry_config {
 	struct ferry_migration_defaults mig;     /* all set, none FERRY_UNSET */
 	struct ferry_policy_cfg *policies;
 	size_t n_policies;
+	struct ferry_token_cfg *tokens;
+	size_t n_tokens;
 };
 
 /* The first policy whose selector matches these VM labels, or NULL. */

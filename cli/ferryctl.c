@@ -13,7 +13,8 @@
 #include "util/timeutil.h"
 
 struct ctl {
-	const char *server; /* unix socket of ferryd's API */
+	const char *server; /* unix socket of ferryd's API, or http://host:port */
+	const char *token;  /* bearer token, or NULL */
 	const char *output; /* table | json */
 };
 
@@ -48,8 +49,18 @@ static long call(struct ctl *c, const char *method, const char *path, struct jso
 	long status = -1;
 	CURLcode rc;
 
-	snprintf(url, sizeof(url), "http://ferryd%s", path);
-	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->server);
+	if (!strncmp(c->server, "http://", 7)) {
+		snprintf(url, sizeof(url), "%s%s", c->server, path);
+	} else {
+		snprintf(url, sizeof(url), "http://ferryd%s", path);
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->server);
+	}
+	if (c->token) {
+		char auth[400];
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+		hd = curl_slist_append(hd, auth);
+	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -57,10 +68,11 @@ static long call(struct ctl *c, const char *method, const char *path, struct jso
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
 	if (body) {
 		hd = curl_slist_append(hd, "Content-Type: application/json");
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 		curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS,
 				 json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
 	}
+	if (hd)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		fprintf(stderr, "ferryctl: cannot reach ferryd at %s: %s\n", c->server, curl_easy_strerror(rc));
@@ -685,15 +697,15 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ferryctl [--server SOCKET] [-o table|json] COMMAND ...\n\ncommands:\n");
+	fprintf(stderr, "usage: ferryctl [--server SOCKET|http://HOST:PORT] [--token TOKEN] [-o table|json] COMMAND ...\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %s\n", commands[i].help);
-	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock.\n");
+	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock; the token to $FERRY_TOKEN.\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct ctl c = {getenv("FERRY_SERVER"), "table"};
+	struct ctl c = {getenv("FERRY_SERVER"), getenv("FERRY_TOKEN"), "table"};
 	int i = 1, r = 2;
 
 	if (!c.server)
@@ -701,6 +713,9 @@ int main(int argc, char **argv)
 	while (i < argc && argv[i][0] == '-') {
 		if ((!strcmp(argv[i], "--server") || !strcmp(argv[i], "-s")) && i + 1 < argc) {
 			c.server = argv[i + 1];
+			i += 2;
+		} else if (!strcmp(argv[i], "--token") && i + 1 < argc) {
+			c.token = argv[i + 1];
 			i += 2;
 		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
 			c.output = argv[i + 1];

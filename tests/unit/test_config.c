@@ -197,7 +197,9 @@ static void test_bad_values(void **state)
 			    "ferryd.yaml:2: migration.downtime_limit_ms must be between 1 and 2000000 "
 			    "(got -1)");
 	assert_string_equal(parse_fail("node: a\ntokens: [{name: t, role: admin}]\n"),
-			    "ferryd.yaml:2: tokens is not supported yet (must be empty)");
+			    "ferryd.yaml:2: tokens[0].token must be at least 16 characters");
+	assert_string_equal(parse_fail("node: a\ntokens: [{name: t, token: 0123456789abcdef, role: root}]\n"),
+			    "ferryd.yaml:2: tokens[0].role must be viewer, migrator or admin (got \"root\")");
 	assert_string_equal(parse_fail("node: a\nnetworks: [default, default]\n"),
 			    "ferryd.yaml:2: networks[1]: duplicate \"default\"");
 	assert_string_equal(parse_fail("node: a\nnetworks: default\n"),
