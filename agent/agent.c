@@ -525,8 +525,26 @@ struct json_object *agent_node_json(struct agent *a)
 			json_object_object_add(labels, a->cfg->labels[i].key,
 					       json_object_new_string(a->cfg->labels[i].value));
 		json_object_object_add(o, "labels", labels);
+		{
+			struct json_object *nets = json_object_new_array(), *cpus = json_object_new_array();
+
+			for (size_t i = 0; i < a->cfg->n_networks; i++)
+				json_object_array_add(nets, json_object_new_string(a->cfg->networks[i]));
+			for (size_t i = 0; i < a->cfg->n_cpu_models; i++)
+				json_object_array_add(cpus, json_object_new_string(a->cfg->cpu_models[i]));
+			json_object_object_add(o, "networks", nets);
+			json_object_object_add(o, "cpuModels", cpus);
+		}
 	}
 	return o;
+}
+
+static int json_array_has(struct json_object *arr, const char *v)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(arr, i)) ?: "", v))
+			return 1;
+	return 0;
 }
 
 /* Asks each peer for its facts over the authenticated link and judges it
@@ -572,6 +590,19 @@ static struct json_object *judge_peers(struct agent *a, const struct vm_spec *sp
 						 spec->node_selector[k].key, spec->node_selector[k].value);
 					ok = 0;
 				}
+			}
+			/* Every network the VM's NICs need, and its CPU model
+			 * ("host" = host-model: the node must offer it). */
+			for (size_t k = 0; k < spec->n_nics && ok; k++)
+				if (!json_array_has(json_object_object_get(facts, "networks"), spec->nics[k].network)) {
+					snprintf(reason, sizeof(reason), "network %s (NIC %s) is not available on this node",
+						 spec->nics[k].network, spec->nics[k].name);
+					ok = 0;
+				}
+			if (ok && !json_array_has(json_object_object_get(facts, "cpuModels"), spec->cpu_model)) {
+				snprintf(reason, sizeof(reason), "CPU model %s is not supported on this node",
+					 spec->cpu_model);
+				ok = 0;
 			}
 			if (ok && free_mib < spec->memory_mib + 64) {
 				snprintf(reason, sizeof(reason), "%lld MiB free, the VM needs %d MiB",
@@ -667,7 +698,7 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	struct migration *m = NULL;
 	struct agent_vm *v;
 	char picked[64];
-	int r;
+	int r = 0;
 
 	if (!node || !node[0]) {
 		struct vm_spec *spec = NULL;
@@ -691,6 +722,34 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	if (!strcmp(node, a->cfg->node)) {
 		snprintf(err, errlen, "VM %s already runs on node %s", vm, node);
 		return -EINVAL;
+	}
+	if (node != picked) {
+		/* A specific node must be eligible too; say why not. */
+		struct vm_spec *spec = NULL;
+		struct json_object *arr;
+
+		pthread_mutex_lock(&a->mu);
+		v = find_vm(a, vm);
+		if (v && v->q)
+			spec = vmspec_dup(v->q->spec);
+		pthread_mutex_unlock(&a->mu);
+		if (spec && config_find_peer(a->cfg, node)) {
+			arr = judge_peers(a, spec);
+			for (size_t i = 0; i < json_object_array_length(arr); i++) {
+				struct json_object *o = json_object_array_get_idx(arr, i);
+
+				if (strcmp(json_object_get_string(json_object_object_get(o, "name")), node) ||
+				    json_object_get_boolean(json_object_object_get(o, "eligible")))
+					continue;
+				snprintf(err, errlen, "node %s cannot take VM %s: %s", node, vm,
+					 json_object_get_string(json_object_object_get(o, "reason")));
+				r = -EPERM;
+			}
+			json_object_put(arr);
+		}
+		vmspec_free(spec);
+		if (r < 0)
+			return r;
 	}
 	peer = config_find_peer(a->cfg, node);
 	if (!peer) {

@@ -48,6 +48,9 @@ ctl node-a candidates g1 | tee "$WORK/cand.txt"
 grep -q "^node-b .*no .*node selector zone=c not matched" "$WORK/cand.txt" || die "node-b should be ineligible"
 grep -q "^node-c .*yes" "$WORK/cand.txt" || die "node-c should be eligible"
 
+out=$(ctl node-a migrate g1 --node node-b 2>&1) && die "migrated to an ineligible node"
+echo "$out" | grep -q "node node-b cannot take VM g1: node selector zone=c not matched" || die "refusal: $out"
+
 cat > "$WORK/mig-1.yaml" <<'YAML'
 apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstanceMigration

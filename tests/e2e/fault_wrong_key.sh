@@ -12,7 +12,7 @@ agent_start node-a
 agent_start node-b
 
 vm_create node-a g1 128 "fill=32 profile=text dirty=5 wss=16"
-out=$(ctl node-a migrate g1 --node node-b --wait) && die "migration to an agent with the wrong key succeeded"
+out=$(ctl node-a migrate g1 --node node-b --wait 2>&1) && die "migration to an agent with the wrong key succeeded"
 echo "$out"
 echo "$out" | grep -qi "authentication" || die "failure does not name authentication: $out"
 grep -q "auth_refused" "$WORK/node-b.log" || die "target did not log the refusal"
