@@ -103,6 +103,7 @@ static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q
 	struct agent_vm *v;
 
 	qemu_vm_incoming_done(q);
+	qemu_vm_save_spec(q);
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, q->spec->name);
 	if (!v)
@@ -243,7 +244,57 @@ static void load_records(struct agent *a)
 		n++;
 	}
 	closedir(d);
+	/* An adopted VM's last migration is the newest record naming it. */
+	for (struct agent_vm *v = a->vms; v; v = v->next) {
+		const char *best = NULL;
+
+		for (struct agent_record *rec = a->records; rec; rec = rec->next) {
+			const char *ts = json_object_get_string(json_object_object_get(rec->j, "startTimestamp"));
+
+			if (strcmp(rec->vm, v->name) || !ts)
+				continue;
+			if (!best || strcmp(ts, best) >= 0) {
+				best = ts;
+				snprintf(v->last_mig, sizeof(v->last_mig), "%s", rec->id);
+			}
+		}
+	}
 	log_info("agent", "event=records_loaded count=%u", n);
+}
+
+/* QEMUs keep running when ferryd stops; the next ferryd takes them back
+ * from their run dirs (after stale incoming ones were removed). */
+static void adopt_vms(struct agent *a)
+{
+	char dir[512], run[800], err[256];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/vms", a->cfg->state_dir);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct qemu_vm *q = NULL;
+		struct agent_vm *v;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(run, sizeof(run), "%s/%s", dir, de->d_name);
+		if (qemu_vm_adopt(run, &q, err, sizeof(err)) < 0) {
+			log_warn("agent", "event=vm_not_adopted run_dir=%s reason=\"%s\"", run, err);
+			continue;
+		}
+		v = add_vm(a, q->spec->name);
+		if (!v) {
+			qemu_vm_free(q);
+			continue;
+		}
+		v->q = q;
+		v->state = VM_RUNNING;
+		log_info("agent", "event=vm_adopted vm=%s pid=%d", q->spec->name, q->pid);
+	}
+	closedir(d);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -300,6 +351,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->env.target_admit = target_admit;
 	a->env.on_target_failed = on_target_failed;
 	cleanup_stale_incoming(a);
+	adopt_vms(a);
 	load_records(a);
 	r = loop_new(&a->lp);
 	if (r < 0) {
@@ -394,8 +446,10 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 		v->state = VM_STOPPED;
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (r == 0)
+	if (r == 0) {
+		qemu_vm_save_spec(q);
 		log_info("agent", "event=vm_created vm=%s pid=%d", q->spec->name, q->pid);
+	}
 	return r;
 }
 

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "engine/qemu_cmdline.h"
 #include "engine/vmspec.h"
 #include "qmp/qmp.h"
@@ -73,6 +75,8 @@ static int reap(struct qemu_vm *vm, int block)
 	if (vm->pid <= 0)
 		return 1;
 	r = waitpid(vm->pid, &st, block ? 0 : WNOHANG);
+	if (r < 0 && errno == ECHILD && !block && kill(vm->pid, 0) == 0)
+		return 0; /* re-adopted after an agent restart: not our child */
 	if (r == vm->pid || (r < 0 && errno == ECHILD)) {
 		vm->pid = -1;
 		return 1;
@@ -125,13 +129,87 @@ int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms)
 
 void qemu_vm_remove_files(struct qemu_vm *vm)
 {
+	char spec_path[480];
 	const char *files[] = {vm->qmp_path, vm->serial_path, vm->serial_log, vm->qemu_log,
-			       vm->pidfile, vm->incoming_path, vm->incoming_marker};
+			       vm->pidfile, vm->incoming_path, vm->incoming_marker, spec_path};
+
+	snprintf(spec_path, sizeof(spec_path), "%s/spec.json", vm->run_dir);
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (files[i][0])
 			unlink(files[i]);
 	rmdir(vm->run_dir);
+}
+
+int qemu_vm_save_spec(const struct qemu_vm *vm)
+{
+	struct json_object *o = vmspec_to_json(vm->spec);
+	char path[480], tmp[500];
+	int r = 0;
+
+	snprintf(path, sizeof(path), "%s/spec.json", vm->run_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN) < 0 || rename(tmp, path) < 0) {
+		r = -EIO;
+		unlink(tmp);
+	}
+	json_object_put(o);
+	return r;
+}
+
+int qemu_vm_adopt(const char *run_dir, struct qemu_vm **out, char *err, size_t errlen)
+{
+	struct qemu_vm *vm = calloc(1, sizeof(*vm));
+	struct json_object *j = NULL;
+	struct qmp *q = NULL;
+	struct qmp_error qe;
+	char path[480];
+	FILE *f;
+	int pid = 0, r = -ENOENT;
+
+	if (!vm)
+		return -ENOMEM;
+	vm->pid = -1;
+	vm->pidfd = -1;
+	snprintf(path, sizeof(path), "%s/spec.json", run_dir);
+	j = json_object_from_file(path);
+	if (!j || vmspec_from_json(j, &vm->spec, err, errlen) < 0) {
+		snprintf(err, errlen, "no readable spec in %s", run_dir);
+		goto fail;
+	}
+	snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", run_dir);
+	snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s/qmp.sock", run_dir);
+	snprintf(vm->qemu_log, sizeof(vm->qemu_log), "%s/qemu.log", run_dir);
+	snprintf(vm->pidfile, sizeof(vm->pidfile), "%s/qemu.pid", run_dir);
+	if (vm->spec->serial) {
+		snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/serial.sock", run_dir);
+		snprintf(vm->serial_log, sizeof(vm->serial_log), "%s/serial.log", run_dir);
+	}
+	f = fopen(vm->pidfile, "r");
+	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 1 || kill(pid, 0) < 0) {
+		if (f)
+			fclose(f);
+		snprintf(err, errlen, "its QEMU is no longer running");
+		r = -ESRCH;
+		goto fail;
+	}
+	fclose(f);
+	/* It must answer on its QMP socket: a recycled pid would not. */
+	r = qmp_connect(vm->qmp_path, 3000, &q, &qe);
+	if (r < 0) {
+		snprintf(err, errlen, "its QMP socket does not answer: %s", qe.desc);
+		goto fail;
+	}
+	qmp_close(q);
+	vm->pid = pid;
+	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	json_object_put(j);
+	*out = vm;
+	return 0;
+fail:
+	json_object_put(j);
+	qemu_vm_free(vm);
+	return r;
 }
 
 void qemu_vm_incoming_done(struct qemu_vm *vm)

@@ -41,6 +41,14 @@ int qemu_vm_alive(struct qemu_vm *vm);
 /* QMP quit, then SIGTERM, then SIGKILL, each with a deadline; reaps. */
 int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms);
 
+/* Writes run_dir/spec.json (atomically): what a restarted agent reads to
+ * take the VM back. */
+int qemu_vm_save_spec(const struct qemu_vm *vm);
+
+/* Takes back a QEMU that outlived its agent: its run dir's spec.json, a
+ * live pid from qemu.pid and a QMP socket that answers. */
+int qemu_vm_adopt(const char *run_dir, struct qemu_vm **out, char *err, size_t errlen);
+
 /* Removes the run directory's files (QEMU must be stopped). */
 void qemu_vm_remove_files(struct qemu_vm *vm);
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Migration status survives ferryd restarts: a finished migration's record
-# is there after both agents restart; a migration cut off by its source
+# is there after both agents restart, and the restarted target takes its
+# running VM back (spec, pid, QMP) and can migrate it on; a migration cut off by its source
 # agent dying (SIGKILL) is recorded as Failed with the reason on restart,
 # and its guest kept running on the source and verifies.
 . "$(dirname "$0")/cluster_lib.sh"
@@ -21,6 +22,11 @@ agent_start node-b
 ctl node-a describe vmi g1 | tee "$WORK/describe.txt"
 grep -q "Migration UID: *$id1" "$WORK/describe.txt" || die "describe lacks the migration after restart"
 grep -q "Target Node: *node-b" "$WORK/describe.txt" || die "describe lacks the target after restart"
+[ "$(vm_json node-b g1 | jq -r .state)" = Running ] || die "node-b did not take g1 back after its restart"
+[ "$(vm_json node-b g1 | jq -r .lastMigration)" = "$id1" ] || die "g1 lost its last migration on node-b"
+guest_verify node-b g1
+ctl node-b migrate g1 --node node-a --wait >/dev/null || die "the adopted VM does not migrate"
+guest_verify node-a g1
 
 # During: kill the source agent mid-stream.
 vm_create node-a g2 256 "fill=160 profile=random dirty=10 wss=64"
