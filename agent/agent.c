@@ -127,15 +127,84 @@ static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q
 	return 0;
 }
 
+int agent_inbound_full(struct agent *a, char *why, size_t len)
+{
+	int inbound = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (struct agent_vm *w = a->vms; w; w = w->next)
+		inbound += w->state == VM_INCOMING;
+	pthread_mutex_unlock(&a->mu);
+	if (inbound < a->cfg->parallel_inbound)
+		return 0;
+	snprintf(why, len, "node %s is at its inbound limit (%d migrations)", a->cfg->node,
+		 a->cfg->parallel_inbound);
+	return 1;
+}
+
+/* limits.parallel_outbound: a migration waits in Pending for a slot. */
+static int acquire_slot(void *agent, struct migration *m, char *why, size_t len)
+{
+	struct agent *a = agent;
+	uint64_t deadline = time_mono_ms() + (uint64_t)a->cfg->pending_timeout_s * 1000ull;
+	int r = 0;
+
+	pthread_mutex_lock(&a->mu);
+	while (a->outbound >= a->cfg->parallel_outbound) {
+		struct timespec ts;
+
+		if (mig_cancel_requested(m)) {
+			snprintf(why, len, "cancelled while Pending");
+			r = -ECANCELED;
+			break;
+		}
+		if (time_mono_ms() >= deadline) {
+			snprintf(why, len, "waited %d s in Pending for an outbound slot (limit %d on node %s)",
+				 a->cfg->pending_timeout_s, a->cfg->parallel_outbound, a->cfg->node);
+			r = -ETIMEDOUT;
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&a->slot_cv, &a->mu, &ts);
+	}
+	if (r == 0)
+		a->outbound++;
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+static void release_slot(void *agent, struct migration *m)
+{
+	struct agent *a = agent;
+
+	(void)m;
+	pthread_mutex_lock(&a->mu);
+	a->outbound--;
+	pthread_cond_broadcast(&a->slot_cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
 static int target_admit(void *agent, const char *name, char *reason, size_t len)
 {
 	struct agent *a = agent;
 	struct agent_vm *v;
-	int r = 0;
+	int r = 0, inbound = 0;
 
 	pthread_mutex_lock(&a->mu);
+	for (struct agent_vm *w = a->vms; w; w = w->next)
+		inbound += w->state == VM_INCOMING;
 	v = find_vm(a, name);
-	if (!name_free(v)) {
+	if (inbound >= a->cfg->parallel_inbound) {
+		/* limits.parallel_inbound: the source waits in Pending. */
+		snprintf(reason, len, "node %s is at its inbound limit (%d migrations)", a->cfg->node,
+			 a->cfg->parallel_inbound);
+		r = -EBUSY;
+	} else if (!name_free(v)) {
 		snprintf(reason, len, "a VM named %s already exists on node %s", name, a->cfg->node);
 		r = -EEXIST;
 	} else {
@@ -328,6 +397,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->cfg = cfg;
 	a->peer_fd = a->api_fd = a->api_tcp_fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->slot_cv, NULL);
 	r = mkdirs(cfg->state_dir);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create state dir %s: %s", cfg->state_dir, strerror(-r));
@@ -350,6 +420,9 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->env.on_target_arrived = on_target_arrived;
 	a->env.target_admit = target_admit;
 	a->env.on_target_failed = on_target_failed;
+	a->env.acquire_slot = acquire_slot;
+	a->env.release_slot = release_slot;
+	a->env.pending_timeout_s = cfg->pending_timeout_s;
 	cleanup_stale_incoming(a);
 	adopt_vms(a);
 	load_records(a);
@@ -404,6 +477,7 @@ void agent_shutdown(struct agent *a)
 		qemu_vm_free(v->q);
 		free(v);
 	}
+	pthread_cond_destroy(&a->slot_cv);
 	pthread_mutex_destroy(&a->mu);
 }
 

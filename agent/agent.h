@@ -62,6 +62,8 @@ struct agent {
 	struct agent_mig *migs;
 	struct agent_record *records; /* history from before this start */
 	unsigned mig_seq;
+	int outbound;            /* source migrations holding a slot */
+	pthread_cond_t slot_cv;  /* a slot was released */
 	int peer_fd;
 	struct loop_op peer_accept_op, peer_retry_op;
 	struct MHD_Daemon *api, *api_tcp_daemon;
@@ -88,6 +90,8 @@ struct json_object *agent_vm_candidates_json(struct agent *a, const char *name);
 struct json_object *agent_migrations_json(struct agent *a, const char *vm);
 struct json_object *agent_node_json(struct agent *a);
 void agent_add_migration(struct agent *a, struct migration *m, const char *vm);
+/* Nonzero (with why) when limits.parallel_inbound migrations are arriving. */
+int agent_inbound_full(struct agent *a, char *why, size_t len);
 struct migration *agent_find_migration(struct agent *a, const char *id);
 
 /* Peer links (agent/peers.c) and the REST API (agent/api.c). */

@@ -55,6 +55,7 @@ struct ferry_config {
 	struct ferry_peer_cfg *peers;
 	size_t n_peers;
 	int parallel_outbound, parallel_inbound; /* default 2, 2 */
+	int pending_timeout_s;                   /* default 600: longest wait in Pending */
 	struct ferry_migration_defaults mig;     /* all set, none FERRY_UNSET */
 	struct ferry_policy_cfg *policies;
 	size_t n_policies;

@@ -48,6 +48,26 @@ static void handle_prepare(struct agent *a, int fd, const char *peer, struct jso
 		close(fd);
 		return;
 	}
+	{
+		/* At the inbound limit: say "busy" before any record exists,
+		 * so a source waiting in Pending retries without leaving a
+		 * trail of failed migrations here. */
+		char why[200];
+
+		if (agent_inbound_full(a, why, sizeof(why))) {
+			struct json_object *o = json_object_new_object();
+			const char *t;
+
+			json_object_object_add(o, "op", json_object_new_string("error"));
+			json_object_object_add(o, "busy", json_object_new_boolean(1));
+			json_object_object_add(o, "reason", json_object_new_string(why));
+			t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+			peer_send_msg(fd, FRAME_CONTROL, 0, t, strlen(t), 2000);
+			json_object_put(o);
+			close(fd);
+			return;
+		}
+	}
 	r = mig_target_start(&a->env, fd, peer, msg, &m);
 	if (r < 0) {
 		log_warn("peer", "event=prepare_refused peer=%s err=%s", peer, strerror(-r));

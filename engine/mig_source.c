@@ -349,7 +349,7 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	if (!op || strcmp(op, "prepared")) {
 		snprintf(err, errlen, "target refused: %s",
 			 json_object_get_string(json_object_object_get(reply, "reason")) ?: "no reason");
-		r = -ECONNREFUSED;
+		r = json_object_get_boolean(json_object_object_get(reply, "busy")) ? -EBUSY : -ECONNREFUSED;
 	}
 out:
 	json_object_put(msg);
@@ -754,19 +754,48 @@ static void *source_main(void *arg)
 	char err[512], uri[480];
 	struct monitor mon;
 	uint64_t t_migrate = 0;
-	int succeeded = 0, started = 0, r, confirmed;
+	int succeeded = 0, started = 0, r, confirmed, have_slot = 0;
 	struct qmp_error qe;
 
 	log_set_migration(m->req.id);
 	log_info("mig", "event=source_start vm=%s target=%s addr=%s:%d multifd=%d compress=%d policy=%s post_copy=%d auto_converge=%d",
 		 m->req.vm, m->req.target_node, m->req.target_host, m->req.target_port, m->multifd,
 		 m->compress, m->req.policy[0] ? m->req.policy : "-", m->postcopy, m->auto_converge);
+	/* Limits: wait visibly in Pending for an outbound slot, and below for
+	 * the target to have an inbound one. */
+	mig_set_phase(m, MIG_PENDING);
+	r = m->env.acquire_slot(m->env.agent, m, err, sizeof(err));
+	if (r < 0) {
+		mig_set_failure(m, "%s", err);
+		goto fail;
+	}
+	have_slot = 1;
 	mig_set_phase(m, MIG_PREPARING_TARGET);
 	if (mkdir(m->mig_dir, 0700) < 0 && errno != EEXIST) {
 		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
 		goto fail;
 	}
-	r = send_prepare(m, err, sizeof(err));
+	for (uint64_t pend_dl = time_mono_ms() + (uint64_t)m->env.pending_timeout_s * 1000ull;;) {
+		r = send_prepare(m, err, sizeof(err));
+		if (r != -EBUSY)
+			break;
+		/* The target is at its inbound limit: back to Pending, retry. */
+		if (m->ctl_fd >= 0)
+			close(m->ctl_fd);
+		m->ctl_fd = -1;
+		mig_set_phase(m, MIG_PENDING);
+		log_info("mig", "event=pending reason=\"%s\"", err);
+		if (time_mono_ms() >= pend_dl) {
+			mig_set_failure(m, "waited %d s in Pending: %s", m->env.pending_timeout_s, err);
+			goto fail;
+		}
+		if (mig_cancel_requested(m)) {
+			mig_set_failure(m, "cancelled while Pending");
+			goto fail;
+		}
+		poll(NULL, 0, 500); /* the peer offers nothing to wait on */
+		mig_set_phase(m, MIG_PREPARING_TARGET);
+	}
 	if (r == -ECANCELED) {
 		mig_set_failure(m, "%s", err);
 		goto fail;
@@ -937,6 +966,8 @@ done:
 		m->st.guest_paused_on_source = 1;
 		pthread_mutex_unlock(&m->mu);
 	}
+	if (have_slot)
+		m->env.release_slot(m->env.agent, m);
 	mig_finish(m, succeeded);
 	m->env.on_source_done(m->env.agent, m, succeeded);
 	log_set_migration(NULL);

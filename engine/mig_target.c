@@ -20,15 +20,22 @@
  * finished loading; past it the source is presumed gone. */
 #define COMPLETE_WAIT_MS 120000
 
-static void reply(struct migration *m, const char *op, const char *reason)
+static void reply_busy(struct migration *m, const char *op, const char *reason, int busy)
 {
 	struct json_object *msg = json_object_new_object();
 
 	json_object_object_add(msg, "op", json_object_new_string(op));
 	if (reason)
 		json_object_object_add(msg, "reason", json_object_new_string(reason));
+	if (busy)
+		json_object_object_add(msg, "busy", json_object_new_boolean(1));
 	mig_ctl_send(m->ctl_fd, msg);
 	json_object_put(msg);
+}
+
+static void reply(struct migration *m, const char *op, const char *reason)
+{
+	reply_busy(m, op, reason, 0);
 }
 
 static int prepare(struct migration *m, char *err, size_t errlen)
@@ -456,13 +463,14 @@ static void *target_main(void *arg)
 	struct migration *m = arg;
 	struct relay_stream_stats tot;
 	char err[512];
-	int ok = 0;
+	int ok = 0, r;
 
 	log_set_migration(m->req.id);
 	mig_set_phase(m, MIG_PREPARING_TARGET);
-	if (prepare(m, err, sizeof(err)) < 0) {
+	r = prepare(m, err, sizeof(err));
+	if (r < 0) {
 		mig_set_failure(m, "%s", err);
-		reply(m, "error", err);
+		reply_busy(m, "error", err, r == -EBUSY);
 		goto out;
 	}
 	mig_set_phase(m, MIG_TARGET_READY);

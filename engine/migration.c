@@ -191,6 +191,16 @@ const char *mig_id(const struct migration *m) { return m->req.id; }
 
 const char *mig_name(const struct migration *m) { return m->req.name; }
 
+int mig_cancel_requested(struct migration *m)
+{
+	int c;
+
+	pthread_mutex_lock(&m->mu);
+	c = m->cancel_requested;
+	pthread_mutex_unlock(&m->mu);
+	return c;
+}
+
 int mig_finished(struct migration *m)
 {
 	int f;

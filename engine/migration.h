@@ -55,6 +55,12 @@ struct mig_env {
 	/* Target: may a VM of this name come here? 0 (the name is now held
 	 * for it) or -EEXIST with reason. */
 	int (*target_admit)(void *agent, const char *vm_name, char *reason, size_t len);
+	/* Source: wait (in Pending) for an outbound slot; 0 when held,
+	 * -ETIMEDOUT, or -ECANCELED when the migration was cancelled meanwhile.
+	 * release_slot gives it back at the end. */
+	int (*acquire_slot)(void *agent, struct migration *m, char *why, size_t len);
+	void (*release_slot)(void *agent, struct migration *m);
+	int pending_timeout_s;
 	/* Target: an admitted migration failed; release the name. */
 	void (*on_target_failed)(void *agent, const char *vm_name);
 };
@@ -149,6 +155,8 @@ void mig_get_status(struct migration *m, struct mig_status *st);
 const char *mig_id(const struct migration *m);
 const char *mig_name(const struct migration *m);
 int mig_finished(struct migration *m);
+/* Nonzero once a cancel was asked for (thread-safe). */
+int mig_cancel_requested(struct migration *m);
 /* Waits for the thread, frees. */
 void mig_free(struct migration *m);
 
