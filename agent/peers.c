@@ -4,6 +4,7 @@
  * link gets its own thread; the data itself then flows on the loop. */
 #include <errno.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,14 @@ static void arm(void *arg)
 int peers_start(struct agent *a, char *err, size_t errlen)
 {
 	int r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &a->peer_fd);
+
+	/* A ferryd that was just killed may still hold the port for a moment:
+	 * the kernel tears its io_uring (and the accept it had armed on the
+	 * listener) down asynchronously after the process is gone. */
+	for (int i = 0; r == -EADDRINUSE && i < 50; i++) {
+		poll(NULL, 0, 100);
+		r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &a->peer_fd);
+	}
 
 	if (r < 0) {
 		snprintf(err, errlen, "cannot listen for peers on %s:%d: %s", a->cfg->listen_host,
