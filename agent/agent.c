@@ -899,6 +899,9 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	req.progress_timeout_s = opt_int(opts, "progressTimeoutS", FERRY_UNSET);
 	req.auto_converge = opt_int(opts, "autoConverge", FERRY_UNSET);
 	req.post_copy = opt_int(opts, "postCopy", FERRY_UNSET);
+	req.post_copy_now = opt_int(opts, "postCopyNow", 0);
+	if (req.post_copy_now)
+		req.post_copy = 1;
 	req.downtime_step_ms = opt_int(opts, "downtimeStepMs", FERRY_UNSET);
 	req.escalate_after_s = opt_int(opts, "escalateAfterS", FERRY_UNSET);
 	req.completion_timeout_s_per_gib = opt_int(opts, "completionTimeoutSPerGiB", FERRY_UNSET);

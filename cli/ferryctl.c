@@ -300,6 +300,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 					  {"completion-timeout-per-gib", required_argument, NULL, 'T'},
 					  {"auto-converge", no_argument, NULL, 'A'},
 					  {"post-copy", no_argument, NULL, 'Y'},
+					  {"post-copy-now", no_argument, NULL, 'N'},
 					  {"downtime-step", required_argument, NULL, 'D'},
 					  {"escalate-after", required_argument, NULL, 'E'},
 					  {NULL, 0, NULL, 0}};
@@ -324,6 +325,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		case 'T': json_object_object_add(body, "completionTimeoutSPerGiB", json_object_new_int(atoi(optarg))); break;
 		case 'A': json_object_object_add(body, "autoConverge", json_object_new_boolean(1)); break;
 		case 'Y': json_object_object_add(body, "postCopy", json_object_new_boolean(1)); break;
+		case 'N': json_object_object_add(body, "postCopyNow", json_object_new_boolean(1)); break;
 		case 'D': json_object_object_add(body, "downtimeStepMs", json_object_new_int(atoi(optarg))); break;
 		case 'E': json_object_object_add(body, "escalateAfterS", json_object_new_int(atoi(optarg))); break;
 		default:
@@ -337,7 +339,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"
 				"                        [--verify-memory] [--max-bandwidth MiBps]\n"
 				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"
-				"                        [--auto-converge] [--post-copy] [--downtime-step MS]\n"
+				"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n"
 				"                        [--escalate-after S]\n");
 		json_object_put(body);
 		return 2;

@@ -390,6 +390,30 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 	return r;
 }
 
+/* Switch to post-copy: the target runs the guest from now on and pulls
+ * what it lacks. 0 or -errno. */
+static int start_postcopy(struct migration *m, struct monitor *mon)
+{
+	char err[256];
+
+	if (mig_qmp(m, "migrate-start-postcopy", NULL, NULL, 5000, err, sizeof(err)) < 0) {
+		log_warn("mig", "event=post_copy_failed err=\"%s\"", err);
+		return -EIO;
+	}
+	m->in_postcopy = 1;
+	/* Post-copy cannot be undone: the target runs the guest from now on,
+	 * so nothing may abort the migration any more. */
+	mon->progress_timeout_ms = 0;
+	mon->completion_timeout_ms = 0;
+	pthread_mutex_lock(&m->mu);
+	snprintf(m->st.mode, sizeof(m->st.mode), "post-copy");
+	m->st.escalations++;
+	m->switchover_started = 1;
+	pthread_mutex_unlock(&m->mu);
+	log_info("mig", "event=post_copy_started remaining=%llu", (unsigned long long)mon->remaining);
+	return 0;
+}
+
 /* One escalation step after escalate_after_s without progress, in order:
  * raise the downtime limit by a step (until its max), then switch to
  * post-copy. Auto-converge needs no step: QEMU throttles the vCPUs itself
@@ -422,25 +446,8 @@ static int escalate(struct migration *m, struct monitor *mon)
 		json_object_put(args);
 		return 1;
 	}
-	if (m->postcopy && !m->in_postcopy) {
-		if (mig_qmp(m, "migrate-start-postcopy", NULL, NULL, 5000, err, sizeof(err)) < 0) {
-			log_warn("mig", "event=escalation_failed action=post_copy err=\"%s\"", err);
-			return 0;
-		}
-		m->in_postcopy = 1;
-		/* Post-copy cannot be undone: the target runs the guest from
-		 * now on, so nothing may abort the migration any more. */
-		mon->progress_timeout_ms = 0;
-		mon->completion_timeout_ms = 0;
-		pthread_mutex_lock(&m->mu);
-		snprintf(m->st.mode, sizeof(m->st.mode), "post-copy");
-		m->st.escalations++;
-		m->switchover_started = 1;
-		pthread_mutex_unlock(&m->mu);
-		log_info("mig", "event=escalation action=post_copy remaining=%llu",
-			 (unsigned long long)mon->remaining);
-		return 1;
-	}
+	if (m->postcopy && !m->in_postcopy)
+		return start_postcopy(m, mon) == 0;
 	return 0;
 }
 
@@ -679,6 +686,10 @@ static int monitor(struct migration *m, struct monitor *mon)
 			m->st.converging = mon->converging;
 			m->st.eta_ms = mon->eta_ms;
 			pthread_mutex_unlock(&m->mu);
+			/* Post-copy right away, when asked: the first pass is under
+			 * way, so the target has somewhere to start from. */
+			if (m->postcopy && m->req.post_copy_now && !m->in_postcopy && v == MON_OK)
+				start_postcopy(m, mon);
 			{
 				int after = pick(m->req.escalate_after_s, m->vm->spec->mig.escalate_after_s,
 						 m->env.defaults.escalate_after_s);

@@ -81,6 +81,7 @@ struct mig_request {
 	int completion_timeout_s_per_gib; /* likewise */
 	int auto_converge, post_copy, downtime_step_ms, escalate_after_s; /* likewise */
 	char policy[64];         /* the named policy applied, "" for none */
+	int post_copy_now;       /* with post_copy: switch during the first pass */
 	char name[64];           /* a VirtualMachineInstanceMigration's metadata.name, or "" */
 };
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # With the target started paused, guest RAM of the stopped source and of the
 # target hash identically (pmemsave on both sides); single channel and
-# multifd with 2 channels.
+# multifd with 2 channels; and post-copy (from the first pass) of a guest
+# dirtying 100 MB/s.
 #
 # The guest runs but does not dirty its working set: QEMU 7.2 under TCG
 # itself leaves a few bytes of hot pages (stack, counters) different when
@@ -24,4 +25,14 @@ echo "$out"
 echo "$out" | grep -q "memory:      match" || die "memory not identical after multifd"
 echo "$out" | grep -q "2 multifd" || die "multifd was not used"
 guest_verify node-a g1
+
+# Post-copy, started during the first pass, of a guest that dirties hard:
+# RAM of the stopped source and of the paused target hash identically.
+vm_create node-a g2 256 "fill=64 profile=random dirty=100 wss=64"
+out=$(ctl node-a migrate g2 --node node-b --wait --verify-memory --post-copy-now --max-bandwidth 16) ||
+	die "post-copy migration failed: $out"
+echo "$out"
+echo "$out" | grep -q "mode:        post-copy" || die "post-copy was not used"
+echo "$out" | grep -q "memory:      match" || die "memory not identical after post-copy"
+guest_verify node-b g2
 log PASS
