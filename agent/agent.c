@@ -193,18 +193,15 @@ static int target_admit(void *agent, const char *name, char *reason, size_t len)
 {
 	struct agent *a = agent;
 	struct agent_vm *v;
-	int r = 0, inbound = 0;
+	int r = 0;
 
+	/* limits.parallel_inbound (peers.c checks it first; this closes the
+	 * race of two prepares at once): the source waits in Pending. */
+	if (agent_inbound_full(a, reason, len))
+		return -EBUSY;
 	pthread_mutex_lock(&a->mu);
-	for (struct agent_vm *w = a->vms; w; w = w->next)
-		inbound += w->state == VM_INCOMING;
 	v = find_vm(a, name);
-	if (inbound >= a->cfg->parallel_inbound) {
-		/* limits.parallel_inbound: the source waits in Pending. */
-		snprintf(reason, len, "node %s is at its inbound limit (%d migrations)", a->cfg->node,
-			 a->cfg->parallel_inbound);
-		r = -EBUSY;
-	} else if (!name_free(v)) {
+	if (!name_free(v)) {
 		snprintf(reason, len, "a VM named %s already exists on node %s", name, a->cfg->node);
 		r = -EEXIST;
 	} else {

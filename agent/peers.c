@@ -24,7 +24,8 @@ struct peer_conn {
 	int fd;
 };
 
-static void send_refusal(int fd, const char *reason)
+/* busy: the peer may retry later (an inbound limit), rather than give up. */
+static void send_refusal_busy(int fd, const char *reason, int busy)
 {
 	struct json_object *o = json_object_new_object();
 	const char *s;
@@ -32,9 +33,16 @@ static void send_refusal(int fd, const char *reason)
 	json_object_object_add(o, "op", json_object_new_string("error"));
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	json_object_object_add(o, "reason", json_object_new_string(reason));
+	if (busy)
+		json_object_object_add(o, "busy", json_object_new_boolean(1));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 2000);
 	json_object_put(o);
+}
+
+static void send_refusal(int fd, const char *reason)
+{
+	send_refusal_busy(fd, reason, 0);
 }
 
 static void handle_prepare(struct agent *a, int fd, const char *peer, struct json_object *msg)
@@ -56,15 +64,7 @@ static void handle_prepare(struct agent *a, int fd, const char *peer, struct jso
 		char why[200];
 
 		if (agent_inbound_full(a, why, sizeof(why))) {
-			struct json_object *o = json_object_new_object();
-			const char *t;
-
-			json_object_object_add(o, "op", json_object_new_string("error"));
-			json_object_object_add(o, "busy", json_object_new_boolean(1));
-			json_object_object_add(o, "reason", json_object_new_string(why));
-			t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-			peer_send_msg(fd, FRAME_CONTROL, 0, t, strlen(t), 2000);
-			json_object_put(o);
+			send_refusal_busy(fd, why, 1);
 			close(fd);
 			return;
 		}
