@@ -1,0 +1,1647 @@
+/*
+ * ferry-bench: ferry against QEMU's own migration, side by side.
+ *
+ * Runs every migration as real child processes (QEMU, socat, ferryd,
+ * ferryctl, guest-serial), alternating modes within one invocation, N
+ * repeats, and writes results.jsonl, results.csv, summary.md and gnuplot
+ * plots into --out. Every wait is bounded; every child, the network
+ * namespace and the work directory are removed on every exit path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/timeutil.h"
+
+#define MAX_CHILD 64
+#define MAX_MODES 16
+#define MAX_RUNS 512
+
+/* ---------- configuration ---------- */
+
+static struct {
+	char build[PATH_MAX];
+	char modes[MAX_MODES][32];
+	int nmodes;
+	char link[16];
+	int mem_mib;
+	char append[512];
+	int repeats;
+	char out[PATH_MAX];
+	int run_timeout_s;
+	int pin;
+	int series; /* write a time series per run (costs a status poll) */
+} cfg;
+
+static char g_work[PATH_MAX];    /* temp dir, removed at exit */
+static char g_netns[64];         /* "" = no namespace */
+static volatile sig_atomic_t g_stop;
+static int g_cleaning; /* cleanup's own commands run to completion despite g_stop */
+static int g_port_base;
+
+static void sig_handler(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static void msg(const char *fmt, ...)
+{
+	va_list ap;
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	fprintf(stderr, "[%02d:%02d:%02d] ", tm.tm_hour, tm.tm_min, tm.tm_sec);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---------- children ---------- */
+
+static pid_t g_children[MAX_CHILD];
+
+static void child_track(pid_t p)
+{
+	for (int i = 0; i < MAX_CHILD; i++)
+		if (!g_children[i]) {
+			g_children[i] = p;
+			return;
+		}
+}
+
+static void child_untrack(pid_t p)
+{
+	for (int i = 0; i < MAX_CHILD; i++)
+		if (g_children[i] == p)
+			g_children[i] = 0;
+}
+
+/*
+ * Starts argv (in the namespace when one exists, pinned to cpu >= 0),
+ * stdout/stderr to files (NULL = /dev/null). Returns the pid: `ip netns
+ * exec` and `taskset` exec in place, so it is the program's own pid.
+ */
+static pid_t spawn(char *const argv[], int cpu, int in_netns, const char *out, const char *err)
+{
+	char *full[64];
+	char cpus[16];
+	int n = 0;
+	pid_t p;
+
+	if (in_netns && g_netns[0]) {
+		full[n++] = "ip";
+		full[n++] = "netns";
+		full[n++] = "exec";
+		full[n++] = g_netns;
+	}
+	if (cpu >= 0 && cfg.pin) {
+		snprintf(cpus, sizeof(cpus), "%d", cpu);
+		full[n++] = "taskset";
+		full[n++] = "-c";
+		full[n++] = cpus;
+	}
+	for (int i = 0; argv[i] && n < 63; i++)
+		full[n++] = argv[i];
+	full[n] = NULL;
+
+	p = fork();
+	if (p < 0) {
+		msg("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (p == 0) {
+		int fd;
+
+		setpgid(0, 0);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0)
+			dup2(fd, 1);
+		fd = open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execvp(full[0], full);
+		_exit(127);
+	}
+	child_track(p);
+	return p;
+}
+
+/* Waits for pid up to ms; returns its exit status (0..255, 128+sig) or -1 if still running. */
+static int child_wait(pid_t p, int ms)
+{
+	uint64_t end = time_mono_ms() + (uint64_t)ms;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(p, &st, WNOHANG);
+
+		if (r == p) {
+			child_untrack(p);
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		if (r < 0) {
+			child_untrack(p);
+			return -2;
+		}
+		if (time_mono_ms() >= end)
+			return -1;
+		sleep_ms(20);
+	}
+}
+
+static void child_stop(pid_t p, int grace_ms)
+{
+	if (p <= 0)
+		return;
+	kill(p, SIGTERM);
+	if (child_wait(p, grace_ms) == -1) {
+		kill(p, SIGKILL);
+		child_wait(p, 5000);
+	}
+}
+
+/* Runs argv to completion (bounded); returns its exit status, -1 on timeout or stop. */
+static int run(char *const argv[], int cpu, int in_netns, const char *out, const char *err, int timeout_s)
+{
+	pid_t p = spawn(argv, cpu, in_netns, out, err);
+	uint64_t end = time_mono_ms() + (uint64_t)timeout_s * 1000;
+
+	if (p < 0)
+		return -1;
+	for (;;) {
+		int r = child_wait(p, 100);
+
+		if (r != -1)
+			return r;
+		if ((g_stop && !g_cleaning) || time_mono_ms() >= end) {
+			child_stop(p, 1000);
+			return -1;
+		}
+	}
+}
+
+/* A process not our child (a QEMU ferryd started): kill and wait until gone. */
+static void kill_foreign(pid_t p)
+{
+	if (p <= 0)
+		return;
+	kill(p, SIGKILL);
+	for (int i = 0; i < 250 && kill(p, 0) == 0; i++)
+		sleep_ms(20);
+}
+
+static void kill_pidfiles(const char *state_dir)
+{
+	char path[PATH_MAX + 64];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "%s/vms", state_dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char pf[PATH_MAX + 320];
+		FILE *f;
+		long pid = 0;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(pf, sizeof(pf), "%s/%s/qemu.pid", path, e->d_name);
+		f = fopen(pf, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%ld", &pid) == 1)
+			kill_foreign((pid_t)pid);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+static void rm_rf(const char *dir)
+{
+	char *argv[] = {"rm", "-rf", (char *)dir, NULL};
+
+	if (dir[0])
+		run(argv, -1, 0, NULL, NULL, 60);
+}
+
+static void netns_del(void)
+{
+	if (g_netns[0]) {
+		char *argv[] = {"ip", "netns", "del", g_netns, NULL};
+
+		run(argv, -1, 0, NULL, NULL, 30);
+		g_netns[0] = 0;
+	}
+}
+
+static void cleanup_all(void)
+{
+	char state[PATH_MAX + 32];
+
+	g_cleaning = 1;
+	for (int i = 0; i < MAX_CHILD; i++)
+		if (g_children[i])
+			child_stop(g_children[i], 3000);
+	/* QEMUs ferryd started outlive it by design: kill those left in run dirs. */
+	if (g_work[0]) {
+		DIR *d = opendir(g_work);
+		struct dirent *e;
+
+		while (d && (e = readdir(d))) {
+			if (strncmp(e->d_name, "run", 3))
+				continue;
+			snprintf(state, sizeof(state), "%s/%s/node-a/state", g_work, e->d_name);
+			kill_pidfiles(state);
+			snprintf(state, sizeof(state), "%s/%s/node-b/state", g_work, e->d_name);
+			kill_pidfiles(state);
+		}
+		if (d)
+			closedir(d);
+	}
+	netns_del();
+	rm_rf(g_work);
+	g_work[0] = 0;
+}
+
+/* ---------- /proc sampling ---------- */
+
+struct psample {
+	pid_t pid;
+	double cpu0;  /* CPU seconds at the start of the migration */
+	double cpu;   /* latest */
+	long hwm_kib; /* latest VmHWM */
+};
+
+static double proc_cpu_s(pid_t p)
+{
+	char path[64], buf[1024], *s;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	s = strrchr(buf, ')');
+	if (!s)
+		return -1;
+	/* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
+	if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long proc_hwm_kib(pid_t p)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)p);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmHWM:", 6)) {
+			v = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+static void ps_begin(struct psample *s, pid_t p)
+{
+	s->pid = p;
+	s->cpu0 = p > 0 ? proc_cpu_s(p) : 0;
+	if (s->cpu0 < 0)
+		s->cpu0 = 0;
+	s->cpu = s->cpu0;
+	s->hwm_kib = 0;
+}
+
+static void ps_update(struct psample *s)
+{
+	double c;
+	long h;
+
+	if (s->pid <= 0)
+		return;
+	c = proc_cpu_s(s->pid);
+	h = proc_hwm_kib(s->pid);
+	if (c >= 0)
+		s->cpu = c;
+	if (h > s->hwm_kib)
+		s->hwm_kib = h;
+}
+
+/* ---------- a small QMP client (events are recorded while reading) ---------- */
+
+struct qmp {
+	int fd;
+	char buf[1 << 18];
+	size_t len;
+	int64_t stop_us, resume_us, completed_us;
+};
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One JSON line from QMP, NULL on timeout/EOF. Records STOP and RESUME. */
+static struct json_object *qmp_read(struct qmp *q, uint64_t deadline)
+{
+	for (;;) {
+		char *nl = memchr(q->buf, '\n', q->len);
+
+		if (nl) {
+			struct json_object *j;
+			struct json_object *ev, *ts, *v;
+
+			*nl = 0;
+			j = json_tokener_parse(q->buf);
+			q->len -= (size_t)(nl + 1 - q->buf);
+			memmove(q->buf, nl + 1, q->len);
+			if (!j)
+				continue;
+			if (json_object_object_get_ex(j, "event", &ev) &&
+			    json_object_object_get_ex(j, "timestamp", &ts)) {
+				int64_t us = 0;
+
+				if (json_object_object_get_ex(ts, "seconds", &v))
+					us = json_object_get_int64(v) * 1000000;
+				if (json_object_object_get_ex(ts, "microseconds", &v))
+					us += json_object_get_int64(v);
+				if (!strcmp(json_object_get_string(ev), "STOP") && !q->stop_us)
+					q->stop_us = us;
+				if (!strcmp(json_object_get_string(ev), "RESUME"))
+					q->resume_us = us;
+				if (!strcmp(json_object_get_string(ev), "MIGRATION") &&
+				    json_object_object_get_ex(j, "data", &v) &&
+				    json_object_object_get_ex(v, "status", &v) &&
+				    !strcmp(json_object_get_string(v), "completed"))
+					q->completed_us = us;
+			}
+			return j;
+		}
+		{
+			uint64_t now = time_mono_ms();
+			struct pollfd p = {.fd = q->fd, .events = POLLIN};
+			ssize_t r;
+
+			if (now >= deadline || g_stop)
+				return NULL;
+			if (q->len >= sizeof(q->buf) - 1)
+				return NULL;
+			if (poll(&p, 1, (int)(deadline - now > 200 ? 200 : deadline - now)) <= 0)
+				continue;
+			r = read(q->fd, q->buf + q->len, sizeof(q->buf) - 1 - q->len);
+			if (r <= 0)
+				return NULL;
+			q->len += (size_t)r;
+		}
+	}
+}
+
+/* Sends a command; returns its "return" (a new reference) or NULL. */
+static struct json_object *qmp_exec(struct qmp *q, const char *cmd, const char *args, int timeout_s)
+{
+	char line[2048];
+	uint64_t deadline = time_mono_ms() + (uint64_t)timeout_s * 1000;
+	int n;
+
+	n = snprintf(line, sizeof(line), "{\"execute\":\"%s\"%s%s}\n", cmd, args ? ",\"arguments\":" : "",
+		     args ? args : "");
+	if (write(q->fd, line, (size_t)n) != n)
+		return NULL;
+	for (;;) {
+		struct json_object *j = qmp_read(q, deadline), *r;
+
+		if (!j)
+			return NULL;
+		if (json_object_object_get_ex(j, "return", &r)) {
+			json_object_get(r);
+			json_object_put(j);
+			return r;
+		}
+		if (json_object_object_get_ex(j, "error", &r)) {
+			msg("qmp %s: %s", cmd, json_object_to_json_string(r));
+			json_object_put(j);
+			return NULL;
+		}
+		json_object_put(j);
+	}
+}
+
+static int qmp_ok(struct qmp *q, const char *cmd, const char *args)
+{
+	struct json_object *r = qmp_exec(q, cmd, args, 30);
+
+	if (!r)
+		return -1;
+	json_object_put(r);
+	return 0;
+}
+
+static struct qmp *qmp_open(const char *path, int timeout_s)
+{
+	struct qmp *q = calloc(1, sizeof(*q));
+	uint64_t end = time_mono_ms() + (uint64_t)timeout_s * 1000;
+	struct json_object *g;
+
+	if (!q)
+		return NULL;
+	while ((q->fd = unix_connect(path)) < 0) {
+		if (time_mono_ms() >= end || g_stop) {
+			free(q);
+			return NULL;
+		}
+		sleep_ms(20); /* QEMU creates the socket at start; nothing to wait on before */
+	}
+	g = qmp_read(q, end); /* greeting */
+	if (!g || qmp_ok(q, "qmp_capabilities", NULL) < 0) {
+		if (g)
+			json_object_put(g);
+		close(q->fd);
+		free(q);
+		return NULL;
+	}
+	json_object_put(g);
+	return q;
+}
+
+static void qmp_close(struct qmp *q)
+{
+	if (q) {
+		close(q->fd);
+		free(q);
+	}
+}
+
+static int64_t jint(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
+}
+
+/* ---------- one run ---------- */
+
+struct result {
+	char mode[32];
+	int rep;
+	int ok, verified;
+	int64_t total_ms, e2e_ms, wall_ms, pause_ms, raw, wire, iterations;
+	double qemu_cpu, agent_cpu;
+	long agent_hwm_kib;
+	char error[200];
+};
+
+static int wait_file(const char *path, int ms)
+{
+	uint64_t end = time_mono_ms() + (uint64_t)ms;
+
+	while (access(path, F_OK) != 0) {
+		if (time_mono_ms() >= end || g_stop)
+			return -1;
+		sleep_ms(20);
+	}
+	return 0;
+}
+
+static int guest_serial(const char *sock, int timeout_s, int verify, const char *log)
+{
+	char gs[PATH_MAX + 32], to[16];
+
+	snprintf(gs, sizeof(gs), "%s/guest/guest-serial", cfg.build);
+	snprintf(to, sizeof(to), "%d", timeout_s);
+	if (verify) {
+		char *argv[] = {gs, "--socket", (char *)sock, "--timeout", to, "--send", "verify", "--expect",
+				"VERIFY OK", "--fail", "VERIFY FAIL", NULL};
+
+		return run(argv, -1, 0, log, log, timeout_s + 10);
+	} else {
+		char *argv[] = {gs, "--socket", (char *)sock, "--timeout", to, "--expect", "FERRY-GUEST READY",
+				"--expect-any", "HB ", NULL};
+
+		return run(argv, -1, 0, log, log, timeout_s + 10);
+	}
+}
+
+static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *incoming)
+{
+	char mem[16], kernel[PATH_MAX + 32], ser[PATH_MAX + 96], qmp[PATH_MAX + 96], log[PATH_MAX + 32];
+	char *argv[40];
+	int n = 0;
+
+	snprintf(mem, sizeof(mem), "%d", cfg.mem_mib);
+	snprintf(kernel, sizeof(kernel), "%s/guest/ferry-guest.elf", cfg.build);
+	snprintf(ser, sizeof(ser), "socket,id=ser0,path=%s/%s.serial,server=on,wait=off", dir, name);
+	snprintf(qmp, sizeof(qmp), "socket,id=qmp,path=%s/%s.qmp,server=on,wait=off", dir, name);
+	snprintf(log, sizeof(log), "%s/%s.log", dir, name);
+	argv[n++] = "qemu-system-x86_64";
+	argv[n++] = "-accel";
+	argv[n++] = "tcg";
+	argv[n++] = "-machine";
+	argv[n++] = "pc";
+	argv[n++] = "-cpu";
+	argv[n++] = "qemu64";
+	argv[n++] = "-m";
+	argv[n++] = mem;
+	argv[n++] = "-smp";
+	argv[n++] = "1";
+	argv[n++] = "-nodefaults";
+	argv[n++] = "-no-user-config";
+	argv[n++] = "-display";
+	argv[n++] = "none";
+	argv[n++] = "-uuid";
+	argv[n++] = "7b4ad1e6-0b1e-4d0c-9a51-0f6c2f2bd9a1";
+	argv[n++] = "-kernel";
+	argv[n++] = kernel;
+	argv[n++] = "-append";
+	argv[n++] = cfg.append;
+	argv[n++] = "-chardev";
+	argv[n++] = ser;
+	argv[n++] = "-serial";
+	argv[n++] = "chardev:ser0";
+	argv[n++] = "-chardev";
+	argv[n++] = qmp;
+	argv[n++] = "-mon";
+	argv[n++] = "chardev=qmp,mode=control";
+	if (incoming) {
+		argv[n++] = "-incoming";
+		argv[n++] = (char *)incoming;
+	}
+	argv[n] = NULL;
+	return spawn(argv, cpu, 1, log, log);
+}
+
+#define FAIL(...)                                                       \
+	do {                                                            \
+		snprintf(res->error, sizeof(res->error), __VA_ARGS__);  \
+		goto out;                                               \
+	} while (0)
+
+/* --series: OUT/series-MODE-REP.dat, "t_ms remaining_bytes dirty_Bps copy_Bps" */
+static FILE *series_open(const char *mode, int rep)
+{
+	char path[PATH_MAX + 96];
+	FILE *f;
+
+	if (!cfg.series)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/series-%s-%d.dat", cfg.out, mode, rep);
+	f = fopen(path, "w");
+	if (f)
+		fprintf(f, "# t_ms remaining_bytes dirty_Bps copy_Bps (%s, repeat %d, link %s)\n", mode, rep, cfg.link);
+	return f;
+}
+
+static void series_plot(const char *mode, int rep)
+{
+	char dat[PATH_MAX + 96], png[PATH_MAX + 96], gp[PATH_MAX + 96], lg[PATH_MAX + 32];
+	FILE *f;
+
+	if (!cfg.series)
+		return;
+	snprintf(dat, sizeof(dat), "%s/series-%s-%d.dat", cfg.out, mode, rep);
+	snprintf(png, sizeof(png), "%s/series-%s-%d.png", cfg.out, mode, rep);
+	snprintf(gp, sizeof(gp), "%s/series-%s-%d.gp", cfg.out, mode, rep);
+	snprintf(lg, sizeof(lg), "%s/gnuplot.log", cfg.out);
+	f = fopen(gp, "w");
+	if (!f)
+		return;
+	fprintf(f,
+		"set terminal pngcairo size 900,500 noenhanced\nset output '%s'\n"
+		"set title '%s repeat %d, link %s'\nset xlabel 's'\nset ylabel 'MiB/s'\nset y2label 'MiB remaining'\n"
+		"set ytics nomirror\nset y2tics\nset grid\nset key top right\n"
+		"plot '%s' using ($1/1000):($4/1048576) with lines lw 2 title 'copy rate', "
+		"'' using ($1/1000):($3/1048576) with lines lw 2 title 'dirty rate', "
+		"'' using ($1/1000):($2/1048576) axes x1y2 with lines lw 2 dt 2 title 'remaining'\n",
+		png, mode, rep, cfg.link, dat);
+	fclose(f);
+	{
+		char *argv[] = {"gnuplot", gp, NULL};
+
+		run(argv, -1, 0, lg, lg, 60);
+	}
+}
+
+static void run_native(const char *dir, const char *mode, int port, struct result *res)
+{
+	char path[PATH_MAX + 64], uri[PATH_MAX + 64], args[PATH_MAX + 128];
+	pid_t src = 0, dst = 0, relay_s = 0, relay_t = 0;
+	struct qmp *qs = NULL, *qd = NULL;
+	struct psample ps[4];
+	int multifd = !strncmp(mode, "native-multifd", 14);
+	int zstd = !strcmp(mode, "native-multifd-zstd");
+	int relay = !strcmp(mode, "plain-relay");
+	int tcp = multifd || !strcmp(mode, "native-tcp");
+	struct json_object *st = NULL;
+	uint64_t t0, t0_real, end;
+	FILE *ser = series_open(mode, res->rep);
+
+	memset(ps, 0, sizeof(ps));
+	src = start_qemu(dir, "src", 0, NULL);
+	snprintf(path, sizeof(path), "%s/src.serial", dir);
+	if (src < 0 || wait_file(path, 10000) < 0)
+		FAIL("source QEMU did not start");
+	snprintf(args, sizeof(args), "%s/serial-src.log", dir);
+	if (guest_serial(path, cfg.run_timeout_s, 0, args) != 0)
+		FAIL("guest did not boot on the source");
+	dst = start_qemu(dir, "dst", 1, "defer");
+	snprintf(path, sizeof(path), "%s/src.qmp", dir);
+	qs = qmp_open(path, 20);
+	snprintf(path, sizeof(path), "%s/dst.qmp", dir);
+	qd = qmp_open(path, 20);
+	if (!qs || !qd)
+		FAIL("cannot reach QMP");
+	snprintf(args, sizeof(args),
+		 "{\"capabilities\":[{\"capability\":\"events\",\"state\":true}%s]}",
+		 multifd ? ",{\"capability\":\"multifd\",\"state\":true}" : "");
+	if (qmp_ok(qs, "migrate-set-capabilities", args) || qmp_ok(qd, "migrate-set-capabilities", args))
+		FAIL("migrate-set-capabilities failed");
+	if (qmp_ok(qs, "migrate-set-parameters", "{\"max-bandwidth\":1099511627776,\"downtime-limit\":300}"))
+		FAIL("migrate-set-parameters failed");
+	if (multifd) {
+		snprintf(args, sizeof(args), "{\"multifd-channels\":2%s}",
+			 zstd ? ",\"multifd-compression\":\"zstd\"" : "");
+		if (qmp_ok(qs, "migrate-set-parameters", args) || qmp_ok(qd, "migrate-set-parameters", args))
+			FAIL("multifd parameters failed");
+	}
+	if (tcp)
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", port);
+	else
+		snprintf(uri, sizeof(uri), "unix:%s/mig.sock", dir);
+	snprintf(args, sizeof(args), "{\"uri\":\"%s\"}", uri);
+	if (qmp_ok(qd, "migrate-incoming", args))
+		FAIL("migrate-incoming failed");
+	if (relay) {
+		/* target side: TCP -> the target QEMU's unix socket; source side: unix -> TCP */
+		char l1[64], c1[PATH_MAX + 32], l2[PATH_MAX + 64], c2[64], lg[PATH_MAX + 32];
+
+		snprintf(lg, sizeof(lg), "%s/relay.log", dir);
+		snprintf(l1, sizeof(l1), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+		snprintf(c1, sizeof(c1), "UNIX-CONNECT:%s/mig.sock", dir);
+		{
+			char *argv[] = {"socat", l1, c1, NULL};
+
+			relay_t = spawn(argv, 1, 1, lg, lg);
+		}
+		snprintf(l2, sizeof(l2), "UNIX-LISTEN:%s/relay.sock", dir);
+		snprintf(c2, sizeof(c2), "TCP:127.0.0.1:%d", port);
+		{
+			char *argv[] = {"socat", l2, c2, NULL};
+
+			relay_s = spawn(argv, 0, 1, lg, lg);
+		}
+		snprintf(path, sizeof(path), "%s/relay.sock", dir);
+		if (relay_s < 0 || relay_t < 0 || wait_file(path, 5000) < 0)
+			FAIL("relay did not start");
+		sleep_ms(300); /* the target socat's listen: no event to wait on */
+		snprintf(args, sizeof(args), "{\"uri\":\"unix:%s/relay.sock\"}", dir);
+	}
+	ps_begin(&ps[0], src);
+	ps_begin(&ps[1], dst);
+	ps_begin(&ps[2], relay_s);
+	ps_begin(&ps[3], relay_t);
+	t0 = time_mono_ms();
+	t0_real = time_real_us();
+	if (qmp_ok(qs, "migrate", args))
+		FAIL("migrate failed to start");
+	end = t0 + (uint64_t)cfg.run_timeout_s * 1000;
+	for (;;) {
+		const char *s;
+
+		for (int i = 0; i < 4; i++)
+			ps_update(&ps[i]);
+		if (st)
+			json_object_put(st);
+		st = qmp_exec(qs, "query-migrate", NULL, 30);
+		s = jstr(st, "status");
+		if (ser) {
+			struct json_object *ram = NULL;
+			int64_t page;
+
+			json_object_object_get_ex(st, "ram", &ram);
+			page = jint(ram, "page-size") ? jint(ram, "page-size") : 4096;
+			fprintf(ser, "%llu %lld %lld %.0f\n", (unsigned long long)(time_mono_ms() - t0),
+				(long long)jint(ram, "remaining"), (long long)(jint(ram, "dirty-pages-rate") * page),
+				json_object_get_double(json_object_object_get(ram, "mbps")) * 1e6 / 8);
+		}
+		if (!strcmp(s, "completed"))
+			break;
+		if (!strcmp(s, "failed") || !strcmp(s, "cancelled"))
+			FAIL("migration %s: %s", s, jstr(st, "error-desc"));
+		if (g_stop)
+			FAIL("interrupted");
+		if (time_mono_ms() >= end)
+			FAIL("no completion within %d s", cfg.run_timeout_s);
+		sleep_ms(50);
+	}
+	res->wall_ms = (int64_t)(time_mono_ms() - t0);
+	/* the target's RESUME follows completion closely; bounded wait */
+	{
+		uint64_t dl = time_mono_ms() + 30000;
+
+		while (!qd->resume_us) {
+			struct json_object *j = qmp_read(qd, dl);
+
+			if (!j)
+				break;
+			json_object_put(j);
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		ps_update(&ps[i]);
+	if (jint(st, "total-time") <= 0) {
+		/* QEMU can report "completed" a moment before it fills in total-time */
+		struct json_object *again = qmp_exec(qs, "query-migrate", NULL, 30);
+
+		if (again && !strcmp(jstr(again, "status"), "completed")) {
+			json_object_put(st);
+			st = again;
+		} else if (again) {
+			json_object_put(again);
+		}
+	}
+	{
+		struct json_object *ram = NULL;
+
+		json_object_object_get_ex(st, "ram", &ram);
+		res->total_ms = jint(st, "total-time");
+		res->wire = jint(ram, "transferred");
+		res->raw = jint(ram, "normal-bytes");
+		res->iterations = jint(ram, "dirty-sync-count");
+	}
+	if (!qs->stop_us || !qd->resume_us)
+		FAIL("missing STOP/RESUME event");
+	res->e2e_ms = ((qd->completed_us ? qd->completed_us : qd->resume_us) - (int64_t)t0_real) / 1000;
+	res->pause_ms = (qd->resume_us - qs->stop_us) / 1000;
+	res->qemu_cpu = (ps[0].cpu - ps[0].cpu0) + (ps[1].cpu - ps[1].cpu0);
+	res->agent_cpu = (ps[2].cpu - ps[2].cpu0) + (ps[3].cpu - ps[3].cpu0);
+	res->agent_hwm_kib = ps[2].hwm_kib + ps[3].hwm_kib;
+	res->ok = 1;
+	snprintf(path, sizeof(path), "%s/dst.serial", dir);
+	snprintf(args, sizeof(args), "%s/serial-dst.log", dir);
+	res->verified = guest_serial(path, 300, 1, args) == 0;
+	if (!res->verified) {
+		res->ok = 0;
+		FAIL("guest verify on the target failed");
+	}
+out:
+	if (ser) {
+		fclose(ser);
+		series_plot(mode, res->rep);
+	}
+	if (st)
+		json_object_put(st);
+	qmp_close(qs);
+	qmp_close(qd);
+	child_stop(relay_s, 2000);
+	child_stop(relay_t, 2000);
+	child_stop(src, 3000);
+	child_stop(dst, 3000);
+}
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static int agent_config(const char *dir, const char *node, int port, const char *peer, int pport)
+{
+	char path[PATH_MAX + 64], text[PATH_MAX * 4];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, node);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%s.yaml", dir, node);
+	snprintf(text, sizeof(text),
+		 "node: %s\nlisten: 127.0.0.1:%d\napi_socket: %s/%s/api.sock\nstate_dir: %s/%s/state\n"
+		 "cluster_key: %s/cluster.key\nqemu: {binary: qemu-system-x86_64, accel: tcg}\n"
+		 "migration: {progress_timeout_s: 150, completion_timeout_s_per_gib: 800}\n"
+		 "peers:\n  - {name: %s, address: 127.0.0.1:%d}\n",
+		 node, port, dir, node, dir, node, g_work, peer, pport);
+	return write_text(path, text);
+}
+
+static pid_t agent_start(const char *dir, const char *node, int cpu)
+{
+	char ferryd[PATH_MAX + 32], conf[PATH_MAX + 64], log[PATH_MAX + 64], api[PATH_MAX + 64];
+	char ctl[PATH_MAX + 32];
+	char *argv[] = {ferryd, "--config", conf, NULL};
+	pid_t p;
+
+	snprintf(ferryd, sizeof(ferryd), "%s/agent/ferryd", cfg.build);
+	snprintf(ctl, sizeof(ctl), "%s/cli/ferryctl", cfg.build);
+	snprintf(conf, sizeof(conf), "%s/%s.yaml", dir, node);
+	snprintf(log, sizeof(log), "%s/%s.log", dir, node);
+	snprintf(api, sizeof(api), "%s/%s/api.sock", dir, node);
+	p = spawn(argv, cpu, 1, log, log);
+	if (p < 0)
+		return -1;
+	for (int i = 0; i < 200 && !g_stop; i++) {
+		char *cargv[] = {ctl, "--server", api, "nodes", NULL};
+
+		if (run(cargv, -1, 0, NULL, NULL, 10) == 0)
+			return p;
+		if (kill(p, 0) != 0)
+			break;
+		sleep_ms(50); /* no readiness event before the socket exists */
+	}
+	child_stop(p, 2000);
+	return -1;
+}
+
+static pid_t read_qemu_pid(const char *state_dir)
+{
+	char path[PATH_MAX + 64];
+	DIR *d;
+	struct dirent *e;
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "%s/vms", state_dir);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && !pid) {
+		char pf[PATH_MAX + 320];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(pf, sizeof(pf), "%s/%s/qemu.pid", path, e->d_name);
+		f = fopen(pf, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	closedir(d);
+	return (pid_t)pid;
+}
+
+/* ferryctl ... -o json describe vmi VM -> serialSocket */
+static int vm_serial(const char *dir, const char *node, char *out, size_t len)
+{
+	char ctl[PATH_MAX + 32], api[PATH_MAX + 64], js[PATH_MAX + 64];
+	char *argv[] = {ctl, "--server", api, "-o", "json", "describe", "vmi", "benchvm", NULL};
+	struct json_object *j;
+	int r = -1;
+
+	snprintf(ctl, sizeof(ctl), "%s/cli/ferryctl", cfg.build);
+	snprintf(api, sizeof(api), "%s/%s/api.sock", dir, node);
+	snprintf(js, sizeof(js), "%s/describe-%s.json", dir, node);
+	unlink(js);
+	if (run(argv, -1, 0, js, NULL, 30) != 0)
+		return -1;
+	j = json_object_from_file(js);
+	if (j && *jstr(j, "serialSocket")) {
+		snprintf(out, len, "%s", jstr(j, "serialSocket"));
+		r = 0;
+	}
+	if (j)
+		json_object_put(j);
+	return r;
+}
+
+/*
+ * The target agent logs the target QEMU's MIGRATION completed event with its
+ * QMP timestamp: "event=qemu_status status=completed qemu_ts_us=N".
+ */
+static int64_t log_completed_us(const char *log)
+{
+	char line[2048];
+	int64_t v = 0;
+	FILE *f = fopen(log, "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *s = strstr(line, "event=qemu_status status=completed qemu_ts_us=");
+
+		if (s)
+			v = strtoll(s + strlen("event=qemu_status status=completed qemu_ts_us="), NULL, 10);
+	}
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* One sample of the source migration's status (ferryctl -o json get vmim on node-a). */
+static void ferry_series(const char *dir, FILE *ser, uint64_t t0)
+{
+	char ctl[PATH_MAX + 32], api[PATH_MAX + 64], js[PATH_MAX + 64];
+	char *argv[] = {ctl, "--server", api, "-o", "json", "get", "vmim", NULL};
+	struct json_object *arr;
+	uint64_t t = time_mono_ms() - t0;
+
+	snprintf(ctl, sizeof(ctl), "%s/cli/ferryctl", cfg.build);
+	snprintf(api, sizeof(api), "%s/node-a/api.sock", dir);
+	snprintf(js, sizeof(js), "%s/vmim.json", dir);
+	unlink(js);
+	if (run(argv, -1, 0, js, NULL, 5) != 0)
+		return;
+	arr = json_object_from_file(js);
+	if (arr && json_object_is_type(arr, json_type_array) && json_object_array_length(arr) > 0) {
+		struct json_object *o = json_object_array_get_idx(arr, json_object_array_length(arr) - 1);
+
+		fprintf(ser, "%llu %lld %lld %lld\n", (unsigned long long)t, (long long)jint(o, "ramRemaining"),
+			(long long)jint(o, "dirtyRateBps"), (long long)jint(o, "copyRateBps"));
+	}
+	if (arr)
+		json_object_put(arr);
+}
+
+static void run_ferry(const char *dir, const char *mode, int port, struct result *res)
+{
+	char path[PATH_MAX + 64], ctl[PATH_MAX + 32], api[PATH_MAX + 64], spec[PATH_MAX + 64];
+	char text[PATH_MAX + 1024], serial[PATH_MAX], out[PATH_MAX + 64], errf[PATH_MAX + 64], chan[16];
+	pid_t a = 0, b = 0, mig = 0;
+	struct psample ps[4];
+	struct json_object *m = NULL;
+	uint64_t t0, t0_real = 0, end, next_poll = 0;
+	int rc;
+	FILE *ser = series_open(mode, res->rep);
+
+	memset(ps, 0, sizeof(ps));
+	snprintf(ctl, sizeof(ctl), "%s/cli/ferryctl", cfg.build);
+	if (agent_config(dir, "node-a", port, "node-b", port + 1) ||
+	    agent_config(dir, "node-b", port + 1, "node-a", port))
+		FAIL("cannot write agent configs");
+	a = agent_start(dir, "node-a", 0);
+	b = agent_start(dir, "node-b", 1);
+	if (a < 0 || b < 0)
+		FAIL("an agent did not come up (see %s/node-*.log)", dir);
+	snprintf(spec, sizeof(spec), "%s/vm.yaml", dir);
+	snprintf(text, sizeof(text),
+		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nserial: true\nkernel: %s/guest/ferry-guest.elf\n"
+		 "append: \"%s\"\n",
+		 cfg.mem_mib, cfg.build, cfg.append);
+	if (write_text(spec, text))
+		FAIL("cannot write the VM spec");
+	snprintf(api, sizeof(api), "%s/node-a/api.sock", dir);
+	{
+		char *argv[] = {ctl, "--server", api, "vm", "create", "-f", spec, NULL};
+
+		snprintf(errf, sizeof(errf), "%s/ctl.log", dir);
+		if (run(argv, -1, 0, errf, errf, 60) != 0)
+			FAIL("vm create failed");
+	}
+	if (vm_serial(dir, "node-a", serial, sizeof(serial)))
+		FAIL("no serial socket on node-a");
+	snprintf(errf, sizeof(errf), "%s/serial-src.log", dir);
+	if (guest_serial(serial, cfg.run_timeout_s, 0, errf) != 0)
+		FAIL("guest did not boot on the source");
+
+	snprintf(path, sizeof(path), "%s/node-a/state", dir);
+	ps_begin(&ps[0], read_qemu_pid(path));
+	ps_begin(&ps[2], a);
+	ps_begin(&ps[3], b);
+	snprintf(out, sizeof(out), "%s/migrate.json", dir);
+	snprintf(errf, sizeof(errf), "%s/migrate.err", dir);
+	{
+		char *argv[16];
+		int n = 0;
+
+		argv[n++] = ctl;
+		argv[n++] = "--server";
+		argv[n++] = api;
+		argv[n++] = "-o";
+		argv[n++] = "json";
+		argv[n++] = "migrate";
+		argv[n++] = "benchvm";
+		argv[n++] = "--node";
+		argv[n++] = "node-b";
+		argv[n++] = "--wait";
+		if (strstr(mode, "nocompress")) {
+			argv[n++] = "--no-compress";
+		}
+		if (!strncmp(mode, "ferry-multifd", 13)) {
+			snprintf(chan, sizeof(chan), "%d", atoi(mode + 13) > 0 ? atoi(mode + 13) : 2);
+			argv[n++] = "--multifd";
+			argv[n++] = chan;
+		}
+		argv[n] = NULL;
+		t0 = time_mono_ms();
+		t0_real = time_real_us();
+		mig = spawn(argv, -1, 0, out, errf);
+	}
+	if (mig < 0)
+		FAIL("cannot run ferryctl migrate");
+	end = t0 + (uint64_t)cfg.run_timeout_s * 1000;
+	snprintf(path, sizeof(path), "%s/node-b/state", dir);
+	for (;;) {
+		if (ps[1].pid <= 0) {
+			pid_t t = read_qemu_pid(path);
+
+			if (t > 0)
+				ps_begin(&ps[1], t), ps[1].cpu0 = 0; /* the target QEMU starts within the run */
+		}
+		for (int i = 0; i < 4; i++)
+			ps_update(&ps[i]);
+		if (ser && time_mono_ms() >= next_poll) {
+			next_poll = time_mono_ms() + 250;
+			ferry_series(dir, ser, t0);
+		}
+		rc = child_wait(mig, 100);
+		if (rc != -1)
+			break;
+		if (g_stop || time_mono_ms() >= end) {
+			child_stop(mig, 1000);
+			FAIL(g_stop ? "interrupted" : "no completion within %d s", cfg.run_timeout_s);
+		}
+	}
+	res->wall_ms = (int64_t)(time_mono_ms() - t0);
+	for (int i = 0; i < 4; i++)
+		ps_update(&ps[i]);
+	m = json_object_from_file(out);
+	if (!m)
+		FAIL("ferryctl migrate exited %d without JSON", rc);
+	if (strcmp(jstr(m, "phase"), "Succeeded"))
+		FAIL("migration %s: %s", jstr(m, "phase"), jstr(m, "failureReason"));
+	res->total_ms = jint(m, "totalMs");
+	res->pause_ms = jint(m, "pauseMs");
+	res->raw = jint(m, "rawBytes");
+	res->wire = jint(m, "wireBytes");
+	res->iterations = jint(m, "iterations");
+	snprintf(path, sizeof(path), "%s/node-b.log", dir);
+	{
+		int64_t done = log_completed_us(path);
+
+		if (!done)
+			FAIL("no target completion in %s", path);
+		res->e2e_ms = (done - (int64_t)t0_real) / 1000;
+	}
+	res->qemu_cpu = (ps[0].cpu - ps[0].cpu0) + (ps[1].cpu - ps[1].cpu0);
+	res->agent_cpu = (ps[2].cpu - ps[2].cpu0) + (ps[3].cpu - ps[3].cpu0);
+	res->agent_hwm_kib = ps[2].hwm_kib > ps[3].hwm_kib ? ps[2].hwm_kib : ps[3].hwm_kib;
+	if (vm_serial(dir, "node-b", serial, sizeof(serial)))
+		FAIL("no serial socket on node-b");
+	snprintf(errf, sizeof(errf), "%s/serial-dst.log", dir);
+	res->verified = guest_serial(serial, 300, 1, errf) == 0;
+	if (!res->verified)
+		FAIL("guest verify on the target failed");
+	res->ok = 1;
+out:
+	if (ser) {
+		fclose(ser);
+		series_plot(mode, res->rep);
+	}
+	if (m)
+		json_object_put(m);
+	child_stop(a, 20000);
+	child_stop(b, 20000);
+	snprintf(path, sizeof(path), "%s/node-a/state", dir);
+	kill_pidfiles(path);
+	snprintf(path, sizeof(path), "%s/node-b/state", dir);
+	kill_pidfiles(path);
+}
+
+/* ---------- outputs ---------- */
+
+static void json_line(FILE *f, const struct result *r)
+{
+	struct json_object *j = json_object_new_object();
+
+	json_object_object_add(j, "mode", json_object_new_string(r->mode));
+	json_object_object_add(j, "link", json_object_new_string(cfg.link));
+	json_object_object_add(j, "memMiB", json_object_new_int(cfg.mem_mib));
+	json_object_object_add(j, "append", json_object_new_string(cfg.append));
+	json_object_object_add(j, "repeat", json_object_new_int(r->rep));
+	json_object_object_add(j, "ok", json_object_new_boolean(r->ok));
+	json_object_object_add(j, "verified", json_object_new_boolean(r->verified));
+	json_object_object_add(j, "totalMs", json_object_new_int64(r->total_ms));
+	json_object_object_add(j, "e2eMs", json_object_new_int64(r->e2e_ms));
+	json_object_object_add(j, "wallMs", json_object_new_int64(r->wall_ms));
+	json_object_object_add(j, "pauseMs", json_object_new_int64(r->pause_ms));
+	json_object_object_add(j, "rawBytes", json_object_new_int64(r->raw));
+	json_object_object_add(j, "wireBytes", json_object_new_int64(r->wire));
+	json_object_object_add(j, "compressionRatio",
+			       json_object_new_double(r->wire > 0 ? (double)r->raw / (double)r->wire : 0));
+	json_object_object_add(j, "iterations", json_object_new_int64(r->iterations));
+	json_object_object_add(j, "qemuCpuS", json_object_new_double(r->qemu_cpu));
+	json_object_object_add(j, "agentCpuS", json_object_new_double(r->agent_cpu));
+	json_object_object_add(j, "agentPeakRssKiB", json_object_new_int64(r->agent_hwm_kib));
+	if (r->error[0])
+		json_object_object_add(j, "error", json_object_new_string(r->error));
+	fprintf(f, "%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	fflush(f);
+	json_object_put(j);
+}
+
+static void csv_line(FILE *f, const struct result *r)
+{
+	fprintf(f, "%s,%s,%d,%d,%d,%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%.3f,%.3f,%ld,\"%s\"\n", r->mode, cfg.link,
+		cfg.mem_mib, r->rep, r->ok, r->verified, (long long)r->total_ms, (long long)r->e2e_ms, (long long)r->wall_ms,
+		(long long)r->pause_ms, (long long)r->raw, (long long)r->wire, (long long)r->iterations,
+		r->qemu_cpu, r->agent_cpu, r->agent_hwm_kib, r->error);
+	fflush(f);
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct stat3 {
+	double med, min, max;
+	int n;
+};
+
+static struct stat3 stat_of(const struct result *rs, int n, const char *mode, int field)
+{
+	double v[MAX_RUNS];
+	struct stat3 s = {0, 0, 0, 0};
+
+	for (int i = 0; i < n; i++) {
+		const struct result *r = &rs[i];
+
+		if (strcmp(r->mode, mode) || !r->ok)
+			continue;
+		switch (field) {
+		case 0: v[s.n++] = (double)r->total_ms; break;
+		case 1: v[s.n++] = (double)r->pause_ms; break;
+		case 2: v[s.n++] = (double)r->wire; break;
+		case 3: v[s.n++] = r->qemu_cpu; break;
+		case 4: v[s.n++] = r->agent_cpu; break;
+		case 5: v[s.n++] = (double)r->agent_hwm_kib; break;
+		case 6: v[s.n++] = (double)r->iterations; break;
+		case 7: v[s.n++] = (double)r->e2e_ms; break;
+		default: v[s.n++] = (double)r->raw; break;
+		}
+	}
+	if (!s.n)
+		return s;
+	qsort(v, (size_t)s.n, sizeof(double), cmp_d);
+	s.min = v[0];
+	s.max = v[s.n - 1];
+	s.med = s.n % 2 ? v[s.n / 2] : (v[s.n / 2 - 1] + v[s.n / 2]) / 2;
+	return s;
+}
+
+static void write_summary(const struct result *rs, int n)
+{
+	char path[PATH_MAX + 32];
+	FILE *f, *d;
+	struct stat3 base_t = stat_of(rs, n, "native-unix", 7), base_p = stat_of(rs, n, "native-unix", 1);
+	struct stat3 tcp_t = stat_of(rs, n, "native-tcp", 7), tcp_p = stat_of(rs, n, "native-tcp", 1);
+	int have_gp = 0;
+
+	snprintf(path, sizeof(path), "%s/summary.md", cfg.out);
+	f = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/plot.dat", cfg.out);
+	d = fopen(path, "w");
+	if (!f || !d) {
+		msg("cannot write the summary in %s", cfg.out);
+		if (f)
+			fclose(f);
+		if (d)
+			fclose(d);
+		return;
+	}
+	fprintf(f, "ferry-bench: link `%s`, %d MiB guest, append `%s`, %d repeat(s), modes alternated\n\n",
+		cfg.link, cfg.mem_mib, cfg.append, cfg.repeats);
+	fprintf(f, "| mode | ok | time ms median (min–max) | tool's total ms | pause ms median (min–max) | wire MiB | iterations "
+		   "| QEMU CPU s | agent CPU s | agent peak RSS MiB | time × native-unix | pause × native-unix | time × native-tcp | pause × native-tcp |\n");
+	fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	fprintf(d, "# mode time_med time_min time_max pause_med pause_min pause_max\n");
+	for (int m = 0; m < cfg.nmodes; m++) {
+		const char *mode = cfg.modes[m];
+		struct stat3 t = stat_of(rs, n, mode, 7), tt = stat_of(rs, n, mode, 0), p = stat_of(rs, n, mode, 1), w = stat_of(rs, n, mode, 2);
+		struct stat3 qc = stat_of(rs, n, mode, 3), ac = stat_of(rs, n, mode, 4);
+		struct stat3 h = stat_of(rs, n, mode, 5), it = stat_of(rs, n, mode, 6);
+		int total = 0;
+		char rt[32] = "–", rp[32] = "–", rt2[32] = "–", rp2[32] = "–";
+
+		for (int i = 0; i < n; i++)
+			total += !strcmp(rs[i].mode, mode);
+		if (t.n && base_t.n && base_t.med > 0)
+			snprintf(rt, sizeof(rt), "%.2f", t.med / base_t.med);
+		if (p.n && base_p.n && base_p.med > 0)
+			snprintf(rp, sizeof(rp), "%.2f", p.med / base_p.med);
+		if (t.n && tcp_t.n && tcp_t.med > 0)
+			snprintf(rt2, sizeof(rt2), "%.2f", t.med / tcp_t.med);
+		if (p.n && tcp_p.n && tcp_p.med > 0)
+			snprintf(rp2, sizeof(rp2), "%.2f", p.med / tcp_p.med);
+		if (!t.n) {
+			fprintf(f, "| %s | 0/%d | – | – | – | – | – | – | – | – | – | – | – | – |\n", mode, total);
+			continue;
+		}
+		fprintf(f, "| %s | %d/%d | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %.1f | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %s |\n",
+			mode, t.n, total, t.med, t.min, t.max, tt.med, p.med, p.min, p.max, w.med / 1048576.0, it.med, qc.med,
+			ac.med, h.med / 1024.0, rt, rp, rt2, rp2);
+		if (t.n) {
+			fprintf(d, "%s %.0f %.0f %.0f %.0f %.0f %.0f\n", mode, t.med, t.min, t.max, p.med, p.min, p.max);
+			have_gp = 1;
+		}
+	}
+	fprintf(f, "\nTime is end to end: from the migrate request to the target QEMU's MIGRATION completed "
+		   "event (QMP timestamp; for ferry taken from the target agent's log), so ferry's includes starting "
+		   "the target QEMU, native's does not. The tool's total is what each tool reports (QEMU's total-time, "
+		   "source side; ferry's totalMs, source side up to switchover). Pause is the "
+		   "target RESUME − source STOP event timestamps. CPU is utime+stime during the migration; "
+		   "\"agent\" is ferryd (both nodes) or socat (plain-relay). Peak RSS is VmHWM (largest agent; "
+		   "socat pair summed).\n");
+	fclose(f);
+	fclose(d);
+	if (!have_gp)
+		return;
+	snprintf(path, sizeof(path), "%s/plot.gp", cfg.out);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fprintf(f,
+		"set terminal pngcairo size 900,500 noenhanced\n"
+		"set style fill solid 0.6 border -1\nset boxwidth 0.6\nset grid ytics\nset yrange [0:*]\n"
+		"set xtics rotate by -30\nunset key\n"
+		"set output '%s/time.png'\nset title 'migration time end to end, link %s, %d MiB (median, min-max)'\n"
+		"set ylabel 'ms'\nplot '%s/plot.dat' using 0:2:3:4:(0.6):xtic(1) with boxerrorbars lc rgb '#4477aa'\n"
+		"set output '%s/pause.png'\nset title 'true pause, link %s (median, min-max)'\n"
+		"plot '%s/plot.dat' using 0:5:6:7:(0.6):xtic(1) with boxerrorbars lc rgb '#cc6677'\n",
+		cfg.out, cfg.link, cfg.mem_mib, cfg.out, cfg.out, cfg.link, cfg.out);
+	fclose(f);
+	{
+		char *argv[] = {"gnuplot", path, NULL};
+		char lg[PATH_MAX + 32];
+		int r;
+
+		snprintf(lg, sizeof(lg), "%s/gnuplot.log", cfg.out);
+		r = run(argv, -1, 0, lg, lg, 60);
+		if (r == 127)
+			msg("warning: gnuplot not found; no plots");
+		else if (r != 0)
+			msg("warning: gnuplot failed (%d); see %s", r, lg);
+	}
+}
+
+/* ---------- link ---------- */
+
+static int netns_create(void)
+{
+	static const struct {
+		const char *name, *rate, *burst;
+	} links[] = {{"10gbit", "10gbit", "12500kb"}, {"1gbit", "1gbit", "1250kb"}, {"100mbit", "100mbit", "256kb"}};
+	const char *rate = NULL, *burst = NULL;
+
+	if (!strcmp(cfg.link, "lo"))
+		return 0;
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (!strcmp(cfg.link, links[i].name))
+			rate = links[i].rate, burst = links[i].burst;
+	if (!rate) {
+		msg("unknown --link %s (lo|10gbit|1gbit|100mbit)", cfg.link);
+		return -1;
+	}
+	snprintf(g_netns, sizeof(g_netns), "ferry-bench-%d", (int)getpid());
+	{
+		char *a1[] = {"ip", "netns", "add", g_netns, NULL};
+		char *a2[] = {"ip", "-n", g_netns, "link", "set", "lo", "up", NULL};
+		char *a3[] = {"tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", (char *)rate, "burst",
+			      (char *)burst, "latency", "100ms", NULL};
+
+		if (run(a1, -1, 0, NULL, NULL, 30) != 0) {
+			g_netns[0] = 0;
+			msg("cannot create a network namespace (root and iproute2 needed)");
+			return -1;
+		}
+		if (run(a2, -1, 0, NULL, NULL, 30) != 0 || run(a3, -1, 1, NULL, NULL, 30) != 0) {
+			msg("cannot shape the namespace's loopback (tbf)");
+			return -1;
+		}
+	}
+	msg("link %s: namespace %s, loopback tbf rate %s burst %s", cfg.link, g_netns, rate, burst);
+	return 0;
+}
+
+/* ---------- main ---------- */
+
+static const char *all_modes[] = {"native-unix", "native-tcp", "native-multifd", "native-multifd-zstd",
+				  "plain-relay", "ferry", "ferry-nocompress", "ferry-multifd2"};
+
+static int mode_known(const char *m)
+{
+	for (size_t i = 0; i < sizeof(all_modes) / sizeof(all_modes[0]); i++)
+		if (!strcmp(m, all_modes[i]))
+			return 1;
+	return !strncmp(m, "ferry-multifd", 13) && atoi(m + 13) > 0;
+}
+
+static int set_modes(const char *list)
+{
+	char buf[512], *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	cfg.nmodes = 0;
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!mode_known(t)) {
+			msg("unknown mode %s", t);
+			return -1;
+		}
+		if (cfg.nmodes == MAX_MODES)
+			return -1;
+		snprintf(cfg.modes[cfg.nmodes++], sizeof(cfg.modes[0]), "%s", t);
+	}
+	return cfg.nmodes ? 0 : -1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: ferry-bench [--quick] [--modes a,b,...] [--link lo|10gbit|1gbit|100mbit]\n"
+		"                   [--mem MiB] [--append \"guest cmdline\"] [--repeats N] [--out DIR]\n"
+		"                   [--build-dir DIR] [--run-timeout S] [--no-pin] [--series]\n"
+		"modes: native-unix native-tcp native-multifd native-multifd-zstd plain-relay\n"
+		"       ferry ferry-nocompress ferry-multifdN\n");
+}
+
+static int default_build_dir(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *s;
+
+	if (n <= 0)
+		return -1;
+	exe[n] = 0;
+	s = strrchr(exe, '/');
+	if (!s)
+		return -1;
+	*s = 0;
+	s = strrchr(exe, '/'); /* .../build/bench/ferry-bench -> .../build */
+	if (!s)
+		return -1;
+	*s = 0;
+	snprintf(cfg.build, sizeof(cfg.build), "%s", exe);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"quick", no_argument, NULL, 'q'},
+					     {"modes", required_argument, NULL, 'm'},
+					     {"link", required_argument, NULL, 'l'},
+					     {"mem", required_argument, NULL, 'M'},
+					     {"append", required_argument, NULL, 'a'},
+					     {"repeats", required_argument, NULL, 'r'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"build-dir", required_argument, NULL, 'b'},
+					     {"run-timeout", required_argument, NULL, 't'},
+					     {"no-pin", no_argument, NULL, 'P'},
+					     {"series", no_argument, NULL, 'S'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	static struct result results[MAX_RUNS];
+	const char *modes = NULL, *link = NULL, *append = NULL;
+	int mem = 0, repeats = 0, quick = 0, c, nres = 0, failed = 0;
+	char path[PATH_MAX + 32];
+	FILE *jl = NULL, *csv = NULL;
+	struct sigaction sa;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.run_timeout_s = 600;
+	cfg.pin = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+	snprintf(cfg.out, sizeof(cfg.out), "bench-out");
+	if (default_build_dir() < 0)
+		snprintf(cfg.build, sizeof(cfg.build), "build");
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q': quick = 1; break;
+		case 'm': modes = optarg; break;
+		case 'l': link = optarg; break;
+		case 'M': mem = atoi(optarg); break;
+		case 'a': append = optarg; break;
+		case 'r': repeats = atoi(optarg); break;
+		case 'o': snprintf(cfg.out, sizeof(cfg.out), "%s", optarg); break;
+		case 'b': snprintf(cfg.build, sizeof(cfg.build), "%s", optarg); break;
+		case 't': cfg.run_timeout_s = atoi(optarg); break;
+		case 'P': cfg.pin = 0; break;
+		case 'S': cfg.series = 1; break;
+		case 'h': usage(); return 0;
+		default: usage(); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage();
+		return 2;
+	}
+	if (quick) {
+		set_modes("native-unix,ferry");
+		snprintf(cfg.link, sizeof(cfg.link), "lo");
+		cfg.mem_mib = 256;
+		snprintf(cfg.append, sizeof(cfg.append), "fill=128 profile=mix mix=0,50,50 dirty=20 wss=64");
+		cfg.repeats = 1;
+		if (cfg.run_timeout_s > 180)
+			cfg.run_timeout_s = 180;
+	} else {
+		set_modes("native-unix,native-tcp,native-multifd,native-multifd-zstd,plain-relay,ferry,"
+			  "ferry-nocompress,ferry-multifd2");
+		snprintf(cfg.link, sizeof(cfg.link), "lo");
+		cfg.mem_mib = 2048;
+		snprintf(cfg.append, sizeof(cfg.append), "fill=1536 profile=mix mix=0,50,50 dirty=20 wss=256");
+		cfg.repeats = 3;
+	}
+	if (modes && set_modes(modes) < 0) {
+		usage();
+		return 2;
+	}
+	if (link)
+		snprintf(cfg.link, sizeof(cfg.link), "%s", link);
+	if (mem > 0)
+		cfg.mem_mib = mem;
+	if (append)
+		snprintf(cfg.append, sizeof(cfg.append), "%s", append);
+	if (repeats > 0)
+		cfg.repeats = repeats;
+	if (cfg.repeats * cfg.nmodes > MAX_RUNS) {
+		msg("too many runs");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/guest/ferry-guest.elf", cfg.build);
+	if (access(path, R_OK)) {
+		msg("%s missing (build first, or --build-dir)", path);
+		return 2;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sig_handler;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	mkdir(cfg.out, 0755);
+	snprintf(g_work, sizeof(g_work), "/tmp/ferry-bench.XXXXXX");
+	if (!mkdtemp(g_work)) {
+		msg("mkdtemp: %s", strerror(errno));
+		return 1;
+	}
+	{
+		/* the agents' cluster key: 48 random bytes, base64 */
+		static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		unsigned char k[48];
+		char text[80];
+		int fd = open("/dev/urandom", O_RDONLY), o = 0;
+
+		if (fd < 0 || read(fd, k, sizeof(k)) != (ssize_t)sizeof(k)) {
+			msg("cannot read /dev/urandom");
+			if (fd >= 0)
+				close(fd);
+			cleanup_all();
+			return 1;
+		}
+		close(fd);
+		for (int i = 0; i < 48; i += 3) {
+			unsigned v = (unsigned)k[i] << 16 | (unsigned)k[i + 1] << 8 | k[i + 2];
+
+			text[o++] = b64[v >> 18 & 63];
+			text[o++] = b64[v >> 12 & 63];
+			text[o++] = b64[v >> 6 & 63];
+			text[o++] = b64[v & 63];
+		}
+		text[o++] = '\n';
+		text[o] = 0;
+		snprintf(path, sizeof(path), "%s/cluster.key", g_work);
+		if (write_text(path, text) || chmod(path, 0600)) {
+			cleanup_all();
+			return 1;
+		}
+	}
+	if (netns_create() < 0) {
+		cleanup_all();
+		return 1;
+	}
+	g_port_base = 20000 + (int)(getpid() % 9000) * 4;
+	snprintf(path, sizeof(path), "%s/results.jsonl", cfg.out);
+	jl = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/results.csv", cfg.out);
+	csv = fopen(path, "w");
+	if (!jl || !csv) {
+		msg("cannot write into %s", cfg.out);
+		cleanup_all();
+		return 1;
+	}
+	fprintf(csv, "mode,link,mem_mib,repeat,ok,verified,total_ms,e2e_ms,wall_ms,pause_ms,raw_bytes,wire_bytes,"
+		     "iterations,qemu_cpu_s,agent_cpu_s,agent_peak_rss_kib,error\n");
+	msg("%d mode(s) x %d repeat(s), link %s, %d MiB, append \"%s\", pinning %s", cfg.nmodes, cfg.repeats,
+	    cfg.link, cfg.mem_mib, cfg.append, cfg.pin ? "source cpu0 / target cpu1" : "off");
+
+	for (int rep = 0; rep < cfg.repeats && !g_stop; rep++) {
+		for (int m = 0; m < cfg.nmodes && !g_stop; m++) {
+			struct result *r = &results[nres];
+			char dir[PATH_MAX + 32];
+			int port = g_port_base + (nres % 500) * 2;
+
+			memset(r, 0, sizeof(*r));
+			snprintf(r->mode, sizeof(r->mode), "%s", cfg.modes[m]);
+			r->rep = rep + 1;
+			snprintf(dir, sizeof(dir), "%s/run%d", g_work, nres);
+			mkdir(dir, 0700);
+			msg("run %d: %s (repeat %d/%d)", nres + 1, r->mode, rep + 1, cfg.repeats);
+			if (!strncmp(r->mode, "ferry", 5))
+				run_ferry(dir, r->mode, port, r);
+			else
+				run_native(dir, r->mode, port, r);
+			if (r->ok)
+				msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB, iterations %lld, verify OK",
+				    r->mode, (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0,
+				    (long long)r->iterations);
+			else {
+				char keep[PATH_MAX + 64];
+				char *argv[] = {"cp", "-r", dir, keep, NULL};
+
+				failed++;
+				/* keep the run's logs for a post-mortem */
+				snprintf(keep, sizeof(keep), "%s/failed-run%d", cfg.out, nres);
+				run(argv, -1, 0, NULL, NULL, 60);
+				msg("  %s FAILED: %s (logs in %s)", r->mode, r->error, keep);
+			}
+			json_line(jl, r);
+			csv_line(csv, r);
+			nres++;
+			rm_rf(dir);
+		}
+	}
+	fclose(jl);
+	fclose(csv);
+	write_summary(results, nres);
+	cleanup_all();
+	if (g_stop) {
+		msg("interrupted");
+		return 130;
+	}
+	snprintf(path, sizeof(path), "%s/summary.md", cfg.out);
+	{
+		FILE *f = fopen(path, "r");
+		char line[1024];
+
+		while (f && fgets(line, sizeof(line), f))
+			fputs(line, stdout);
+		if (f)
+			fclose(f);
+	}
+	return failed ? 1 : 0;
+}
