@@ -85,6 +85,8 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
 struct json_object *agent_migration_samples_json(struct agent *a, const char *id);
+/* Prometheus text exposition of this agent (malloc'd). */
+char *agent_metrics_text(struct agent *a);
 /* Each peer as a target for this VM: eligible or why not. */
 struct json_object *agent_vm_candidates_json(struct agent *a, const char *name);
 struct json_object *agent_migrations_json(struct agent *a, const char *vm);

@@ -8,6 +8,8 @@
  *   GET    /v1/migrations[?vm=NAME] POST /v1/migrations {"vm","node",...}
  *   GET    /v1/migrations/ID        DELETE /v1/migrations/ID-or-VM (cancel)
  *   GET    /v1/migrations/ID/samples  the monitor's time series
+ *   GET    /v1/migrations/ID/events   server-sent events until it ends
+ *   GET    /metrics                   Prometheus text
  * Errors: {"error":{"code":"not_found","message":"..."}} with a fitting status. */
 #include <errno.h>
 #include <json-c/json.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "agent/agent.h"
@@ -142,6 +145,85 @@ static enum MHD_Result respond_status(struct MHD_Connection *c, unsigned status,
 	return respond_json(c, status, o);
 }
 
+/* Server-sent events: the migration's status as one `data:` line every
+ * half second (and at once on each phase change seen), until it ends. */
+struct sse {
+	struct agent *a;
+	char id[64];
+	char *pending;
+	size_t len, off;
+	int done;
+	char last_phase[32];
+};
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *e = cls;
+
+	(void)pos;
+	while (!e->pending || e->off >= e->len) {
+		struct json_object *o;
+		const char *phase;
+
+		if (e->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		free(e->pending);
+		e->pending = NULL;
+		if (e->last_phase[0])
+			poll(NULL, 0, 500); /* the sampling interval of the stream */
+		o = agent_migration_json(e->a, e->id);
+		if (!o)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		phase = json_object_get_string(json_object_object_get(o, "phase")) ?: "";
+		snprintf(e->last_phase, sizeof(e->last_phase), "%s", phase);
+		e->done = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+		if (asprintf(&e->pending, "event: migration\ndata: %s\n\n",
+			     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
+			e->pending = NULL;
+		e->len = e->pending ? strlen(e->pending) : 0;
+		e->off = 0;
+		json_object_put(o);
+		if (!e->pending)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	if (max > e->len - e->off)
+		max = e->len - e->off;
+	memcpy(buf, e->pending + e->off, max);
+	e->off += max;
+	return (ssize_t)max;
+}
+
+static void sse_free(void *cls)
+{
+	struct sse *e = cls;
+
+	free(e->pending);
+	free(e);
+}
+
+static enum MHD_Result serve_events(struct agent *a, struct MHD_Connection *c, const char *id)
+{
+	struct json_object *probe = agent_migration_json(a, id);
+	struct MHD_Response *r;
+	struct sse *e;
+	enum MHD_Result ret;
+
+	if (!probe)
+		return respond_error(c, -ENOENT, "no such migration on this node");
+	json_object_put(probe);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return MHD_NO;
+	e->a = a;
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, e, sse_free);
+	MHD_add_response_header(r, "Content-Type", "text/event-stream");
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const char *method,
 			     const char *url, struct req_body *b)
 {
@@ -157,7 +239,20 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 			return respond_error(c, -EINVAL, "request body is not a JSON object");
 		}
 	}
-	if (!strcmp(url, "/v1/node") && !strcmp(method, "GET")) {
+	if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
+		char *txt = agent_metrics_text(a);
+		struct MHD_Response *r = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
+
+		MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "GET") &&
+		   strlen(url) > 22 && !strcmp(url + strlen(url) - 7, "/events")) {
+		char id[64];
+
+		snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - 15 - 7), url + 15);
+		ret = serve_events(a, c, id);
+	} else if (!strcmp(url, "/v1/node") && !strcmp(method, "GET")) {
 		ret = respond_json(c, 200, agent_node_json(a));
 	} else if (!strcmp(url, "/v1/vms") && !strcmp(method, "GET")) {
 		ret = respond_json(c, 200, agent_vms_json(a));

@@ -109,9 +109,47 @@ static int api_failed(long status, struct json_object *o)
 	return status == 404 ? 3 : 1;
 }
 
+static int g_yaml; /* -o yaml */
+
+/* YAML from JSON: scalars as JSON text (a JSON string is a valid YAML
+ * double-quoted scalar), maps and lists in block style. */
+static void yaml_emit(struct json_object *o, int indent)
+{
+	if (json_object_is_type(o, json_type_object) && json_object_object_length(o)) {
+		json_object_object_foreach(o, k, v) {
+			int nested = (json_object_is_type(v, json_type_object) && json_object_object_length(v)) ||
+				     (json_object_is_type(v, json_type_array) && json_object_array_length(v));
+
+			printf("%*s%s:%s", indent, "", k, nested ? "\n" : " ");
+			if (nested)
+				yaml_emit(v, indent + 2);
+			else
+				printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		}
+	} else if (json_object_is_type(o, json_type_array) && json_object_array_length(o)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			struct json_object *v = json_object_array_get_idx(o, i);
+
+			if ((json_object_is_type(v, json_type_object) && json_object_object_length(v)) ||
+			    (json_object_is_type(v, json_type_array) && json_object_array_length(v))) {
+				printf("%*s-\n", indent, "");
+				yaml_emit(v, indent + 2);
+			} else {
+				printf("%*s- %s\n", indent, "",
+				       json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			}
+		}
+	} else {
+		printf("%*s%s\n", indent, "", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	}
+}
+
 static void print_json(struct json_object *o)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (g_yaml)
+		yaml_emit(o, 0);
+	else
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static void human_bytes(uint64_t b, char *out, size_t len)
@@ -699,7 +737,7 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ferryctl [--server SOCKET|http://HOST:PORT] [--token TOKEN] [-o table|json] COMMAND ...\n\ncommands:\n");
+	fprintf(stderr, "usage: ferryctl [--server SOCKET|http://HOST:PORT] [--token TOKEN] [-o table|json|yaml] COMMAND ...\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %s\n", commands[i].help);
 	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock; the token to $FERRY_TOKEN.\n");
@@ -733,6 +771,14 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		usage();
+		return 2;
+	}
+	if (!strcmp(c.output, "yaml")) {
+		/* Structured output: the commands take their JSON path, printed as YAML. */
+		g_yaml = 1;
+		c.output = "json";
+	} else if (strcmp(c.output, "json") && strcmp(c.output, "table")) {
+		fprintf(stderr, "ferryctl: -o must be table, json or yaml\n");
 		return 2;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
