@@ -142,39 +142,63 @@ int agent_inbound_full(struct agent *a, char *why, size_t len)
 	return 1;
 }
 
-/* limits.parallel_outbound: a migration waits in Pending for a slot. */
+static int peers_outbound(struct agent *a);
+static void release_slot(void *agent, struct migration *m);
+
+/* limits.parallel_outbound on this node, limits.parallel_cluster across
+ * the nodes this one knows (their outbound counts, from their facts): a
+ * migration waits in Pending for both. The cluster count is advisory: two
+ * nodes deciding at the same instant may both go. */
 static int acquire_slot(void *agent, struct migration *m, char *why, size_t len)
 {
 	struct agent *a = agent;
 	uint64_t deadline = time_mono_ms() + (uint64_t)a->cfg->pending_timeout_s * 1000ull;
+	char wait_for[200] = "";
 	int r = 0;
 
-	pthread_mutex_lock(&a->mu);
-	while (a->outbound >= a->cfg->parallel_outbound) {
-		struct timespec ts;
+	for (;;) {
+		int mine = -1;
 
+		pthread_mutex_lock(&a->mu);
+		if (a->outbound < a->cfg->parallel_outbound)
+			mine = ++a->outbound; /* reserved while the cluster is asked */
+		pthread_mutex_unlock(&a->mu);
+		if (mine > 0) {
+			int total = mine + peers_outbound(a);
+
+			if (total <= a->cfg->parallel_cluster)
+				return 0;
+			release_slot(a, m);
+			snprintf(wait_for, sizeof(wait_for), "a cluster slot (%d outbound migrations, limit %d)",
+				 total - 1, a->cfg->parallel_cluster);
+		} else {
+			snprintf(wait_for, sizeof(wait_for), "an outbound slot (limit %d on node %s)",
+				 a->cfg->parallel_outbound, a->cfg->node);
+		}
 		if (mig_cancel_requested(m)) {
 			snprintf(why, len, "cancelled while Pending");
 			r = -ECANCELED;
 			break;
 		}
 		if (time_mono_ms() >= deadline) {
-			snprintf(why, len, "waited %d s in Pending for an outbound slot (limit %d on node %s)",
-				 a->cfg->pending_timeout_s, a->cfg->parallel_outbound, a->cfg->node);
+			snprintf(why, len, "waited %d s in Pending for %s", a->cfg->pending_timeout_s, wait_for);
 			r = -ETIMEDOUT;
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		pthread_mutex_lock(&a->mu);
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 300 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&a->slot_cv, &a->mu, &ts);
 		}
-		pthread_cond_timedwait(&a->slot_cv, &a->mu, &ts);
+		pthread_mutex_unlock(&a->mu);
 	}
-	if (r == 0)
-		a->outbound++;
-	pthread_mutex_unlock(&a->mu);
 	return r;
 }
 
@@ -693,6 +717,9 @@ struct json_object *agent_node_json(struct agent *a)
 			inflight += !mig_finished(am->m);
 		pthread_mutex_unlock(&a->mu);
 		json_object_object_add(o, "migrationsInFlight", json_object_new_int(inflight));
+		pthread_mutex_lock(&a->mu);
+		json_object_object_add(o, "outbound", json_object_new_int(a->outbound));
+		pthread_mutex_unlock(&a->mu);
 		for (size_t i = 0; i < a->cfg->n_labels; i++)
 			json_object_object_add(labels, a->cfg->labels[i].key,
 					       json_object_new_string(a->cfg->labels[i].value));
@@ -828,6 +855,32 @@ static int pick_node(struct agent *a, const struct vm_spec *spec, char *node, si
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/* Outbound migrations on the peers, from their facts (unreachable peers
+ * count as none). */
+static int peers_outbound(struct agent *a)
+{
+	int sum = 0;
+
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		const struct ferry_peer_cfg *pc = &a->cfg->peers[i];
+		struct json_object *req, *facts = NULL;
+		char peer[64], err[256];
+		int fd = -1;
+
+		if (peer_connect(&a->env.key, pc->host, pc->port, 1000, &fd, peer, sizeof(peer), err,
+				 sizeof(err)) < 0)
+			continue;
+		req = json_object_new_object();
+		json_object_object_add(req, "op", json_object_new_string("facts"));
+		if (mig_ctl_send(fd, req) == 0 && mig_ctl_recv(fd, 2000, &facts, err, sizeof(err)) == 0)
+			sum += json_object_get_int(json_object_object_get(facts, "outbound"));
+		json_object_put(req);
+		json_object_put(facts);
+		close(fd);
+	}
+	return sum;
 }
 
 struct json_object *agent_vm_candidates_json(struct agent *a, const char *name)

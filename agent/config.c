@@ -24,6 +24,7 @@ static const struct schema_field qemu_fields[] = {
 static const struct schema_field limits_fields[] = {
 	{"parallel_outbound", SCHEMA_INT, COFF(parallel_outbound), 0, 0, NULL, NULL, 0},
 	{"pending_timeout_s", SCHEMA_INT, COFF(pending_timeout_s), 0, 0, NULL, NULL, 0},
+	{"parallel_cluster", SCHEMA_INT, COFF(parallel_cluster), 0, 0, NULL, NULL, 0},
 	{"parallel_inbound", SCHEMA_INT, COFF(parallel_inbound), 0, 0, NULL, NULL, 0},
 	{0},
 };
@@ -154,6 +155,7 @@ static int config_defaults(struct ferry_config *c)
 	snprintf(c->accel, sizeof(c->accel), "kvm:tcg");
 	c->parallel_outbound = 2;
 	c->pending_timeout_s = 600;
+	c->parallel_cluster = 5;
 	c->parallel_inbound = 2;
 	/* The two timeouts are the product's documented defaults (150 s
 	 * without progress; 800 s per GiB). */
@@ -295,6 +297,10 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 			return schema_fail(e, "cpu_models",
 					   "cpu_models lists host, which needs kvm, but qemu.accel is %s",
 					   c->accel);
+	if (c->parallel_cluster < 1 || c->parallel_cluster > 1024)
+		return schema_fail(e, "limits.parallel_cluster",
+				   "limits.parallel_cluster must be between 1 and 1024 (got %d)",
+				   c->parallel_cluster);
 	if (c->pending_timeout_s < 1 || c->pending_timeout_s > 86400)
 		return schema_fail(e, "limits.pending_timeout_s",
 				   "limits.pending_timeout_s must be between 1 and 86400 (got %d)",

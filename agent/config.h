@@ -56,6 +56,7 @@ struct ferry_config {
 	size_t n_peers;
 	int parallel_outbound, parallel_inbound; /* default 2, 2 */
 	int pending_timeout_s;                   /* default 600: longest wait in Pending */
+	int parallel_cluster;                    /* default 5: outbound migrations cluster-wide */
 	struct ferry_migration_defaults mig;     /* all set, none FERRY_UNSET */
 	struct ferry_policy_cfg *policies;
 	size_t n_policies;
