@@ -548,6 +548,34 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 	return r;
 }
 
+int agent_vm_stop(struct agent *a, const char *name, char *err, size_t errlen)
+{
+	struct agent_vm *v;
+	struct qemu_vm *q;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (!v || !v->q) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "no VM named %s runs on node %s", name, a->cfg->node);
+		return -ENOENT;
+	}
+	if (v->state != VM_RUNNING && v->state != VM_PAUSED) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s is %s; wait or cancel first", name, vm_state_name(v->state));
+		return -EBUSY;
+	}
+	q = v->q;
+	v->q = NULL;
+	v->state = VM_STOPPED;
+	pthread_mutex_unlock(&a->mu);
+	qemu_vm_stop(q, 10000);
+	qemu_vm_remove_files(q);
+	qemu_vm_free(q);
+	log_info("agent", "event=vm_stopped vm=%s", name);
+	return 0;
+}
+
 int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen)
 {
 	struct agent_vm *v, **pp;

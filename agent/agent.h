@@ -77,6 +77,8 @@ void agent_shutdown(struct agent *a);
 /* VM operations (called by the API). Errors: -errno with a message. */
 int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t errlen);
 int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen);
+/* Shuts the VM's QEMU down; the name stays listed as Stopped. */
+int agent_vm_stop(struct agent *a, const char *name, char *err, size_t errlen);
 struct json_object *agent_vm_json(struct agent *a, const char *name); /* NULL: unknown */
 struct json_object *agent_vms_json(struct agent *a);
 

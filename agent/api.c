@@ -3,7 +3,7 @@
  * Routes (docs/api.md):
  *   GET    /v1/node
  *   GET    /v1/vms                  POST /v1/vms (VM spec as JSON)
- *   GET    /v1/vms/NAME             DELETE /v1/vms/NAME
+ *   GET    /v1/vms/NAME             DELETE /v1/vms/NAME   POST /v1/vms/NAME/stop
  *   GET    /v1/vms/NAME/candidates  each peer as a target: eligible or why not
  *   GET    /v1/migrations[?vm=NAME] POST /v1/migrations {"vm","node",...}
  *   GET    /v1/migrations/ID        DELETE /v1/migrations/ID-or-VM (cancel)
@@ -282,6 +282,13 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "GET")) {
 		o = agent_vm_json(a, url + 8);
 		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such VM on this node");
+	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "POST") &&
+		   strlen(url) > 13 && !strcmp(url + strlen(url) - 5, "/stop")) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 5), url + 8);
+		r = agent_vm_stop(a, name, err, sizeof(err));
+		ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 200, agent_vm_json(a, name));
 	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "DELETE")) {
 		r = agent_vm_delete(a, url + 8, err, sizeof(err));
 		ret = r < 0 ? respond_error(c, r, err)

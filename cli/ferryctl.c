@@ -227,6 +227,27 @@ static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
+static int cmd_vm_stop(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *out = NULL;
+	char path[128];
+	long st;
+	int r = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: ferryctl vm stop NAME\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/vms/%s/stop", argv[0]);
+	st = call(c, "POST", path, NULL, &out);
+	if (st != 200)
+		r = api_failed(st, out);
+	else
+		printf("vm/%s stopped\n", argv[0]);
+	json_object_put(out);
+	return r;
+}
+
 static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *out = NULL;
@@ -712,7 +733,7 @@ static const struct subcommand {
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm delete NAME"},
+	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm stop NAME | vm delete NAME"},
 	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]"},
 	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
 	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
@@ -731,6 +752,8 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 		return cmd_vm_list(c, argc - 1, argv + 1);
 	if (argc >= 1 && !strcmp(argv[0], "delete"))
 		return cmd_vm_delete(c, argc - 1, argv + 1);
+	if (argc >= 1 && !strcmp(argv[0], "stop"))
+		return cmd_vm_stop(c, argc - 1, argv + 1);
 	fprintf(stderr, "usage: ferryctl %s\n", commands[0].help);
 	return 2;
 }

@@ -22,4 +22,7 @@ grep -q '^ferry_migrations{node="node-a",role="source",phase="Succeeded"} 1$' "$
 grep -q '^ferry_migration_bytes_total{node="node-a",kind="raw"} [1-9]' "$WORK/metrics.txt" || die "no byte counter"
 ctl node-a -o yaml get vmim | grep -q '^  phase: "Succeeded"$' || die "no YAML output"
 guest_verify node-b g1
+ctl node-b vm stop g1 || die "vm stop failed"
+[ "$(vm_json node-b g1 | jq -r .state)" = Stopped ] || die "g1 not Stopped"
+[ "$(qemu_count)" = 0 ] || die "QEMU still running after stop"
 log PASS
