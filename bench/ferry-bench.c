@@ -1243,6 +1243,36 @@ static struct stat3 stat_of(const struct result *rs, int n, const char *mode, in
 	return s;
 }
 
+/* The issue's method: a mode's ratio to a baseline is taken pair by pair,
+ * within each repeat (the two ran back to back under the same conditions),
+ * then the median of those ratios. field 7 = time end to end, 1 = pause. */
+static int pair_ratio(const struct result *rs, int n, const char *mode, const char *base, int field,
+		      char *out, size_t len)
+{
+	double v[MAX_RUNS];
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		const struct result *a = &rs[i];
+
+		if (strcmp(a->mode, mode) || !a->ok)
+			continue;
+		for (int j = 0; j < n; j++) {
+			const struct result *b = &rs[j];
+			double x = field == 7 ? (double)a->e2e_ms : (double)a->pause_ms;
+			double y = field == 7 ? (double)b->e2e_ms : (double)b->pause_ms;
+
+			if (strcmp(b->mode, base) || !b->ok || b->rep != a->rep || y <= 0)
+				continue;
+			v[k++] = x / y;
+		}
+	}
+	if (!k)
+		return snprintf(out, len, "–");
+	qsort(v, (size_t)k, sizeof(double), cmp_d);
+	return snprintf(out, len, "%.2f", k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2);
+}
+
 static void write_summary(const struct result *rs, int n)
 {
 	char path[PATH_MAX + 32];
@@ -1279,14 +1309,14 @@ static void write_summary(const struct result *rs, int n)
 
 		for (int i = 0; i < n; i++)
 			total += !strcmp(rs[i].mode, mode);
-		if (t.n && base_t.n && base_t.med > 0)
-			snprintf(rt, sizeof(rt), "%.2f", t.med / base_t.med);
-		if (p.n && base_p.n && base_p.med > 0)
-			snprintf(rp, sizeof(rp), "%.2f", p.med / base_p.med);
-		if (t.n && tcp_t.n && tcp_t.med > 0)
-			snprintf(rt2, sizeof(rt2), "%.2f", t.med / tcp_t.med);
-		if (p.n && tcp_p.n && tcp_p.med > 0)
-			snprintf(rp2, sizeof(rp2), "%.2f", p.med / tcp_p.med);
+		if (t.n && base_t.n)
+			pair_ratio(rs, n, mode, "native-unix", 7, rt, sizeof(rt));
+		if (p.n && base_p.n)
+			pair_ratio(rs, n, mode, "native-unix", 1, rp, sizeof(rp));
+		if (t.n && tcp_t.n)
+			pair_ratio(rs, n, mode, "native-tcp", 7, rt2, sizeof(rt2));
+		if (p.n && tcp_p.n)
+			pair_ratio(rs, n, mode, "native-tcp", 1, rp2, sizeof(rp2));
 		if (!t.n) {
 			fprintf(f, "| %s | 0/%d | – | – | – | – | – | – | – | – | – | – | – | – |\n", mode, total);
 			continue;
