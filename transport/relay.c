@@ -268,6 +268,9 @@ static void enc_pack_done(void *arg)
  * RELAY_COMPRESS_ALWAYS skips all this, for benchmarks. */
 #define PUMP_RATE_WINDOW_NS (100ull * 1000000ull)
 #define PUMP_PROBE_EVERY 10
+/* Once the guest is stopped: a link that carries raw frames faster than
+ * this (1.6 Gbit/s) is not worth a compression step on the pause's path. */
+#define PUMP_FINAL_RAW_FAST_BPS (200.0 * 1000 * 1000)
 
 static int want_compress(struct pump *p, const struct enc_slot *s)
 {
@@ -279,10 +282,14 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 		return 0;
 	if (p->compress == RELAY_COMPRESS_ALWAYS)
 		return 1;
-	if (p->probing && __atomic_load_n(&p->r->final, __ATOMIC_RELAXED)) {
-		/* The guest stopped mid-probe: drop the experiment now. */
+	if (__atomic_load_n(&p->r->final, __ATOMIC_RELAXED)) {
+		/* The guest is stopped: every chunk is on the critical path of
+		 * its pause. LZ4 sits on that path too, so it stays only where
+		 * the link itself is slow and measured to move more with it. */
 		p->probing = 0;
-		p->compressing = p->mode_bps[1] > p->mode_bps[0];
+		p->compressing = p->mode_bps[0] > 0 && p->mode_bps[0] < PUMP_FINAL_RAW_FAST_BPS &&
+				 p->mode_bps[1] > p->mode_bps[0];
+		return p->compressing;
 	}
 	if (ioctl(p->framed, SIOCOUTQNSD, &notsent) < 0 && ioctl(p->framed, SIOCOUTQ, &notsent) < 0)
 		notsent = 0;
@@ -297,11 +304,7 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 	if (dt < PUMP_RATE_WINDOW_NS)
 		return p->compressing;
 
-	if (__atomic_load_n(&p->r->final, __ATOMIC_RELAXED)) {
-		/* Guest stopped: no experiments, the faster known mode. */
-		p->probing = 0;
-		p->compressing = p->win_saturated && p->mode_bps[1] > p->mode_bps[0];
-	} else if (p->win_saturated) {
+	if (p->win_saturated) {
 		double rate = (double)p->win_raw * 1e9 / (double)dt;
 		double *est = &p->mode_bps[p->compressing];
 		int other = !p->compressing;
