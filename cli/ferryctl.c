@@ -164,6 +164,23 @@ static void human_bytes(uint64_t b, char *out, size_t len)
 
 /* ---- subcommands ----------------------------------------------------------- */
 
+/* One request that answers with a status and nothing to show: print what
+ * was done (done_fmt with the name) or ferryd's error. */
+static int simple_call(struct ctl *c, const char *method, const char *path, long want,
+		       const char *done_fmt, const char *name)
+{
+	struct json_object *out = NULL;
+	long st = call(c, method, path, NULL, &out);
+	int r = 0;
+
+	if (st != want)
+		r = api_failed(st, out);
+	else
+		printf(done_fmt, name);
+	json_object_put(out);
+	return r;
+}
+
 static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 {
 	struct vm_spec *spec = NULL;
@@ -229,44 +246,26 @@ static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 
 static int cmd_vm_stop(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *out = NULL;
 	char path[128];
-	long st;
-	int r = 0;
 
 	if (argc < 1) {
 		fprintf(stderr, "usage: ferryctl vm stop NAME\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "/v1/vms/%s/stop", argv[0]);
-	st = call(c, "POST", path, NULL, &out);
-	if (st != 200)
-		r = api_failed(st, out);
-	else
-		printf("vm/%s stopped\n", argv[0]);
-	json_object_put(out);
-	return r;
+	return simple_call(c, "POST", path, 200, "vm/%s stopped\n", argv[0]);
 }
 
 static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *out = NULL;
 	char path[128];
-	long st;
-	int r = 0;
 
 	if (argc < 1) {
 		fprintf(stderr, "usage: ferryctl vm delete NAME\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "/v1/vms/%s", argv[0]);
-	st = call(c, "DELETE", path, NULL, &out);
-	if (st != 200)
-		r = api_failed(st, out);
-	else
-		printf("vm/%s deleted\n", argv[0]);
-	json_object_put(out);
-	return r;
+	return simple_call(c, "DELETE", path, 200, "vm/%s deleted\n", argv[0]);
 }
 
 static void print_outcome(struct json_object *m)
@@ -430,23 +429,14 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 
 static int cmd_migrate_cancel(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *out = NULL;
 	char path[160];
-	long st;
-	int r = 0;
 
 	if (argc < 1) {
 		fprintf(stderr, "usage: ferryctl migrate-cancel VM\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "/v1/migrations/%s", argv[0]);
-	st = call(c, "DELETE", path, NULL, &out);
-	if (st != 202)
-		r = api_failed(st, out);
-	else
-		printf("migration of %s: cancel requested\n", argv[0]);
-	json_object_put(out);
-	return r;
+	return simple_call(c, "DELETE", path, 202, "migration of %s: cancel requested\n", argv[0]);
 }
 
 static void print_migration_state(struct json_object *ms)
@@ -676,23 +666,15 @@ out:
 
 static int cmd_delete(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *out = NULL;
 	char path[160];
-	long st;
-	int r = 0;
 
 	if (argc < 2 || (strcmp(argv[0], "vmim") && strcmp(argv[0], "virtualmachineinstancemigration"))) {
 		fprintf(stderr, "usage: ferryctl delete vmim NAME   (cancels that migration)\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "/v1/migrations/%s", argv[1]);
-	st = call(c, "DELETE", path, NULL, &out);
-	if (st != 202)
-		r = api_failed(st, out);
-	else
-		printf("virtualmachineinstancemigration.kubevirt.io \"%s\" deleted\n", argv[1]);
-	json_object_put(out);
-	return r;
+	return simple_call(c, "DELETE", path, 202,
+			   "virtualmachineinstancemigration.kubevirt.io \"%s\" deleted\n", argv[1]);
 }
 
 static int cmd_candidates(struct ctl *c, int argc, char **argv)
