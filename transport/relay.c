@@ -382,30 +382,40 @@ static void enc_recv_cb(struct loop_op *op, int res)
 	enc_pump(p);
 }
 
+/* What both send completions do first: account for the op, give a dead
+ * pump its chance to be released, turn a failed or short-circuited send
+ * into an abort. 0 when the caller may go on with res bytes sent. */
+static int send_done(struct pump *p, int *busy, int res, const char *what, const char *closed)
+{
+	p->inflight--;
+	*busy = 0;
+	if (p->dead) {
+		pump_release_if_idle(p);
+		return -1;
+	}
+	if (res <= 0) {
+		pump_abort(p, res < 0 ? res : -EPIPE, "%s failed: %s", what,
+			   res < 0 ? strerror(-res) : closed);
+		return -1;
+	}
+	return 0;
+}
+
 static void enc_send_cb(struct loop_op *op, int res)
 {
 	struct pump *p = container_of(op, struct pump, enc_send_op);
 	struct enc_slot *s = &p->enc[p->enc_head % PUMP_SLOTS];
 
-	p->inflight--;
-	p->enc_send_busy = 0;
-	if (p->dead) {
-		pump_release_if_idle(p);
+	if (send_done(p, &p->enc_send_busy, res, "sending to the peer", "link closed") < 0)
 		return;
-	}
-	if (res <= 0) {
-		pump_abort(p, res < 0 ? res : -EPIPE, "sending to the peer failed: %s",
-			   res < 0 ? strerror(-res) : "link closed");
-		return;
-	}
 	stat_add(&p->rs->st.wire_out, (uint64_t)res);
 	p->enc_send_off += (size_t)res;
 	if (p->enc_send_off >= (size_t)s->frame_len) {
 		p->enc_send_off = 0;
-		if (!s->fin)
-			p->win_raw += s->raw_len; /* guest bytes through the link */
 		if (s->fin)
 			p->enc_done = 1;
+		else
+			p->win_raw += s->raw_len; /* guest bytes through the link */
 		s->fin = 0;
 		s->state = SLOT_FREE;
 		p->enc_head++;
@@ -638,17 +648,8 @@ static void dec_send_cb(struct loop_op *op, int res)
 	struct pump *p = container_of(op, struct pump, dec_send_op);
 	struct dec_slot *s = &p->dec[p->dec_head % PUMP_SLOTS];
 
-	p->inflight--;
-	p->dec_send_busy = 0;
-	if (p->dead) {
-		pump_release_if_idle(p);
+	if (send_done(p, &p->dec_send_busy, res, "writing to the local socket", "closed") < 0)
 		return;
-	}
-	if (res <= 0) {
-		pump_abort(p, res < 0 ? res : -EPIPE, "writing to the local socket failed: %s",
-			   res < 0 ? strerror(-res) : "closed");
-		return;
-	}
 	stat_add(&p->rs->st.raw_out, (uint64_t)res);
 	p->dec_send_off += (size_t)res;
 	if (p->dec_send_off >= (size_t)s->out_len) {
