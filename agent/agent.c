@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/preflight.h"
+#include "qmp/qmp.h"
 #include "transport/auth.h"
 #include "transport/peer.h"
 #include "transport/workers.h"
@@ -118,7 +119,7 @@ static int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q
 		struct mig_status st;
 
 		mig_get_status(m, &st);
-		v->state = st.guest_paused_on_source ? VM_PAUSED : VM_RUNNING;
+		v->state = st.guest_paused_on_source || st.left_paused ? VM_PAUSED : VM_RUNNING;
 	}
 	v->departed_to[0] = '\0';
 	snprintf(v->last_mig, sizeof(v->last_mig), "%s", mig_id(m));
@@ -576,6 +577,40 @@ int agent_vm_stop(struct agent *a, const char *name, char *err, size_t errlen)
 	return 0;
 }
 
+int agent_vm_resume(struct agent *a, const char *name, char *err, size_t errlen)
+{
+	struct agent_vm *v;
+	struct qmp *q = NULL;
+	struct qmp_error qe;
+	char path[420];
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (!v || !v->q || v->state != VM_PAUSED) {
+		snprintf(err, errlen, "no paused VM named %s on node %s", name, a->cfg->node);
+		pthread_mutex_unlock(&a->mu);
+		return v && v->q ? -EBUSY : -ENOENT;
+	}
+	snprintf(path, sizeof(path), "%s", v->q->qmp_path);
+	pthread_mutex_unlock(&a->mu);
+	r = qmp_connect(path, 10000, &q, &qe);
+	if (r == 0)
+		r = qmp_call(q, "cont", NULL, NULL, 10000, err, errlen);
+	else
+		snprintf(err, errlen, "cannot reach the VM's QEMU: %s", qe.desc);
+	qmp_close(q);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&a->mu);
+	v = find_vm(a, name);
+	if (v && v->state == VM_PAUSED)
+		v->state = VM_RUNNING;
+	pthread_mutex_unlock(&a->mu);
+	log_info("agent", "event=vm_resumed vm=%s", name);
+	return 0;
+}
+
 int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen)
 {
 	struct agent_vm *v, **pp;
@@ -627,6 +662,24 @@ static struct json_object *vm_to_json(struct agent *a, struct agent_vm *v)
 		json_object_object_add(o, "uuid", json_object_new_string(v->q->spec->uuid));
 		json_object_object_add(o, "memoryMiB", json_object_new_int(v->q->spec->memory_mib));
 		json_object_object_add(o, "qmpSocket", json_object_new_string(v->q->qmp_path));
+		/* Where each disk lives on this node: a local disk that arrived
+		 * by storage migration sits under the state dir here. */
+		{
+			struct json_object *disks = json_object_new_array();
+
+			for (size_t i = 0; i < v->q->spec->n_disks; i++) {
+				const struct vm_disk *d = &v->q->spec->disks[i];
+				struct json_object *dj = json_object_new_object();
+
+				json_object_object_add(dj, "name", json_object_new_string(d->name));
+				json_object_object_add(dj, "path", json_object_new_string(d->path));
+				json_object_object_add(dj, "format", json_object_new_string(d->format));
+				json_object_object_add(dj, "type", json_object_new_string(d->type));
+				json_object_object_add(dj, "storage", json_object_new_string(d->storage));
+				json_object_array_add(disks, dj);
+			}
+			json_object_object_add(o, "disks", disks);
+		}
 		if (v->q->serial_path[0]) {
 			json_object_object_add(o, "serialSocket", json_object_new_string(v->q->serial_path));
 			json_object_object_add(o, "serialLog", json_object_new_string(v->q->serial_log));
@@ -1018,6 +1071,7 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	req.max_bandwidth_mibps = opt_int(opts, "maxBandwidthMiBps", FERRY_UNSET);
 	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
 	req.verify_memory = opt_int(opts, "verifyMemory", 0);
+	req.keep_paused = opt_int(opts, "paused", 0);
 	snprintf(req.name, sizeof(req.name), "%s",
 		 opts && json_object_get_string(json_object_object_get(opts, "name"))
 			 ? json_object_get_string(json_object_object_get(opts, "name")) : "");

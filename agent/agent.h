@@ -79,6 +79,9 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen);
 /* Shuts the VM's QEMU down; the name stays listed as Stopped. */
 int agent_vm_stop(struct agent *a, const char *name, char *err, size_t errlen);
+/* Lets a Paused VM run (one that arrived paused as asked, or one kept
+ * paused after a broken switchover, by an operator's decision). */
+int agent_vm_resume(struct agent *a, const char *name, char *err, size_t errlen);
 struct json_object *agent_vm_json(struct agent *a, const char *name); /* NULL: unknown */
 struct json_object *agent_vms_json(struct agent *a);
 

@@ -289,6 +289,13 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 5), url + 8);
 		r = agent_vm_stop(a, name, err, sizeof(err));
 		ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 200, agent_vm_json(a, name));
+	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "POST") &&
+		   strlen(url) > 15 && !strcmp(url + strlen(url) - 7, "/resume")) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 7), url + 8);
+		r = agent_vm_resume(a, name, err, sizeof(err));
+		ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 200, agent_vm_json(a, name));
 	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "DELETE")) {
 		r = agent_vm_delete(a, url + 8, err, sizeof(err));
 		ret = r < 0 ? respond_error(c, r, err)

@@ -256,6 +256,18 @@ static int cmd_vm_stop(struct ctl *c, int argc, char **argv)
 	return simple_call(c, "POST", path, 200, "vm/%s stopped\n", argv[0]);
 }
 
+static int cmd_vm_resume(struct ctl *c, int argc, char **argv)
+{
+	char path[128];
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: ferryctl vm resume NAME\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/v1/vms/%s/resume", argv[0]);
+	return simple_call(c, "POST", path, 200, "vm/%s resumed\n", argv[0]);
+}
+
 static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
 {
 	char path[128];
@@ -353,6 +365,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 					  {"multifd", required_argument, NULL, 'm'},
 					  {"no-compress", no_argument, NULL, 'C'},
 					  {"verify-memory", no_argument, NULL, 'V'},
+					  {"paused", no_argument, NULL, 'p'},
 					  {"max-bandwidth", required_argument, NULL, 'b'},
 					  {"progress-timeout", required_argument, NULL, 'P'},
 					  {"completion-timeout-per-gib", required_argument, NULL, 'T'},
@@ -378,6 +391,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		case 'm': json_object_object_add(body, "multifdChannels", json_object_new_int(atoi(optarg))); break;
 		case 'C': json_object_object_add(body, "compress", json_object_new_boolean(0)); break;
 		case 'V': json_object_object_add(body, "verifyMemory", json_object_new_boolean(1)); break;
+		case 'p': json_object_object_add(body, "paused", json_object_new_boolean(1)); break;
 		case 'b': json_object_object_add(body, "maxBandwidthMiBps", json_object_new_int(atoi(optarg))); break;
 		case 'P': json_object_object_add(body, "progressTimeoutS", json_object_new_int(atoi(optarg))); break;
 		case 'T': json_object_object_add(body, "completionTimeoutSPerGiB", json_object_new_int(atoi(optarg))); break;
@@ -395,7 +409,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		vm = argv[optind];
 	if (!vm) {
 		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"
-				"                        [--verify-memory] [--max-bandwidth MiBps]\n"
+				"                        [--verify-memory] [--paused] [--max-bandwidth MiBps]\n"
 				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"
 				"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n"
 				"                        [--escalate-after S]\n");
@@ -715,7 +729,7 @@ static const struct subcommand {
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm stop NAME | vm delete NAME"},
+	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm stop NAME | vm resume NAME | vm delete NAME"},
 	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]"},
 	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
 	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
@@ -736,6 +750,8 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 		return cmd_vm_delete(c, argc - 1, argv + 1);
 	if (argc >= 1 && !strcmp(argv[0], "stop"))
 		return cmd_vm_stop(c, argc - 1, argv + 1);
+	if (argc >= 1 && !strcmp(argv[0], "resume"))
+		return cmd_vm_resume(c, argc - 1, argv + 1);
 	fprintf(stderr, "usage: ferryctl %s\n", commands[0].help);
 	return 2;
 }

@@ -64,7 +64,7 @@ int channel_peek(int fd, int timeout_ms, enum channel_kind *kind, int *id)
 
 const char *channel_kind_name(enum channel_kind k)
 {
-	return k == CHANNEL_MAIN ? "main" : k == CHANNEL_MULTIFD ? "multifd" : "unknown";
+	return k == CHANNEL_MAIN ? "main" : k == CHANNEL_MULTIFD ? "multifd" : k == CHANNEL_NBD ? "nbd" : "unknown";
 }
 
 enum channel_kind channel_kind_parse(const char *s)
@@ -73,5 +73,7 @@ enum channel_kind channel_kind_parse(const char *s)
 		return CHANNEL_MAIN;
 	if (!strcmp(s, "multifd"))
 		return CHANNEL_MULTIFD;
+	if (!strcmp(s, "nbd"))
+		return CHANNEL_NBD;
 	return CHANNEL_UNKNOWN;
 }

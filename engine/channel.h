@@ -9,7 +9,10 @@
 
 #include <stdint.h>
 
-enum channel_kind { CHANNEL_UNKNOWN, CHANNEL_MAIN, CHANNEL_MULTIFD };
+/* CHANNEL_NBD: a storage mirror's NBD connection. The NBD server speaks
+ * first, so it is never peeked at: QEMU's NBD client reaches the source
+ * agent on a socket of its own. */
+enum channel_kind { CHANNEL_UNKNOWN, CHANNEL_MAIN, CHANNEL_MULTIFD, CHANNEL_NBD };
 
 #define CHANNEL_MAIN_MAGIC 0x5145564du    /* "QEVM" */
 #define CHANNEL_MULTIFD_MAGIC 0x11223344u

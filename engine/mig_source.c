@@ -10,6 +10,7 @@
 
 #include "engine/migration_int.h"
 #include "engine/monitor.h"
+#include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/link.h"
 #include "transport/relay.h"
@@ -21,6 +22,12 @@
 #define CONFIRM_TIMEOUT_MS 120000
 #define MONITOR_TICK_MS 50
 #define QUERY_EVERY_MS 500
+/* Guest disk writes draining at the pause: bounded, or the migration fails
+ * and the guest resumes on the source. */
+#define SWITCHOVER_DISK_TIMEOUT_MS 60000
+#define DISK_OUTRUN_SAMPLES 3
+
+static int start_ram(struct migration *m, char *err, size_t errlen);
 
 static int pick(int req, int spec, int agent) { return req != FERRY_UNSET ? req : spec != FERRY_UNSET ? spec : agent; }
 
@@ -29,6 +36,7 @@ static int pick(int req, int spec, int agent) { return req != FERRY_UNSET ? req 
 struct chan_setup {
 	struct migration *m;
 	int fd;
+	int nbd; /* came in on the NBD listener */
 };
 
 static void setup_error(struct migration *m, const char *fmt, const char *a, const char *b)
@@ -54,12 +62,18 @@ static void *channel_thread(void *arg)
 
 	log_set_migration(m->req.id);
 	pthread_mutex_lock(&m->mu);
-	resume = m->recovering;
-	m->recovering = 0;
+	resume = !cs->nbd && m->recovering;
+	if (resume)
+		m->recovering = 0;
+	if (cs->nbd)
+		id = m->nbd_seq++;
 	pthread_mutex_unlock(&m->mu);
 	/* A resumed post-copy channel carries no stream header: it is the main
 	 * channel by definition. */
-	if (resume) {
+	if (cs->nbd) {
+		kind = CHANNEL_NBD;
+		r = 0;
+	} else if (resume) {
 		kind = CHANNEL_MAIN;
 		r = 0;
 	} else {
@@ -70,11 +84,13 @@ static void *channel_thread(void *arg)
 			    r == -EPROTO ? "unknown magic" : strerror(-r), "");
 		goto out;
 	}
-	sid = kind == CHANNEL_MAIN ? 1 : 2 + (uint32_t)id;
-	snprintf(label, sizeof(label), "%s%s%d", channel_kind_name(kind),
-		 kind == CHANNEL_MULTIFD ? "-" : "", kind == CHANNEL_MULTIFD ? id : 0);
+	/* Stream ids: 1 main, 2.. multifd (QEMU allows up to 255 channels),
+	 * NBD_STREAM_BASE.. the mirror connections. */
+	sid = kind == CHANNEL_MAIN ? 1 : kind == CHANNEL_NBD ? NBD_STREAM_BASE + (uint32_t)id : 2 + (uint32_t)id;
 	if (kind == CHANNEL_MAIN)
 		snprintf(label, sizeof(label), "main");
+	else
+		snprintf(label, sizeof(label), "%s-%d", channel_kind_name(kind), id);
 	r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 10000, &pfd, peer,
 			 sizeof(peer), reason, sizeof(reason));
 	if (r < 0) {
@@ -121,19 +137,20 @@ out:
 	return NULL;
 }
 
-/* Loop thread: QEMU connected to our outgoing socket. */
+/* Loop thread: QEMU connected to one of our sockets. */
 static void accept_cb(struct loop_op *op, int res)
 {
-	struct migration *m = (struct migration *)((char *)op - offsetof(struct migration, accept_op));
+	struct mig_listener *l = (struct mig_listener *)((char *)op - offsetof(struct mig_listener, op));
+	struct migration *m = l->m;
 	struct chan_setup *cs;
 	pthread_t t;
 
 	if (res < 0) {
 		/* Cancelled (listener closing) or failed: stop accepting. */
-		close(m->listen_fd);
+		close(l->fd);
 		pthread_mutex_lock(&m->mu);
-		m->listen_fd = -1;
-		m->listener_open = 0;
+		l->fd = -1;
+		l->open = 0;
 		pthread_cond_broadcast(&m->cv);
 		pthread_mutex_unlock(&m->mu);
 		return;
@@ -145,6 +162,7 @@ static void accept_cb(struct loop_op *op, int res)
 	}
 	cs->m = m;
 	cs->fd = res;
+	cs->nbd = l->nbd;
 	pthread_mutex_lock(&m->mu);
 	m->setup_threads++;
 	pthread_mutex_unlock(&m->mu);
@@ -161,36 +179,57 @@ static void accept_cb(struct loop_op *op, int res)
 
 static void listener_arm(void *arg)
 {
-	struct migration *m = arg;
+	struct mig_listener *l = arg;
 
-	m->accept_op.cb = accept_cb;
-	loop_accept(m->env.lp, &m->accept_op, m->listen_fd);
+	l->op.cb = accept_cb;
+	loop_accept(l->m->env.lp, &l->op, l->fd);
 }
 
 static void listener_cancel(void *arg)
 {
-	struct migration *m = arg;
+	struct mig_listener *l = arg;
 
-	loop_cancel_fd(m->env.lp, m->listen_fd);
+	loop_cancel_fd(l->m->env.lp, l->fd);
+}
+
+static int open_listener(struct mig_listener *l)
+{
+	int r = link_listen_unix(l->path, &l->fd);
+
+	if (r < 0)
+		return r;
+	l->open = 1;
+	loop_post(l->m->env.lp, listener_arm, l);
+	return 0;
+}
+
+static void stop_listener(struct mig_listener *l)
+{
+	struct migration *m = l->m;
+
+	pthread_mutex_lock(&m->mu);
+	if (l->open) {
+		pthread_mutex_unlock(&m->mu);
+		loop_post(m->env.lp, listener_cancel, l);
+		pthread_mutex_lock(&m->mu);
+		while (l->open)
+			pthread_cond_wait(&m->cv, &m->mu);
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (l->path[0])
+		unlink(l->path);
 }
 
 /* Stops accepting and waits for channel threads: after this nothing else
  * touches m from other threads except the relay's own pumps. */
-static void close_listener(struct migration *m)
+static void close_listeners(struct migration *m)
 {
+	stop_listener(&m->out);
+	stop_listener(&m->nbd);
 	pthread_mutex_lock(&m->mu);
-	if (m->listener_open) {
-		pthread_mutex_unlock(&m->mu);
-		loop_post(m->env.lp, listener_cancel, m);
-		pthread_mutex_lock(&m->mu);
-		while (m->listener_open)
-			pthread_cond_wait(&m->cv, &m->mu);
-	}
 	while (m->setup_threads > 0)
 		pthread_cond_wait(&m->cv, &m->mu);
 	pthread_mutex_unlock(&m->mu);
-	if (m->listen_path[0])
-		unlink(m->listen_path);
 }
 
 /* ---- QMP figures --------------------------------------------------------- */
@@ -312,8 +351,10 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(msg, "spec", vmspec_to_json(m->vm->spec));
 	json_object_object_add(msg, "multifd", json_object_new_int(m->multifd));
 	json_object_object_add(msg, "compress", json_object_new_boolean(m->compress));
-	json_object_object_add(msg, "paused", json_object_new_boolean(m->req.verify_memory));
+	json_object_object_add(msg, "paused", json_object_new_boolean(m->req.verify_memory || m->req.keep_paused));
+	json_object_object_add(msg, "stay_paused", json_object_new_boolean(m->req.keep_paused));
 	json_object_object_add(msg, "postcopy", json_object_new_boolean(m->postcopy));
+	json_object_object_add(msg, "disks", stor_to_json(m->stor));
 	r = mig_ctl_send(m->ctl_fd, msg);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
@@ -535,7 +576,7 @@ static int recover_postcopy(struct migration *m)
 	}
 	m->ctl_fd = fd;
 	args = json_object_new_object();
-	snprintf(uri, sizeof(uri), "unix:%s", m->listen_path);
+	snprintf(uri, sizeof(uri), "unix:%s", m->out.path);
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	json_object_object_add(args, "resume", json_object_new_boolean(1));
 	r = mig_qmp(m, "migrate", args, NULL, 10000, err, sizeof(err));
@@ -552,12 +593,110 @@ static int recover_postcopy(struct migration *m)
 	return 0;
 }
 
+/* QEMU paused at pre-switchover (guest stopped): end every mirror
+ * gracefully so the target images are complete, then let QEMU send the
+ * device state. 0, or -errno with the failure recorded. */
+static int switchover_disks(struct migration *m)
+{
+	struct json_object *args;
+	char err[256];
+	uint64_t t0 = time_mono_ms();
+	int r = stor_source_complete(m->stor, m->qmp, SWITCHOVER_DISK_TIMEOUT_MS, err, sizeof(err));
+
+	if (r < 0) {
+		mig_set_failure(m, "storage switchover failed: %s", err);
+		return r;
+	}
+	log_info("storage", "event=mirrors_completed disks=%zu ms=%llu", stor_count(m->stor),
+		 (unsigned long long)(time_mono_ms() - t0));
+	args = json_object_new_object();
+	json_object_object_add(args, "state", json_object_new_string("pre-switchover"));
+	r = mig_qmp(m, "migrate-continue", args, NULL, 5000, err, sizeof(err));
+	json_object_put(args);
+	if (r < 0)
+		mig_set_failure(m, "%s", err);
+	return r;
+}
+
+/* Rates of the mirror jobs between two polls, and the copy-mode policy. */
+struct disk_watch {
+	uint64_t t_ms, total, copied;
+	double dirty_bps, copy_bps; /* EWMA */
+	int outrun;                 /* consecutive samples the guest outran the copy */
+};
+
+/* Storage part of a monitor tick: progress, rates, the switch to
+ * write-blocking when the guest writes faster than half the copy, and the
+ * start of RAM pre-copy once every disk is in sync. 0 or -errno (failure
+ * recorded). */
+static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
+{
+	struct stor_progress p;
+	char err[300];
+	int r = stor_source_poll(m->stor, m->qmp, &p, err, sizeof(err));
+
+	if (r < 0) {
+		mig_set_failure(m, "storage: %s", err);
+		return r;
+	}
+	if (w->t_ms && now > w->t_ms) {
+		double dt = (double)(now - w->t_ms) / 1000.0;
+		double dirty = p.total > w->total ? (double)(p.total - w->total) / dt : 0;
+		/* A restarted job counts from zero again. */
+		double copy = p.copied > w->copied ? (double)(p.copied - w->copied) / dt : 0;
+
+		w->dirty_bps = 0.5 * w->dirty_bps + 0.5 * dirty;
+		w->copy_bps = 0.5 * w->copy_bps + 0.5 * copy;
+	}
+	w->t_ms = now;
+	w->total = p.total;
+	w->copied = p.copied;
+	pthread_mutex_lock(&m->mu);
+	m->st.disk_transferred = p.copied;
+	m->st.disk_remaining = p.remaining;
+	m->st.disk_dirty_rate_bps = (uint64_t)w->dirty_bps;
+	m->st.storage_ready = p.ready;
+	snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "%s",
+		 p.write_blocking ? "write-blocking" : "background");
+	pthread_mutex_unlock(&m->mu);
+	/* In background mode a guest that writes as fast as the copy can
+	 * keep the mirror from ever getting in sync: from then on, guest
+	 * writes go to both sides before they complete. */
+	if (!p.write_blocking && w->dirty_bps > 0 && w->dirty_bps * 2 >= w->copy_bps)
+		w->outrun++;
+	else
+		w->outrun = 0;
+	if (w->outrun >= DISK_OUTRUN_SAMPLES && stor_source_can_switch(m->stor, m->ram_started)) {
+		log_info("storage", "event=escalation action=write_blocking dirty_bps=%.0f copy_bps=%.0f",
+			 w->dirty_bps, w->copy_bps);
+		r = stor_source_write_blocking(m->stor, m->qmp, err, sizeof(err));
+		if (r < 0) {
+			mig_set_failure(m, "storage: %s", err);
+			return r;
+		}
+		w->outrun = 0;
+		pthread_mutex_lock(&m->mu);
+		m->st.escalations++;
+		pthread_mutex_unlock(&m->mu);
+	}
+	if (!m->ram_started && p.ready) {
+		r = start_ram(m, err, sizeof(err));
+		if (r < 0) {
+			mig_set_failure(m, "%s", err);
+			return r;
+		}
+	}
+	return 0;
+}
+
 /* Watches the running migration until QEMU completes it or something says
  * stop. Returns 1 completed, 0 failed (reason recorded). */
 static int monitor(struct migration *m, struct monitor *mon)
 {
 	uint64_t next_query = 0, last_escalation = 0;
+	uint64_t ram_bytes = (uint64_t)m->vm->spec->memory_mib << 20;
 	char status[64], desc[256], reason[300];
+	struct disk_watch dw = {0};
 	struct qmp_event ev;
 	int r;
 
@@ -569,6 +708,14 @@ static int monitor(struct migration *m, struct monitor *mon)
 			return 0;
 		}
 		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
+			r = stor_source_event(m->stor, &ev, reason, sizeof(reason));
+			if (r != 0) {
+				qmp_event_clear(&ev);
+				if (r > 0)
+					continue;
+				mig_set_failure(m, "storage: %s", reason);
+				return 0;
+			}
 			if (!strcmp(ev.name, "STOP")) {
 				/* QEMU stopped the guest for the last copy: from here
 				 * the outcome is QEMU's and the target's to decide, and
@@ -592,6 +739,12 @@ static int monitor(struct migration *m, struct monitor *mon)
 					qmp_event_clear(&ev);
 					query_migrate(m, status, sizeof(status), NULL, 0);
 					return 1;
+				}
+				if (!strcmp(s, "pre-switchover")) {
+					qmp_event_clear(&ev);
+					if (switchover_disks(m) < 0)
+						return 0;
+					continue;
 				}
 				if (!strcmp(s, "postcopy-paused")) {
 					qmp_event_clear(&ev);
@@ -662,14 +815,19 @@ static int monitor(struct migration *m, struct monitor *mon)
 			enum mon_verdict v;
 
 			next_query = time_mono_ms() + QUERY_EVERY_MS;
-			if (query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
+			if (m->ram_started && query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
 			    !strcmp(status, "completed"))
 				return 1;
-			/* Copy rate from ferry's own counters, dirty rate and what
-			 * is left from QEMU. */
+			if (stor_count(m->stor) && !m->in_postcopy && watch_disks(m, &dw, time_mono_ms()) < 0)
+				return 0;
+			/* Copy rate from ferry's own counters (RAM and disk), dirty
+			 * rate and what is left from QEMU: RAM not yet started counts
+			 * whole, so starting it is not a step back. */
 			relay_totals(m->relay, &tot);
 			pthread_mutex_lock(&m->mu);
-			smp = (struct mon_sample){time_mono_ms(), m->st.ram_remaining, m->st.dirty_rate_bps,
+			smp = (struct mon_sample){time_mono_ms(),
+						  m->st.disk_remaining + (m->ram_started ? m->st.ram_remaining : ram_bytes),
+						  m->st.dirty_rate_bps + m->st.disk_dirty_rate_bps,
 						  tot.raw_in, tot.wire_out, m->st.iterations};
 			pthread_mutex_unlock(&m->mu);
 			v = mon_sample(mon, &smp);
@@ -688,7 +846,7 @@ static int monitor(struct migration *m, struct monitor *mon)
 			pthread_mutex_unlock(&m->mu);
 			/* Post-copy right away, when asked: the first pass is under
 			 * way, so the target has somewhere to start from. */
-			if (m->postcopy && m->req.post_copy_now && !m->in_postcopy && v == MON_OK)
+			if (m->postcopy && m->req.post_copy_now && m->ram_started && !m->in_postcopy && v == MON_OK)
 				start_postcopy(m, mon);
 			{
 				int after = pick(m->req.escalate_after_s, m->vm->spec->mig.escalate_after_s,
@@ -757,12 +915,54 @@ out:
 	return ok;
 }
 
+/* RAM pre-copy: QEMU connects to our outgoing socket. */
+static int start_ram(struct migration *m, char *err, size_t errlen)
+{
+	struct json_object *args = json_object_new_object();
+	char uri[480];
+	int r;
+
+	snprintf(uri, sizeof(uri), "unix:%s", m->out.path);
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	r = mig_qmp(m, "migrate", args, NULL, 10000, err, errlen);
+	json_object_put(args);
+	if (r < 0)
+		return r;
+	m->ram_started = 1;
+	pthread_mutex_lock(&m->mu);
+	snprintf(m->st.mode, sizeof(m->st.mode), "pre-copy");
+	pthread_mutex_unlock(&m->mu);
+	log_info("mig", "event=ram_precopy_started");
+	return 0;
+}
+
+/* The VM left: disk images ferry created on this node for an earlier
+ * arrival are stale copies now; images the user gave stay. */
+static void remove_copied_images(struct migration *m)
+{
+	const struct vm_spec *s = m->vm->spec;
+
+	for (size_t i = 0; i < s->n_disks; i++) {
+		const struct vm_disk *d = &s->disks[i];
+		char dir[512], *slash;
+
+		if (strcmp(d->storage, "local") || !stor_path_is_ferrys(m->env.state_dir, d->path))
+			continue;
+		if (unlink(d->path) == 0)
+			log_info("storage", "event=source_image_removed path=%s", d->path);
+		snprintf(dir, sizeof(dir), "%s", d->path);
+		if ((slash = strrchr(dir, '/'))) {
+			*slash = '\0';
+			rmdir(dir);
+		}
+	}
+}
+
 static void *source_main(void *arg)
 {
 	struct migration *m = arg;
-	struct json_object *args = NULL;
 	struct relay_stream_stats tot;
-	char err[512], uri[480];
+	char err[512];
 	struct monitor mon;
 	uint64_t t_migrate = 0;
 	int succeeded = 0, started = 0, r, confirmed, have_slot = 0;
@@ -785,6 +985,31 @@ static void *source_main(void *arg)
 	if (mkdir(m->mig_dir, 0700) < 0 && errno != EEXIST) {
 		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
 		goto fail;
+	}
+	/* QMP before the target prepares: it needs the disks' sizes. */
+	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
+	if (r < 0) {
+		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", qe.desc);
+		goto fail;
+	}
+	if (!vm_running(m)) {
+		mig_set_failure(m, "the VM is not running on the source");
+		goto fail;
+	}
+	if (stor_count(m->stor)) {
+		r = stor_source_clear_leftovers(m->qmp, err, sizeof(err));
+		if (r < 0) {
+			mig_set_failure(m, "cannot clear an earlier attempt's mirror jobs: %s", err);
+			goto fail;
+		}
+		if (stor_source_size(m->stor, m->qmp, err, sizeof(err)) < 0) {
+			mig_set_failure(m, "%s", err);
+			goto fail;
+		}
+		pthread_mutex_lock(&m->mu);
+		m->st.disks = (int)stor_count(m->stor);
+		m->st.disk_total = m->st.disk_remaining = stor_bytes(m->stor);
+		pthread_mutex_unlock(&m->mu);
 	}
 	for (uint64_t pend_dl = time_mono_ms() + (uint64_t)m->env.pending_timeout_s * 1000ull;;) {
 		r = send_prepare(m, err, sizeof(err));
@@ -824,28 +1049,19 @@ static void *source_main(void *arg)
 			goto fail;
 		}
 	}
-	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
-	if (r < 0) {
-		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", qe.desc);
-		goto fail;
-	}
-	if (!vm_running(m)) {
-		mig_set_failure(m, "the VM is not running on the source");
-		goto fail;
-	}
 	if (mig_set_capabilities(m, err, sizeof(err)) < 0 || set_parameters(m, err, sizeof(err)) < 0) {
 		mig_set_failure(m, "%s", err);
 		goto fail;
 	}
 	r = relay_new(m->env.lp, m->env.w, &m->relay);
 	if (r == 0)
-		r = link_listen_unix(m->listen_path, &m->listen_fd);
+		r = open_listener(&m->out);
+	if (r == 0 && stor_count(m->stor))
+		r = open_listener(&m->nbd);
 	if (r < 0) {
-		mig_set_failure(m, "cannot listen on %s: %s", m->listen_path, strerror(-r));
+		mig_set_failure(m, "cannot listen in %s: %s", m->mig_dir, strerror(-r));
 		goto fail;
 	}
-	m->listener_open = 1;
-	loop_post(m->env.lp, listener_arm, m);
 
 	/* The seeds' timeouts: no new low of the remaining data for
 	 * progress_timeout_s, or past completion_timeout_s_per_gib for each
@@ -856,22 +1072,33 @@ static void *source_main(void *arg)
 		int ct = pick(m->req.completion_timeout_s_per_gib,
 			      m->vm->spec->mig.completion_timeout_s_per_gib,
 			      m->env.defaults.completion_timeout_s_per_gib);
-		uint64_t gib_x1024 = (uint64_t)m->vm->spec->memory_mib; /* GiB * 1024 */
+		/* GiB * 1024 of memory plus copied disk */
+		uint64_t gib_x1024 = (uint64_t)m->vm->spec->memory_mib + (stor_bytes(m->stor) >> 20);
 
 		mon_init(&mon, time_mono_ms(), (uint64_t)(pt > 0 ? pt : 0) * 1000ull,
 			 (uint64_t)(ct > 0 ? ct : 0) * 1000ull * gib_x1024 / 1024ull);
 		log_info("mig", "event=policy progress_timeout_s=%d completion_timeout_s=%llu", pt,
 			 (unsigned long long)(mon.completion_timeout_ms / 1000));
 	}
-	args = json_object_new_object();
-	snprintf(uri, sizeof(uri), "unix:%s", m->listen_path);
-	json_object_object_add(args, "uri", json_object_new_string(uri));
 	t_migrate = time_mono_ms();
 	pthread_mutex_lock(&m->mu);
 	m->st.migrate_start_us = time_real_us();
 	pthread_mutex_unlock(&m->mu);
-	r = mig_qmp(m, "migrate", args, NULL, 10000, err, sizeof(err));
-	json_object_put(args);
+	/* Disks first: RAM pre-copy starts once every mirror is in sync
+	 * (monitor), so the two do not fight over the link. */
+	if (stor_count(m->stor)) {
+		int bw = pick(m->req.max_bandwidth_mibps, m->vm->spec->mig.max_bandwidth_mibps,
+			      m->env.defaults.max_bandwidth_mibps);
+
+		pthread_mutex_lock(&m->mu);
+		snprintf(m->st.mode, sizeof(m->st.mode), "storage");
+		snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "background");
+		pthread_mutex_unlock(&m->mu);
+		r = stor_source_start(m->stor, m->qmp, m->nbd.path, bw > 0 ? (uint64_t)bw << 20 : 0, 0,
+				      err, sizeof(err));
+	} else {
+		r = start_ram(m, err, sizeof(err));
+	}
 	if (r < 0) {
 		mig_set_failure(m, "%s", err);
 		goto fail;
@@ -928,8 +1155,11 @@ fail:
 			pthread_mutex_unlock(&m->mu);
 			goto done;
 		}
-		cancel_qemu_migration(m);
+		if (m->ram_started)
+			cancel_qemu_migration(m);
 	}
+	/* Mirrors go before the relay: QEMU must drop its NBD clients itself. */
+	stor_source_abort(m->stor, m->qmp);
 	if (m->relay)
 		relay_abort(m->relay, m->st.failure_reason);
 	if (m->ctl_fd >= 0) {
@@ -949,7 +1179,7 @@ fail:
 	}
 	ensure_source_running(m);
 done:
-	close_listener(m);
+	close_listeners(m);
 	if (m->relay) {
 		struct relay *r = m->relay;
 
@@ -971,6 +1201,7 @@ done:
 		/* The guest runs on the target: the paused source copy goes. */
 		qemu_vm_stop(m->vm, 10000);
 		qemu_vm_remove_files(m->vm);
+		remove_copied_images(m);
 	}
 	if (m->guest_paused_here) {
 		pthread_mutex_lock(&m->mu);
@@ -999,10 +1230,15 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	m->compress = pick(req->compress, vm->spec->mig.compress, env->defaults.compress);
 	m->auto_converge = pick(req->auto_converge, vm->spec->mig.auto_converge, env->defaults.auto_converge) > 0;
 	m->postcopy = pick(req->post_copy, vm->spec->mig.post_copy, env->defaults.post_copy) > 0;
+	if (stor_plan(vm->spec, &m->stor) < 0) {
+		mig_free(m);
+		return -ENOMEM;
+	}
 	if (m->postcopy)
 		m->multifd = 0; /* QEMU 7.2 does not combine post-copy with multifd */
 	snprintf(m->mig_dir, sizeof(m->mig_dir), "%s/migrations/%s", env->state_dir, req->id);
-	snprintf(m->listen_path, sizeof(m->listen_path), "%s/out.sock", m->mig_dir);
+	snprintf(m->out.path, sizeof(m->out.path), "%s/out.sock", m->mig_dir);
+	snprintf(m->nbd.path, sizeof(m->nbd.path), "%s/nbd.sock", m->mig_dir);
 	snprintf(m->st.id, sizeof(m->st.id), "%s", req->id);
 	snprintf(m->st.name, sizeof(m->st.name), "%s", req->name);
 	snprintf(m->st.vm, sizeof(m->st.vm), "%s", req->vm);
@@ -1014,6 +1250,7 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	m->st.auto_converge = m->auto_converge;
 	snprintf(m->st.policy, sizeof(m->st.policy), "%s", req->policy);
 	m->st.post_copy = m->postcopy;
+	m->st.left_paused = req->keep_paused;
 	if (pthread_create(&m->thread, NULL, source_main, m) != 0) {
 		mig_free(m);
 		return -EAGAIN;

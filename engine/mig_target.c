@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "engine/migration_int.h"
+#include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/link.h"
 #include "transport/relay.h"
@@ -57,6 +58,14 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 		return r;
 	}
 	m->admitted = 1;
+	/* Local disks get fresh images here (the spec is pointed at them);
+	 * shared ones must already be reachable. */
+	r = stor_target_prepare(spec, json_object_object_get(m->prepare, "disks"), m->env.state_dir,
+				&m->stor, err, errlen);
+	if (r < 0) {
+		vmspec_free(spec);
+		return r;
+	}
 	snprintf(run_dir, sizeof(run_dir), "%s/vms/%s", m->env.state_dir, spec->name);
 	r = qemu_vm_start(&m->env.qemu, spec, run_dir, 1,
 			  json_object_get_boolean(json_object_object_get(m->prepare, "paused")), &m->vm,
@@ -69,6 +78,10 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 		return r;
 	}
 	r = mig_set_capabilities(m, err, errlen);
+	if (r < 0)
+		return r;
+	snprintf(m->nbd_path, sizeof(m->nbd_path), "%s/nbd.sock", m->vm->run_dir);
+	r = stor_target_export(m->stor, m->qmp, m->nbd_path, err, errlen);
 	if (r < 0)
 		return r;
 	r = relay_new(m->env.lp, m->env.w, &m->relay);
@@ -94,7 +107,10 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	struct relay *relay = NULL;
 	uint64_t deadline = time_mono_ms() + MAIN_WAIT_MS;
 
-	snprintf(label, sizeof(label), kind == CHANNEL_MAIN ? "main" : "multifd-%d", chan_id);
+	if (kind == CHANNEL_MAIN)
+		snprintf(label, sizeof(label), "main");
+	else
+		snprintf(label, sizeof(label), "%s-%d", channel_kind_name(kind), chan_id);
 	/* QEMU 7.2 takes the first connection as the main channel: multifd
 	 * channels wait until main is connected. */
 	pthread_mutex_lock(&m->mu);
@@ -119,6 +135,9 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	} else if (kind == CHANNEL_MULTIFD && !m->main_connected) {
 		snprintf(reason, len, "main channel never arrived");
 		r = -ETIMEDOUT;
+	} else if (kind == CHANNEL_NBD && !stor_count(m->stor)) {
+		snprintf(reason, len, "this migration copies no disks");
+		r = -EPROTO;
 	} else if (kind == CHANNEL_MAIN && m->main_connected) {
 		snprintf(reason, len, "a second main channel");
 		r = -EPROTO;
@@ -134,11 +153,17 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	if (r == 0) {
 		/* Connects are serialized so accept order equals connect order;
 		 * this lock is held only by attachers, never by status readers. */
-		pthread_mutex_lock(&m->attach_mu);
-		r = link_connect_unix(recovering ? m->recover_path : m->vm->incoming_path, 10000, &qfd);
+		const char *to = kind == CHANNEL_NBD ? m->nbd_path : recovering ? m->recover_path :
+				 m->vm->incoming_path;
+
+		/* NBD connections go to QEMU's NBD server: no order to keep. */
+		if (kind != CHANNEL_NBD)
+			pthread_mutex_lock(&m->attach_mu);
+		r = link_connect_unix(to, 10000, &qfd);
 		if (r < 0)
 			snprintf(reason, len, "cannot connect to the incoming QEMU: %s", strerror(-r));
-		pthread_mutex_unlock(&m->attach_mu);
+		if (kind != CHANNEL_NBD)
+			pthread_mutex_unlock(&m->attach_mu);
 		if (r == 0 && kind == CHANNEL_MAIN) {
 			pthread_mutex_lock(&m->mu);
 			m->main_connected = 1;
@@ -421,7 +446,16 @@ static int serve(struct migration *m)
 				if (json_object_object_get(msg, "memory_digest") &&
 				    mig_memory_digest(m, m->vm->run_dir, hex, err, sizeof(err)) < 0)
 					log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
-				mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err));
+				if (json_object_get_boolean(json_object_object_get(m->prepare, "stay_paused"))) {
+					/* Asked to arrive paused: the guest waits here
+					 * for someone to resume it. */
+					pthread_mutex_lock(&m->mu);
+					m->st.left_paused = 1;
+					pthread_mutex_unlock(&m->mu);
+					resumed = 1;
+				} else {
+					mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err));
+				}
 				uint64_t dl = time_mono_ms() + 10000;
 
 				while (!resumed && time_mono_ms() < dl && qmp_pump(m->qmp, TICK_MS) >= 0)
@@ -490,6 +524,8 @@ out:
 		m->st.raw_bytes = tot.raw_out;
 		m->st.wire_bytes = tot.wire_in;
 	}
+	if (ok)
+		stor_target_unexport(m->stor, m->qmp);
 	qmp_close(m->qmp);
 	m->qmp = NULL;
 	if (m->recover_path[0])
@@ -506,6 +542,9 @@ out:
 		qemu_vm_free(vm);
 		reply(m, "aborted", m->st.failure_reason);
 	}
+	/* The partial copies go too (QEMU no longer holds them). */
+	if (!ok)
+		stor_target_remove_images(m->stor);
 	if (!ok && m->admitted)
 		m->env.on_target_failed(m->env.agent, m->st.vm);
 	if (ok == 2) {

@@ -1,6 +1,7 @@
 /* What both halves of a migration share: status, phases, failure records,
  * QMP and control-message helpers. */
 #include "engine/migration_int.h"
+#include "engine/storage.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -36,7 +37,9 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 		return NULL;
 	m->env = *env;
 	m->ctl_fd = -1;
-	m->listen_fd = -1;
+	m->out.fd = m->nbd.fd = -1;
+	m->out.m = m->nbd.m = m;
+	m->nbd.nbd = 1;
 	m->resume_fd = -1;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_mutex_init(&m->attach_mu, NULL);
@@ -256,9 +259,10 @@ void mig_free(struct migration *m)
 {
 	if (!m)
 		return;
-	free(m->samples);
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
+	free(m->samples);
+	stor_free(m->stor);
 	if (m->prepare)
 		json_object_put(m->prepare);
 	pthread_mutex_destroy(&m->mu);
@@ -320,6 +324,15 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_I("ramTotal", st->ram_total);
 	ADD_I("ramTransferred", st->ram_transferred);
 	ADD_I("ramRemaining", st->ram_remaining);
+	if (st->disks) {
+		ADD_I("disks", st->disks);
+		ADD_I("diskTotal", st->disk_total);
+		ADD_I("diskTransferred", st->disk_transferred);
+		ADD_I("diskRemaining", st->disk_remaining);
+		ADD_I("diskDirtyRateBps", st->disk_dirty_rate_bps);
+		ADD_B("storageReady", st->storage_ready);
+		ADD_S("storageCopyMode", st->storage_copy_mode);
+	}
 	ADD_I("dirtyRateBps", st->dirty_rate_bps);
 	ADD_I("copyRateBps", st->copy_rate_bps);
 	ADD_I("wireRateBps", st->wire_rate_bps);
@@ -331,6 +344,8 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 		ADD_S("memoryVerified", st->memory_verified > 0 ? "match" : "MISMATCH");
 	if (st->memory_digest[0])
 		ADD_S("memoryDigest", st->memory_digest);
+	if (st->left_paused)
+		ADD_B("leftPaused", 1);
 	if (st->guest_paused_on_source)
 		ADD_B("guestPausedHere", 1);
 #undef ADD_S
@@ -342,14 +357,7 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
 	    struct json_object **ret, int timeout_ms, char *err, size_t errlen)
 {
-	struct qmp_error qe = {{0}, {0}};
-	int r = qmp_execute(m->qmp, cmd, args, ret, &qe, timeout_ms);
-
-	if (r == -EREMOTEIO)
-		snprintf(err, errlen, "QEMU refused %s: %s", cmd, qe.desc);
-	else if (r < 0)
-		snprintf(err, errlen, "QMP %s failed: %s", cmd, qmp_last_error(m->qmp));
-	return r;
+	return qmp_call(m->qmp, cmd, args, ret, timeout_ms, err, errlen);
 }
 
 /* Both QEMUs must agree on capabilities and the multifd channel count. */
@@ -360,10 +368,13 @@ int mig_set_capabilities(struct migration *m, char *err, size_t errlen)
 	/* auto-converge acts on the source only; postcopy-ram must match. */
 	/* postcopy-blocktime: the target measures how long vCPUs waited for
 	 * pages, i.e. what page-request latency cost the guest. */
-	const char *names[] = {"events", "multifd", "postcopy-ram", "auto-converge", "postcopy-blocktime"};
+	/* pause-before-switchover: the source stops at pre-switchover so the
+	 * disk mirrors can finish while the guest is stopped. */
+	const char *names[] = {"events", "multifd", "postcopy-ram", "auto-converge", "postcopy-blocktime",
+			       "pause-before-switchover"};
 	int is_source = !strcmp(m->st.role, "source");
 	int vals[] = {1, m->multifd > 0, m->postcopy, m->auto_converge && is_source,
-		      m->postcopy && !is_source};
+		      m->postcopy && !is_source, is_source && stor_count(m->stor) > 0};
 	int r;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -82,6 +82,8 @@ struct mig_request {
 	int auto_converge, post_copy, downtime_step_ms, escalate_after_s; /* likewise */
 	char policy[64];         /* the named policy applied, "" for none */
 	int post_copy_now;       /* with post_copy: switch during the first pass */
+	int keep_paused;         /* the guest arrives paused and stays so (libvirt's
+				    VIR_MIGRATE_PAUSED): someone resumes it later */
 	char name[64];           /* a VirtualMachineInstanceMigration's metadata.name, or "" */
 };
 
@@ -94,7 +96,7 @@ struct mig_status {
 	char target_node[64];
 	char target_addr[300];
 	enum mig_phase phase;
-	char mode[32]; /* pre-copy | post-copy | post-copy-recovering */
+	char mode[32]; /* storage (disks only, before RAM) | pre-copy | post-copy | post-copy-recovering */
 	uint64_t start_us, end_us;
 	int completed, failed, abort_requested;
 	char abort_status[16]; /* "" | Aborting | Succeeded | Failed */
@@ -116,6 +118,13 @@ struct mig_status {
 	uint64_t qemu_downtime_ms;   /* QEMU's own estimate, for comparison */
 	uint64_t raw_bytes, wire_bytes; /* source→target through ferry */
 	uint64_t ram_total, ram_transferred, ram_remaining;
+	/* Storage: the local disks copied (shared ones are not). disk_total
+	 * is their virtual size; transferred/remaining are the mirror jobs'
+	 * (remaining grows back as the guest writes to copied areas). */
+	int disks;
+	uint64_t disk_total, disk_transferred, disk_remaining, disk_dirty_rate_bps;
+	int storage_ready;          /* every mirror in sync */
+	char storage_copy_mode[16]; /* background | write-blocking */
 	uint64_t dirty_rate_bps, copy_rate_bps, wire_rate_bps;
 	int converging;   /* copy outruns dirtying */
 	int64_t eta_ms;   /* -1: unknown or not converging */
@@ -127,6 +136,7 @@ struct mig_status {
 	 * confirmed (resuming could run it twice), or either side after
 	 * post-copy broke (each holds part of the guest). */
 	int guest_paused_on_source;
+	int left_paused; /* asked for: the guest arrived paused on the target */
 	char memory_digest[65];
 };
 

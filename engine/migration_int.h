@@ -9,6 +9,23 @@
 
 struct qmp;
 struct relay;
+struct stor;
+struct migration;
+
+/* Relay stream ids: 1 the main channel, 2.. multifd channels (QEMU allows
+ * up to 255), from here the storage mirror's NBD connections. */
+#define NBD_STREAM_BASE 0x100u
+
+/* Source: a unix socket the source QEMU connects to; each connection
+ * becomes a relay stream to the target. */
+struct mig_listener {
+	struct migration *m;
+	int fd;
+	char path[420];
+	struct loop_op op;
+	int open;
+	int nbd; /* storage mirror connections, not migration channels */
+};
 
 /* One monitor sample kept for the time series (plots, the API). */
 struct mig_sample {
@@ -45,17 +62,19 @@ struct migration {
 	int compress, multifd;
 	int postcopy, auto_converge; /* allowed for this migration */
 	int in_postcopy;             /* source: migrate-start-postcopy issued */
+	int ram_started;             /* source: `migrate` issued (after the disks are in sync) */
 	int recovering;              /* post-copy resume: the next main channel goes to recovery */
 	int resume_fd;               /* target: new control link of a resume, -1 none */
 	int awaiting_resume;         /* target: post-copy broke, waiting for the source */
 	char recover_path[440];      /* target: QEMU's migrate-recover socket */
 	struct json_object *prepare; /* target: the prepare message */
+	struct stor *stor;           /* the disks copied (both ends; none: count 0) */
+	char nbd_path[440];          /* target: the target QEMU's NBD server */
 
-	/* Source: QEMU's outgoing channels arrive on this listener (loop thread). */
-	int listen_fd;
-	char listen_path[420];
-	struct loop_op accept_op;
-	int listener_open;
+	/* Source: QEMU's outgoing channels arrive on this listener (loop
+	 * thread), the storage mirror's NBD connections on the other. */
+	struct mig_listener out, nbd;
+	int nbd_seq;
 	int setup_threads;
 	char setup_error[256];
 

@@ -41,10 +41,6 @@ int preflight_vm(const struct vm_spec *s, char *reason, size_t len)
 			add(reason, len, &used, "CD-ROM %s has media: eject it before live migration", d->name);
 		else if (!strcmp(d->type, "containerdisk"))
 			add(reason, len, &used, "container disk %s: remove it before live migration", d->name);
-		else if (!strcmp(d->type, "disk") && !strcmp(d->storage, "local"))
-			add(reason, len, &used,
-			    "disk %s is local and storage migration is not supported yet: use shared storage (storage: shared)",
-			    d->name);
 	}
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct vm_nic *n = &s->nics[i];

@@ -901,6 +901,19 @@ out:
 	return rc;
 }
 
+int qmp_call(struct qmp *q, const char *cmd, struct json_object *args,
+	     struct json_object **ret, int timeout_ms, char *err, size_t errlen)
+{
+	struct qmp_error qe = {{0}, {0}};
+	int r = qmp_execute(q, cmd, args, ret, &qe, timeout_ms);
+
+	if (r == -EREMOTEIO)
+		snprintf(err, errlen, "QEMU refused %s: %s", cmd, qe.desc);
+	else if (r < 0)
+		snprintf(err, errlen, "QMP %s failed: %s", cmd, qmp_last_error(q));
+	return r;
+}
+
 void qmp_event_clear(struct qmp_event *ev)
 {
 	if (!ev)

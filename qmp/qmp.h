@@ -33,6 +33,7 @@
 #ifndef FERRY_QMP_QMP_H
 #define FERRY_QMP_QMP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct json_object;
@@ -73,6 +74,11 @@ void qmp_close(struct qmp *q);
  * which the caller must json_object_put(); on failure *ret is NULL. */
 int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args,
 		struct json_object **ret, struct qmp_error *err, int timeout_ms);
+
+/* qmp_execute with any failure put as one sentence into err: "QEMU
+ * refused CMD: <QEMU's description>" or "QMP CMD failed: <local reason>". */
+int qmp_call(struct qmp *q, const char *cmd, struct json_object *args,
+	     struct json_object **ret, int timeout_ms, char *err, size_t errlen);
 
 /* Like qmp_execute, but the command line is sent with fd attached as
  * SCM_RIGHTS ancillary data (for getfd / add-fd). fd stays owned by the

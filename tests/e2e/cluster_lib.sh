@@ -6,7 +6,8 @@
 #   agent_start NODE              starts ferryd for NODE, waits for its API
 #   agent_kill NODE [SIG]         kills it (default SIGKILL) and waits
 #   ctl NODE ARGS...              ferryctl against NODE's agent
-#   vm_create NODE NAME MEM "APPEND"   creates a guest VM and waits for READY
+#   vm_create NODE NAME MEM "APPEND" ["YAML"]   creates a guest VM (extra spec
+#                                 lines, e.g. its disks) and waits for READY
 #   guest_verify NODE NAME        sends `verify` on the VM's serial, expects OK
 #   guest_hb NODE NAME            prints the guest's latest heartbeat seq
 #   mig_wait_phase NODE ID REGEX SEC   polls a migration until its phase matches
@@ -161,7 +162,7 @@ ctl() {
 vm_json() { ctl "$1" -o json describe vmi "$2"; }
 
 vm_create() {
-	local node=$1 name=$2 mem=$3 append=$4 serial
+	local node=$1 name=$2 mem=$3 append=$4 extra=${5:-} serial
 
 	cat > "$WORK/$name.yaml" <<YAML
 name: $name
@@ -170,6 +171,7 @@ vcpus: 1
 serial: true
 kernel: $GUEST_ELF
 append: "$append"
+$extra
 YAML
 	ctl "$node" vm create -f "$WORK/$name.yaml" || die "vm create failed"
 	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)

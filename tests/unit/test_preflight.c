@@ -57,15 +57,17 @@ static void test_blockers_named(void **state)
 	vmspec_free(s);
 }
 
-static void test_local_disk_refused(void **state)
+/* Local disks travel with the VM (storage migration); shared ones stay. */
+static void test_local_and_shared_disks_migrate(void **state)
 {
 	struct vm_spec *s = spec("name: vm1\nmemory_mib: 128\n"
-				 "disks:\n  - {name: root, path: /tmp/r.qcow2}\n");
+				 "disks:\n  - {name: root, path: /tmp/r.qcow2}\n"
+				 "  - {name: data, path: /tmp/d.raw, format: raw, storage: shared}\n");
 	char why[512];
 
 	(void)state;
-	assert_int_equal(preflight_vm(s, why, sizeof(why)), -EPERM);
-	assert_non_null(strstr(why, "disk root is local"));
+	assert_int_equal(preflight_vm(s, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
 	vmspec_free(s);
 }
 
@@ -74,7 +76,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_vm_migrates),
 		cmocka_unit_test(test_blockers_named),
-		cmocka_unit_test(test_local_disk_refused),
+		cmocka_unit_test(test_local_and_shared_disks_migrate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
