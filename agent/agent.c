@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/preflight.h"
+#include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/auth.h"
 #include "transport/peer.h"
@@ -271,13 +272,15 @@ static void cleanup_stale_incoming(struct agent *a)
 		}
 		log_warn("agent", "event=stale_incoming_removed vm=%s pid=%d", de->d_name, pid);
 		const char *files[] = {"qemu.pid", "qmp.sock", "serial.sock", "serial.log",
-				       "qemu.log", "incoming.sock", "incoming"};
+				       "qemu.log", "incoming.sock", "nbd.sock", "recover.sock", "incoming"};
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 			snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, files[i]);
 			unlink(path);
 		}
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		rmdir(path);
+		/* Its half-copied disks too. */
+		stor_remove_vm_images(a->cfg->state_dir, de->d_name);
 	}
 	closedir(d);
 }
@@ -638,6 +641,8 @@ int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen)
 		qemu_vm_remove_files(q);
 		qemu_vm_free(q);
 	}
+	/* Disk copies ferry made for this VM go with it. */
+	stor_remove_vm_images(a->cfg->state_dir, name);
 	free(v);
 	log_info("agent", "event=vm_deleted vm=%s", name);
 	return 0;

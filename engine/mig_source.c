@@ -936,28 +936,6 @@ static int start_ram(struct migration *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* The VM left: disk images ferry created on this node for an earlier
- * arrival are stale copies now; images the user gave stay. */
-static void remove_copied_images(struct migration *m)
-{
-	const struct vm_spec *s = m->vm->spec;
-
-	for (size_t i = 0; i < s->n_disks; i++) {
-		const struct vm_disk *d = &s->disks[i];
-		char dir[512], *slash;
-
-		if (strcmp(d->storage, "local") || !stor_path_is_ferrys(m->env.state_dir, d->path))
-			continue;
-		if (unlink(d->path) == 0)
-			log_info("storage", "event=source_image_removed path=%s", d->path);
-		snprintf(dir, sizeof(dir), "%s", d->path);
-		if ((slash = strrchr(dir, '/'))) {
-			*slash = '\0';
-			rmdir(dir);
-		}
-	}
-}
-
 static void *source_main(void *arg)
 {
 	struct migration *m = arg;
@@ -1201,7 +1179,9 @@ done:
 		/* The guest runs on the target: the paused source copy goes. */
 		qemu_vm_stop(m->vm, 10000);
 		qemu_vm_remove_files(m->vm);
-		remove_copied_images(m);
+		/* Copies ferry made here when the VM arrived earlier are
+		 * stale now; images the user gave stay. */
+		stor_remove_vm_images(m->env.state_dir, m->vm->spec->name);
 	}
 	if (m->guest_paused_here) {
 		pthread_mutex_lock(&m->mu);

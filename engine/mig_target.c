@@ -540,11 +540,13 @@ out:
 		qemu_vm_stop(vm, 10000);
 		qemu_vm_remove_files(vm);
 		qemu_vm_free(vm);
+	}
+	if (!ok) {
+		/* The partial copies go too (QEMU no longer holds them), before
+		 * the source hears that the target is clean. */
+		stor_target_remove_images(m->stor);
 		reply(m, "aborted", m->st.failure_reason);
 	}
-	/* The partial copies go too (QEMU no longer holds them). */
-	if (!ok)
-		stor_target_remove_images(m->stor);
 	if (!ok && m->admitted)
 		m->env.on_target_failed(m->env.agent, m->st.vm);
 	if (ok == 2) {

@@ -129,11 +129,16 @@ int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms)
 
 void qemu_vm_remove_files(struct qemu_vm *vm)
 {
-	char spec_path[480];
+	char spec_path[480], nbd_path[480], recover_path[480];
+	/* nbd.sock and recover.sock: sockets the target QEMU of a migration
+	 * made (storage export, post-copy recovery); QEMU leaves them behind. */
 	const char *files[] = {vm->qmp_path, vm->serial_path, vm->serial_log, vm->qemu_log,
-			       vm->pidfile, vm->incoming_path, vm->incoming_marker, spec_path};
+			       vm->pidfile, vm->incoming_path, vm->incoming_marker, spec_path,
+			       nbd_path, recover_path};
 
 	snprintf(spec_path, sizeof(spec_path), "%s/spec.json", vm->run_dir);
+	snprintf(nbd_path, sizeof(nbd_path), "%s/nbd.sock", vm->run_dir);
+	snprintf(recover_path, sizeof(recover_path), "%s/recover.sock", vm->run_dir);
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (files[i][0])

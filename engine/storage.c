@@ -1,5 +1,6 @@
 /* Storage migration: see storage.h for the sequence. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
@@ -105,12 +106,31 @@ void stor_free(struct stor *st)
 	free(st);
 }
 
-int stor_path_is_ferrys(const char *state_dir, const char *path)
+int stor_remove_vm_images(const char *state_dir, const char *vm)
 {
-	char prefix[400];
+	char dir[400], path[700];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
 
-	snprintf(prefix, sizeof(prefix), "%s/disks/", state_dir);
-	return !strncmp(path, prefix, strlen(prefix)) && !strstr(path, "/../");
+	if (!vm[0] || strchr(vm, '/') || vm[0] == '.')
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%s/disks/%s", state_dir, vm);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0) {
+			n++;
+			log_info("storage", "event=image_removed path=%s", path);
+		}
+	}
+	closedir(d);
+	rmdir(dir);
+	return n;
 }
 
 /* ---- source ------------------------------------------------------------ */

@@ -98,8 +98,10 @@ void stor_target_unexport(struct stor *st, struct qmp *q);
 /* The migration failed: delete the images stor_target_prepare created. */
 void stor_target_remove_images(struct stor *st);
 
-/* A disk image ferry created (under state_dir/disks/): after the VM left,
- * the source deletes it; images the user gave are never deleted. */
-int stor_path_is_ferrys(const char *state_dir, const char *path);
+/* Images ferry created for a VM live in state_dir/disks/<vm>/; images the
+ * user gave (anywhere else) are never deleted. This removes that directory:
+ * after the VM left this node, was deleted here, or its incoming migration
+ * died with the agent. Returns how many images went. */
+int stor_remove_vm_images(const char *state_dir, const char *vm);
 
 #endif

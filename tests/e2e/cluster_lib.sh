@@ -12,6 +12,7 @@
 #   guest_hb NODE NAME            prints the guest's latest heartbeat seq
 #   mig_wait_phase NODE ID REGEX SEC   polls a migration until its phase matches
 #   mig_wait_bytes NODE ID BYTES SEC   ... until rawBytes >= BYTES
+#   mig_wait_field NODE ID FIELD N SEC ... until a numeric status field >= N
 #   two_agents                    node-a and node-b, peers of each other, started
 #   cluster_netns RATE            run the agents in a new network namespace whose
 #                                 loopback is shaped by a tbf qdisc (a slow link;
@@ -120,10 +121,11 @@ YAML
 agent_start() {
 	local node=$1 i
 
+	# AGENT_WRAP: a command prefix for this start (e.g. another mount namespace).
 	if [ -n "$NETNS" ]; then
-		ip netns exec "$NETNS" "$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
+		ip netns exec "$NETNS" ${AGENT_WRAP:-} "$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
 	else
-		"$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
+		${AGENT_WRAP:-} "$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
 	fi
 	eval "AGENT_PID_$(echo "$node" | tr - _)=$!"
 	AGENT_PIDS="$AGENT_PIDS $!"
@@ -212,16 +214,18 @@ mig_wait_phase() {
 	die "migration $id never reached phase $re (last: $phase)"
 }
 
-mig_wait_bytes() {
-	local node=$1 id=$2 want=$3 secs=$4 got deadline
+mig_wait_bytes() { mig_wait_field "$1" "$2" rawBytes "$3" "$4"; }
+
+mig_wait_field() { # NODE ID FIELD MIN SECS: until the numeric status field >= MIN
+	local node=$1 id=$2 field=$3 want=$4 secs=$5 got deadline
 
 	deadline=$(($(date +%s) + secs))
 	while [ "$(date +%s)" -le "$deadline" ]; do
-		got=$(mig_json "$node" "$id" | jq -r .rawBytes)
+		got=$(mig_json "$node" "$id" | jq -r ".$field")
 		[ "${got:-0}" -ge "$want" ] 2>/dev/null && return 0
-		sleep 0.05
+		sleep 0.05 # polling a status API
 	done
-	die "migration $id never moved $want bytes (last: $got)"
+	die "migration $id: $field never reached $want (last: $got)"
 }
 
 # The migration must have left exactly one QEMU for the VM and no
