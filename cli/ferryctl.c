@@ -302,6 +302,13 @@ static void print_outcome(struct json_object *m)
 		       (long long)jint(m, "postcopyRequests"), (long long)jint(m, "postcopyBlocktimeMs"));
 	printf("  channels:    %lld multifd, compress %s\n", (long long)jint(m, "multifdChannels"),
 	       json_object_get_boolean(json_object_object_get(m, "compress")) ? "lz4" : "off");
+	if (jint(m, "disks") > 0) {
+		char dt[32];
+
+		human_bytes((uint64_t)jint(m, "diskTotal"), dt, sizeof(dt));
+		printf("  storage:     %lld local disk(s), %s, copy mode %s\n", (long long)jint(m, "disks"), dt,
+		       jstr(m, "storageCopyMode"));
+	}
 	if (json_object_object_get(m, "memoryVerified"))
 		printf("  memory:      %s (sha256 %s)\n", jstr(m, "memoryVerified"), jstr(m, "memoryDigest"));
 }
@@ -336,7 +343,9 @@ static int wait_migration(struct ctl *c, const char *id)
 		}
 		if (tty) {
 			char rem[32], eta[48];
-			uint64_t total = (uint64_t)jint(m, "ramTotal"), left = (uint64_t)jint(m, "ramRemaining");
+			/* RAM and disks together; RAM counts whole until it starts. */
+			uint64_t total = (uint64_t)jint(m, "ramTotal") + (uint64_t)jint(m, "diskTotal");
+			uint64_t left = (uint64_t)jint(m, "ramRemaining") + (uint64_t)jint(m, "diskRemaining");
 			int64_t e = jint(m, "etaMs");
 
 			human_bytes(left, rem, sizeof(rem));
@@ -346,8 +355,13 @@ static int wait_migration(struct ctl *c, const char *id)
 				snprintf(eta, sizeof(eta), "ETA %.1f s", e / 1000.0);
 			else
 				snprintf(eta, sizeof(eta), "ETA ?");
-			printf("\r\033[K%-15s %3.0f%%  remaining %s  dirty %.1f MB/s vs copy %.1f MB/s  %s  pass %lld",
-			       phase, total ? 100.0 * (double)(total - left) / (double)total : 0.0, rem,
+			if (!strcmp(jstr(m, "mode"), "storage")) {
+				/* RAM has not started: the disks are the whole story yet. */
+				total = (uint64_t)jint(m, "diskTotal");
+				left = (uint64_t)jint(m, "diskRemaining");
+			}
+			printf("\r\033[K%-15s %-8s %3.0f%%  remaining %s  dirty %.1f MB/s vs copy %.1f MB/s  %s  pass %lld",
+			       phase, jstr(m, "mode"), total && left <= total ? 100.0 * (double)(total - left) / (double)total : 0.0, rem,
 			       jint(m, "dirtyRateBps") / 1e6, jint(m, "copyRateBps") / 1e6, eta,
 			       (long long)jint(m, "iterations"));
 			fflush(stdout);
@@ -478,12 +492,23 @@ static void print_migration_state(struct json_object *ms)
 	if (!json_object_get_boolean(json_object_object_get(ms, "completed")) &&
 	    !json_object_get_boolean(json_object_object_get(ms, "failed"))) {
 		/* Still running: the live figures. */
-		printf("    Remaining:                    %.1f MiB\n", jint(ms, "ramRemaining") / 1048576.0);
+		printf("    Remaining:                    %.1f MiB\n",
+		       (jint(ms, "ramRemaining") + jint(ms, "diskRemaining")) / 1048576.0);
 		printf("    Dirty Rate:                   %.1f MB/s\n", jint(ms, "dirtyRateBps") / 1e6);
 		printf("    Copy Rate:                    %.1f MB/s\n", jint(ms, "copyRateBps") / 1e6);
 		printf("    Expected Pause:               %lld ms\n", (long long)jint(ms, "expectedPauseMs"));
 		printf("    Converging:                   %s\n",
 		       json_object_get_boolean(json_object_object_get(ms, "converging")) ? "true" : "false");
+	}
+	if (jint(ms, "disks") > 0) {
+		printf("    Disks Copied:                 %lld (%.1f MiB)\n", (long long)jint(ms, "disks"),
+		       jint(ms, "diskTotal") / 1048576.0);
+		printf("    Disk Transferred:             %.1f MiB\n", jint(ms, "diskTransferred") / 1048576.0);
+		printf("    Disk Remaining:               %.1f MiB\n", jint(ms, "diskRemaining") / 1048576.0);
+		printf("    Disk Write Rate:              %.1f MB/s\n", jint(ms, "diskDirtyRateBps") / 1e6);
+		printf("    Storage Copy Mode:            %s\n", jstr(ms, "storageCopyMode"));
+		printf("    Storage In Sync:              %s\n",
+		       json_object_get_boolean(json_object_object_get(ms, "storageReady")) ? "true" : "false");
 	}
 }
 
