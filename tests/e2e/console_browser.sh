@@ -101,7 +101,7 @@ for f in signin vms menu migrate-dialog migrating details vms-after menu-abort a
 	[ -s "$ARTIFACTS/console-$f.png" ] || die "screenshot console-$f.png missing"
 done
 if [ "${FERRY_CONSOLE_UPDATE_DOCS:-0}" = 1 ]; then
-	for f in vms migrate-dialog migrating details menu-abort aborted viewer-denied; do
+	for f in signin vms migrate-dialog migrating details menu-abort aborted viewer-denied; do
 		cp "$ARTIFACTS/console-$f.png" "$HERE/../../docs/img/console-$f.png"
 	done
 	log "docs/img/console-*.png updated"
