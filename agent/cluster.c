@@ -586,7 +586,11 @@ void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *o
 		send_error(fd, -EINVAL, "an api request needs method and path");
 		goto out;
 	}
-	log_info("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
+	/* Changes are worth a line; the console's polling is not. */
+	if (strcmp(method, "GET"))
+		log_info("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
+	else
+		log_debug("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
 	if (!strcmp(method, "GET") && path_arg(path, "/v1/migrations/", "/events", id, sizeof(id))) {
 		stream_events(a, fd, id);
 		goto out;
