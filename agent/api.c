@@ -10,6 +10,10 @@
  *   GET    /v1/migrations/ID/samples  the monitor's time series
  *   GET    /v1/migrations/ID/events   server-sent events until it ends
  *   GET    /metrics                   Prometheus text
+ *   GET    /v1/whoami                 the caller's role (the console asks)
+ *   GET    /v1/cluster/vms, /v1/cluster/migrations, ANY /v1/nodes/NODE/...
+ *                                     the cluster through this node (cluster.c)
+ *   GET    /, /console/...            the web console's files, no token (console.c)
  * Errors: {"error":{"code":"not_found","message":"..."}} with a fitting status. */
 #include <errno.h>
 #include <json-c/json.h>
@@ -25,6 +29,8 @@
 #include <sys/socket.h>
 
 #include "agent/agent.h"
+#include "agent/cluster.h"
+#include "agent/console.h"
 #include "transport/link.h"
 #include "util/log.h"
 
@@ -57,6 +63,7 @@ static const char *code_of(int err)
 	case -EBUSY: case -EALREADY: return "conflict";
 	case -EINVAL: return "invalid";
 	case -EPERM: return "not_migratable";
+	case -EHOSTUNREACH: return "unreachable";
 	default: return "internal";
 	}
 }
@@ -68,6 +75,7 @@ static unsigned status_of(int err)
 	case -EEXIST: case -EBUSY: case -EALREADY: return 409;
 	case -EINVAL: return 400;
 	case -EPERM: return 422;
+	case -EHOSTUNREACH: return 502;
 	default: return 500;
 	}
 }
@@ -127,8 +135,13 @@ static enum role caller_role(struct agent *a, struct MHD_Connection *c, int is_t
  * administrators"); creating and deleting VMs is for administrators. */
 static enum role role_needed(const char *method, const char *url)
 {
+	char node[64], inner[512];
+
 	if (!strcmp(method, "GET"))
 		return ROLE_VIEWER;
+	/* Through the gateway, the route on the node decides. */
+	if (cluster_split_url(url, node, sizeof(node), inner, sizeof(inner)) == 0)
+		url = inner;
 	if (!strncmp(url, "/v1/migrations", 14))
 		return ROLE_MIGRATOR;
 	return ROLE_ADMIN;
@@ -225,6 +238,58 @@ static enum MHD_Result serve_events(struct agent *a, struct MHD_Connection *c, c
 }
 
 static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const char *method,
+			     const char *url, struct req_body *b);
+
+/* The cluster through this node (agent/cluster.c): the aggregated views,
+ * and /v1/nodes/NODE/... answered here for this node, forwarded to NODE
+ * over the peer link otherwise. The caller's role was checked already. */
+static enum MHD_Result route_cluster(struct agent *a, struct MHD_Connection *c, const char *method,
+				     const char *url, struct req_body *b)
+{
+	const char *vm = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "vm");
+	char node[64], path[512], err[600] = "", id[64];
+	struct json_object *body = NULL, *o = NULL;
+	enum MHD_Result ret;
+	unsigned status;
+	size_t n;
+	int r;
+
+	if (!strcmp(url, "/v1/cluster/vms") && !strcmp(method, "GET"))
+		return respond_json(c, 200, cluster_vms_json(a));
+	if (!strcmp(url, "/v1/cluster/migrations") && !strcmp(method, "GET"))
+		return respond_json(c, 200, cluster_migrations_json(a, vm));
+	if (cluster_split_url(url, node, sizeof(node), path, sizeof(path)) < 0)
+		return respond_error(c, -ENOENT, "no such route");
+	if (!strcmp(node, a->cfg->node))
+		return route(a, c, method, path, b);
+	n = strlen(path);
+	if (!strcmp(method, "GET") && !strncmp(path, "/v1/migrations/", 15) && n > 22 &&
+	    !strcmp(path + n - 7, "/events")) {
+		struct MHD_Response *resp;
+
+		snprintf(id, sizeof(id), "%.*s", (int)(n - 15 - 7), path + 15);
+		r = cluster_events(a, node, id, &resp, err, sizeof(err));
+		if (r < 0)
+			return respond_error(c, r, err);
+		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+		MHD_add_response_header(resp, "Cache-Control", "no-cache");
+		ret = MHD_queue_response(c, 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	if (b->len) {
+		body = json_tokener_parse(b->buf);
+		if (!body || !json_object_is_type(body, json_type_object)) {
+			json_object_put(body);
+			return respond_error(c, -EINVAL, "request body is not a JSON object");
+		}
+	}
+	r = cluster_forward(a, node, method, path, vm, body, &status, &o, err, sizeof(err));
+	json_object_put(body);
+	return r < 0 ? respond_error(c, r, err) : respond_json(c, status, o);
+}
+
+static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const char *method,
 			     const char *url, struct req_body *b)
 {
 	char err[600] = "";
@@ -238,6 +303,10 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 			json_object_put(body);
 			return respond_error(c, -EINVAL, "request body is not a JSON object");
 		}
+	}
+	if (!strncmp(url, "/v1/nodes/", 10) || !strncmp(url, "/v1/cluster/", 12)) {
+		json_object_put(body);
+		return route_cluster(a, c, method, url, b);
 	}
 	if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
 		char *txt = agent_metrics_text(a);
@@ -368,6 +437,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (b->too_big)
 		return respond_error(c, -EINVAL, "request body over 1 MiB");
+	/* The console's files are public; its API calls carry the token. */
+	if (!strcmp(method, "GET") && console_is_path(url))
+		return (enum MHD_Result)console_serve(c, url);
 	{
 		struct api_listener *l = cls;
 		int had_token;
@@ -384,6 +456,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			snprintf(msg, sizeof(msg), "role %s may not do this: it needs the %s role or higher",
 				 role_name(have), role_name(need));
 			return respond_status(c, 403, "forbidden", msg);
+		}
+		if (!strcmp(url, "/v1/whoami") && !strcmp(method, "GET")) {
+			/* The console shows the Migrate action to everyone and
+			 * says "not permitted" up front to a viewer. */
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "role", json_object_new_string(role_name(have)));
+			json_object_object_add(o, "node", json_object_new_string(l->a->cfg->node));
+			json_object_object_add(o, "canMigrate", json_object_new_boolean(have >= ROLE_MIGRATOR));
+			return respond_json(c, 200, o);
 		}
 		return route(l->a, c, method, url, b);
 	}

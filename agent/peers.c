@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/cluster.h"
 #include "transport/link.h"
 #include "transport/peer.h"
 #include "util/log.h"
@@ -157,6 +158,9 @@ static void *peer_thread(void *arg)
 
 			peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 2000);
 			json_object_put(n);
+		} else if (op && (!strcmp(op, "vms") || !strcmp(op, "api"))) {
+			/* The cluster view and the gateway's forwarded calls. */
+			cluster_peer_serve(a, fd, peer, op, msg);
 		} else {
 			log_warn("peer", "event=peer_dropped peer=%s reason=\"unknown op %s\"", peer, op ? op : "-");
 			send_refusal(fd, "unknown op");

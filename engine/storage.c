@@ -42,6 +42,7 @@ struct stor {
 	size_t n;
 	int has_job_change; /* QEMU can switch a job's copy mode in place (8.2+) */
 	int exporting;      /* target: NBD server started */
+	uint64_t speed_bps; /* source: the mirrors' rate limit, 0 none */
 	char failed[256];   /* source: first job failure seen in an event */
 };
 
@@ -379,6 +380,7 @@ int stor_source_start(struct stor *st, struct qmp *q, const char *nbd_sock, uint
 	int r = 0;
 
 	st->has_job_change = has_command(q, "block-job-change");
+	st->speed_bps = speed_bps;
 	for (size_t i = 0; i < st->n && r == 0; i++) {
 		struct stor_disk *d = &st->d[i];
 		struct json_object *args = json_object_new_object(), *server = json_object_new_object();
@@ -514,7 +516,7 @@ int stor_source_write_blocking(struct stor *st, struct qmp *q, char *err, size_t
 		r = cancel_job(q, job, 1, 30000, err, errlen);
 		d->job_running = 0;
 		if (r == 0)
-			r = start_job(d, q, 0, 1, err, errlen);
+			r = start_job(d, q, st->speed_bps, 1, err, errlen);
 	}
 	if (r == 0)
 		log_info("storage", "event=copy_mode_changed copy_mode=write-blocking in_place=%d",

@@ -1,0 +1,610 @@
+/* The cluster view and the API gateway to peers (see cluster.h).
+ *
+ * Every question to a peer is one authenticated link: connect, handshake,
+ * one CONTROL request, its answer (or, for an event stream, a series of
+ * answers), close. Peers are asked one after the other with short
+ * deadlines, so an unreachable node costs the console at most a second and
+ * shows up as "unreachable" instead of failing the whole page. */
+#include "agent/cluster.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "transport/peer.h"
+#include "util/log.h"
+
+#define CLUSTER_CONNECT_MS 1000
+/* A forwarded migrate judges the owner's peers before it answers. */
+#define CLUSTER_REPLY_MS 30000
+/* The peer sends a stream event every 500 ms; silence this long ends it. */
+#define CLUSTER_STREAM_IDLE_MS 30000
+#define STREAM_INTERVAL_MS 500
+
+/* What the list needs of a VM and of its migration: the cluster answer
+ * stays small (one peer message carries a whole node) and holds no local
+ * paths of another host. */
+static const char *const vm_keys[] = {"name", "node", "state", "liveMigratable", "notMigratableReason",
+				      "memoryMiB", "lastMigration", NULL};
+static const char *const mig_keys[] = {"id", "name", "role", "phase", "mode", "sourceNode", "targetNode",
+				       "startTimestamp", "endTimestamp", "completed", "failed",
+				       "abortRequested", "abortStatus", "failureReason", "ramTotal",
+				       "ramRemaining", "ramTransferred", "totalMs", "pauseMs", NULL};
+
+static struct json_object *pick(struct json_object *from, const char *const *keys)
+{
+	struct json_object *o = json_object_new_object(), *v;
+
+	for (size_t i = 0; keys[i]; i++)
+		if (json_object_object_get_ex(from, keys[i], &v))
+			json_object_object_add(o, keys[i], json_object_get(v));
+	return o;
+}
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+	return json_object_get_string(json_object_object_get(o, k));
+}
+
+static int phase_final(const char *phase)
+{
+	return phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
+}
+
+/* This node's VMs, each with a summary of its last migration. */
+static struct json_object *local_vms(struct agent *a)
+{
+	struct json_object *all = agent_vms_json(a), *out = json_object_new_array();
+
+	for (size_t i = 0; i < json_object_array_length(all); i++) {
+		const char *name = jstr(json_object_array_get_idx(all, i), "name");
+		struct json_object *full = name ? agent_vm_json(a, name) : NULL, *o, *ms;
+
+		if (!full)
+			continue; /* deleted meanwhile */
+		o = pick(full, vm_keys);
+		if (json_object_object_get_ex(full, "migrationState", &ms))
+			json_object_object_add(o, "migration", pick(ms, mig_keys));
+		json_object_array_add(out, o);
+		json_object_put(full);
+	}
+	json_object_put(all);
+	return out;
+}
+
+/* ---- asking a peer --------------------------------------------------------- */
+
+static int peer_open(struct agent *a, const char *node, struct json_object *req, int *fd_out,
+		     char *err, size_t errlen)
+{
+	const struct ferry_peer_cfg *pc = config_find_peer(a->cfg, node);
+	char peer[64], why[256];
+	int fd = -1, r;
+
+	if (!pc) {
+		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, a->cfg->node);
+		return -ENOENT;
+	}
+	r = peer_connect(&a->env.key, pc->host, pc->port, CLUSTER_CONNECT_MS, &fd, peer, sizeof(peer), why,
+			 sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "node %s is unreachable: %s", node, why);
+		return -EHOSTUNREACH;
+	}
+	/* The key proves a cluster member, the name which one. */
+	if (strcmp(peer, node)) {
+		snprintf(err, errlen, "node %s answered as %s", node, peer);
+		r = -EHOSTUNREACH;
+		goto fail;
+	}
+	r = mig_ctl_send(fd, req);
+	if (r < 0) {
+		snprintf(err, errlen, "node %s is unreachable: %s", node, strerror(-r));
+		r = -EHOSTUNREACH;
+		goto fail;
+	}
+	*fd_out = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+/* One answer: {"ok":true,...} or the peer's error. A peer's refusal of an
+ * unknown op comes as {"op":"error","reason":...} (an older ferryd). */
+static int peer_answer(const char *node, int fd, int timeout_ms, struct json_object **ans, char *err,
+		       size_t errlen)
+{
+	struct json_object *m = NULL;
+	char why[256];
+	int r = mig_ctl_recv(fd, timeout_ms, &m, why, sizeof(why));
+
+	*ans = NULL;
+	if (r < 0) {
+		snprintf(err, errlen, "node %s did not answer: %s", node, why);
+		return -EHOSTUNREACH;
+	}
+	if (!json_object_get_boolean(json_object_object_get(m, "ok"))) {
+		struct json_object *e = json_object_object_get(m, "err");
+
+		r = e ? json_object_get_int(e) : -EHOSTUNREACH;
+		if (r >= 0)
+			r = -EIO;
+		snprintf(err, errlen, "%s", jstr(m, "message") ?: jstr(m, "reason") ?: "the peer refused");
+		json_object_put(m);
+		return r;
+	}
+	*ans = m;
+	return 0;
+}
+
+static int peer_ask(struct agent *a, const char *node, struct json_object *req, int timeout_ms,
+		    struct json_object **ans, char *err, size_t errlen)
+{
+	int fd = -1, r = peer_open(a, node, req, &fd, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = peer_answer(node, fd, timeout_ms, ans, err, errlen);
+	close(fd);
+	return r;
+}
+
+static struct json_object *api_request(const char *method, const char *path, const char *vm,
+				       struct json_object *body)
+{
+	struct json_object *req = json_object_new_object();
+
+	json_object_object_add(req, "op", json_object_new_string("api"));
+	json_object_object_add(req, "method", json_object_new_string(method));
+	json_object_object_add(req, "path", json_object_new_string(path));
+	if (vm)
+		json_object_object_add(req, "vm", json_object_new_string(vm));
+	if (body)
+		json_object_object_add(req, "body", json_object_get(body));
+	return req;
+}
+
+/* ---- the cluster view ------------------------------------------------------ */
+
+/* Which of several entries for one name is the VM: where it lives beats
+ * where it left (Departed) or is still arriving (Incoming); among live
+ * entries an arrived target (Running) beats a source not yet told
+ * (Migrating) in the moment both exist. */
+static int rank(struct json_object *vm)
+{
+	static const char *const order[] = {"Departed", "Incoming", "Stopped", "Starting", "Migrating",
+					    "Paused", "Running", NULL};
+	const char *s = jstr(vm, "state") ?: "";
+
+	for (int i = 0; order[i]; i++)
+		if (!strcmp(s, order[i]))
+			return i;
+	return -1;
+}
+
+static void merge(struct json_object *best, struct json_object *names, struct json_object *vms)
+{
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		struct json_object *v = json_object_array_get_idx(vms, i), *cur;
+		const char *name = jstr(v, "name");
+
+		if (!name)
+			continue;
+		if (!json_object_object_get_ex(best, name, &cur)) {
+			json_object_array_add(names, json_object_new_string(name));
+			json_object_object_add(best, name, json_object_get(v));
+		} else if (rank(v) > rank(cur)) {
+			json_object_object_add(best, name, json_object_get(v));
+		}
+	}
+}
+
+static void add_node(struct json_object *nodes, const char *name, int reachable, const char *reason)
+{
+	struct json_object *n = json_object_new_object();
+
+	json_object_object_add(n, "name", json_object_new_string(name));
+	json_object_object_add(n, "reachable", json_object_new_boolean(reachable));
+	if (reason)
+		json_object_object_add(n, "reason", json_object_new_string(reason));
+	json_object_array_add(nodes, n);
+}
+
+struct json_object *cluster_vms_json(struct agent *a)
+{
+	struct json_object *o = json_object_new_object(), *nodes = json_object_new_array();
+	struct json_object *best = json_object_new_object(), *names = json_object_new_array();
+	struct json_object *vms = json_object_new_array(), *mine = local_vms(a);
+
+	add_node(nodes, a->cfg->node, 1, NULL);
+	merge(best, names, mine);
+	json_object_put(mine);
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		const char *peer = a->cfg->peers[i].name;
+		struct json_object *req = json_object_new_object(), *ans = NULL;
+		char err[400];
+
+		json_object_object_add(req, "op", json_object_new_string("vms"));
+		if (peer_ask(a, peer, req, CLUSTER_CONNECT_MS * 5, &ans, err, sizeof(err)) < 0) {
+			add_node(nodes, peer, 0, err);
+		} else {
+			add_node(nodes, peer, 1, NULL);
+			merge(best, names, json_object_object_get(ans, "vms"));
+		}
+		json_object_put(req);
+		json_object_put(ans);
+	}
+	for (size_t i = 0; i < json_object_array_length(names); i++)
+		json_object_array_add(vms, json_object_get(json_object_object_get(
+			best, json_object_get_string(json_object_array_get_idx(names, i)))));
+	json_object_put(best);
+	json_object_put(names);
+	json_object_object_add(o, "node", json_object_new_string(a->cfg->node));
+	json_object_object_add(o, "nodes", nodes);
+	json_object_object_add(o, "vms", vms);
+	return o;
+}
+
+/* Each migration once: its source's record, or the target's while the
+ * source cannot be asked. */
+static void collect_migrations(struct json_object *by_id, struct json_object *ids, struct json_object *arr)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *m = json_object_array_get_idx(arr, i), *cur;
+		const char *id = jstr(m, "id");
+
+		if (!id)
+			continue;
+		if (!json_object_object_get_ex(by_id, id, &cur)) {
+			json_object_array_add(ids, json_object_new_string(id));
+			json_object_object_add(by_id, id, json_object_get(m));
+		} else if (!strcmp(jstr(m, "role") ?: "", "source")) {
+			json_object_object_add(by_id, id, json_object_get(m));
+		}
+	}
+}
+
+static int newest_first(const void *x, const void *y)
+{
+	struct json_object *a = *(struct json_object *const *)x, *b = *(struct json_object *const *)y;
+
+	return strcmp(jstr(b, "startTimestamp") ?: "", jstr(a, "startTimestamp") ?: "");
+}
+
+struct json_object *cluster_migrations_json(struct agent *a, const char *vm)
+{
+	struct json_object *by_id = json_object_new_object(), *ids = json_object_new_array();
+	struct json_object *out = json_object_new_array(), *mine = agent_migrations_json(a, vm);
+
+	collect_migrations(by_id, ids, mine);
+	json_object_put(mine);
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		struct json_object *req = api_request("GET", "/v1/migrations", vm, NULL), *ans = NULL;
+		char err[400];
+
+		if (peer_ask(a, a->cfg->peers[i].name, req, CLUSTER_CONNECT_MS * 5, &ans, err, sizeof(err)) == 0)
+			collect_migrations(by_id, ids, json_object_object_get(ans, "body"));
+		json_object_put(req);
+		json_object_put(ans);
+	}
+	for (size_t i = 0; i < json_object_array_length(ids); i++)
+		json_object_array_add(out, json_object_get(json_object_object_get(
+			by_id, json_object_get_string(json_object_array_get_idx(ids, i)))));
+	json_object_array_sort(out, newest_first);
+	json_object_put(by_id);
+	json_object_put(ids);
+	return out;
+}
+
+/* ---- gateway: forwarding to the owner -------------------------------------- */
+
+int cluster_split_url(const char *url, char *node, size_t nodelen, char *path, size_t pathlen)
+{
+	const char *n = url + 10, *rest;
+
+	if (strncmp(url, "/v1/nodes/", 10))
+		return -EINVAL;
+	rest = strchr(n, '/');
+	if (!rest || rest == n || (size_t)(rest - n) >= nodelen || !strncmp(rest, "/nodes/", 7) ||
+	    !strncmp(rest, "/cluster/", 9))
+		return -EINVAL;
+	snprintf(node, nodelen, "%.*s", (int)(rest - n), n);
+	if ((size_t)snprintf(path, pathlen, "/v1%s", rest) >= pathlen)
+		return -EINVAL;
+	return 0;
+}
+
+int cluster_forward(struct agent *a, const char *node, const char *method, const char *path,
+		    const char *vm, struct json_object *body, unsigned *status,
+		    struct json_object **out, char *err, size_t errlen)
+{
+	struct json_object *req = api_request(method, path, vm, body), *ans = NULL;
+	int r = peer_ask(a, node, req, CLUSTER_REPLY_MS, &ans, err, errlen);
+
+	json_object_put(req);
+	*out = NULL;
+	if (r < 0)
+		return r;
+	*status = (unsigned)json_object_get_int(json_object_object_get(ans, "status"));
+	*out = json_object_get(json_object_object_get(ans, "body"));
+	if (!*out)
+		*out = json_object_new_object();
+	json_object_put(ans);
+	log_debug("cluster", "event=forwarded node=%s method=%s path=%s status=%u", node, method, path, *status);
+	return 0;
+}
+
+/* The relayed stream: each peer answer becomes one event. */
+struct relay_sse {
+	int fd;
+	char node[64];
+	char *pending;
+	size_t len, off;
+	int done;
+};
+
+static int sse_format(struct relay_sse *e, struct json_object *ans)
+{
+	struct json_object *m = json_object_object_get(ans, "body");
+
+	free(e->pending);
+	e->done = phase_final(jstr(m, "phase"));
+	if (asprintf(&e->pending, "event: migration\ndata: %s\n\n",
+		     json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN)) < 0) {
+		e->pending = NULL;
+		return -ENOMEM;
+	}
+	e->len = strlen(e->pending);
+	e->off = 0;
+	return 0;
+}
+
+static ssize_t relay_sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct relay_sse *e = cls;
+
+	(void)pos;
+	while (e->off >= e->len) {
+		struct json_object *ans = NULL;
+		char err[300];
+		int r;
+
+		if (e->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (peer_answer(e->node, e->fd, CLUSTER_STREAM_IDLE_MS, &ans, err, sizeof(err)) < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM; /* the peer ended it */
+		r = sse_format(e, ans);
+		json_object_put(ans);
+		if (r < 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	if (max > e->len - e->off)
+		max = e->len - e->off;
+	memcpy(buf, e->pending + e->off, max);
+	e->off += max;
+	return (ssize_t)max;
+}
+
+static void relay_sse_free(void *cls)
+{
+	struct relay_sse *e = cls;
+
+	close(e->fd); /* the peer sees it and stops streaming */
+	free(e->pending);
+	free(e);
+}
+
+int cluster_events(struct agent *a, const char *node, const char *id, struct MHD_Response **out,
+		   char *err, size_t errlen)
+{
+	char path[120];
+	struct json_object *req, *first = NULL;
+	struct relay_sse *e;
+	int fd = -1, r;
+
+	*out = NULL;
+	snprintf(path, sizeof(path), "/v1/migrations/%s/events", id);
+	req = api_request("GET", path, NULL, NULL);
+	r = peer_open(a, node, req, &fd, err, errlen);
+	json_object_put(req);
+	if (r < 0)
+		return r;
+	/* The first answer says whether the migration exists there. */
+	r = peer_answer(node, fd, CLUSTER_REPLY_MS, &first, err, errlen);
+	if (r < 0)
+		goto fail;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	e->fd = fd;
+	snprintf(e->node, sizeof(e->node), "%s", node);
+	if (sse_format(e, first) < 0 ||
+	    !(*out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, relay_sse_read, e,
+						       relay_sse_free))) {
+		free(e->pending);
+		free(e);
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	json_object_put(first);
+	return 0;
+fail:
+	json_object_put(first);
+	close(fd);
+	return r;
+}
+
+/* ---- peer side ------------------------------------------------------------- */
+
+static void send_error(int fd, int r, const char *msg);
+
+static void send_answer(int fd, struct json_object *ans)
+{
+	const char *s = json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+
+	if (n > PEER_MSG_MAX)
+		send_error(fd, -EMSGSIZE, "the answer is too large for the peer link");
+	else
+		peer_send_msg(fd, FRAME_CONTROL, 0, s, n, 5000);
+}
+
+static void send_error(int fd, int r, const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "err", json_object_new_int(r));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	send_answer(fd, o);
+	json_object_put(o);
+}
+
+/* path is prefix ARG suffix, ARG non-empty and without '/'. */
+static int path_arg(const char *path, const char *prefix, const char *suffix, char *arg, size_t len)
+{
+	size_t p = strlen(prefix), s = strlen(suffix), n = strlen(path);
+
+	if (n <= p + s || strncmp(path, prefix, p) || strcmp(path + n - s, suffix))
+		return 0;
+	if (n - p - s >= len || memchr(path + p, '/', n - p - s))
+		return 0;
+	snprintf(arg, len, "%.*s", (int)(n - p - s), path + p);
+	return 1;
+}
+
+/* The forwarded routes, as api.c's route() answers them on this node. */
+static int exec_api(struct agent *a, const char *method, const char *path, const char *vm,
+		    struct json_object *body, unsigned *status, struct json_object **out, char *err,
+		    size_t errlen)
+{
+	int get = !strcmp(method, "GET");
+	char arg[64], id[64];
+	int r;
+
+	*status = 200;
+	*out = NULL;
+	if (get && !strcmp(path, "/v1/node")) {
+		*out = agent_node_json(a);
+	} else if (get && !strcmp(path, "/v1/vms")) {
+		*out = agent_vms_json(a);
+	} else if (get && path_arg(path, "/v1/vms/", "/candidates", arg, sizeof(arg))) {
+		*out = agent_vm_candidates_json(a, arg);
+		if (!*out)
+			snprintf(err, errlen, "no such VM on node %s", a->cfg->node);
+	} else if (get && path_arg(path, "/v1/vms/", "", arg, sizeof(arg))) {
+		*out = agent_vm_json(a, arg);
+		if (!*out)
+			snprintf(err, errlen, "no such VM on node %s", a->cfg->node);
+	} else if (get && !strcmp(path, "/v1/migrations")) {
+		*out = agent_migrations_json(a, vm);
+	} else if (!strcmp(method, "POST") && !strcmp(path, "/v1/migrations")) {
+		const char *v = jstr(body, "vm");
+
+		if (!v) {
+			snprintf(err, errlen, "a migration needs \"vm\"");
+			return -EINVAL;
+		}
+		r = agent_migrate(a, v, jstr(body, "node"), body, id, sizeof(id), err, errlen);
+		if (r < 0)
+			return r;
+		*status = 201;
+		*out = agent_migration_json(a, id);
+	} else if (get && path_arg(path, "/v1/migrations/", "/samples", arg, sizeof(arg))) {
+		*out = agent_migration_samples_json(a, arg);
+		if (!*out)
+			snprintf(err, errlen, "no such migration on node %s", a->cfg->node);
+	} else if (get && path_arg(path, "/v1/migrations/", "", arg, sizeof(arg))) {
+		*out = agent_migration_json(a, arg);
+		if (!*out)
+			snprintf(err, errlen, "no such migration on node %s", a->cfg->node);
+	} else if (!strcmp(method, "DELETE") && path_arg(path, "/v1/migrations/", "", arg, sizeof(arg))) {
+		r = agent_migration_cancel(a, arg, err, errlen);
+		if (r < 0)
+			return r;
+		*status = 202;
+		*out = json_object_new_object();
+	} else {
+		snprintf(err, errlen, "%s %s is not a route peers forward (docs/api.md)", method, path);
+		return -ENOENT;
+	}
+	return *out ? 0 : -ENOENT;
+}
+
+/* A migration's status every STREAM_INTERVAL_MS until it ends or the
+ * gateway hangs up (its side readable: closed). */
+static void stream_events(struct agent *a, int fd, const char *id)
+{
+	for (int n = 0;; n++) {
+		struct json_object *m = agent_migration_json(a, id), *ans;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int done;
+
+		if (!m) {
+			if (!n)
+				send_error(fd, -ENOENT, "no such migration on this node");
+			return;
+		}
+		done = phase_final(jstr(m, "phase"));
+		ans = json_object_new_object();
+		json_object_object_add(ans, "ok", json_object_new_boolean(1));
+		json_object_object_add(ans, "status", json_object_new_int(200));
+		json_object_object_add(ans, "body", m);
+		send_answer(fd, ans);
+		json_object_put(ans);
+		if (done || poll(&p, 1, STREAM_INTERVAL_MS) != 0)
+			return;
+	}
+}
+
+void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *op, struct json_object *msg)
+{
+	struct json_object *ans = json_object_new_object(), *out = NULL;
+	const char *method = jstr(msg, "method"), *path = jstr(msg, "path");
+	char err[600] = "", id[64];
+	unsigned status = 0;
+	int r;
+
+	if (!strcmp(op, "vms")) {
+		json_object_object_add(ans, "ok", json_object_new_boolean(1));
+		json_object_object_add(ans, "node", json_object_new_string(a->cfg->node));
+		json_object_object_add(ans, "vms", local_vms(a));
+		send_answer(fd, ans);
+		goto out;
+	}
+	if (!method || !path) {
+		send_error(fd, -EINVAL, "an api request needs method and path");
+		goto out;
+	}
+	/* Changes are worth a line; the console's polling is not. */
+	if (strcmp(method, "GET"))
+		log_info("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
+	else
+		log_debug("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
+	if (!strcmp(method, "GET") && path_arg(path, "/v1/migrations/", "/events", id, sizeof(id))) {
+		stream_events(a, fd, id);
+		goto out;
+	}
+	r = exec_api(a, method, path, jstr(msg, "vm"), json_object_object_get(msg, "body"), &status, &out,
+		     err, sizeof(err));
+	if (r < 0) {
+		send_error(fd, r, err[0] ? err : strerror(-r));
+		goto out;
+	}
+	json_object_object_add(ans, "ok", json_object_new_boolean(1));
+	json_object_object_add(ans, "status", json_object_new_int((int)status));
+	json_object_object_add(ans, "body", out);
+	send_answer(fd, ans);
+out:
+	json_object_put(ans);
+}
