@@ -2,10 +2,14 @@
  * ferry-bench: ferry against QEMU's own migration, side by side.
  *
  * Runs every migration as real child processes (QEMU, socat, ferryd,
- * ferryctl, guest-serial), alternating modes within one invocation, N
- * repeats, and writes results.jsonl, results.csv, summary.md and gnuplot
- * plots into --out. Every wait is bounded; every child, the network
- * namespace and the work directory are removed on every exit path.
+ * ferryctl, guest-serial, qemu-img), alternating modes within one
+ * invocation, N repeats, and writes results.jsonl, results.csv, summary.md
+ * and gnuplot plots into --out. With --disk-mib the guest has a local disk:
+ * native modes mirror it over NBD directly between the two QEMUs (the
+ * libvirt sequence), ferry modes through the agents, and every run ends
+ * with the images compared. Every wait is bounded; every child, the network
+ * namespace, the images and the work directory are removed on every exit
+ * path.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,7 +52,13 @@ static struct {
 	int run_timeout_s;
 	int pin;
 	int series; /* write a time series per run (costs a status poll) */
+	int disk_mib;      /* virtual size of the guest's local disk, 0 = none */
+	int disk_fill_mib; /* written into the image before every run */
+	char disk_format[8];
+	int guest_writes_disk; /* --append has disk=N>0: the guest writes to it */
 } cfg;
+
+static char g_template[PATH_MAX + 32]; /* the filled raw image every run copies */
 
 static char g_work[PATH_MAX];    /* temp dir, removed at exit */
 static char g_netns[64];         /* "" = no namespace */
@@ -381,7 +391,44 @@ struct qmp {
 	char buf[1 << 18];
 	size_t len;
 	int64_t stop_us, resume_us, completed_us;
+	/* the native disk sequence: what the events said (job "mirror-root") */
+	int pre_switchover; /* MIGRATION status pre-switchover seen */
+	int job_ready;      /* BLOCK_JOB_READY */
+	int job_end;        /* 1 BLOCK_JOB_COMPLETED, 2 BLOCK_JOB_CANCELLED */
+	int64_t job_offset; /* offset in the end event */
+	char job_error[160];
 };
+
+#define NATIVE_JOB "mirror-root"
+
+/* Records what the bench acts on from one event line. */
+static void qmp_note_event(struct qmp *q, struct json_object *j, const char *name, int64_t us)
+{
+	struct json_object *data = NULL, *v;
+
+	json_object_object_get_ex(j, "data", &data);
+	if (!strcmp(name, "STOP") && !q->stop_us)
+		q->stop_us = us;
+	else if (!strcmp(name, "RESUME"))
+		q->resume_us = us;
+	else if (!strcmp(name, "MIGRATION") && json_object_object_get_ex(data, "status", &v)) {
+		if (!strcmp(json_object_get_string(v), "completed"))
+			q->completed_us = us;
+		if (!strcmp(json_object_get_string(v), "pre-switchover"))
+			q->pre_switchover = 1;
+	} else if (!strncmp(name, "BLOCK_JOB_", 10) && json_object_object_get_ex(data, "device", &v) &&
+		   !strcmp(json_object_get_string(v), NATIVE_JOB)) {
+		if (!strcmp(name, "BLOCK_JOB_READY"))
+			q->job_ready = 1;
+		if (!strcmp(name, "BLOCK_JOB_COMPLETED") || !strcmp(name, "BLOCK_JOB_CANCELLED")) {
+			q->job_end = name[10] == 'C' && name[11] == 'O' ? 1 : 2;
+			if (json_object_object_get_ex(data, "offset", &v))
+				q->job_offset = json_object_get_int64(v);
+			if (json_object_object_get_ex(data, "error", &v))
+				snprintf(q->job_error, sizeof(q->job_error), "%s", json_object_get_string(v));
+		}
+	}
+}
 
 static int unix_connect(const char *path)
 {
@@ -407,6 +454,7 @@ static struct json_object *qmp_read(struct qmp *q, uint64_t deadline)
 		if (nl) {
 			struct json_object *j;
 			struct json_object *ev, *ts, *v;
+			int64_t us = 0;
 
 			*nl = 0;
 			j = json_tokener_parse(q->buf);
@@ -416,21 +464,11 @@ static struct json_object *qmp_read(struct qmp *q, uint64_t deadline)
 				continue;
 			if (json_object_object_get_ex(j, "event", &ev) &&
 			    json_object_object_get_ex(j, "timestamp", &ts)) {
-				int64_t us = 0;
-
 				if (json_object_object_get_ex(ts, "seconds", &v))
 					us = json_object_get_int64(v) * 1000000;
 				if (json_object_object_get_ex(ts, "microseconds", &v))
 					us += json_object_get_int64(v);
-				if (!strcmp(json_object_get_string(ev), "STOP") && !q->stop_us)
-					q->stop_us = us;
-				if (!strcmp(json_object_get_string(ev), "RESUME"))
-					q->resume_us = us;
-				if (!strcmp(json_object_get_string(ev), "MIGRATION") &&
-				    json_object_object_get_ex(j, "data", &v) &&
-				    json_object_object_get_ex(v, "status", &v) &&
-				    !strcmp(json_object_get_string(v), "completed"))
-					q->completed_us = us;
+				qmp_note_event(q, j, json_object_get_string(ev), us);
 			}
 			return j;
 		}
@@ -493,6 +531,31 @@ static int qmp_ok(struct qmp *q, const char *cmd, const char *args)
 	return 0;
 }
 
+/*
+ * Reads what QEMU sends for up to ms, returning early after a MIGRATION or
+ * BLOCK_JOB_ event: the native loops react to events as promptly as ferry's
+ * monitor does, and poll only as a fallback. Sleeps out the rest when the
+ * socket is gone, so a caller's loop never spins.
+ */
+static void qmp_idle(struct qmp *q, int ms)
+{
+	uint64_t dl = time_mono_ms() + (uint64_t)ms;
+	struct json_object *j;
+
+	while ((j = qmp_read(q, dl))) {
+		struct json_object *ev;
+		int stop = json_object_object_get_ex(j, "event", &ev) &&
+			   (!strcmp(json_object_get_string(ev), "MIGRATION") ||
+			    !strncmp(json_object_get_string(ev), "BLOCK_JOB_", 10));
+
+		json_object_put(j);
+		if (stop)
+			return;
+	}
+	if (!g_stop && time_mono_ms() < dl)
+		sleep_ms((int)(dl - time_mono_ms()));
+}
+
 static struct qmp *qmp_open(const char *path, int timeout_s)
 {
 	struct qmp *q = calloc(1, sizeof(*q));
@@ -551,6 +614,13 @@ struct result {
 	int64_t total_ms, e2e_ms, wall_ms, pause_ms, raw, wire, iterations;
 	double qemu_cpu, agent_cpu;
 	long agent_hwm_kib;
+	/* disks (--disk-mib): virtual size; the mirror's own count at the end
+	 * (QEMU's job offset: zero areas count as copied though they travel as
+	 * NBD write-zeroes); the data that travelled (allocated data of the
+	 * source image + what the guest re-dirtied during the copy) */
+	int64_t disk_total, disk_copied, disk_data;
+	char disk_check[16]; /* "compare", "guest-verify", "" */
+	int64_t link_bytes;  /* bytes through the namespace's loopback (both ways), -1 = no namespace */
 	char error[200];
 };
 
@@ -564,6 +634,214 @@ static int wait_file(const char *path, int ms)
 		sleep_ms(20);
 	}
 	return 0;
+}
+
+/* ---------- disks ---------- */
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * The disk content every run starts from, made once per invocation: a raw
+ * image of --disk-mib, whose first --disk-fill-mib hold half random bytes
+ * (from /dev/urandom) and half text-like lines (a few sentences repeated
+ * with a line number: LZ4 shrinks them a lot), the rest a hole. Each run
+ * converts it into its own image, so every mode copies identical bytes.
+ */
+static int disk_make_template(void)
+{
+	static const char *const lines[] = {
+		"the guest keeps running while the copy goes on over the link",
+		"a block that is written again is sent again before the switch",
+		"at the end of the mirror the target holds the same sectors",
+		"the dirty rate of the disk and of the memory add up",
+		"ferry relays the stream of the mirror between the two hosts",
+		"if it does not converge the copy mode changes to write-blocking",
+		"pages per second, sectors per second, bytes on the wire",
+		"one of the disks of the virtual machine, local to this host",
+	};
+	const size_t chunk = 1 << 20;
+	uint64_t fill = (uint64_t)cfg.disk_fill_mib << 20, rnd = fill / 2, done = 0;
+	unsigned line = 0;
+	char *buf = malloc(chunk);
+	int fd = -1, ur = -1, r = -1;
+
+	snprintf(g_template, sizeof(g_template), "%s/disk-template.raw", g_work);
+	if (!buf)
+		goto out;
+	fd = open(g_template, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ur = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ur < 0 || ftruncate(fd, (off_t)cfg.disk_mib << 20) < 0)
+		goto out;
+	while (done < rnd) {
+		size_t n = rnd - done < chunk ? (size_t)(rnd - done) : chunk;
+		ssize_t got = read(ur, buf, n);
+
+		if (got <= 0 || write_all(fd, buf, (size_t)got) < 0)
+			goto out;
+		done += (uint64_t)got;
+	}
+	while (done < fill) {
+		size_t n = fill - done < chunk ? (size_t)(fill - done) : chunk, used = 0;
+
+		while (used < n) {
+			char l[160];
+			int len = snprintf(l, sizeof(l), "%09u %s\n", line, lines[line % 8]);
+			size_t k = (size_t)len < n - used ? (size_t)len : n - used;
+
+			memcpy(buf + used, l, k);
+			used += k;
+			line++;
+		}
+		if (write_all(fd, buf, n) < 0)
+			goto out;
+		done += n;
+	}
+	r = fsync(fd);
+out:
+	if (r < 0)
+		msg("cannot write the disk template %s: %s", g_template, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (ur >= 0)
+		close(ur);
+	free(buf);
+	return r;
+}
+
+/* This run's source image (the template in --disk-format) and, for native
+ * modes, a fresh target image of the same virtual size. */
+static int disk_prepare(const char *dir, char *src, char *dst, size_t len)
+{
+	char size[32], log[PATH_MAX + 32];
+	char *conv[] = {"qemu-img", "convert", "-q", "-f", "raw", "-O", cfg.disk_format, g_template, src, NULL};
+	char *create[] = {"qemu-img", "create", "-q", "-f", cfg.disk_format, dst, size, NULL};
+
+	snprintf(src, len, "%s/src.%s", dir, cfg.disk_format);
+	snprintf(size, sizeof(size), "%dM", cfg.disk_mib);
+	snprintf(log, sizeof(log), "%s/qemu-img.log", dir);
+	if (run(conv, -1, 0, log, log, 600) != 0)
+		return -1;
+	if (dst) {
+		snprintf(dst, len, "%s/dst.%s", dir, cfg.disk_format);
+		if (run(create, -1, 0, log, log, 60) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Bytes of img that hold data (qemu-img map): what a mirror sends as data;
+ * the rest reads as zeroes and goes as NBD write-zeroes. -1 on error. */
+static int64_t disk_data_bytes(const char *dir, const char *img)
+{
+	char js[PATH_MAX + 32];
+	char *argv[] = {"qemu-img", "map", "--output=json", "-f", cfg.disk_format, (char *)img, NULL};
+	struct json_object *a;
+	int64_t sum = -1;
+
+	snprintf(js, sizeof(js), "%s/map.json", dir);
+	unlink(js);
+	if (run(argv, -1, 0, js, NULL, 120) != 0)
+		return -1;
+	a = json_object_from_file(js);
+	if (a && json_object_is_type(a, json_type_array)) {
+		sum = 0;
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *e = json_object_array_get_idx(a, i), *d, *z;
+
+			if (json_object_object_get_ex(e, "data", &d) && json_object_get_boolean(d) &&
+			    !(json_object_object_get_ex(e, "zero", &z) && json_object_get_boolean(z)))
+				sum += jint(e, "length");
+		}
+	}
+	if (a)
+		json_object_put(a);
+	unlink(js);
+	return sum;
+}
+
+/*
+ * After a run whose QEMUs are stopped: the target's image must equal the
+ * source's, unless the guest writes to its disk, in which case it went on
+ * writing on the target and only its own verify (every sector it wrote)
+ * says anything. 0 = fine, -1 = differ or cannot compare (why in err).
+ */
+static int disk_check(const char *dir, const char *src, const char *dst, struct result *res, char *err,
+		      size_t len)
+{
+	char log[PATH_MAX + 32];
+	char *argv[] = {"qemu-img", "compare", "-U", "-f", cfg.disk_format, "-F", cfg.disk_format,
+			(char *)src, (char *)dst, NULL};
+	int r;
+
+	if (cfg.guest_writes_disk) {
+		snprintf(res->disk_check, sizeof(res->disk_check), "guest-verify");
+		return 0;
+	}
+	snprintf(res->disk_check, sizeof(res->disk_check), "compare");
+	snprintf(log, sizeof(log), "%s/compare.log", dir);
+	r = run(argv, -1, 0, log, log, 600);
+	if (r == 0)
+		return 0;
+	snprintf(err, len, r == 1 ? "disk images differ (qemu-img compare)" : "qemu-img compare failed (%d)", r);
+	return -1;
+}
+
+/* Bytes through the namespace's loopback so far (tx; on lo every byte is
+ * also rx once): the emulated link, both directions, TCP/IP headers
+ * included. -1 without a namespace. */
+static int64_t link_bytes(const char *dir)
+{
+	char js[PATH_MAX + 32];
+	char *argv[] = {"ip", "-n", g_netns, "-s", "-j", "link", "show", "dev", "lo", NULL};
+	struct json_object *a, *s = NULL, *tx = NULL;
+	int64_t v = -1;
+
+	if (!g_netns[0])
+		return -1;
+	snprintf(js, sizeof(js), "%s/link.json", dir);
+	unlink(js);
+	if (run(argv, -1, 0, js, NULL, 10) != 0)
+		return -1;
+	a = json_object_from_file(js);
+	if (a && json_object_is_type(a, json_type_array) && json_object_array_length(a) == 1 &&
+	    json_object_object_get_ex(json_object_array_get_idx(a, 0), "stats64", &s) &&
+	    json_object_object_get_ex(s, "tx", &tx))
+		v = jint(tx, "bytes");
+	if (a)
+		json_object_put(a);
+	unlink(js);
+	return v;
+}
+
+/* Removes a run's images (before its logs are kept after a failure). */
+static void disk_remove_images(const char *dir)
+{
+	static const char *const names[] = {"src.raw", "src.qcow2", "dst.raw", "dst.qcow2"};
+	char path[PATH_MAX + 64];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/node-a/state/disks", dir);
+	rm_rf(path);
+	snprintf(path, sizeof(path), "%s/node-b/state/disks", dir);
+	rm_rf(path);
 }
 
 static int guest_serial(const char *sock, int timeout_s, int verify, const char *log)
@@ -585,10 +863,11 @@ static int guest_serial(const char *sock, int timeout_s, int verify, const char 
 	}
 }
 
-static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *incoming)
+static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *incoming, const char *img)
 {
 	char mem[16], kernel[PATH_MAX + 32], ser[PATH_MAX + 96], qmp[PATH_MAX + 96], log[PATH_MAX + 32];
-	char *argv[40];
+	char blk[PATH_MAX + 160];
+	char *argv[48];
 	int n = 0;
 
 	snprintf(mem, sizeof(mem), "%d", cfg.mem_mib);
@@ -625,6 +904,16 @@ static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *
 	argv[n++] = qmp;
 	argv[n++] = "-mon";
 	argv[n++] = "chardev=qmp,mode=control";
+	if (img) {
+		/* the shape engine/qemu_cmdline.c gives a disk named root */
+		snprintf(blk, sizeof(blk),
+			 "driver=%s,node-name=disk-root,file.driver=file,file.node-name=file-root,file.filename=%s",
+			 cfg.disk_format, img);
+		argv[n++] = "-blockdev";
+		argv[n++] = blk;
+		argv[n++] = "-device";
+		argv[n++] = "ide-hd,drive=disk-root,bus=ide.0,unit=0,id=dev-root";
+	}
 	if (incoming) {
 		argv[n++] = "-incoming";
 		argv[n++] = (char *)incoming;
@@ -684,39 +973,169 @@ static void series_plot(const char *mode, int rep)
 	}
 }
 
+/*
+ * The storage sequence libvirt uses (DESIGN.md §2), for one local disk,
+ * directly between the two QEMUs: the target exports its fresh image over
+ * NBD (writable), the source mirrors into an NBD client node. nbd_srv is
+ * the target's nbd-server-start address (SocketAddressLegacy), nbd_cli the
+ * source's blockdev-add server (SocketAddress). Returns 0 once the job is
+ * READY, -1 with the reason in err; t_mirror: just before blockdev-add
+ * (where ferry's totalMs starts).
+ */
+static int native_mirror(struct qmp *qs, struct qmp *qd, const char *nbd_srv, const char *nbd_cli, uint64_t end,
+			 uint64_t *t_mirror, char *err, size_t len)
+{
+	char args[PATH_MAX + 256];
+
+	snprintf(args, sizeof(args), "{\"addr\":%s}", nbd_srv);
+	if (qmp_ok(qd, "nbd-server-start", args))
+		return snprintf(err, len, "nbd-server-start on the target failed"), -1;
+	if (qmp_ok(qd, "block-export-add",
+		   "{\"type\":\"nbd\",\"id\":\"export-root\",\"node-name\":\"disk-root\",\"name\":\"root\","
+		   "\"writable\":true}"))
+		return snprintf(err, len, "block-export-add on the target failed"), -1;
+	*t_mirror = time_mono_ms();
+	snprintf(args, sizeof(args), "{\"driver\":\"nbd\",\"node-name\":\"nbd-root\",\"server\":%s,\"export\":\"root\"}",
+		 nbd_cli);
+	if (qmp_ok(qs, "blockdev-add", args))
+		return snprintf(err, len, "blockdev-add of the NBD client on the source failed"), -1;
+	if (qmp_ok(qs, "blockdev-mirror",
+		   "{\"job-id\":\"" NATIVE_JOB "\",\"device\":\"disk-root\",\"target\":\"nbd-root\",\"sync\":\"full\","
+		   "\"copy-mode\":\"background\"}"))
+		return snprintf(err, len, "blockdev-mirror failed"), -1;
+	for (;;) {
+		struct json_object *jobs;
+		int present = 0, ready = 0;
+
+		if (qs->job_end)
+			return snprintf(err, len, "the mirror ended before it was in sync%s%s",
+					qs->job_error[0] ? ": " : "", qs->job_error), -1;
+		jobs = qmp_exec(qs, "query-block-jobs", NULL, 30);
+		if (!jobs)
+			return snprintf(err, len, "query-block-jobs failed"), -1;
+		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+			struct json_object *j = json_object_array_get_idx(jobs, i), *v;
+
+			if (strcmp(jstr(j, "device"), NATIVE_JOB))
+				continue;
+			present = 1;
+			ready = json_object_object_get_ex(j, "ready", &v) && json_object_get_boolean(v);
+		}
+		json_object_put(jobs);
+		if (ready || qs->job_ready)
+			return 0;
+		if (!present)
+			return snprintf(err, len, "the mirror job vanished before it was in sync"), -1;
+		if (g_stop)
+			return snprintf(err, len, "interrupted"), -1;
+		if (time_mono_ms() >= end)
+			return snprintf(err, len, "the mirror was not in sync within %d s", cfg.run_timeout_s), -1;
+		qmp_idle(qs, 100); /* BLOCK_JOB_READY ends the wait early */
+	}
+}
+
+/*
+ * At pre-switchover (the guest is stopped): a graceful block-job-cancel on
+ * the READY mirror copies what is still dirty and ends with COMPLETED, the
+ * target image then complete; drop the NBD client node and let QEMU send
+ * the device state. *copied: the job's offset in its end event.
+ */
+static int native_switchover(struct qmp *qs, int64_t *copied, char *err, size_t len)
+{
+	uint64_t end = time_mono_ms() + 120000;
+
+	if (qmp_ok(qs, "block-job-cancel", "{\"device\":\"" NATIVE_JOB "\"}"))
+		return snprintf(err, len, "block-job-cancel failed"), -1;
+	while (!qs->job_end) {
+		struct json_object *jobs = qmp_exec(qs, "query-block-jobs", NULL, 30);
+		int present = 0;
+
+		if (!jobs)
+			return snprintf(err, len, "query-block-jobs failed"), -1;
+		for (size_t i = 0; i < json_object_array_length(jobs); i++)
+			present |= !strcmp(jstr(json_object_array_get_idx(jobs, i), "device"), NATIVE_JOB);
+		json_object_put(jobs);
+		/* the end event comes before a reply that no longer lists the job */
+		if (!present)
+			break;
+		if (g_stop || time_mono_ms() >= end)
+			return snprintf(err, len, "the mirror did not end within 120 s of its cancel"), -1;
+		qmp_idle(qs, 20);
+	}
+	if (qs->job_end != 1 || qs->job_error[0])
+		return snprintf(err, len, "the mirror %s%s%s",
+				qs->job_end == 2 ? "was cancelled before it was in sync" :
+				qs->job_end == 1 ? "failed" : "ended without an event",
+				qs->job_error[0] ? ": " : "", qs->job_error), -1;
+	*copied = qs->job_offset;
+	if (qmp_ok(qs, "blockdev-del", "{\"node-name\":\"nbd-root\"}"))
+		return snprintf(err, len, "blockdev-del of the NBD client failed"), -1;
+	if (qmp_ok(qs, "migrate-continue", "{\"state\":\"pre-switchover\"}"))
+		return snprintf(err, len, "migrate-continue failed"), -1;
+	return 0;
+}
+
+/* socat from `from` to `to` on cpu, logging into dir/relay.log */
+static pid_t socat(const char *dir, const char *from, const char *to, int cpu)
+{
+	char lg[PATH_MAX + 32];
+	char *argv[] = {"socat", (char *)from, (char *)to, NULL};
+
+	snprintf(lg, sizeof(lg), "%s/relay.log", dir);
+	return spawn(argv, cpu, 1, lg, lg);
+}
+
 static void run_native(const char *dir, const char *mode, int port, struct result *res)
 {
-	char path[PATH_MAX + 64], uri[PATH_MAX + 64], args[PATH_MAX + 128];
-	pid_t src = 0, dst = 0, relay_s = 0, relay_t = 0;
+	char path[PATH_MAX + 64], uri[PATH_MAX + 64], args[PATH_MAX + 128], err[256];
+	char img_src[PATH_MAX + 32] = "", img_dst[PATH_MAX + 32] = "";
+	char nbd_srv[PATH_MAX + 96] = "", nbd_cli[PATH_MAX + 96] = "";
+	pid_t src = 0, dst = 0, relay_s = 0, relay_t = 0, nrelay_s = 0, nrelay_t = 0;
 	struct qmp *qs = NULL, *qd = NULL;
-	struct psample ps[4];
+	struct psample ps[6];
 	int multifd = !strncmp(mode, "native-multifd", 14);
 	int zstd = !strcmp(mode, "native-multifd-zstd");
 	int relay = !strcmp(mode, "plain-relay");
 	int tcp = multifd || !strcmp(mode, "native-tcp");
+	int disk = cfg.disk_mib > 0, switched = 0;
+	int64_t data0 = 0, link0 = -1;
 	struct json_object *st = NULL;
-	uint64_t t0, t0_real, end;
+	uint64_t t0, t0_real, end, t_mirror = 0, t_migrate;
 	FILE *ser = series_open(mode, res->rep);
 
 	memset(ps, 0, sizeof(ps));
-	src = start_qemu(dir, "src", 0, NULL);
+	if (disk) {
+		if (disk_prepare(dir, img_src, img_dst, sizeof(img_src)) < 0)
+			FAIL("cannot prepare the disk images (see qemu-img.log)");
+		data0 = disk_data_bytes(dir, img_src);
+		if (data0 < 0)
+			FAIL("qemu-img map of the source image failed");
+		res->disk_total = (int64_t)cfg.disk_mib << 20;
+	}
+	src = start_qemu(dir, "src", 0, NULL, disk ? img_src : NULL);
 	snprintf(path, sizeof(path), "%s/src.serial", dir);
 	if (src < 0 || wait_file(path, 10000) < 0)
 		FAIL("source QEMU did not start");
 	snprintf(args, sizeof(args), "%s/serial-src.log", dir);
 	if (guest_serial(path, cfg.run_timeout_s, 0, args) != 0)
 		FAIL("guest did not boot on the source");
-	dst = start_qemu(dir, "dst", 1, "defer");
+	dst = start_qemu(dir, "dst", 1, "defer", disk ? img_dst : NULL);
 	snprintf(path, sizeof(path), "%s/src.qmp", dir);
 	qs = qmp_open(path, 20);
 	snprintf(path, sizeof(path), "%s/dst.qmp", dir);
 	qd = qmp_open(path, 20);
 	if (!qs || !qd)
 		FAIL("cannot reach QMP");
-	snprintf(args, sizeof(args),
-		 "{\"capabilities\":[{\"capability\":\"events\",\"state\":true}%s]}",
+	/* pause-before-switchover is the source's alone: it stops there for
+	 * the disks' last copy */
+	snprintf(args, sizeof(args), "{\"capabilities\":[{\"capability\":\"events\",\"state\":true}%s%s]}",
+		 multifd ? ",{\"capability\":\"multifd\",\"state\":true}" : "",
+		 disk ? ",{\"capability\":\"pause-before-switchover\",\"state\":true}" : "");
+	if (qmp_ok(qs, "migrate-set-capabilities", args))
+		FAIL("migrate-set-capabilities failed");
+	snprintf(args, sizeof(args), "{\"capabilities\":[{\"capability\":\"events\",\"state\":true}%s]}",
 		 multifd ? ",{\"capability\":\"multifd\",\"state\":true}" : "");
-	if (qmp_ok(qs, "migrate-set-capabilities", args) || qmp_ok(qd, "migrate-set-capabilities", args))
+	if (qmp_ok(qd, "migrate-set-capabilities", args))
 		FAIL("migrate-set-capabilities failed");
 	if (qmp_ok(qs, "migrate-set-parameters", "{\"max-bandwidth\":1099511627776,\"downtime-limit\":300}"))
 		FAIL("migrate-set-parameters failed");
@@ -733,48 +1152,70 @@ static void run_native(const char *dir, const char *mode, int port, struct resul
 	snprintf(args, sizeof(args), "{\"uri\":\"%s\"}", uri);
 	if (qmp_ok(qd, "migrate-incoming", args))
 		FAIL("migrate-incoming failed");
+	/* NBD: over TCP inside the namespace for the TCP modes (it crosses the
+	 * emulated link, port+1), a unix socket for native-unix, and for
+	 * plain-relay a unix socket behind a second socat pair. */
+	if (tcp) {
+		snprintf(nbd_srv, sizeof(nbd_srv), "{\"type\":\"inet\",\"data\":{\"host\":\"127.0.0.1\",\"port\":\"%d\"}}",
+			 port + 1);
+		snprintf(nbd_cli, sizeof(nbd_cli), "{\"type\":\"inet\",\"host\":\"127.0.0.1\",\"port\":\"%d\"}", port + 1);
+	} else {
+		snprintf(nbd_srv, sizeof(nbd_srv), "{\"type\":\"unix\",\"data\":{\"path\":\"%s/nbd.sock\"}}", dir);
+		snprintf(nbd_cli, sizeof(nbd_cli), "{\"type\":\"unix\",\"path\":\"%s/%s.sock\"}", dir,
+			 relay ? "relay-nbd" : "nbd");
+	}
 	if (relay) {
 		/* target side: TCP -> the target QEMU's unix socket; source side: unix -> TCP */
-		char l1[64], c1[PATH_MAX + 32], l2[PATH_MAX + 64], c2[64], lg[PATH_MAX + 32];
+		char l1[64], c1[PATH_MAX + 32], l2[PATH_MAX + 64], c2[64];
 
-		snprintf(lg, sizeof(lg), "%s/relay.log", dir);
 		snprintf(l1, sizeof(l1), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
 		snprintf(c1, sizeof(c1), "UNIX-CONNECT:%s/mig.sock", dir);
-		{
-			char *argv[] = {"socat", l1, c1, NULL};
-
-			relay_t = spawn(argv, 1, 1, lg, lg);
-		}
+		relay_t = socat(dir, l1, c1, 1);
 		snprintf(l2, sizeof(l2), "UNIX-LISTEN:%s/relay.sock", dir);
 		snprintf(c2, sizeof(c2), "TCP:127.0.0.1:%d", port);
-		{
-			char *argv[] = {"socat", l2, c2, NULL};
-
-			relay_s = spawn(argv, 0, 1, lg, lg);
-		}
+		relay_s = socat(dir, l2, c2, 0);
 		snprintf(path, sizeof(path), "%s/relay.sock", dir);
 		if (relay_s < 0 || relay_t < 0 || wait_file(path, 5000) < 0)
 			FAIL("relay did not start");
-		sleep_ms(300); /* the target socat's listen: no event to wait on */
+		if (disk) {
+			snprintf(l1, sizeof(l1), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port + 1);
+			snprintf(c1, sizeof(c1), "UNIX-CONNECT:%s/nbd.sock", dir);
+			nrelay_t = socat(dir, l1, c1, 1);
+			snprintf(l2, sizeof(l2), "UNIX-LISTEN:%s/relay-nbd.sock", dir);
+			snprintf(c2, sizeof(c2), "TCP:127.0.0.1:%d", port + 1);
+			nrelay_s = socat(dir, l2, c2, 0);
+			snprintf(path, sizeof(path), "%s/relay-nbd.sock", dir);
+			if (nrelay_s < 0 || nrelay_t < 0 || wait_file(path, 5000) < 0)
+				FAIL("NBD relay did not start");
+		}
+		sleep_ms(300); /* the target socats' listen: no event to wait on */
 		snprintf(args, sizeof(args), "{\"uri\":\"unix:%s/relay.sock\"}", dir);
 	}
 	ps_begin(&ps[0], src);
 	ps_begin(&ps[1], dst);
 	ps_begin(&ps[2], relay_s);
 	ps_begin(&ps[3], relay_t);
+	ps_begin(&ps[4], nrelay_s);
+	ps_begin(&ps[5], nrelay_t);
+	link0 = link_bytes(dir);
 	t0 = time_mono_ms();
 	t0_real = time_real_us();
+	end = t0 + (uint64_t)cfg.run_timeout_s * 1000;
+	if (disk && native_mirror(qs, qd, nbd_srv, nbd_cli, end, &t_mirror, err, sizeof(err)) < 0)
+		FAIL("%s", err);
+	t_migrate = time_mono_ms();
 	if (qmp_ok(qs, "migrate", args))
 		FAIL("migrate failed to start");
-	end = t0 + (uint64_t)cfg.run_timeout_s * 1000;
 	for (;;) {
 		const char *s;
 
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 6; i++)
 			ps_update(&ps[i]);
 		if (st)
 			json_object_put(st);
 		st = qmp_exec(qs, "query-migrate", NULL, 30);
+		if (!st)
+			FAIL("query-migrate on the source failed");
 		s = jstr(st, "status");
 		if (ser) {
 			struct json_object *ram = NULL;
@@ -790,11 +1231,17 @@ static void run_native(const char *dir, const char *mode, int port, struct resul
 			break;
 		if (!strcmp(s, "failed") || !strcmp(s, "cancelled"))
 			FAIL("migration %s: %s", s, jstr(st, "error-desc"));
+		if (disk && !switched && (qs->pre_switchover || !strcmp(s, "pre-switchover"))) {
+			switched = 1;
+			if (native_switchover(qs, &res->disk_copied, err, sizeof(err)) < 0)
+				FAIL("%s", err);
+			continue;
+		}
 		if (g_stop)
 			FAIL("interrupted");
 		if (time_mono_ms() >= end)
 			FAIL("no completion within %d s", cfg.run_timeout_s);
-		sleep_ms(50);
+		qmp_idle(qs, 50); /* a MIGRATION event (pre-switchover, completed) ends it early */
 	}
 	res->wall_ms = (int64_t)(time_mono_ms() - t0);
 	/* the target's RESUME follows completion closely; bounded wait */
@@ -809,8 +1256,17 @@ static void run_native(const char *dir, const char *mode, int port, struct resul
 			json_object_put(j);
 		}
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 6; i++)
 		ps_update(&ps[i]);
+	res->link_bytes = -1;
+	if (link0 >= 0) {
+		int64_t l1 = link_bytes(dir);
+
+		if (l1 >= link0)
+			res->link_bytes = l1 - link0;
+	}
+	if (disk && qmp_ok(qd, "nbd-server-stop", NULL))
+		msg("  warning: nbd-server-stop on the target failed");
 	if (jint(st, "total-time") <= 0) {
 		/* QEMU can report "completed" a moment before it fills in total-time */
 		struct json_object *again = qmp_exec(qs, "query-migrate", NULL, 30);
@@ -826,26 +1282,45 @@ static void run_native(const char *dir, const char *mode, int port, struct resul
 		struct json_object *ram = NULL;
 
 		json_object_object_get_ex(st, "ram", &ram);
-		res->total_ms = jint(st, "total-time");
+		/* with a disk, from the mirror's start, like ferry's totalMs */
+		res->total_ms = jint(st, "total-time") + (disk ? (int64_t)(t_migrate - t_mirror) : 0);
 		res->wire = jint(ram, "transferred");
 		res->raw = jint(ram, "normal-bytes");
 		res->iterations = jint(ram, "dirty-sync-count");
+	}
+	if (disk) {
+		/* the mirror's offset counts zero areas, which travel as NBD
+		 * write-zeroes: the data is what the image held plus what the
+		 * guest wrote again during the copy */
+		res->disk_data = data0 + (res->disk_copied > res->disk_total ? res->disk_copied - res->disk_total : 0);
+		res->wire += res->disk_data;
+		res->raw += res->disk_data;
 	}
 	if (!qs->stop_us || !qd->resume_us)
 		FAIL("missing STOP/RESUME event");
 	res->e2e_ms = ((qd->completed_us ? qd->completed_us : qd->resume_us) - (int64_t)t0_real) / 1000;
 	res->pause_ms = (qd->resume_us - qs->stop_us) / 1000;
 	res->qemu_cpu = (ps[0].cpu - ps[0].cpu0) + (ps[1].cpu - ps[1].cpu0);
-	res->agent_cpu = (ps[2].cpu - ps[2].cpu0) + (ps[3].cpu - ps[3].cpu0);
-	res->agent_hwm_kib = ps[2].hwm_kib + ps[3].hwm_kib;
-	res->ok = 1;
+	res->agent_cpu = 0;
+	res->agent_hwm_kib = 0;
+	for (int i = 2; i < 6; i++) {
+		res->agent_cpu += ps[i].cpu - ps[i].cpu0;
+		res->agent_hwm_kib += ps[i].hwm_kib;
+	}
 	snprintf(path, sizeof(path), "%s/dst.serial", dir);
 	snprintf(args, sizeof(args), "%s/serial-dst.log", dir);
 	res->verified = guest_serial(path, 300, 1, args) == 0;
-	if (!res->verified) {
-		res->ok = 0;
+	if (!res->verified)
 		FAIL("guest verify on the target failed");
+	if (disk) {
+		/* both QEMUs shut down cleanly (SIGTERM flushes the images) */
+		child_stop(src, 10000);
+		child_stop(dst, 10000);
+		src = dst = 0;
+		if (disk_check(dir, img_src, img_dst, res, err, sizeof(err)) < 0)
+			FAIL("%s", err);
 	}
+	res->ok = 1;
 out:
 	if (ser) {
 		fclose(ser);
@@ -857,6 +1332,8 @@ out:
 	qmp_close(qd);
 	child_stop(relay_s, 2000);
 	child_stop(relay_t, 2000);
+	child_stop(nrelay_s, 2000);
+	child_stop(nrelay_t, 2000);
 	child_stop(src, 3000);
 	child_stop(dst, 3000);
 }
@@ -944,12 +1421,13 @@ static pid_t read_qemu_pid(const char *state_dir)
 	return (pid_t)pid;
 }
 
-/* ferryctl ... -o json describe vmi VM -> serialSocket */
-static int vm_serial(const char *dir, const char *node, char *out, size_t len)
+/* ferryctl ... -o json describe vmi VM: serialSocket, and with disk the
+ * path of disks[0] (on the target: the image ferry created) */
+static int vm_describe(const char *dir, const char *node, char *serial, size_t len, char *disk, size_t dlen)
 {
 	char ctl[PATH_MAX + 32], api[PATH_MAX + 64], js[PATH_MAX + 64];
 	char *argv[] = {ctl, "--server", api, "-o", "json", "describe", "vmi", "benchvm", NULL};
-	struct json_object *j;
+	struct json_object *j, *d;
 	int r = -1;
 
 	snprintf(ctl, sizeof(ctl), "%s/cli/ferryctl", cfg.build);
@@ -960,12 +1438,39 @@ static int vm_serial(const char *dir, const char *node, char *out, size_t len)
 		return -1;
 	j = json_object_from_file(js);
 	if (j && *jstr(j, "serialSocket")) {
-		snprintf(out, len, "%s", jstr(j, "serialSocket"));
+		snprintf(serial, len, "%s", jstr(j, "serialSocket"));
 		r = 0;
+	}
+	if (j && disk) {
+		disk[0] = 0;
+		if (json_object_object_get_ex(j, "disks", &d) && json_object_is_type(d, json_type_array) &&
+		    json_object_array_length(d) > 0)
+			snprintf(disk, dlen, "%s", jstr(json_object_array_get_idx(d, 0), "path"));
+		if (!disk[0])
+			r = -1;
 	}
 	if (j)
 		json_object_put(j);
 	return r;
+}
+
+static int vm_serial(const char *dir, const char *node, char *out, size_t len)
+{
+	return vm_describe(dir, node, out, len, NULL, 0);
+}
+
+/* A QEMU ferryd started, by its run dirs' pid files: SIGTERM (QEMU shuts
+ * down cleanly and flushes its images), SIGKILL after grace_ms. */
+static void term_qemu(const char *state_dir, int grace_ms)
+{
+	pid_t p = read_qemu_pid(state_dir);
+	uint64_t end = time_mono_ms() + (uint64_t)grace_ms;
+
+	if (p <= 0 || kill(p, SIGTERM) != 0)
+		return;
+	while (kill(p, 0) == 0 && time_mono_ms() < end)
+		sleep_ms(20);
+	kill_foreign(p);
 }
 
 /*
@@ -1017,16 +1522,29 @@ static void ferry_series(const char *dir, FILE *ser, uint64_t t0)
 static void run_ferry(const char *dir, const char *mode, int port, struct result *res)
 {
 	char path[PATH_MAX + 64], ctl[PATH_MAX + 32], api[PATH_MAX + 64], spec[PATH_MAX + 64];
-	char text[PATH_MAX + 1024], serial[PATH_MAX], out[PATH_MAX + 64], errf[PATH_MAX + 64], chan[16];
+	char text[PATH_MAX * 2 + 1024], serial[PATH_MAX], out[PATH_MAX + 64], errf[PATH_MAX + 64], chan[16];
+	char img_src[PATH_MAX + 32] = "", img_dst[PATH_MAX] = "", disks[PATH_MAX + 128] = "", err[256];
 	pid_t a = 0, b = 0, mig = 0;
 	struct psample ps[4];
 	struct json_object *m = NULL;
 	uint64_t t0, t0_real = 0, end, next_poll = 0;
-	int rc;
+	int rc, disk = cfg.disk_mib > 0;
+	int64_t data0 = 0, link0 = -1;
 	FILE *ser = series_open(mode, res->rep);
 
 	memset(ps, 0, sizeof(ps));
 	snprintf(ctl, sizeof(ctl), "%s/cli/ferryctl", cfg.build);
+	if (disk) {
+		if (disk_prepare(dir, img_src, NULL, sizeof(img_src)) < 0)
+			FAIL("cannot prepare the disk image (see qemu-img.log)");
+		data0 = disk_data_bytes(dir, img_src);
+		if (data0 < 0)
+			FAIL("qemu-img map of the source image failed");
+		res->disk_total = (int64_t)cfg.disk_mib << 20;
+		/* a local disk: ferry mirrors it to an image it creates on node-b */
+		snprintf(disks, sizeof(disks), "disks:\n  - {name: root, path: %s, format: %s, storage: local}\n",
+			 img_src, cfg.disk_format);
+	}
 	if (agent_config(dir, "node-a", port, "node-b", port + 1) ||
 	    agent_config(dir, "node-b", port + 1, "node-a", port))
 		FAIL("cannot write agent configs");
@@ -1037,8 +1555,8 @@ static void run_ferry(const char *dir, const char *mode, int port, struct result
 	snprintf(spec, sizeof(spec), "%s/vm.yaml", dir);
 	snprintf(text, sizeof(text),
 		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nserial: true\nkernel: %s/guest/ferry-guest.elf\n"
-		 "append: \"%s\"\n",
-		 cfg.mem_mib, cfg.build, cfg.append);
+		 "append: \"%s\"\n%s",
+		 cfg.mem_mib, cfg.build, cfg.append, disks);
 	if (write_text(spec, text))
 		FAIL("cannot write the VM spec");
 	snprintf(api, sizeof(api), "%s/node-a/api.sock", dir);
@@ -1084,6 +1602,7 @@ static void run_ferry(const char *dir, const char *mode, int port, struct result
 			argv[n++] = chan;
 		}
 		argv[n] = NULL;
+		link0 = link_bytes(dir);
 		t0 = time_mono_ms();
 		t0_real = time_real_us();
 		mig = spawn(argv, -1, 0, out, errf);
@@ -1116,6 +1635,13 @@ static void run_ferry(const char *dir, const char *mode, int port, struct result
 	res->wall_ms = (int64_t)(time_mono_ms() - t0);
 	for (int i = 0; i < 4; i++)
 		ps_update(&ps[i]);
+	res->link_bytes = -1;
+	if (link0 >= 0) {
+		int64_t l1 = link_bytes(dir);
+
+		if (l1 >= link0)
+			res->link_bytes = l1 - link0;
+	}
 	m = json_object_from_file(out);
 	if (!m)
 		FAIL("ferryctl migrate exited %d without JSON", rc);
@@ -1126,6 +1652,13 @@ static void run_ferry(const char *dir, const char *mode, int port, struct result
 	res->raw = jint(m, "rawBytes");
 	res->wire = jint(m, "wireBytes");
 	res->iterations = jint(m, "iterations");
+	if (disk) {
+		if (jint(m, "disks") != 1)
+			FAIL("ferry reports %lld copied disks, not 1", (long long)jint(m, "disks"));
+		/* diskTransferred: the mirror's offset at ferry's last poll */
+		res->disk_copied = jint(m, "diskTransferred");
+		res->disk_data = data0 + (res->disk_copied > res->disk_total ? res->disk_copied - res->disk_total : 0);
+	}
 	snprintf(path, sizeof(path), "%s/node-b.log", dir);
 	{
 		int64_t done = log_completed_us(path);
@@ -1137,12 +1670,27 @@ static void run_ferry(const char *dir, const char *mode, int port, struct result
 	res->qemu_cpu = (ps[0].cpu - ps[0].cpu0) + (ps[1].cpu - ps[1].cpu0);
 	res->agent_cpu = (ps[2].cpu - ps[2].cpu0) + (ps[3].cpu - ps[3].cpu0);
 	res->agent_hwm_kib = ps[2].hwm_kib > ps[3].hwm_kib ? ps[2].hwm_kib : ps[3].hwm_kib;
-	if (vm_serial(dir, "node-b", serial, sizeof(serial)))
-		FAIL("no serial socket on node-b");
+	if (vm_describe(dir, "node-b", serial, sizeof(serial), disk ? img_dst : NULL, sizeof(img_dst)))
+		FAIL("no serial socket%s on node-b", disk ? " or disk path" : "");
+	if (disk && !strcmp(img_dst, img_src))
+		FAIL("node-b runs the VM on the source's image %s: the disk was not copied", img_src);
 	snprintf(errf, sizeof(errf), "%s/serial-dst.log", dir);
 	res->verified = guest_serial(serial, 300, 1, errf) == 0;
 	if (!res->verified)
 		FAIL("guest verify on the target failed");
+	if (disk) {
+		/* the agents first (their QEMUs outlive them), then the QEMUs,
+		 * cleanly: the source's has quit already */
+		child_stop(a, 20000);
+		child_stop(b, 20000);
+		a = b = 0;
+		snprintf(path, sizeof(path), "%s/node-a/state", dir);
+		term_qemu(path, 10000);
+		snprintf(path, sizeof(path), "%s/node-b/state", dir);
+		term_qemu(path, 10000);
+		if (disk_check(dir, img_src, img_dst, res, err, sizeof(err)) < 0)
+			FAIL("%s", err);
+	}
 	res->ok = 1;
 out:
 	if (ser) {
@@ -1184,6 +1732,17 @@ static void json_line(FILE *f, const struct result *r)
 	json_object_object_add(j, "qemuCpuS", json_object_new_double(r->qemu_cpu));
 	json_object_object_add(j, "agentCpuS", json_object_new_double(r->agent_cpu));
 	json_object_object_add(j, "agentPeakRssKiB", json_object_new_int64(r->agent_hwm_kib));
+	if (cfg.disk_mib > 0) {
+		json_object_object_add(j, "diskMiB", json_object_new_int(cfg.disk_mib));
+		json_object_object_add(j, "diskFillMiB", json_object_new_int(cfg.disk_fill_mib));
+		json_object_object_add(j, "diskFormat", json_object_new_string(cfg.disk_format));
+		json_object_object_add(j, "diskTotal", json_object_new_int64(r->disk_total));
+		json_object_object_add(j, "diskCopied", json_object_new_int64(r->disk_copied));
+		json_object_object_add(j, "diskDataBytes", json_object_new_int64(r->disk_data));
+		json_object_object_add(j, "diskCheck", json_object_new_string(r->disk_check));
+	}
+	if (g_netns[0])
+		json_object_object_add(j, "linkBytes", json_object_new_int64(r->link_bytes));
 	if (r->error[0])
 		json_object_object_add(j, "error", json_object_new_string(r->error));
 	fprintf(f, "%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
@@ -1193,10 +1752,12 @@ static void json_line(FILE *f, const struct result *r)
 
 static void csv_line(FILE *f, const struct result *r)
 {
-	fprintf(f, "%s,%s,%d,%d,%d,%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%.3f,%.3f,%ld,\"%s\"\n", r->mode, cfg.link,
-		cfg.mem_mib, r->rep, r->ok, r->verified, (long long)r->total_ms, (long long)r->e2e_ms, (long long)r->wall_ms,
-		(long long)r->pause_ms, (long long)r->raw, (long long)r->wire, (long long)r->iterations,
-		r->qemu_cpu, r->agent_cpu, r->agent_hwm_kib, r->error);
+	fprintf(f, "%s,%s,%d,%d,%d,%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%.3f,%.3f,%ld,%d,%s,%lld,%lld,%lld,%s,%lld,\"%s\"\n",
+		r->mode, cfg.link, cfg.mem_mib, r->rep, r->ok, r->verified, (long long)r->total_ms, (long long)r->e2e_ms,
+		(long long)r->wall_ms, (long long)r->pause_ms, (long long)r->raw, (long long)r->wire,
+		(long long)r->iterations, r->qemu_cpu, r->agent_cpu, r->agent_hwm_kib, cfg.disk_mib,
+		cfg.disk_mib > 0 ? cfg.disk_format : "", (long long)r->disk_total, (long long)r->disk_copied,
+		(long long)r->disk_data, r->disk_check, (long long)(g_netns[0] ? r->link_bytes : -1), r->error);
 	fflush(f);
 }
 
@@ -1231,6 +1792,8 @@ static struct stat3 stat_of(const struct result *rs, int n, const char *mode, in
 		case 5: v[s.n++] = (double)r->agent_hwm_kib; break;
 		case 6: v[s.n++] = (double)r->iterations; break;
 		case 7: v[s.n++] = (double)r->e2e_ms; break;
+		case 8: v[s.n++] = (double)r->disk_data; break;
+		case 9: v[s.n++] = (double)r->link_bytes; break;
 		default: v[s.n++] = (double)r->raw; break;
 		}
 	}
@@ -1295,17 +1858,24 @@ static void write_summary(const struct result *rs, int n)
 	}
 	fprintf(f, "ferry-bench: link `%s`, %d MiB guest, append `%s`, %d repeat(s), modes alternated\n\n",
 		cfg.link, cfg.mem_mib, cfg.append, cfg.repeats);
-	fprintf(f, "| mode | ok | time ms median (min–max) | tool's total ms | pause ms median (min–max) | wire MiB | iterations "
-		   "| QEMU CPU s | agent CPU s | agent peak RSS MiB | time × native-unix | pause × native-unix | time × native-tcp | pause × native-tcp |\n");
-	fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	if (cfg.disk_mib > 0)
+		fprintf(f, "Disk: %d MiB %s, %d MiB filled (half random, half text), checked by %s.\n\n", cfg.disk_mib,
+			cfg.disk_format, cfg.disk_fill_mib,
+			cfg.guest_writes_disk ? "the guest's verify (it writes to its disk)" : "qemu-img compare");
+	fprintf(f, "| mode | ok | time ms median (min–max) | tool's total ms | pause ms median (min–max) | wire MiB |%s%s iterations "
+		   "| QEMU CPU s | agent CPU s | agent peak RSS MiB | time × native-unix | pause × native-unix | time × native-tcp | pause × native-tcp |\n",
+		cfg.disk_mib > 0 ? " disk MiB |" : "", g_netns[0] ? " link MiB |" : "");
+	fprintf(f, "|---|---|---|---|---|---|%s%s---|---|---|---|---|---|---|---|\n", cfg.disk_mib > 0 ? "---|" : "",
+		g_netns[0] ? "---|" : "");
 	fprintf(d, "# mode time_med time_min time_max pause_med pause_min pause_max\n");
 	for (int m = 0; m < cfg.nmodes; m++) {
 		const char *mode = cfg.modes[m];
 		struct stat3 t = stat_of(rs, n, mode, 7), tt = stat_of(rs, n, mode, 0), p = stat_of(rs, n, mode, 1), w = stat_of(rs, n, mode, 2);
 		struct stat3 qc = stat_of(rs, n, mode, 3), ac = stat_of(rs, n, mode, 4);
 		struct stat3 h = stat_of(rs, n, mode, 5), it = stat_of(rs, n, mode, 6);
+		struct stat3 dd = stat_of(rs, n, mode, 8), lb = stat_of(rs, n, mode, 9);
 		int total = 0;
-		char rt[32] = "–", rp[32] = "–", rt2[32] = "–", rp2[32] = "–";
+		char rt[32] = "–", rp[32] = "–", rt2[32] = "–", rp2[32] = "–", extra[64] = "";
 
 		for (int i = 0; i < n; i++)
 			total += !strcmp(rs[i].mode, mode);
@@ -1318,12 +1888,19 @@ static void write_summary(const struct result *rs, int n)
 		if (p.n && tcp_p.n)
 			pair_ratio(rs, n, mode, "native-tcp", 1, rp2, sizeof(rp2));
 		if (!t.n) {
-			fprintf(f, "| %s | 0/%d | – | – | – | – | – | – | – | – | – | – | – | – |\n", mode, total);
+			fprintf(f, "| %s | 0/%d | – | – | – | – |%s%s – | – | – | – | – | – | – | – |\n", mode, total,
+				cfg.disk_mib > 0 ? " – |" : "", g_netns[0] ? " – |" : "");
 			continue;
 		}
-		fprintf(f, "| %s | %d/%d | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %.1f | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %s |\n",
-			mode, t.n, total, t.med, t.min, t.max, tt.med, p.med, p.min, p.max, w.med / 1048576.0, it.med, qc.med,
-			ac.med, h.med / 1024.0, rt, rp, rt2, rp2);
+		if (cfg.disk_mib > 0)
+			snprintf(extra, sizeof(extra), " %.1f |", dd.med / 1048576.0);
+		if (g_netns[0] && lb.min >= 0)
+			snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), " %.1f |", lb.med / 1048576.0);
+		else if (g_netns[0])
+			snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), " – |");
+		fprintf(f, "| %s | %d/%d | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %.1f |%s %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %s |\n",
+			mode, t.n, total, t.med, t.min, t.max, tt.med, p.med, p.min, p.max, w.med / 1048576.0, extra, it.med,
+			qc.med, ac.med, h.med / 1024.0, rt, rp, rt2, rp2);
 		if (t.n) {
 			fprintf(d, "%s %.0f %.0f %.0f %.0f %.0f %.0f\n", mode, t.med, t.min, t.max, p.med, p.min, p.max);
 			have_gp = 1;
@@ -1336,6 +1913,16 @@ static void write_summary(const struct result *rs, int n)
 		   "target RESUME − source STOP event timestamps. CPU is utime+stime during the migration; "
 		   "\"agent\" is ferryd (both nodes) or socat (plain-relay). Peak RSS is VmHWM (largest agent; "
 		   "socat pair summed).\n");
+	if (cfg.disk_mib > 0)
+		fprintf(f, "\nWith a disk, the tool's total runs from the mirror's start (ferry's totalMs; native: "
+			   "blockdev-add of the NBD client + QEMU's total-time) and time end to end from the first storage "
+			   "command (native: nbd-server-start on the target). Disk MiB is the disk data the mirror sent: "
+			   "the source image's allocated data plus what the guest wrote again during the copy (QEMU's job "
+			   "offset counts zero areas too, which go as NBD write-zeroes). Native wire = RAM transferred + "
+			   "that disk data; ferry's wire = its relay's frame bytes, RAM and NBD together.\n");
+	if (g_netns[0])
+		fprintf(f, "\nLink MiB: bytes through the namespace's loopback during the migration (both directions, "
+			   "TCP/IP headers included; unix sockets are not counted, so native-unix shows ~0).\n");
 	fclose(f);
 	fclose(d);
 	if (!have_gp)
@@ -1438,14 +2025,32 @@ static int set_modes(const char *list)
 	return cfg.nmodes ? 0 : -1;
 }
 
+/* --append has a disk=N token with N > 0 (diskws=, diskoff= do not count) */
+static int guest_writes_disk(const char *append)
+{
+	const char *p = append;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!strncmp(p, "disk=", 5) && atoi(p + 5) > 0)
+			return 1;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ferry-bench [--quick] [--modes a,b,...] [--link lo|10gbit|1gbit|100mbit]\n"
 		"                   [--mem MiB] [--append \"guest cmdline\"] [--repeats N] [--out DIR]\n"
 		"                   [--build-dir DIR] [--run-timeout S] [--no-pin] [--series]\n"
+		"                   [--disk-mib N [--disk-fill-mib M] [--disk-format raw|qcow2]]\n"
 		"modes: native-unix native-tcp native-multifd native-multifd-zstd plain-relay\n"
-		"       ferry ferry-nocompress ferry-multifdN\n");
+		"       ferry ferry-nocompress ferry-multifdN\n"
+		"the guest's disk writes are its own options, in --append (disk=MB/s diskws=MiB diskoff=MiB)\n");
 }
 
 static int default_build_dir(void)
@@ -1482,6 +2087,9 @@ int main(int argc, char **argv)
 					     {"run-timeout", required_argument, NULL, 't'},
 					     {"no-pin", no_argument, NULL, 'P'},
 					     {"series", no_argument, NULL, 'S'},
+					     {"disk-mib", required_argument, NULL, 'D'},
+					     {"disk-fill-mib", required_argument, NULL, 'F'},
+					     {"disk-format", required_argument, NULL, 'T'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	static struct result results[MAX_RUNS];
@@ -1493,6 +2101,7 @@ int main(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.run_timeout_s = 600;
+	snprintf(cfg.disk_format, sizeof(cfg.disk_format), "raw");
 	cfg.pin = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
 	snprintf(cfg.out, sizeof(cfg.out), "bench-out");
 	if (default_build_dir() < 0)
@@ -1510,6 +2119,9 @@ int main(int argc, char **argv)
 		case 't': cfg.run_timeout_s = atoi(optarg); break;
 		case 'P': cfg.pin = 0; break;
 		case 'S': cfg.series = 1; break;
+		case 'D': cfg.disk_mib = atoi(optarg); break;
+		case 'F': cfg.disk_fill_mib = atoi(optarg); break;
+		case 'T': snprintf(cfg.disk_format, sizeof(cfg.disk_format), "%s", optarg); break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
@@ -1548,6 +2160,17 @@ int main(int argc, char **argv)
 		cfg.repeats = repeats;
 	if (cfg.repeats * cfg.nmodes > MAX_RUNS) {
 		msg("too many runs");
+		return 2;
+	}
+	if (cfg.disk_mib < 0 || cfg.disk_fill_mib < 0 || cfg.disk_fill_mib > cfg.disk_mib ||
+	    (strcmp(cfg.disk_format, "raw") && strcmp(cfg.disk_format, "qcow2"))) {
+		msg("--disk-mib N >= 0, --disk-fill-mib M <= N, --disk-format raw|qcow2");
+		usage();
+		return 2;
+	}
+	cfg.guest_writes_disk = guest_writes_disk(cfg.append);
+	if (cfg.guest_writes_disk && !cfg.disk_mib) {
+		msg("--append asks the guest to write to its disk (disk=) but there is no --disk-mib");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/guest/ferry-guest.elf", cfg.build);
@@ -1604,6 +2227,19 @@ int main(int argc, char **argv)
 		cleanup_all();
 		return 1;
 	}
+	if (cfg.disk_mib > 0) {
+		uint64_t t = time_mono_ms();
+
+		if (disk_make_template() < 0) {
+			cleanup_all();
+			return 1;
+		}
+		msg("disk: %d MiB %s, %d MiB filled (template in %llu ms); disk check: %s", cfg.disk_mib,
+		    cfg.disk_format, cfg.disk_fill_mib, (unsigned long long)(time_mono_ms() - t),
+		    cfg.guest_writes_disk ? "the guest's verify (--append has disk=, so the guest writes on after "
+					    "the migration and the images may differ)"
+					  : "qemu-img compare of the source and target images");
+	}
 	g_port_base = 20000 + (int)(getpid() % 9000) * 4;
 	snprintf(path, sizeof(path), "%s/results.jsonl", cfg.out);
 	jl = fopen(path, "w");
@@ -1615,7 +2251,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(csv, "mode,link,mem_mib,repeat,ok,verified,total_ms,e2e_ms,wall_ms,pause_ms,raw_bytes,wire_bytes,"
-		     "iterations,qemu_cpu_s,agent_cpu_s,agent_peak_rss_kib,error\n");
+		     "iterations,qemu_cpu_s,agent_cpu_s,agent_peak_rss_kib,disk_mib,disk_format,disk_total,disk_copied,"
+		     "disk_data_bytes,disk_check,link_bytes,error\n");
 	msg("%d mode(s) x %d repeat(s), link %s, %d MiB, append \"%s\", pinning %s", cfg.nmodes, cfg.repeats,
 	    cfg.link, cfg.mem_mib, cfg.append, cfg.pin ? "source cpu0 / target cpu1" : "off");
 
@@ -1635,7 +2272,13 @@ int main(int argc, char **argv)
 				run_ferry(dir, r->mode, port, r);
 			else
 				run_native(dir, r->mode, port, r);
-			if (r->ok)
+			if (r->ok && cfg.disk_mib > 0)
+				msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB (disk data %.1f MiB, job offset %.1f MiB), "
+				    "iterations %lld, verify OK, disk check: %s",
+				    r->mode, (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0,
+				    r->disk_data / 1048576.0, r->disk_copied / 1048576.0, (long long)r->iterations,
+				    !strcmp(r->disk_check, "compare") ? "qemu-img compare: identical" : "guest verify");
+			else if (r->ok)
 				msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB, iterations %lld, verify OK",
 				    r->mode, (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0,
 				    (long long)r->iterations);
@@ -1644,8 +2287,9 @@ int main(int argc, char **argv)
 				char *argv[] = {"cp", "-r", dir, keep, NULL};
 
 				failed++;
-				/* keep the run's logs for a post-mortem */
+				/* keep the run's logs for a post-mortem (not its images) */
 				snprintf(keep, sizeof(keep), "%s/failed-run%d", cfg.out, nres);
+				disk_remove_images(dir);
 				run(argv, -1, 0, NULL, NULL, 60);
 				msg("  %s FAILED: %s (logs in %s)", r->mode, r->error, keep);
 			}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # ferry-bench itself works: `--quick` runs native-unix and ferry on loopback,
-# writes every output, and each run's guest verified OK on the target. This
-# checks the instrument, not the speed.
+# writes every output, and each run's guest verified OK on the target; then a
+# small disk scenario, whose images must compare equal. This checks the
+# instrument, not the speed.
 #   bench_smoke.sh BUILD_DIR
 set -u
 BUILD=$1
@@ -41,4 +42,28 @@ else
 	[ "$(grep -c '"ok":true,"verified":true' "$OUT/results.jsonl")" -eq 2 ] || die "a run did not verify"
 fi
 cat "$OUT/summary.md"
+
+# The disk workload: a small local disk (raw, 64 MiB, 16 MiB filled) through
+# the native NBD mirror and through ferry; the guest does not write to it,
+# so each run must end with qemu-img compare finding the images identical.
+if command -v qemu-img >/dev/null; then
+	D=$OUT/disk
+	timeout 240 "$BENCH" --modes native-unix,ferry --mem 128 --append "fill=32 profile=mix" \
+		--disk-mib 64 --disk-fill-mib 16 --repeats 1 --out "$D" > "$OUT/bench.log" 2>&1 ||
+		die "ferry-bench with a disk exited $?"
+	for m in native-unix ferry; do
+		grep -q "^| $m | 1/1 |" "$D/summary.md" || die "disk summary has no successful $m row"
+	done
+	grep -q "disk MiB" "$D/summary.md" || die "disk summary has no disk column"
+	if command -v jq >/dev/null; then
+		jq -e -s 'length == 2 and all(.ok and .verified and .diskCheck == "compare" and
+			.diskTotal == 67108864 and .diskDataBytes == 16777216 and .wireBytes > .diskDataBytes)' \
+			"$D/results.jsonl" >/dev/null || die "a disk run did not check out: $(cat "$D/results.jsonl")"
+	else
+		[ "$(grep -c '"diskCheck":"compare"' "$D/results.jsonl")" -eq 2 ] || die "a disk run was not compared"
+	fi
+	cat "$D/summary.md"
+else
+	echo "qemu-img not installed: disk scenario skipped"
+fi
 echo "PASS"
