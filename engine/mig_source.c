@@ -609,6 +609,11 @@ static int switchover_disks(struct migration *m)
 	}
 	log_info("storage", "event=mirrors_completed disks=%zu ms=%llu", stor_count(m->stor),
 		 (unsigned long long)(time_mono_ms() - t0));
+	/* The last poll is up to 500 ms old: the drain copied the rest. */
+	pthread_mutex_lock(&m->mu);
+	m->st.disk_transferred += m->st.disk_remaining;
+	m->st.disk_remaining = 0;
+	pthread_mutex_unlock(&m->mu);
 	args = json_object_new_object();
 	json_object_object_add(args, "state", json_object_new_string("pre-switchover"));
 	r = mig_qmp(m, "migrate-continue", args, NULL, 5000, err, sizeof(err));
@@ -710,6 +715,9 @@ static int monitor(struct migration *m, struct monitor *mon)
 		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
 			r = stor_source_event(m->stor, &ev, reason, sizeof(reason));
 			if (r != 0) {
+				/* A mirror got in sync: look now, RAM may start. */
+				if (r > 0 && !strcmp(ev.name, "BLOCK_JOB_READY"))
+					next_query = 0;
 				qmp_event_clear(&ev);
 				if (r > 0)
 					continue;
