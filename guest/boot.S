@@ -21,6 +21,7 @@
     .global _start
 _start:
     cli
+    cld                             /* C code (and rep ins/outs) assume DF=0 */
     mov     $stack_top, %esp
     lgdt    gdt_desc
     ljmp    $0x08, $1f
@@ -47,6 +48,19 @@ _start:
 irq_wake_stub:
     push    %eax
     mov     $0x20, %al
+    out     %al, $0x20
+    pop     %eax
+    iret
+
+/*
+ * The IDE channels' IRQ14/15 come through the slave PIC: both need an EOI.
+ * Their job too is only to end a hlt (the ATA driver's wait for a block).
+ */
+    .global irq_wake_slave_stub
+irq_wake_slave_stub:
+    push    %eax
+    mov     $0x20, %al
+    out     %al, $0xA0
     out     %al, $0x20
     pop     %eax
     iret

@@ -78,48 +78,54 @@ enum profile content_profile(uint32_t idx, const uint32_t mix[PROFILE_COUNT])
 	return PROFILE_RANDOM;
 }
 
-static void body_random(uint32_t idx, uint8_t *page)
+/* Bodies fill buf[STAMP_SIZE..end), end a multiple of 4, from seed s. */
+static void body_random(uint32_t s, uint8_t *buf, uint32_t end)
 {
-	uint32_t s = seed(idx, 0x52414E44U);
-	uint32_t *w = (uint32_t *)page;
+	uint32_t *w = (uint32_t *)buf;
 
-	for (uint32_t i = STAMP_SIZE / 4; i < PAGE_SIZE / 4; i++)
+	for (uint32_t i = STAMP_SIZE / 4; i < end / 4; i++)
 		w[i] = xorshift32(&s);
 }
 
-static void body_text(uint32_t idx, uint8_t *page)
+static void body_text(uint32_t s, uint8_t *buf, uint32_t end)
 {
-	uint32_t s = seed(idx, 0x54455854U);
 	uint32_t pos = STAMP_SIZE;
 
-	while (pos < PAGE_SIZE) {
+	while (pos < end) {
 		uint32_t r = xorshift32(&s);
 		/* product of two uniform 0..63 draws, scaled: favours low ids */
 		const char *w = (r >> 20) & 1 ? phrases[(r >> 21) & 31]
 					      : words[((r & 63) * ((r >> 6) & 63)) >> 6];
 		char sep = (r >> 12) % 16 == 0 ? '\n' : ' ';
 
-		while (*w && pos < PAGE_SIZE)
-			page[pos++] = (uint8_t)*w++;
-		if (pos < PAGE_SIZE)
-			page[pos++] = (uint8_t)sep;
+		while (*w && pos < end)
+			buf[pos++] = (uint8_t)*w++;
+		if (pos < end)
+			buf[pos++] = (uint8_t)sep;
+	}
+}
+
+static void body(enum profile prof, uint32_t s_text, uint32_t s_random,
+		 uint8_t *buf, uint32_t end)
+{
+	switch (prof) {
+	case PROFILE_TEXT:
+		body_text(s_text, buf, end);
+		break;
+	case PROFILE_RANDOM:
+		body_random(s_random, buf, end);
+		break;
+	default:
+		for (uint32_t i = STAMP_SIZE / 4; i < end / 4; i++)
+			((uint32_t *)buf)[i] = 0;
+		break;
 	}
 }
 
 void content_body(uint32_t idx, enum profile prof, uint8_t *page)
 {
-	switch (prof) {
-	case PROFILE_TEXT:
-		body_text(idx, page);
-		break;
-	case PROFILE_RANDOM:
-		body_random(idx, page);
-		break;
-	default:
-		for (uint32_t i = STAMP_SIZE; i < PAGE_SIZE; i++)
-			page[i] = 0;
-		break;
-	}
+	body(prof, seed(idx, 0x54455854U), seed(idx, 0x52414E44U), page,
+	     PAGE_SIZE);
 }
 
 static uint32_t stamp_csum(uint32_t idx, uint32_t gen)
@@ -147,6 +153,49 @@ const char *content_check_stamp(const uint8_t *page, uint32_t idx, uint32_t gen)
 		return "csum";
 	if (st->index != idx)
 		return "index";
+	if (st->gen != gen)
+		return "gen";
+	return NULL;
+}
+
+/*
+ * Sectors: the whole sector is rewritten each time, so unlike a page its
+ * body changes with the generation too. A stale sector (a write the
+ * migration lost) then differs in every word, not just in its stamp.
+ */
+static uint32_t sector_seed(uint32_t lba, uint32_t gen, uint32_t salt)
+{
+	return seed(lba * 0x9E3779B1U ^ content_mix32(gen), salt);
+}
+
+static uint32_t sector_csum(uint32_t lba, uint32_t gen)
+{
+	return content_mix32(SECTOR_MAGIC ^ content_mix32(lba ^ content_mix32(gen)));
+}
+
+void content_sector(uint8_t *sec, uint32_t lba, uint32_t gen, enum profile prof)
+{
+	struct stamp *st = (struct stamp *)sec;
+
+	st->magic = SECTOR_MAGIC;
+	st->index = lba;
+	st->gen = gen;
+	st->csum = sector_csum(lba, gen);
+	body(prof, sector_seed(lba, gen, 0x44545854U),
+	     sector_seed(lba, gen, 0x4452414EU), sec, SECTOR_SIZE);
+}
+
+const char *content_check_sector_stamp(const uint8_t *sec, uint32_t lba,
+				       uint32_t gen)
+{
+	const struct stamp *st = (const struct stamp *)sec;
+
+	if (st->magic != SECTOR_MAGIC)
+		return "magic";
+	if (st->csum != sector_csum(st->index, st->gen))
+		return "csum";
+	if (st->index != lba)
+		return "lba";
 	if (st->gen != gen)
 		return "gen";
 	return NULL;

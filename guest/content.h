@@ -11,6 +11,14 @@
  *
  * The body (bytes 16..4095) depends only on index and profile; the stamp
  * changes each time the page is dirtied.
+ *
+ * A disk sector written by the disk workload has the same layout in 512
+ * bytes, with its own magic:
+ *
+ *   u32 magic "FRDK" | u32 LBA | u32 generation | u32 checksum
+ *
+ * and a body (bytes 16..511) that depends on LBA, generation and profile
+ * (the profile of a sector is content_profile() of its LBA).
  */
 #ifndef FERRY_GUEST_CONTENT_H
 #define FERRY_GUEST_CONTENT_H
@@ -20,6 +28,8 @@
 #define PAGE_SIZE 4096u
 #define STAMP_SIZE 16u
 #define STAMP_MAGIC 0x59525246u  /* "FRRY" in memory order */
+#define SECTOR_SIZE 512u
+#define SECTOR_MAGIC 0x4B445246u /* "FRDK" in memory order */
 
 enum profile { PROFILE_ZERO, PROFILE_TEXT, PROFILE_RANDOM, PROFILE_COUNT };
 
@@ -49,5 +59,12 @@ void content_stamp(uint8_t *page, uint32_t idx, uint32_t gen);
 /* NULL if page carries the stamp (idx, gen), else the reason it does not. */
 const char *content_check_stamp(const uint8_t *page, uint32_t idx,
 				uint32_t gen);
+
+/* Write all SECTOR_SIZE bytes of sector lba at generation gen. */
+void content_sector(uint8_t *sec, uint32_t lba, uint32_t gen, enum profile prof);
+
+/* NULL if sec carries the stamp (lba, gen), else the reason it does not. */
+const char *content_check_sector_stamp(const uint8_t *sec, uint32_t lba,
+				       uint32_t gen);
 
 #endif

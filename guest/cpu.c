@@ -30,6 +30,7 @@ struct idt_desc {
 extern char exc_stubs[];
 extern char irq_wake_stub[];
 extern char irq_ignore_stub[];
+extern char irq_wake_slave_stub[];
 
 static struct idt_entry idt[IDT_ENTRIES];
 
@@ -71,8 +72,19 @@ void cpu_init(void)
 		idt_set(v, irq_ignore_stub);
 	idt_set(IRQ_BASE + 0, irq_wake_stub);   /* PIT */
 	idt_set(IRQ_BASE + 4, irq_wake_stub);   /* COM1 received data */
+	idt_set(IRQ_BASE + 14, irq_wake_slave_stub);  /* IDE primary */
+	idt_set(IRQ_BASE + 15, irq_wake_slave_stub);  /* IDE secondary */
 	__asm__ volatile("lidt %0" : : "m"(d));
 	pic_init();
+}
+
+void cpu_unmask_irq(unsigned irq)
+{
+	if (irq >= 8) {
+		outb(PIC2_DATA, inb(PIC2_DATA) & ~(1u << (irq - 8)));
+		irq = 2;                            /* the cascade */
+	}
+	outb(PIC1_DATA, inb(PIC1_DATA) & ~(1u << irq));
 }
 
 void guest_exception(uint32_t vector)

@@ -14,6 +14,9 @@
  */
 void cpu_init(void);
 
+/* Let IRQ irq (0..15) through the PIC; it ends a hlt and nothing else. */
+void cpu_unmask_irq(unsigned irq);
+
 /* Called from boot.S for CPU exceptions; prints and halts. */
 void guest_exception(uint32_t vector) __attribute__((noreturn));
 

@@ -8,6 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* errno values (Linux numbers) for the -errno returns of guest modules. */
+#define EIO 5
+#define ENODEV 19
+#define EINVAL 22
+#define ETIMEDOUT 110
+
 void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
 void *memmove(void *dst, const void *src, size_t n);

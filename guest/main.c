@@ -12,15 +12,18 @@
  * changes nothing QEMU measures (its dirty rate windows are seconds), and
  * commands do not wait for a tick: serial input raises IRQ4.
  *
- * A later disk workload plugs in the same way: its own config keys in
- * options[], a pacer with 512-byte units called from run(), and its check
- * added to cmd_verify().
+ * The disk workload (disk.c) plugs in the same way: its own config keys
+ * in options[], a pacer with 512-byte units called from run(), and its
+ * check added to cmd_verify(). A disk burst is slower than a RAM one (each
+ * sector goes through the IDE data port), so the heartbeat reads the TSC
+ * again after both.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "arch.h"
 #include "cpu.h"
+#include "disk.h"
 #include "lib.h"
 #include "multiboot.h"
 #include "pages.h"
@@ -28,6 +31,7 @@
 #include "timer.h"
 
 #define MAX_RATE_MBPS 10000      /* keeps the pacer's arithmetic in 64 bits */
+#define MAX_DISK_KBPS 1000000    /* 1000 MB/s: far beyond what PIO does */
 #define TOP_MARGIN (1u << 20)    /* left free below the end of RAM */
 #define CMD_MAX 80
 
@@ -41,6 +45,12 @@ static struct config {
 	uint32_t tick_hz;
 	uint32_t mix[PROFILE_COUNT];
 	const char *profile;
+	uint32_t disk_kbps;          /* disk write rate, KB/s (1000 B) */
+	uint32_t disk_ws_mib;
+	uint32_t disk_off_mib;
+	uint32_t disk_pio;           /* 16 or 32: data port access width */
+	const char *disk_profile;    /* NULL: as the RAM's */
+	uint32_t disk_mix[PROFILE_COUNT];
 } cfg = {
 	.fill_mib = 64,
 	.wss_mib = UINT32_MAX,
@@ -48,10 +58,15 @@ static struct config {
 	.tick_hz = 50,
 	.mix = { 0, 50, 50 },
 	.profile = "mix",
+	.disk_ws_mib = 64,
+	.disk_pio = 32,
 };
 
 static char cmdline[512];
-static struct pacer ram_pacer;
+static struct pacer ram_pacer, disk_pacer;
+static struct ata_info disk_info;
+static int disk_present;         /* an ATA disk with a working set */
+static int disk_used;            /* and the disk workload was ever on */
 static uint32_t hb_seq;
 static uint64_t boot_tsc, next_hb;
 
@@ -72,6 +87,46 @@ static int opt_dirty(const char *v, size_t n)
 	return parse_u32(v, n, MAX_RATE_MBPS, &cfg.dirty_mbps);
 }
 
+static int opt_disk(const char *v, size_t n)
+{
+	uint32_t mbps;
+
+	if (parse_u32(v, n, MAX_DISK_KBPS / 1000, &mbps))
+		return -1;
+	cfg.disk_kbps = mbps * 1000;
+	return 0;
+}
+
+static int opt_diskkbps(const char *v, size_t n)
+{
+	return parse_u32(v, n, MAX_DISK_KBPS, &cfg.disk_kbps);
+}
+
+static int opt_diskws(const char *v, size_t n)
+{
+	uint32_t mib;
+
+	if (parse_u32(v, n, 0x200000, &mib) || !mib)
+		return -1;
+	cfg.disk_ws_mib = mib;
+	return 0;
+}
+
+static int opt_diskoff(const char *v, size_t n)
+{
+	return parse_u32(v, n, 0x1FFFFF, &cfg.disk_off_mib);
+}
+
+static int opt_diskpio(const char *v, size_t n)
+{
+	uint32_t w;
+
+	if (parse_u32(v, n, 32, &w) || (w != 16 && w != 32))
+		return -1;
+	cfg.disk_pio = w;
+	return 0;
+}
+
 static int opt_hb(const char *v, size_t n)
 {
 	return parse_u32(v, n, 3600000, &cfg.hb_ms);
@@ -88,20 +143,20 @@ static int opt_tick(const char *v, size_t n)
 	return 0;
 }
 
-static int opt_profile(const char *v, size_t n)
+static int parse_profile(const char *v, size_t n, const char **out)
 {
 	static const char *const names[] = { "zero", "text", "random", "mix" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (str_eq(v, n, names[i])) {
-			cfg.profile = names[i];
+			*out = names[i];
 			return 0;
 		}
 	return -1;
 }
 
-/* mix=Z,T,R: relative shares of zero, text and random pages. */
-static int opt_mix(const char *v, size_t n)
+/* Z,T,R: relative shares of zero, text and random pages (or sectors). */
+static int parse_mix(const char *v, size_t n, uint32_t out[PROFILE_COUNT])
 {
 	uint32_t m[PROFILE_COUNT];
 	size_t start = 0;
@@ -119,8 +174,28 @@ static int opt_mix(const char *v, size_t n)
 	}
 	if (!m[0] && !m[1] && !m[2])
 		return -1;
-	memcpy(cfg.mix, m, sizeof(m));
+	memcpy(out, m, sizeof(m));
 	return 0;
+}
+
+static int opt_profile(const char *v, size_t n)
+{
+	return parse_profile(v, n, &cfg.profile);
+}
+
+static int opt_mix(const char *v, size_t n)
+{
+	return parse_mix(v, n, cfg.mix);
+}
+
+static int opt_diskprofile(const char *v, size_t n)
+{
+	return parse_profile(v, n, &cfg.disk_profile);
+}
+
+static int opt_diskmix(const char *v, size_t n)
+{
+	return parse_mix(v, n, cfg.disk_mix);
 }
 
 static const struct option {
@@ -134,6 +209,13 @@ static const struct option {
 	{ "wss", opt_wss },
 	{ "hb", opt_hb },
 	{ "tick", opt_tick },
+	{ "disk", opt_disk },
+	{ "diskkbps", opt_diskkbps },
+	{ "diskws", opt_diskws },
+	{ "diskoff", opt_diskoff },
+	{ "diskpio", opt_diskpio },
+	{ "diskprofile", opt_diskprofile },
+	{ "diskmix", opt_diskmix },
 };
 
 static void apply_option(const char *tok, size_t n)
@@ -153,8 +235,22 @@ static void apply_option(const char *tok, size_t n)
 	}
 }
 
+/* A named profile overrides any mix given with it. */
+static void one_profile(const char *profile, uint32_t mix[PROFILE_COUNT])
+{
+	if (profile[0] == 'm')
+		return;
+	for (int k = 0; k < PROFILE_COUNT; k++)
+		mix[k] = 0;
+	mix[profile[0] == 'z' ? PROFILE_ZERO :
+	    profile[0] == 't' ? PROFILE_TEXT : PROFILE_RANDOM] = 100;
+}
+
 static void parse_cmdline(const char *s)
 {
+	static const uint32_t default_mix[PROFILE_COUNT] = { 0, 50, 50 };
+	uint32_t disk_mix_given;
+
 	while (*s) {
 		size_t n = 0;
 
@@ -166,13 +262,19 @@ static void parse_cmdline(const char *s)
 			apply_option(s, n);
 		s += n;
 	}
-	/* A named profile overrides any mix= given with it. */
-	if (cfg.profile[0] != 'm') {
-		for (int k = 0; k < PROFILE_COUNT; k++)
-			cfg.mix[k] = 0;
-		cfg.mix[cfg.profile[0] == 'z' ? PROFILE_ZERO :
-			cfg.profile[0] == 't' ? PROFILE_TEXT : PROFILE_RANDOM] = 100;
+	one_profile(cfg.profile, cfg.mix);
+	/* The disk's content follows the RAM's unless told otherwise. */
+	disk_mix_given = cfg.disk_mix[0] + cfg.disk_mix[1] + cfg.disk_mix[2];
+	if (!cfg.disk_profile && !disk_mix_given) {
+		cfg.disk_profile = cfg.profile;
+		memcpy(cfg.disk_mix, cfg.mix, sizeof(cfg.mix));
+		return;
 	}
+	if (!cfg.disk_profile)
+		cfg.disk_profile = "mix";
+	if (!disk_mix_given)
+		memcpy(cfg.disk_mix, default_mix, sizeof(default_mix));
+	one_profile(cfg.disk_profile, cfg.disk_mix);
 }
 
 /* ---- boot information -------------------------------------------------- */
@@ -208,20 +310,44 @@ static uintptr_t ram_limit(const struct mb_info *mbi)
 
 /* ---- serial commands ---------------------------------------------------- */
 
+static void disk_set_rate(uint32_t kbps)
+{
+	cfg.disk_kbps = kbps;
+	if (kbps && disk_present)
+		disk_used = 1;
+	pacer_set(&disk_pacer, (uint64_t)kbps * 1000, SECTOR_SIZE, rdtsc());
+}
+
+/*
+ * RAM first, then the disk if its workload ever ran. Without one the
+ * reply is exactly what it was before the disk workload existed.
+ */
 static void cmd_verify(const char *arg, size_t n)
 {
-	uint32_t first = 0, bad;
-	const char *why = "";
+	uint32_t first = 0, bad, dfirst = 0, dbad = 0, sectors = 0;
+	const char *why = "", *dwhy = "";
 
 	(void)arg;
 	(void)n;
 	bad = pages_verify(&first, &why);
-	if (bad)
+	if (disk_used)
+		dbad = disk_verify(&dfirst, &dwhy, &sectors);
+	if (bad && dbad)
+		kprintf("VERIFY FAIL page=%u reason=%s bad=%u disk_bad=%u\n",
+			first, why, bad, dbad);
+	else if (bad)
 		kprintf("VERIFY FAIL page=%u reason=%s bad=%u\n", first, why, bad);
+	else if (dbad)
+		kprintf("VERIFY FAIL sector=%u reason=%s bad=%u\n", dfirst,
+			dwhy, dbad);
+	else if (disk_used)
+		kprintf("VERIFY OK pages=%u sectors=%u\n", pages_count(),
+			sectors);
 	else
 		kprintf("VERIFY OK pages=%u\n", pages_count());
 	/* Dirtying paused meanwhile; do not make up for it in one burst. */
 	pacer_set(&ram_pacer, ram_pacer.rate, PAGE_SIZE, rdtsc());
+	pacer_set(&disk_pacer, disk_pacer.rate, SECTOR_SIZE, rdtsc());
 }
 
 static void cmd_dirty(const char *arg, size_t n)
@@ -235,6 +361,38 @@ static void cmd_dirty(const char *arg, size_t n)
 	cfg.dirty_mbps = mbps;
 	pacer_set(&ram_pacer, (uint64_t)mbps * 1000000, PAGE_SIZE, rdtsc());
 	kprintf("OK dirty=%u\n", mbps);
+}
+
+static void cmd_disk(const char *arg, size_t n)
+{
+	uint32_t mbps;
+
+	if (!disk_present) {
+		kprintf("ERR no ATA disk\n");
+		return;
+	}
+	if (parse_u32(arg, n, MAX_DISK_KBPS / 1000, &mbps)) {
+		kprintf("ERR usage: disk <MBps 0..%u>\n", MAX_DISK_KBPS / 1000);
+		return;
+	}
+	disk_set_rate(mbps * 1000);
+	kprintf("OK disk=%u\n", mbps);
+}
+
+static void cmd_diskkbps(const char *arg, size_t n)
+{
+	uint32_t kbps;
+
+	if (!disk_present) {
+		kprintf("ERR no ATA disk\n");
+		return;
+	}
+	if (parse_u32(arg, n, MAX_DISK_KBPS, &kbps)) {
+		kprintf("ERR usage: diskkbps <KBps 0..%u>\n", MAX_DISK_KBPS);
+		return;
+	}
+	disk_set_rate(kbps);
+	kprintf("OK diskkbps=%u\n", kbps);
 }
 
 static void cmd_ping(const char *arg, size_t n)
@@ -256,6 +414,29 @@ static void cmd_corrupt(const char *arg, size_t n)
 	kprintf("OK corrupt=%u\n", idx);
 }
 
+/*
+ * Test hook (see disk_corrupt): corruptdisk [LBA], by default the first
+ * written sector. Stop the workload first (disk 0), or it may rewrite the
+ * sector before verify looks.
+ */
+static void cmd_corruptdisk(const char *arg, size_t n)
+{
+	uint32_t lba = UINT32_MAX;
+	int64_t r;
+
+	if (n && parse_u32(arg, n, UINT32_MAX - 1, &lba)) {
+		kprintf("ERR usage: corruptdisk [<lba>]\n");
+		return;
+	}
+	r = disk_present ? disk_corrupt(lba) : -ENODEV;
+	if (r == -EINVAL)
+		kprintf("ERR no written sector there\n");
+	else if (r < 0)
+		kprintf("ERR disk error %u\n", (uint32_t)-r);
+	else
+		kprintf("OK corruptdisk=%u\n", (uint32_t)r);
+}
+
 static const struct command {
 	const char *name;
 	void (*fn)(const char *arg, size_t n);
@@ -264,6 +445,9 @@ static const struct command {
 	{ "dirty", cmd_dirty },
 	{ "ping", cmd_ping },
 	{ "corrupt", cmd_corrupt },
+	{ "disk", cmd_disk },
+	{ "diskkbps", cmd_diskkbps },
+	{ "corruptdisk", cmd_corruptdisk },
 };
 
 static void run_command(const char *line, size_t n)
@@ -306,6 +490,40 @@ static void poll_commands(void)
 	}
 }
 
+/* ---- disk --------------------------------------------------------------- */
+
+/*
+ * Probe before the RAM fill: the generation table comes off the top of
+ * free RAM. The DISK line tells a test where the guest found its disk.
+ */
+static uintptr_t setup_disk(uintptr_t base, uintptr_t limit)
+{
+	struct disk_config dc = {
+		.ws_mib = cfg.disk_ws_mib,
+		.off_mib = cfg.disk_off_mib,
+		.io32 = cfg.disk_pio == 32,
+	};
+
+	memcpy(dc.mix, cfg.disk_mix, sizeof(dc.mix));
+	limit = disk_setup(base, limit, &dc, &disk_info);
+	if (!disk_info.sectors) {
+		if (cfg.disk_kbps)
+			kprintf("FERRY-GUEST WARN no ATA disk\n");
+		return limit;
+	}
+	cfg.disk_ws_mib = dc.ws_mib;
+	cfg.disk_pio = dc.io32 ? 32 : 16;
+	disk_present = disk_ready();
+	kprintf("FERRY-GUEST DISK ide=%u.%u sectors=%llu mib=%llu lba48=%u"
+		" mult=%u pio=%u\n", disk_info.channel, disk_info.unit,
+		disk_info.sectors, disk_info.sectors / 2048, disk_info.lba48,
+		disk_info.mult, cfg.disk_pio);
+	if (!disk_present)
+		kprintf("FERRY-GUEST WARN diskoff=%u beyond the disk\n",
+			cfg.disk_off_mib);
+	return limit;
+}
+
 /* ---- main loop ----------------------------------------------------------- */
 
 static void heartbeat(uint64_t now)
@@ -314,8 +532,13 @@ static void heartbeat(uint64_t now)
 
 	if (!period || now < next_hb)
 		return;
-	kprintf("HB seq=%u dirtied=%llu uptime_ms=%llu\n", ++hb_seq,
-		pages_dirtied(), tsc_to_ms(now - boot_tsc));
+	if (disk_present)
+		kprintf("HB seq=%u dirtied=%llu uptime_ms=%llu disk_sectors=%llu\n",
+			++hb_seq, pages_dirtied(), tsc_to_ms(now - boot_tsc),
+			disk_written());
+	else
+		kprintf("HB seq=%u dirtied=%llu uptime_ms=%llu\n", ++hb_seq,
+			pages_dirtied(), tsc_to_ms(now - boot_tsc));
 	next_hb += period;
 	if (next_hb <= now)          /* after a pause: no burst of beats */
 		next_hb = now + period;
@@ -326,6 +549,7 @@ static __attribute__((noreturn)) void run(void)
 	next_hb = rdtsc() + (uint64_t)cfg.hb_ms * tsc_hz / 1000;
 	pacer_set(&ram_pacer, (uint64_t)cfg.dirty_mbps * 1000000, PAGE_SIZE,
 		  rdtsc());
+	disk_set_rate(cfg.disk_kbps);
 	timer_start(cfg.tick_hz);
 	for (;;) {
 		uint64_t now;
@@ -339,8 +563,11 @@ static __attribute__((noreturn)) void run(void)
 		poll_commands();
 		now = rdtsc();
 		pages_dirty(pacer_take(&ram_pacer, now));
-		heartbeat(now);
-		wait_for_interrupt();
+		disk_write(pacer_take(&disk_pacer, now));
+		heartbeat(rdtsc());
+		/* A disk wait may have taken the serial IRQ (ata.h). */
+		if (!serial_rx_ready())
+			wait_for_interrupt();
 	}
 }
 
@@ -379,6 +606,7 @@ void kmain(uint32_t magic, const struct mb_info *mbi)
 	kprintf("FERRY-GUEST BOOT ram_limit_mib=%u tsc_khz=%llu\n",
 		(uint32_t)(limit >> 20), tsc_hz / 1000);
 
+	limit = setup_disk((uintptr_t)_end, limit);
 	pc.fill_mib = cfg.fill_mib;
 	pc.wss_mib = cfg.wss_mib;
 	memcpy(pc.mix, cfg.mix, sizeof(pc.mix));
@@ -387,8 +615,17 @@ void kmain(uint32_t magic, const struct mb_info *mbi)
 	cfg.wss_mib = pc.wss_mib;
 
 	kprintf("FERRY-GUEST READY fill=%u pages=%u profile=%s dirty=%u wss=%u"
-		" mix=%u,%u,%u hb=%u tick=%u\n", cfg.fill_mib, n, cfg.profile,
+		" mix=%u,%u,%u hb=%u tick=%u", cfg.fill_mib, n, cfg.profile,
 		cfg.dirty_mbps, cfg.wss_mib, cfg.mix[0], cfg.mix[1], cfg.mix[2],
 		cfg.hb_ms, cfg.tick_hz);
+	if (disk_present && cfg.disk_kbps % 1000)
+		kprintf(" diskkbps=%u", cfg.disk_kbps);
+	else if (disk_present)
+		kprintf(" disk=%u", cfg.disk_kbps / 1000);
+	if (disk_present)
+		kprintf(" diskws=%u diskoff=%u diskprofile=%s diskmix=%u,%u,%u",
+			cfg.disk_ws_mib, cfg.disk_off_mib, cfg.disk_profile,
+			cfg.disk_mix[0], cfg.disk_mix[1], cfg.disk_mix[2]);
+	kprintf("\n");
 	run();
 }

@@ -35,9 +35,14 @@ void serial_putc(char c)
 	outb(COM1 + UART_DATA, (uint8_t)c);
 }
 
+int serial_rx_ready(void)
+{
+	return (inb(COM1 + UART_LSR) & LSR_DATA_READY) != 0;
+}
+
 int serial_getc(void)
 {
-	if (!(inb(COM1 + UART_LSR) & LSR_DATA_READY))
+	if (!serial_rx_ready())
 		return -1;
 	return inb(COM1 + UART_DATA);
 }

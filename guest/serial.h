@@ -16,6 +16,8 @@ void serial_init(void);
 void serial_putc(char c);
 /* The next received byte, or -1 if none is waiting. */
 int serial_getc(void);
+/* Is a received byte waiting? */
+int serial_rx_ready(void);
 
 /*
  * A tiny printf: %s, %c, %u (uint32_t), %llu (uint64_t), %x (uint32_t)
