@@ -246,15 +246,7 @@ static int cancel_job(struct qmp *q, const char *id, int force, int timeout_ms, 
 	if (r < 0)
 		return r;
 	for (;;) {
-		int present = 0, end = take_end_event(q, id, why, sizeof(why));
-
-		if (end && !force && (end == 2 || why[0])) {
-			snprintf(err, errlen, "mirror job %s %s%s", id,
-				 end == 2 ? "was cancelled before it was in sync" : "failed: ", why);
-			return -EIO;
-		}
-		if (end)
-			return 0;
+		int present = 0, end;
 
 		r = qmp_call(q, "query-block-jobs", NULL, &ret, QMP_TIMEOUT_MS, err, errlen);
 		if (r < 0)
@@ -266,7 +258,16 @@ static int cancel_job(struct qmp *q, const char *id, int force, int timeout_ms, 
 		}
 		json_object_put(ret);
 		ret = NULL;
-		if (!present)
+		/* QEMU sends the end event before it lets go of the job, so once
+		 * the job is gone its event is queued: take it here, or it would
+		 * be read later as the failure of a job of the same name. */
+		end = take_end_event(q, id, why, sizeof(why));
+		if (end && !force && (end == 2 || why[0])) {
+			snprintf(err, errlen, "mirror job %s %s%s", id,
+				 end == 2 ? "was cancelled before it was in sync" : "failed: ", why);
+			return -EIO;
+		}
+		if (end || !present)
 			return 0;
 		if (time_mono_ms() >= deadline) {
 			snprintf(err, errlen, "mirror job %s did not end within %d s", id,

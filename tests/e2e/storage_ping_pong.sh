@@ -10,7 +10,7 @@ two_agents
 
 img=$WORK/p1-root.qcow2
 qemu-img create -q -f qcow2 "$img" 256M
-vm_create node-a p1 128 "fill=32 profile=mix dirty=5 wss=16 ${GUEST_DISK_ARGS-disk=2 diskws=32}" \
+vm_create node-a p1 128 "fill=32 profile=mix dirty=5 wss=16 disk=2 diskws=32" \
 	"disks:
   - {name: root, path: $img, format: qcow2}"
 from=node-a to=node-b

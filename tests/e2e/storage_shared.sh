@@ -22,7 +22,7 @@ agent_start node-a
 AGENT_WRAP="unshare --mount --propagation private $WORK/hide-shared.sh" agent_start node-b
 
 truncate -s 256M "$WORK/shared/data.raw"
-vm_create node-a sh1 128 "fill=32 profile=mix ${GUEST_DISK_ARGS-disk=2 diskws=32}" \
+vm_create node-a sh1 128 "fill=32 profile=mix disk=2 diskws=32" \
 	"disks:
   - {name: data, path: $WORK/shared/data.raw, format: raw, storage: shared}"
 
