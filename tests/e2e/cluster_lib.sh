@@ -77,6 +77,13 @@ cluster_cleanup() {
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		# Whole logs survive for a post-mortem; the tails go to ctest.
 		mkdir -p /tmp/ferry-e2e-failed && cp "$WORK"/*.log /tmp/ferry-e2e-failed/ 2>/dev/null
+		# The guests' serial and QEMU logs too: node-vm-serial.log, ...
+		for l in "$WORK"/*/state/vms/*/serial.log "$WORK"/*/state/vms/*/qemu.log; do
+			[ -f "$l" ] || continue
+			local rel=${l#"$WORK"/} node vm
+			node=${rel%%/*} vm=$(basename "$(dirname "$l")")
+			cp "$l" "/tmp/ferry-e2e-failed/$node-$vm-$(basename "$l")"
+		done
 		for l in "$WORK"/*.log; do
 			[ -f "$l" ] || continue
 			echo "--- $l (tail) ---" >&2
