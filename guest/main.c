@@ -49,6 +49,8 @@ static struct config {
 	uint32_t disk_ws_mib;
 	uint32_t disk_off_mib;
 	uint32_t disk_pio;           /* 16 or 32: data port access width */
+	const char *disk_profile;    /* NULL: as the RAM's */
+	uint32_t disk_mix[PROFILE_COUNT];
 } cfg = {
 	.fill_mib = 64,
 	.wss_mib = UINT32_MAX,
@@ -141,20 +143,20 @@ static int opt_tick(const char *v, size_t n)
 	return 0;
 }
 
-static int opt_profile(const char *v, size_t n)
+static int parse_profile(const char *v, size_t n, const char **out)
 {
 	static const char *const names[] = { "zero", "text", "random", "mix" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (str_eq(v, n, names[i])) {
-			cfg.profile = names[i];
+			*out = names[i];
 			return 0;
 		}
 	return -1;
 }
 
-/* mix=Z,T,R: relative shares of zero, text and random pages. */
-static int opt_mix(const char *v, size_t n)
+/* Z,T,R: relative shares of zero, text and random pages (or sectors). */
+static int parse_mix(const char *v, size_t n, uint32_t out[PROFILE_COUNT])
 {
 	uint32_t m[PROFILE_COUNT];
 	size_t start = 0;
@@ -172,8 +174,28 @@ static int opt_mix(const char *v, size_t n)
 	}
 	if (!m[0] && !m[1] && !m[2])
 		return -1;
-	memcpy(cfg.mix, m, sizeof(m));
+	memcpy(out, m, sizeof(m));
 	return 0;
+}
+
+static int opt_profile(const char *v, size_t n)
+{
+	return parse_profile(v, n, &cfg.profile);
+}
+
+static int opt_mix(const char *v, size_t n)
+{
+	return parse_mix(v, n, cfg.mix);
+}
+
+static int opt_diskprofile(const char *v, size_t n)
+{
+	return parse_profile(v, n, &cfg.disk_profile);
+}
+
+static int opt_diskmix(const char *v, size_t n)
+{
+	return parse_mix(v, n, cfg.disk_mix);
 }
 
 static const struct option {
@@ -192,6 +214,8 @@ static const struct option {
 	{ "diskws", opt_diskws },
 	{ "diskoff", opt_diskoff },
 	{ "diskpio", opt_diskpio },
+	{ "diskprofile", opt_diskprofile },
+	{ "diskmix", opt_diskmix },
 };
 
 static void apply_option(const char *tok, size_t n)
@@ -211,8 +235,22 @@ static void apply_option(const char *tok, size_t n)
 	}
 }
 
+/* A named profile overrides any mix given with it. */
+static void one_profile(const char *profile, uint32_t mix[PROFILE_COUNT])
+{
+	if (profile[0] == 'm')
+		return;
+	for (int k = 0; k < PROFILE_COUNT; k++)
+		mix[k] = 0;
+	mix[profile[0] == 'z' ? PROFILE_ZERO :
+	    profile[0] == 't' ? PROFILE_TEXT : PROFILE_RANDOM] = 100;
+}
+
 static void parse_cmdline(const char *s)
 {
+	static const uint32_t default_mix[PROFILE_COUNT] = { 0, 50, 50 };
+	uint32_t disk_mix_given;
+
 	while (*s) {
 		size_t n = 0;
 
@@ -224,13 +262,19 @@ static void parse_cmdline(const char *s)
 			apply_option(s, n);
 		s += n;
 	}
-	/* A named profile overrides any mix= given with it. */
-	if (cfg.profile[0] != 'm') {
-		for (int k = 0; k < PROFILE_COUNT; k++)
-			cfg.mix[k] = 0;
-		cfg.mix[cfg.profile[0] == 'z' ? PROFILE_ZERO :
-			cfg.profile[0] == 't' ? PROFILE_TEXT : PROFILE_RANDOM] = 100;
+	one_profile(cfg.profile, cfg.mix);
+	/* The disk's content follows the RAM's unless told otherwise. */
+	disk_mix_given = cfg.disk_mix[0] + cfg.disk_mix[1] + cfg.disk_mix[2];
+	if (!cfg.disk_profile && !disk_mix_given) {
+		cfg.disk_profile = cfg.profile;
+		memcpy(cfg.disk_mix, cfg.mix, sizeof(cfg.mix));
+		return;
 	}
+	if (!cfg.disk_profile)
+		cfg.disk_profile = "mix";
+	if (!disk_mix_given)
+		memcpy(cfg.disk_mix, default_mix, sizeof(default_mix));
+	one_profile(cfg.disk_profile, cfg.disk_mix);
 }
 
 /* ---- boot information -------------------------------------------------- */
@@ -460,7 +504,7 @@ static uintptr_t setup_disk(uintptr_t base, uintptr_t limit)
 		.io32 = cfg.disk_pio == 32,
 	};
 
-	memcpy(dc.mix, cfg.mix, sizeof(dc.mix));
+	memcpy(dc.mix, cfg.disk_mix, sizeof(dc.mix));
 	limit = disk_setup(base, limit, &dc, &disk_info);
 	if (!disk_info.sectors) {
 		if (cfg.disk_kbps)
@@ -579,8 +623,9 @@ void kmain(uint32_t magic, const struct mb_info *mbi)
 	else if (disk_present)
 		kprintf(" disk=%u", cfg.disk_kbps / 1000);
 	if (disk_present)
-		kprintf(" diskws=%u diskoff=%u", cfg.disk_ws_mib,
-			cfg.disk_off_mib);
+		kprintf(" diskws=%u diskoff=%u diskprofile=%s diskmix=%u,%u,%u",
+			cfg.disk_ws_mib, cfg.disk_off_mib, cfg.disk_profile,
+			cfg.disk_mix[0], cfg.disk_mix[1], cfg.disk_mix[2]);
 	kprintf("\n");
 	run();
 }

@@ -72,7 +72,7 @@ check_format() {
 	line=$(guest_wait_log "$vm" '^FERRY-GUEST READY' 60) || exit 1
 	log "$vm: $line"
 	case $line in
-	*" disk=2 diskws=16 diskoff=0") ;;
+	*" disk=2 diskws=16 diskoff=0 diskprofile=mix diskmix=0,50,50") ;;
 	*) die "$vm: unexpected READY line: $line" ;;
 	esac
 	line=$(guest_wait_log "$vm" '^FERRY-GUEST DISK' 1) || exit 1
