@@ -64,8 +64,8 @@ static void delay400(uint16_t ctl_port)
  * its channel's IRQ is on and the wait halts until it comes: QEMU raises
  * it when a block's request completes. Polling instead cost ~700 status
  * reads per 8 KiB block, each one a device access that takes QEMU's big
- * lock, against the main loop that has to complete the request: +60% host
- * CPU at 2 MB/s, +70% at 10 MB/s. The alternate status port is read
+ * lock, against the main loop that has to complete the request: +50% host
+ * CPU at 2 MB/s, +60% at 10 MB/s. The alternate status port is read
  * first (it does not acknowledge the IRQ), the status port last (it does).
  */
 static int wait_idle(uint16_t base, uint32_t timeout_ms, uint8_t *st)

@@ -97,15 +97,17 @@ static void report_error(const char *what, uint32_t lba, int err)
 	failed = 1;
 }
 
-void disk_write(uint32_t n)
+uint32_t disk_write(uint32_t n, uint64_t deadline)
 {
+	uint32_t done = 0;
 	int r;
 
 	if (!disk_ready())
-		return;
-	while (n) {
-		uint32_t c = n < BUF_SECTORS ? n : BUF_SECTORS;
+		return n;
+	while (done < n && (!done || rdtsc() < deadline)) {
+		uint32_t c = n - done < BUF_SECTORS ? n - done : BUF_SECTORS;
 		uint32_t lba;
+
 
 		if (!run_left)
 			next_run();
@@ -130,23 +132,24 @@ void disk_write(uint32_t n)
 		r = ata_write(lba, c, buf);
 		if (r) {
 			report_error("write", lba, r);
-			return;
+			return n;
 		}
 		written += c;
 		run_pos += c;
 		run_left -= c;
-		n -= c;
+		done += c;
 		unflushed = 1;
 	}
 	if (unflushed && rdtsc() - last_flush >= tsc_hz * FLUSH_MS / 1000) {
 		r = ata_flush();
 		if (r) {
 			report_error("flush", 0, r);
-			return;
+			return n;
 		}
 		last_flush = rdtsc();
 		unflushed = 0;
 	}
+	return done;
 }
 
 uint64_t disk_written(void)

@@ -39,10 +39,11 @@ int disk_ready(void);
  * Write the next n sectors of the workload (runs of 8..256 sectors at
  * random 4 KiB-aligned places in the working set, so sectors get
  * rewritten), and FLUSH CACHE if a second has passed since the last flush
- * and anything was written. An I/O error prints a warning and stops the
- * workload for good.
+ * and anything was written. Stops early once the TSC passes deadline.
+ * Returns the sectors done with: written, or dropped because there is no
+ * workload (an I/O error prints a warning and stops it for good).
  */
-void disk_write(uint32_t n);
+uint32_t disk_write(uint32_t n, uint64_t deadline);
 
 /* Sectors written since boot (a sector written twice counts twice). */
 uint64_t disk_written(void);

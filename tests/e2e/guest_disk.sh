@@ -4,9 +4,10 @@
 # ide-hd on ide.N, -nodefaults), the guest finds its ATA disk (past a
 # CD-ROM in the qcow2 case), writes stamped sectors at the set rate, its
 # verify reads them all back, a corrupted sector makes verify fail, and the
-# stamps are on the image after QEMU quits. Then a plain QEMU migration
-# with the image shared: the generation table moves with RAM, the disk
-# stays, and verify on the target passes.
+# stamps are on the image after QEMU quits. Then a storage live migration
+# done by QEMU alone the way ferry drives it (blockdev-mirror into the
+# target's NBD export, RAM with pause-before-switchover): verify on the
+# target finds every sector the guest wrote while it was moving. ~20 s.
 #
 #   guest_disk.sh GUEST_ELF GUEST_SERIAL
 . "$(dirname "$0")/guest_lib.sh"
@@ -34,7 +35,7 @@ wait_hb_after() {
 	done
 }
 
-# disk_rate VM: sectors/s between two heartbeats a second apart, both
+# disk_rate VM: sectors/s between two heartbeats 2 s apart (hb=500), both
 # printed after the call
 disk_rate() {
 	local seq s1 u1
@@ -43,8 +44,24 @@ disk_rate() {
 	wait_hb_after "$1" "${seq:-0}"
 	seq=$(hb "$1" 1 seq)
 	s1=$(hb "$1" 1 disk_sectors) u1=$(hb "$1" 1 uptime_ms)
-	wait_hb_after "$1" $((seq + 1))
+	wait_hb_after "$1" $((seq + 3))
 	echo $(( ($(hb "$1" 1 disk_sectors) - s1) * 1000 / ($(hb "$1" 1 uptime_ms) - u1) ))
+}
+
+# check_rate VM WANT: the disk writes WANT sectors/s within 10%. A second
+# window is allowed: on these shared 2-core hosts a stall of a few hundred
+# ms (vCPU thread descheduled, a slow fsync behind FLUSH CACHE) now and
+# then costs a window more than 10%, and the pacer rightly drops it.
+check_rate() {
+	local rate
+
+	for _ in 1 2; do
+		rate=$(disk_rate "$1") || exit 1
+		log "$1: writing $rate sectors/s (want ~$2)"
+		[ $((rate * 10)) -gt $(($2 * 9)) ] && [ $((rate * 10)) -lt $(($2 * 11)) ] &&
+			return 0
+	done
+	die "$1: disk at $rate sectors/s, want $2"
 }
 
 # disk_args FORMAT IMAGE BUS UNIT: a disk as engine/qemu_cmdline.c adds it
@@ -63,7 +80,7 @@ stamped() {
 }
 
 check_format() {
-	local fmt=$1 bus=$2 unit=$3 vm=$1 img=$WORK/$1.img line rate out n lba
+	local fmt=$1 bus=$2 unit=$3 vm=$1 img=$WORK/$1.img line out n lba
 	shift 3
 
 	qemu-img create -q -f "$fmt" "$img" 128M || die "qemu-img create $fmt"
@@ -72,7 +89,7 @@ check_format() {
 	line=$(guest_wait_log "$vm" '^FERRY-GUEST READY' 60) || exit 1
 	log "$vm: $line"
 	case $line in
-	*" disk=2 diskws=16 diskoff=0") ;;
+	*" disk=2 diskws=16 diskoff=0 diskprofile=mix diskmix=0,50,50") ;;
 	*) die "$vm: unexpected READY line: $line" ;;
 	esac
 	line=$(guest_wait_log "$vm" '^FERRY-GUEST DISK' 1) || exit 1
@@ -83,9 +100,7 @@ check_format() {
 	esac
 
 	# 2 MB/s is 3906 sectors/s; heartbeats are only 20 ms exact (one tick)
-	rate=$(disk_rate "$vm") || exit 1
-	log "$vm: writing $rate sectors/s (want ~3906)"
-	[ "$rate" -gt 3500 ] && [ "$rate" -lt 4300 ] || die "$vm: disk at $rate sectors/s"
+	check_rate "$vm" 3906
 
 	out=$(guest_cmd "$vm" verify "VERIFY " 60) || exit 1
 	log "$vm: $out"
@@ -93,9 +108,7 @@ check_format() {
 
 	# The rate changes at run time; 0 stops the writes.
 	guest_cmd "$vm" "diskkbps 500" "OK diskkbps=500" >/dev/null || exit 1
-	rate=$(disk_rate "$vm") || exit 1
-	log "$vm: at diskkbps 500: $rate sectors/s (want ~977)"
-	[ "$rate" -gt 850 ] && [ "$rate" -lt 1100 ] || die "$vm: disk at $rate sectors/s"
+	check_rate "$vm" 977
 	guest_cmd "$vm" "disk 0" "OK disk=0" >/dev/null || exit 1
 	out=$(guest_cmd "$vm" verify "VERIFY " 60) || exit 1
 	log "$vm: $out"
@@ -128,16 +141,34 @@ check_format raw 0 0
 # the disk on ide.0 unit 1, and the guest must skip the ATAPI device.
 check_format qcow2 0 1 -device ide-cd,bus=ide.0,unit=0,id=dev-cd0
 
-# Shared-image migration, QEMU's own (no ferry, no mirror): the table that
-# says which generation each sector holds moves with RAM while the guest
-# keeps writing, and switch-over may land in the middle of a PIO command.
-img=$WORK/mig.img
-qemu-img create -q -f qcow2 "$img" 128M || die "qemu-img create"
+# A storage live migration as ferry does it, with QEMU alone: the source
+# mirrors its disk into the target's NBD export while the guest writes at
+# 5 MB/s, RAM follows with pause-before-switchover, the mirror is finished
+# (block-job-cancel on a ready job: target in sync, no pivot) while the
+# source is paused, then the target runs. The generation table came with
+# RAM, the sectors through the mirror: verify on the target reads the
+# target's image and must find every write.
+dimg() { echo "$WORK/$1.qcow2"; }
+for vm in src dst; do
+	qemu-img create -q -f qcow2 "$(dimg $vm)" 128M || die "qemu-img create"
+done
 # shellcheck disable=SC2046
-guest_start src 256 "$APPEND disk=5" -nodefaults $(disk_args qcow2 "$img" 0 0)
+guest_start src 256 "$APPEND disk=5" -nodefaults $(disk_args qcow2 "$(dimg src)" 0 0)
 guest_wait_log src '^HB seq=2 ' 30 >/dev/null || exit 1
 # shellcheck disable=SC2046
-guest_start dst 256 "$APPEND disk=5" -nodefaults $(disk_args qcow2 "$img" 0 0) -incoming defer
+guest_start dst 256 "$APPEND disk=5" -nodefaults $(disk_args qcow2 "$(dimg dst)" 0 0) -incoming defer
+qmp dst "{\"execute\":\"nbd-server-start\",\"arguments\":{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"$WORK/nbd.sock\"}}}}" >/dev/null || exit 1
+qmp dst '{"execute":"block-export-add","arguments":{"type":"nbd","id":"exp-d0","node-name":"disk-d0","writable":true}}' >/dev/null || exit 1
+qmp src "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"nbd\",\"node-name\":\"nbd-d0\",\"server\":{\"type\":\"unix\",\"path\":\"$WORK/nbd.sock\"},\"export\":\"disk-d0\"}}" >/dev/null || exit 1
+qmp src '{"execute":"blockdev-mirror","arguments":{"job-id":"mirror-d0","device":"disk-d0","target":"nbd-d0","sync":"full"}}' >/dev/null || exit 1
+deadline=$((SECONDS + 60))
+until qmp src '{"execute":"query-block-jobs"}' | grep -q '"ready": *true'; do
+	[ $SECONDS -lt $deadline ] || die "mirror not ready after 60 s"
+	sleep 0.2
+done
+
+qmp src '{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"pause-before-switchover","state":true}]}}' >/dev/null || exit 1
+qmp dst '{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"pause-before-switchover","state":true}]}}' >/dev/null || exit 1
 qmp dst "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$WORK/mig.sock\"}}" >/dev/null || exit 1
 for _ in $(seq 50); do
 	[ -S "$WORK/mig.sock" ] && break
@@ -145,14 +176,21 @@ for _ in $(seq 50); do
 done
 [ -S "$WORK/mig.sock" ] || die "dst: no migration socket"
 qmp src "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$WORK/mig.sock\"}}" >/dev/null || exit 1
-r=$(qmp_wait_status src query-migrate completed 120 setup active device) || exit 1
-log "migrated: total-time $(json_num total-time <<<"$r") ms, downtime $(json_num downtime <<<"$r") ms"
+qmp_wait_status src query-migrate pre-switchover 120 setup active >/dev/null || exit 1
+written=$(hb src 1 disk_sectors)
+qmp src '{"execute":"block-job-cancel","arguments":{"device":"mirror-d0"}}' >/dev/null || exit 1
+deadline=$((SECONDS + 30))
+while qmp src '{"execute":"query-block-jobs"}' | grep -q mirror-d0; do
+	[ $SECONDS -lt $deadline ] || die "mirror did not finish after 30 s"
+	sleep 0.1
+done
+qmp src '{"execute":"migrate-continue","arguments":{"state":"pre-switchover"}}' >/dev/null || exit 1
+r=$(qmp_wait_status src query-migrate completed 60 pre-switchover device) || exit 1
+log "migrated: total-time $(json_num total-time <<<"$r") ms, downtime $(json_num downtime <<<"$r") ms; the guest had written $written sectors by its last heartbeat on the source"
 qmp_wait_status dst query-status running 30 >/dev/null || exit 1
 guest_stop src
 guest_wait_log dst '^HB ' 10 >/dev/null || exit 1
-rate=$(disk_rate dst) || exit 1
-log "dst: writing $rate sectors/s (want ~9766), disk_sectors $(hb dst 1 disk_sectors)"
-[ "$rate" -gt 8800 ] && [ "$rate" -lt 10700 ] || die "dst: disk at $rate sectors/s"
+check_rate dst 9766
 out=$(guest_cmd dst verify "VERIFY " 60) || exit 1
 log "dst: $out"
 [[ $out =~ ^"VERIFY OK pages=8192 sectors="[1-9][0-9]*$ ]] || die "dst: verify: $out"
