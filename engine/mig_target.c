@@ -342,6 +342,7 @@ static int serve(struct migration *m)
 					qemu_done = 1;
 					complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
 				} else if (s && !strcmp(s, "failed")) {
+					qmp_event_clear(&ev);
 					mig_set_failure(m, "target QEMU could not load the incoming state");
 					reply(m, "error", m->st.failure_reason);
 					return 0;

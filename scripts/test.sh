@@ -1,6 +1,7 @@
 #!/bin/bash
 # The README's second command: install, build, run the whole suite (unit and
-# end-to-end with real QEMU and agents), then the sanitizer build's unit tests.
+# end-to-end with real QEMU and agents), then under ASan+UBSan the unit tests
+# and the e2e tests labelled sanitize (an agent's sanitizer report fails them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -69,6 +69,12 @@ cluster_cleanup() {
 		fi
 		wait "$pid" 2>/dev/null
 	done
+	# Under the sanitizer build an agent reports to its log; any report
+	# fails the test (a leak is only reported at exit, so look now).
+	if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$WORK"/*.log 2>/dev/null; then
+		echo "sanitizer report in the agent logs above" >&2
+		[ $rc -eq 0 ] && rc=1
+	fi
 	# QEMUs outlive their agent by design; this test's go with it.
 	for pf in "$WORK"/*/state/vms/*/qemu.pid; do
 		[ -f "$pf" ] || continue
