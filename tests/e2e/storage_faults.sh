@@ -3,8 +3,9 @@
 # and one whose target agent is killed mid-mirror both leave the guest
 # running on the source with its disk intact (the pre-written region
 # unchanged, the guest's own verify passing), no mirror job or NBD node left
-# in the source QEMU, no image left on the target; and the next migration
-# works.
+# in the source QEMU, no image left on the target. A source agent killed
+# mid-mirror leaves an NBD node in its QEMU; the restarted agent's next
+# migration clears it and works.
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 command -v qemu-img >/dev/null || { echo "SKIP: qemu-img not installed"; exit 77; }
@@ -65,11 +66,21 @@ agent_start node-b
 target_clean
 assert_no_migration_files node-a
 
+log "3. source agent killed mid-mirror: its NBD node stays in the source QEMU"
+id=$(start_slow)
+agent_kill node-a KILL
+agent_start node-a
+[ "$(vm_json node-a f1 | jq -r .state)" = Running ] || die "the restarted node-a did not take f1 back"
+mig_wait_phase node-b "$id" Failed 60
+target_clean
+
 [ "$(region_sum)" = "$sum0" ] || die "the source disk's pre-written region changed"
 guest_verify node-a f1
 
-log "3. the next migration works"
+log "4. the next migration works (and clears what the killed agent left)"
 out=$(ctl node-a migrate f1 --node node-b --wait) || die "the next migration failed: $out"
 echo "$out"
+grep -q "event=leftover_node node=nbd-root action=remove" "$WORK/node-a.log" ||
+	die "the killed agent's NBD node was not found and removed"
 guest_verify node-b f1
 log PASS
