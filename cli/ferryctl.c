@@ -244,28 +244,17 @@ static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-static int cmd_vm_stop(struct ctl *c, int argc, char **argv)
+/* vm stop / vm resume: POST /v1/vms/NAME/<verb>. */
+static int vm_action(struct ctl *c, int argc, char **argv, const char *verb, const char *done)
 {
 	char path[128];
 
 	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl vm stop NAME\n");
+		fprintf(stderr, "usage: ferryctl vm %s NAME\n", verb);
 		return 2;
 	}
-	snprintf(path, sizeof(path), "/v1/vms/%s/stop", argv[0]);
-	return simple_call(c, "POST", path, 200, "vm/%s stopped\n", argv[0]);
-}
-
-static int cmd_vm_resume(struct ctl *c, int argc, char **argv)
-{
-	char path[128];
-
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl vm resume NAME\n");
-		return 2;
-	}
-	snprintf(path, sizeof(path), "/v1/vms/%s/resume", argv[0]);
-	return simple_call(c, "POST", path, 200, "vm/%s resumed\n", argv[0]);
+	snprintf(path, sizeof(path), "/v1/vms/%s/%s", argv[0], verb);
+	return simple_call(c, "POST", path, 200, done, argv[0]);
 }
 
 static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
@@ -774,9 +763,9 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 	if (argc >= 1 && !strcmp(argv[0], "delete"))
 		return cmd_vm_delete(c, argc - 1, argv + 1);
 	if (argc >= 1 && !strcmp(argv[0], "stop"))
-		return cmd_vm_stop(c, argc - 1, argv + 1);
+		return vm_action(c, argc - 1, argv + 1, "stop", "vm/%s stopped\n");
 	if (argc >= 1 && !strcmp(argv[0], "resume"))
-		return cmd_vm_resume(c, argc - 1, argv + 1);
+		return vm_action(c, argc - 1, argv + 1, "resume", "vm/%s resumed\n");
 	fprintf(stderr, "usage: ferryctl %s\n", commands[0].help);
 	return 2;
 }

@@ -18,26 +18,9 @@
 #include "engine/qemu_cmdline.h"
 #include "engine/vmspec.h"
 #include "qmp/qmp.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-
-static int mkdir_p(const char *path)
-{
-	char tmp[512];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 void qemu_vm_log_tail(const struct qemu_vm *vm, char *buf, size_t len)
 {
@@ -266,7 +249,7 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 		snprintf(vm->incoming_path, sizeof(vm->incoming_path), "%s/incoming.sock", run_dir);
 		snprintf(vm->incoming_marker, sizeof(vm->incoming_marker), "%s/incoming", run_dir);
 	}
-	r = mkdir_p(run_dir);
+	r = fs_mkdir_p(run_dir);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create run directory %s: %s", run_dir, strerror(-r));
 		goto fail;

@@ -16,6 +16,7 @@
 #include "engine/storage.h"
 #include "engine/vmspec.h"
 #include "qmp/qmp.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -581,22 +582,6 @@ void stor_source_abort(struct stor *st, struct qmp *q)
 
 /* ---- target ------------------------------------------------------------ */
 
-static int mkdir_parents(const char *path)
-{
-	char buf[512];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
-
 /* qemu-img create -f format path size, bounded in time; its own message in
  * err on failure. */
 static int qemu_img_create(const char *format, const char *path, uint64_t size, char *err,
@@ -696,7 +681,12 @@ int stor_target_prepare(struct vm_spec *spec, struct json_object *disks, const c
 		snprintf(sd->format, sizeof(sd->format), "%s", d->format);
 		snprintf(sd->image, sizeof(sd->image), "%s/disks/%s/%s.%s", state_dir, spec->name,
 			 d->name, d->format);
-		r = mkdir_parents(sd->image);
+		{
+			char dir[512];
+
+			snprintf(dir, sizeof(dir), "%s/disks/%s", state_dir, spec->name);
+			r = fs_mkdir_p(dir);
+		}
 		if (r < 0) {
 			snprintf(err, errlen, "cannot create the directory of %s: %s", sd->image,
 				 strerror(-r));
