@@ -59,15 +59,23 @@ function phaseLabel(m) {
   return m.phase;
 }
 
+// Data still to copy: RAM and local disks together. Before RAM pre-copy
+// starts (mode "storage") its figures are 0, so the disks are all there is.
+function leftBytes(m) { return (m.ramRemaining || 0) + (m.diskRemaining || 0); }
+function totalBytes(m) { return (m.ramTotal || 0) + (m.diskTotal || 0); }
+function dirtyBps(m) { return (m.dirtyRateBps || 0) + (m.diskDirtyRateBps || 0); }
+
 // How far along, 0-100: the phases before the copy are a small head start;
-// while Running, how much of the guest's memory no longer needs copying.
+// while Running, how much of the guest's memory and disks no longer needs
+// copying.
 function percent(m) {
   const before = { Pending: 0, Scheduling: 1, Scheduled: 2, PreparingTarget: 3, TargetReady: 5 };
   if (m.phase === 'Succeeded') return 100;
   if (m.phase in before) return before[m.phase];
   if (m.phase === 'Failed') return 0;
-  if (!m.ramTotal) return 5;
-  return Math.round(Math.min(99, Math.max(5, 5 + 94 * (1 - m.ramRemaining / m.ramTotal))));
+  const total = totalBytes(m);
+  if (!total) return 5;
+  return Math.round(Math.min(99, Math.max(5, 5 + 94 * (1 - leftBytes(m) / total))));
 }
 
 function progressEl(m) {
@@ -496,11 +504,15 @@ function renderMigState(m) {
     m.abortRequested ? ['Abort Status', m.abortStatus] : null,
     ['Total Time', ms(m.totalMs)],
     ['Guest Pause', ms(m.pauseMs)],
-    live ? ['Remaining', mib(m.ramRemaining)] : null,
-    live ? ['Dirty Rate', mb(m.dirtyRateBps)] : null,
+    live ? ['Remaining', mib(leftBytes(m))] : null,
+    live ? ['Dirty Rate', mb(dirtyBps(m))] : null,
     live ? ['Copy Rate', mb(m.copyRateBps)] : null,
     live ? ['Expected Pause', ms(m.expectedPauseMs)] : null,
     live ? ['Converging', yes(m.converging)] : null,
+    m.disks ? ['Disks Copied', `${m.disks} (${mib(m.diskTotal)})`] : null,
+    m.disks ? ['Disk Transferred', mib(m.diskTransferred)] : null,
+    m.disks && live ? ['Disk Remaining', mib(m.diskRemaining)] : null,
+    m.disks ? ['Storage Copy Mode', m.storageCopyMode] : null,
   ]);
 }
 
@@ -552,7 +564,7 @@ async function follow(d, m) {
   try {
     await stream(`/v1/nodes/${enc(m.sourceNode)}/migrations/${enc(m.id)}/events`, ev => {
       if (state.detail !== d) return;
-      d.chart.add({ t: base + (performance.now() - t0) / 1000, dirty: ev.dirtyRateBps, copy: ev.copyRateBps, remaining: ev.ramRemaining });
+      d.chart.add({ t: base + (performance.now() - t0) / 1000, dirty: dirtyBps(ev), copy: ev.copyRateBps, remaining: leftBytes(ev) });
       renderMigState(ev);
       $('vm-progress').replaceChildren(progressEl(ev));
     }, d.abort.signal);
