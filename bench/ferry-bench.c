@@ -3,8 +3,9 @@
  *
  * Runs every migration as real child processes (QEMU, socat, ferryd,
  * ferryctl, guest-serial, qemu-img), alternating modes within one
- * invocation, N repeats, and writes results.jsonl, results.csv, summary.md
- * and gnuplot plots into --out. With --disk-mib the guest has a local disk:
+ * invocation, N repeats, on one emulated link or several in turn, and
+ * writes results.jsonl, results.csv, summary.md and gnuplot plots into
+ * --out. With --disk-mib the guest has a local disk:
  * native modes mirror it over NBD directly between the two QEMUs (the
  * libvirt sequence), ferry modes through the agents, and every run ends
  * with the images compared. Every wait is bounded; every child, the network
@@ -37,6 +38,7 @@
 #define MAX_CHILD 64
 #define MAX_MODES 16
 #define MAX_RUNS 512
+#define MAX_LINKS 4 /* lo, 10gbit, 1gbit, 100mbit, each at most once */
 
 /* ---------- configuration ---------- */
 
@@ -44,7 +46,8 @@ static struct {
 	char build[PATH_MAX];
 	char modes[MAX_MODES][32];
 	int nmodes;
-	char link[16];
+	char links[MAX_LINKS][16]; /* --link, in the order given */
+	int nlinks;
 	int mem_mib;
 	char append[512];
 	int repeats;
@@ -62,6 +65,7 @@ static char g_template[PATH_MAX + 32]; /* the filled raw image every run copies 
 
 static char g_work[PATH_MAX];    /* temp dir, removed at exit */
 static char g_netns[64];         /* "" = no namespace */
+static char g_link[16];          /* the link the current runs use */
 static volatile sig_atomic_t g_stop;
 static int g_cleaning; /* cleanup's own commands run to completion despite g_stop */
 static int g_port_base;
@@ -269,14 +273,29 @@ static void rm_rf(const char *dir)
 		run(argv, -1, 0, NULL, NULL, 60);
 }
 
-static void netns_del(void)
+/*
+ * Deletes the namespace. Between links it runs outside cleanup_all, so it
+ * sets g_cleaning itself: a signal arriving then must not cut `ip netns
+ * del` short. The name is forgotten only once deleted: a failed delete
+ * ends the loop over links (the next link reuses the name) and
+ * cleanup_all tries again.
+ */
+static int netns_del(void)
 {
-	if (g_netns[0]) {
-		char *argv[] = {"ip", "netns", "del", g_netns, NULL};
+	char *argv[] = {"ip", "netns", "del", g_netns, NULL};
+	int was = g_cleaning, r;
 
-		run(argv, -1, 0, NULL, NULL, 30);
-		g_netns[0] = 0;
+	if (!g_netns[0])
+		return 0;
+	g_cleaning = 1;
+	r = run(argv, -1, 0, NULL, NULL, 30);
+	g_cleaning = was;
+	if (r != 0) {
+		msg("warning: ip netns del %s failed (%d)", g_netns, r);
+		return -1;
 	}
+	g_netns[0] = 0;
+	return 0;
 }
 
 static void cleanup_all(void)
@@ -609,6 +628,7 @@ static const char *jstr(struct json_object *o, const char *k)
 
 struct result {
 	char mode[32];
+	char link[16]; /* the link this run used (--link may list several) */
 	int rep;
 	int ok, verified;
 	int64_t total_ms, e2e_ms, wall_ms, pause_ms, raw, wire, iterations;
@@ -928,7 +948,17 @@ static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *
 		goto out;                                               \
 	} while (0)
 
-/* --series: OUT/series-MODE-REP.dat, "t_ms remaining_bytes dirty_Bps copy_Bps" */
+/* OUT/series-MODE-REP.EXT; with several links OUT/series-LINK-MODE-REP.EXT,
+ * since the same mode and repeat then run once per link. */
+static void series_path(char *buf, size_t len, const char *mode, int rep, const char *ext)
+{
+	if (cfg.nlinks > 1)
+		snprintf(buf, len, "%s/series-%s-%s-%d.%s", cfg.out, g_link, mode, rep, ext);
+	else
+		snprintf(buf, len, "%s/series-%s-%d.%s", cfg.out, mode, rep, ext);
+}
+
+/* --series: "t_ms remaining_bytes dirty_Bps copy_Bps" */
 static FILE *series_open(const char *mode, int rep)
 {
 	char path[PATH_MAX + 96];
@@ -936,10 +966,10 @@ static FILE *series_open(const char *mode, int rep)
 
 	if (!cfg.series)
 		return NULL;
-	snprintf(path, sizeof(path), "%s/series-%s-%d.dat", cfg.out, mode, rep);
+	series_path(path, sizeof(path), mode, rep, "dat");
 	f = fopen(path, "w");
 	if (f)
-		fprintf(f, "# t_ms remaining_bytes dirty_Bps copy_Bps (%s, repeat %d, link %s)\n", mode, rep, cfg.link);
+		fprintf(f, "# t_ms remaining_bytes dirty_Bps copy_Bps (%s, repeat %d, link %s)\n", mode, rep, g_link);
 	return f;
 }
 
@@ -950,9 +980,9 @@ static void series_plot(const char *mode, int rep)
 
 	if (!cfg.series)
 		return;
-	snprintf(dat, sizeof(dat), "%s/series-%s-%d.dat", cfg.out, mode, rep);
-	snprintf(png, sizeof(png), "%s/series-%s-%d.png", cfg.out, mode, rep);
-	snprintf(gp, sizeof(gp), "%s/series-%s-%d.gp", cfg.out, mode, rep);
+	series_path(dat, sizeof(dat), mode, rep, "dat");
+	series_path(png, sizeof(png), mode, rep, "png");
+	series_path(gp, sizeof(gp), mode, rep, "gp");
 	snprintf(lg, sizeof(lg), "%s/gnuplot.log", cfg.out);
 	f = fopen(gp, "w");
 	if (!f)
@@ -964,7 +994,7 @@ static void series_plot(const char *mode, int rep)
 		"plot '%s' using ($1/1000):($4/1048576) with lines lw 2 title 'copy rate', "
 		"'' using ($1/1000):($3/1048576) with lines lw 2 title 'dirty rate', "
 		"'' using ($1/1000):($2/1048576) axes x1y2 with lines lw 2 dt 2 title 'remaining'\n",
-		png, mode, rep, cfg.link, dat);
+		png, mode, rep, g_link, dat);
 	fclose(f);
 	{
 		char *argv[] = {"gnuplot", gp, NULL};
@@ -1709,12 +1739,20 @@ out:
 
 /* ---------- outputs ---------- */
 
+/* --link as given, "lo,1gbit": for the summary's and the log's first line. */
+static void links_str(char *buf, size_t len)
+{
+	buf[0] = 0;
+	for (int l = 0; l < cfg.nlinks; l++)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", l ? "," : "", cfg.links[l]);
+}
+
 static void json_line(FILE *f, const struct result *r)
 {
 	struct json_object *j = json_object_new_object();
 
 	json_object_object_add(j, "mode", json_object_new_string(r->mode));
-	json_object_object_add(j, "link", json_object_new_string(cfg.link));
+	json_object_object_add(j, "link", json_object_new_string(r->link));
 	json_object_object_add(j, "memMiB", json_object_new_int(cfg.mem_mib));
 	json_object_object_add(j, "append", json_object_new_string(cfg.append));
 	json_object_object_add(j, "repeat", json_object_new_int(r->rep));
@@ -1741,7 +1779,7 @@ static void json_line(FILE *f, const struct result *r)
 		json_object_object_add(j, "diskDataBytes", json_object_new_int64(r->disk_data));
 		json_object_object_add(j, "diskCheck", json_object_new_string(r->disk_check));
 	}
-	if (g_netns[0])
+	if (strcmp(r->link, "lo"))
 		json_object_object_add(j, "linkBytes", json_object_new_int64(r->link_bytes));
 	if (r->error[0])
 		json_object_object_add(j, "error", json_object_new_string(r->error));
@@ -1753,11 +1791,11 @@ static void json_line(FILE *f, const struct result *r)
 static void csv_line(FILE *f, const struct result *r)
 {
 	fprintf(f, "%s,%s,%d,%d,%d,%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%.3f,%.3f,%ld,%d,%s,%lld,%lld,%lld,%s,%lld,\"%s\"\n",
-		r->mode, cfg.link, cfg.mem_mib, r->rep, r->ok, r->verified, (long long)r->total_ms, (long long)r->e2e_ms,
+		r->mode, r->link, cfg.mem_mib, r->rep, r->ok, r->verified, (long long)r->total_ms, (long long)r->e2e_ms,
 		(long long)r->wall_ms, (long long)r->pause_ms, (long long)r->raw, (long long)r->wire,
 		(long long)r->iterations, r->qemu_cpu, r->agent_cpu, r->agent_hwm_kib, cfg.disk_mib,
 		cfg.disk_mib > 0 ? cfg.disk_format : "", (long long)r->disk_total, (long long)r->disk_copied,
-		(long long)r->disk_data, r->disk_check, (long long)(g_netns[0] ? r->link_bytes : -1), r->error);
+		(long long)r->disk_data, r->disk_check, (long long)(strcmp(r->link, "lo") ? r->link_bytes : -1), r->error);
 	fflush(f);
 }
 
@@ -1836,38 +1874,31 @@ static int pair_ratio(const struct result *rs, int n, const char *mode, const ch
 	return snprintf(out, len, "%.2f", k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2);
 }
 
-static void write_summary(const struct result *rs, int n)
+/* The runs of one link, in their order. Every figure of the summary is
+ * taken within one link: a mode on 100mbit is not a repeat of itself on
+ * lo, and pair_ratio must only pair runs that ran back to back. */
+static int link_runs(const struct result *rs, int n, const char *link, struct result *out)
 {
-	char path[PATH_MAX + 32];
-	FILE *f, *d;
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(rs[i].link, link))
+			out[k++] = rs[i];
+	return k;
+}
+
+/* One link's table, a row per mode; shaped = the link had a namespace
+ * (then it has a link MiB column). */
+static void summary_table(FILE *f, const struct result *rs, int n, int shaped)
+{
 	struct stat3 base_t = stat_of(rs, n, "native-unix", 7), base_p = stat_of(rs, n, "native-unix", 1);
 	struct stat3 tcp_t = stat_of(rs, n, "native-tcp", 7), tcp_p = stat_of(rs, n, "native-tcp", 1);
-	int have_gp = 0;
 
-	snprintf(path, sizeof(path), "%s/summary.md", cfg.out);
-	f = fopen(path, "w");
-	snprintf(path, sizeof(path), "%s/plot.dat", cfg.out);
-	d = fopen(path, "w");
-	if (!f || !d) {
-		msg("cannot write the summary in %s", cfg.out);
-		if (f)
-			fclose(f);
-		if (d)
-			fclose(d);
-		return;
-	}
-	fprintf(f, "ferry-bench: link `%s`, %d MiB guest, append `%s`, %d repeat(s), modes alternated\n\n",
-		cfg.link, cfg.mem_mib, cfg.append, cfg.repeats);
-	if (cfg.disk_mib > 0)
-		fprintf(f, "Disk: %d MiB %s, %d MiB filled (half random, half text), checked by %s.\n\n", cfg.disk_mib,
-			cfg.disk_format, cfg.disk_fill_mib,
-			cfg.guest_writes_disk ? "the guest's verify (it writes to its disk)" : "qemu-img compare");
 	fprintf(f, "| mode | ok | time ms median (min–max) | tool's total ms | pause ms median (min–max) | wire MiB |%s%s iterations "
 		   "| QEMU CPU s | agent CPU s | agent peak RSS MiB | time × native-unix | pause × native-unix | time × native-tcp | pause × native-tcp |\n",
-		cfg.disk_mib > 0 ? " disk MiB |" : "", g_netns[0] ? " link MiB |" : "");
+		cfg.disk_mib > 0 ? " disk MiB |" : "", shaped ? " link MiB |" : "");
 	fprintf(f, "|---|---|---|---|---|---|%s%s---|---|---|---|---|---|---|---|\n", cfg.disk_mib > 0 ? "---|" : "",
-		g_netns[0] ? "---|" : "");
-	fprintf(d, "# mode time_med time_min time_max pause_med pause_min pause_max\n");
+		shaped ? "---|" : "");
 	for (int m = 0; m < cfg.nmodes; m++) {
 		const char *mode = cfg.modes[m];
 		struct stat3 t = stat_of(rs, n, mode, 7), tt = stat_of(rs, n, mode, 0), p = stat_of(rs, n, mode, 1), w = stat_of(rs, n, mode, 2);
@@ -1889,23 +1920,23 @@ static void write_summary(const struct result *rs, int n)
 			pair_ratio(rs, n, mode, "native-tcp", 1, rp2, sizeof(rp2));
 		if (!t.n) {
 			fprintf(f, "| %s | 0/%d | – | – | – | – |%s%s – | – | – | – | – | – | – | – |\n", mode, total,
-				cfg.disk_mib > 0 ? " – |" : "", g_netns[0] ? " – |" : "");
+				cfg.disk_mib > 0 ? " – |" : "", shaped ? " – |" : "");
 			continue;
 		}
 		if (cfg.disk_mib > 0)
 			snprintf(extra, sizeof(extra), " %.1f |", dd.med / 1048576.0);
-		if (g_netns[0] && lb.min >= 0)
+		if (shaped && lb.min >= 0)
 			snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), " %.1f |", lb.med / 1048576.0);
-		else if (g_netns[0])
+		else if (shaped)
 			snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), " – |");
 		fprintf(f, "| %s | %d/%d | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %.1f |%s %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %s |\n",
 			mode, t.n, total, t.med, t.min, t.max, tt.med, p.med, p.min, p.max, w.med / 1048576.0, extra, it.med,
 			qc.med, ac.med, h.med / 1024.0, rt, rp, rt2, rp2);
-		if (t.n) {
-			fprintf(d, "%s %.0f %.0f %.0f %.0f %.0f %.0f\n", mode, t.med, t.min, t.max, p.med, p.min, p.max);
-			have_gp = 1;
-		}
 	}
+}
+
+static void summary_notes(FILE *f, int any_shaped)
+{
 	fprintf(f, "\nTime is end to end: from the migrate request to the target QEMU's MIGRATION completed "
 		   "event (QMP timestamp; for ferry taken from the target agent's log), so ferry's includes starting "
 		   "the target QEMU, native's does not. The tool's total is what each tool reports (QEMU's total-time, "
@@ -1920,59 +1951,296 @@ static void write_summary(const struct result *rs, int n)
 			   "the source image's allocated data plus what the guest wrote again during the copy (QEMU's job "
 			   "offset counts zero areas too, which go as NBD write-zeroes). Native wire = RAM transferred + "
 			   "that disk data; ferry's wire = its relay's frame bytes, RAM and NBD together.\n");
-	if (g_netns[0])
+	if (any_shaped)
 		fprintf(f, "\nLink MiB: bytes through the namespace's loopback during the migration (both directions, "
 			   "TCP/IP headers included; unix sockets are not counted, so native-unix shows ~0).\n");
-	fclose(f);
+}
+
+/* "mode time_med time_min time_max pause_med pause_min pause_max", a line
+ * per mode with a successful run. Returns the lines written, -1 on error. */
+static int plot_dat(const char *path, const struct result *rs, int n)
+{
+	FILE *d = fopen(path, "w");
+	int rows = 0;
+
+	if (!d)
+		return -1;
+	fprintf(d, "# mode time_med time_min time_max pause_med pause_min pause_max\n");
+	for (int m = 0; m < cfg.nmodes; m++) {
+		struct stat3 t = stat_of(rs, n, cfg.modes[m], 7), p = stat_of(rs, n, cfg.modes[m], 1);
+
+		if (!t.n)
+			continue;
+		fprintf(d, "%s %.0f %.0f %.0f %.0f %.0f %.0f\n", cfg.modes[m], t.med, t.min, t.max, p.med, p.min, p.max);
+		rows++;
+	}
 	fclose(d);
-	if (!have_gp)
-		return;
-	snprintf(path, sizeof(path), "%s/plot.gp", cfg.out);
-	f = fopen(path, "w");
-	if (!f)
-		return;
+	return rows;
+}
+
+/* One link's two charts (a bar per mode), as gnuplot commands. */
+static void gp_bars(FILE *f, const char *dat, const char *time_png, const char *pause_png, const char *link)
+{
 	fprintf(f,
 		"set terminal pngcairo size 900,500 noenhanced\n"
 		"set style fill solid 0.6 border -1\nset boxwidth 0.6\nset grid ytics\nset yrange [0:*]\n"
 		"set xtics rotate by -30\nunset key\n"
-		"set output '%s/time.png'\nset title 'migration time end to end, link %s, %d MiB (median, min-max)'\n"
-		"set ylabel 'ms'\nplot '%s/plot.dat' using 0:2:3:4:(0.6):xtic(1) with boxerrorbars lc rgb '#4477aa'\n"
-		"set output '%s/pause.png'\nset title 'true pause, link %s (median, min-max)'\n"
-		"plot '%s/plot.dat' using 0:5:6:7:(0.6):xtic(1) with boxerrorbars lc rgb '#cc6677'\n",
-		cfg.out, cfg.link, cfg.mem_mib, cfg.out, cfg.out, cfg.link, cfg.out);
-	fclose(f);
-	{
-		char *argv[] = {"gnuplot", path, NULL};
-		char lg[PATH_MAX + 32];
-		int r;
+		"set output '%s'\nset title 'migration time end to end, link %s, %d MiB (median, min-max)'\n"
+		"set ylabel 'ms'\nplot '%s' using 0:2:3:4:(0.6):xtic(1) with boxerrorbars lc rgb '#4477aa'\n"
+		"set output '%s'\nset title 'true pause, link %s (median, min-max)'\n"
+		"plot '%s' using 0:5:6:7:(0.6):xtic(1) with boxerrorbars lc rgb '#cc6677'\n",
+		time_png, link, cfg.mem_mib, dat, pause_png, link, dat);
+}
 
-		snprintf(lg, sizeof(lg), "%s/gnuplot.log", cfg.out);
-		r = run(argv, -1, 0, lg, lg, 60);
-		if (r == 127)
-			msg("warning: gnuplot not found; no plots");
-		else if (r != 0)
-			msg("warning: gnuplot failed (%d); see %s", r, lg);
+/* Value ranges of the clustered charts, to choose their y axis. */
+struct span {
+	double lo, hi; /* smallest positive minimum, largest maximum */
+};
+
+static void span_add(struct span *s, struct stat3 v)
+{
+	if (v.min > 0 && (s->lo <= 0 || v.min < s->lo))
+		s->lo = v.min;
+	if (v.max > s->hi)
+		s->hi = v.max;
+}
+
+/*
+ * The data of the clustered charts: a gnuplot block per mode (blocks apart
+ * by two blank lines, so `index m` is mode m), a line per link in --link
+ * order: "link_index link time_med time_min time_max pause_med pause_min
+ * pause_max", NaN where the mode had no successful run on that link (no
+ * bar, the mode keeps its place and colour). Returns the successful
+ * (mode, link) pairs, -1 on error.
+ */
+static int links_dat(const char *path, const struct result *rs, int n, struct span *ts, struct span *ps)
+{
+	static struct result sub[MAX_RUNS];
+	FILE *d = fopen(path, "w");
+	int cells = 0;
+
+	if (!d)
+		return -1;
+	fprintf(d, "# a block per mode; link_index link time_med time_min time_max pause_med pause_min pause_max\n");
+	for (int m = 0; m < cfg.nmodes; m++) {
+		fprintf(d, "%s# %s\n", m ? "\n\n" : "", cfg.modes[m]);
+		for (int l = 0; l < cfg.nlinks; l++) {
+			int k = link_runs(rs, n, cfg.links[l], sub);
+			struct stat3 t = stat_of(sub, k, cfg.modes[m], 7), p = stat_of(sub, k, cfg.modes[m], 1);
+
+			if (!t.n) {
+				fprintf(d, "%d %s NaN NaN NaN NaN NaN NaN\n", l, cfg.links[l]);
+				continue;
+			}
+			fprintf(d, "%d %s %.0f %.0f %.0f %.0f %.0f %.0f\n", l, cfg.links[l], t.med, t.min, t.max, p.med,
+				p.min, p.max);
+			span_add(ts, t);
+			span_add(ps, p);
+			cells++;
+		}
 	}
+	fclose(d);
+	return cells;
+}
+
+/*
+ * A clustered chart: x = link, a bar per mode (median, min-max), every bar
+ * labelled with its median. col: the median's column in links_dat (3 time,
+ * 6 pause). Links differ by 10-100x (lo against 100mbit), which leaves
+ * lo's bars flat on a linear axis: beyond a 20x span the axis is
+ * logarithmic, from the power of ten below the smallest minimum, and the
+ * labels carry the exact values.
+ */
+static void gp_clustered(FILE *f, const char *dat, const char *png, int col, const char *what, struct span s)
+{
+	int logy = s.lo > 0 && s.hi / s.lo > 20;
+	double floor10 = 1;
+
+	while (floor10 * 10 <= s.lo)
+		floor10 *= 10;
+	fprintf(f, "reset\nset terminal pngcairo size 1000,500 noenhanced\n"
+		   "set style fill solid 0.6 border -1\nset grid ytics\nset key outside right top\nset xtics (");
+	for (int l = 0; l < cfg.nlinks; l++)
+		fprintf(f, "%s'%s' %d", l ? ", " : "", cfg.links[l], l);
+	fprintf(f, ")\nset xrange [-0.5:%d.5]\nmodes = '", cfg.nlinks - 1);
+	for (int m = 0; m < cfg.nmodes; m++)
+		fprintf(f, "%s%s", m ? " " : "", cfg.modes[m]);
+	fprintf(f, "'\nnm = %d\nbw = 0.8 / nm\n", cfg.nmodes);
+	if (logy) /* plain numbers on the axis: 100000, not 1e+05 */
+		fprintf(f, "set logscale y\nset format y '%%.0f'\nset yrange [%.0f:*]\n", floor10);
+	else
+		fprintf(f, "set yrange [0:*]\n");
+	fprintf(f,
+		"set output '%s'\nset title '%s per link, %d MiB (median, min-max%s)'\nset ylabel 'ms'\n"
+		"plot for [m=0:nm-1] '%s' index m using ($1 - 0.4 + bw * (m + 0.5)):%d:%d:%d:(bw) with boxerrorbars "
+		"lt m+1 title word(modes, m+1), \\\n"
+		"     for [m=0:nm-1] '%s' index m using ($1 - 0.4 + bw * (m + 0.5)):%d:(sprintf('%%.0f', column(%d))) "
+		"with labels %s font ',8' notitle\n",
+		png, what, cfg.mem_mib, logy ? "; log scale" : "", dat, col, col + 1, col + 2, dat, col + 2, col,
+		/* side by side, 8 modes leave ~20 px a bar: too narrow for "12345" */
+		cfg.nmodes > 4 ? "rotate by 90 left offset 0,0.4" : "offset 0,0.6");
+}
+
+static void gnuplot_run(const char *gp)
+{
+	char *argv[] = {"gnuplot", (char *)gp, NULL};
+	char lg[PATH_MAX + 32];
+	int r;
+
+	snprintf(lg, sizeof(lg), "%s/gnuplot.log", cfg.out);
+	r = run(argv, -1, 0, lg, lg, 60);
+	if (r == 127)
+		msg("warning: gnuplot not found; no plots");
+	else if (r != 0)
+		msg("warning: gnuplot failed (%d); see %s", r, lg);
+}
+
+/*
+ * One link: plot.dat -> time.png, pause.png. Several: per link
+ * plot-LINK.dat -> time-LINK.png, pause-LINK.png (each link on its own
+ * scale), and plot-links.dat -> bench-time.png, bench-pause.png, the
+ * links side by side. One plot.gp draws them all.
+ */
+static void write_plots(const struct result *rs, int n)
+{
+	static struct result sub[MAX_RUNS];
+	char gp[PATH_MAX + 32], dat[PATH_MAX + 64], tp[PATH_MAX + 64], pp[PATH_MAX + 64];
+	struct span ts = {0, 0}, ps = {0, 0};
+	int have = 0;
+	FILE *f;
+
+	snprintf(gp, sizeof(gp), "%s/plot.gp", cfg.out);
+	f = fopen(gp, "w");
+	if (!f)
+		return;
+	for (int l = 0; l < cfg.nlinks; l++) {
+		const char *link = cfg.links[l];
+		int k = link_runs(rs, n, link, sub);
+
+		if (cfg.nlinks == 1) {
+			snprintf(dat, sizeof(dat), "%s/plot.dat", cfg.out);
+			snprintf(tp, sizeof(tp), "%s/time.png", cfg.out);
+			snprintf(pp, sizeof(pp), "%s/pause.png", cfg.out);
+		} else {
+			snprintf(dat, sizeof(dat), "%s/plot-%s.dat", cfg.out, link);
+			snprintf(tp, sizeof(tp), "%s/time-%s.png", cfg.out, link);
+			snprintf(pp, sizeof(pp), "%s/pause-%s.png", cfg.out, link);
+		}
+		if (plot_dat(dat, sub, k) > 0) {
+			gp_bars(f, dat, tp, pp, link);
+			have = 1;
+		}
+	}
+	if (cfg.nlinks > 1) {
+		snprintf(dat, sizeof(dat), "%s/plot-links.dat", cfg.out);
+		snprintf(tp, sizeof(tp), "%s/bench-time.png", cfg.out);
+		snprintf(pp, sizeof(pp), "%s/bench-pause.png", cfg.out);
+		if (links_dat(dat, rs, n, &ts, &ps) > 0) {
+			gp_clustered(f, dat, tp, 3, "migration time end to end", ts);
+			gp_clustered(f, dat, pp, 6, "true pause", ps);
+		}
+	}
+	fclose(f);
+	if (have)
+		gnuplot_run(gp);
+	else
+		unlink(gp); /* nothing succeeded: no script, as no plots */
+}
+
+static void write_summary(const struct result *rs, int n)
+{
+	static struct result sub[MAX_RUNS];
+	char path[PATH_MAX + 32], links[MAX_LINKS * 16 + 8];
+	int any_shaped = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/summary.md", cfg.out);
+	f = fopen(path, "w");
+	if (!f) {
+		msg("cannot write the summary in %s", cfg.out);
+		return;
+	}
+	links_str(links, sizeof(links));
+	fprintf(f, "ferry-bench: %s `%s`%s, %d MiB guest, append `%s`, %d repeat(s), modes alternated\n\n",
+		cfg.nlinks > 1 ? "links" : "link", links, cfg.nlinks > 1 ? " (one after the other)" : "", cfg.mem_mib,
+		cfg.append, cfg.repeats);
+	if (cfg.disk_mib > 0)
+		fprintf(f, "Disk: %d MiB %s, %d MiB filled (half random, half text), checked by %s.\n\n", cfg.disk_mib,
+			cfg.disk_format, cfg.disk_fill_mib,
+			cfg.guest_writes_disk ? "the guest's verify (it writes to its disk)" : "qemu-img compare");
+	for (int l = 0; l < cfg.nlinks; l++) {
+		const char *link = cfg.links[l];
+		int k = link_runs(rs, n, link, sub), shaped = strcmp(link, "lo") != 0;
+
+		if (cfg.nlinks > 1)
+			fprintf(f, "%s### link %s\n\n", l ? "\n" : "", link);
+		if (cfg.nlinks > 1 && !k) {
+			fprintf(f, "Not run (interrupted, or its namespace could not be made).\n");
+			continue;
+		}
+		summary_table(f, sub, k, shaped);
+		any_shaped |= shaped;
+	}
+	summary_notes(f, any_shaped);
+	fclose(f);
+	write_plots(rs, n);
 }
 
 /* ---------- link ---------- */
 
-static int netns_create(void)
-{
-	static const struct {
-		const char *name, *rate, *burst;
-	} links[] = {{"10gbit", "10gbit", "12500kb"}, {"1gbit", "1gbit", "1250kb"}, {"100mbit", "100mbit", "256kb"}};
-	const char *rate = NULL, *burst = NULL;
+/* The links --link knows: tbf rate and burst (at least rate/HZ); lo has
+ * no namespace. */
+static const struct {
+	const char *name, *rate, *burst;
+} link_specs[] = {{"lo", NULL, NULL},
+		  {"10gbit", "10gbit", "12500kb"},
+		  {"1gbit", "1gbit", "1250kb"},
+		  {"100mbit", "100mbit", "256kb"}};
 
-	if (!strcmp(cfg.link, "lo"))
-		return 0;
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
-		if (!strcmp(cfg.link, links[i].name))
-			rate = links[i].rate, burst = links[i].burst;
-	if (!rate) {
-		msg("unknown --link %s (lo|10gbit|1gbit|100mbit)", cfg.link);
-		return -1;
+static int link_spec(const char *name)
+{
+	for (size_t i = 0; i < sizeof(link_specs) / sizeof(link_specs[0]); i++)
+		if (!strcmp(name, link_specs[i].name))
+			return (int)i;
+	return -1;
+}
+
+/* --link a,b,...: every name known, none twice (the summary, the plots and
+ * the series files are keyed by link). Checked before anything runs. */
+static int set_links(const char *list)
+{
+	char buf[128], *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	cfg.nlinks = 0;
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (link_spec(t) < 0) {
+			msg("unknown --link %s (lo|10gbit|1gbit|100mbit)", t);
+			return -1;
+		}
+		for (int i = 0; i < cfg.nlinks; i++)
+			if (!strcmp(cfg.links[i], t)) {
+				msg("--link %s given twice", t);
+				return -1;
+			}
+		if (cfg.nlinks == MAX_LINKS)
+			return -1;
+		snprintf(cfg.links[cfg.nlinks++], sizeof(cfg.links[0]), "%s", t);
 	}
+	return cfg.nlinks ? 0 : -1;
+}
+
+/* Makes link's namespace (none for lo) and makes it the current link. The
+ * name is the same for every link of an invocation: only one exists at a
+ * time. */
+static int netns_create(const char *link)
+{
+	int i = link_spec(link);
+	const char *rate = link_specs[i].rate, *burst = link_specs[i].burst;
+
+	snprintf(g_link, sizeof(g_link), "%s", link);
+	if (!rate)
+		return 0;
 	snprintf(g_netns, sizeof(g_netns), "ferry-bench-%d", (int)getpid());
 	{
 		char *a1[] = {"ip", "netns", "add", g_netns, NULL};
@@ -1990,7 +2258,7 @@ static int netns_create(void)
 			return -1;
 		}
 	}
-	msg("link %s: namespace %s, loopback tbf rate %s burst %s", cfg.link, g_netns, rate, burst);
+	msg("link %s: namespace %s, loopback tbf rate %s burst %s", link, g_netns, rate, burst);
 	return 0;
 }
 
@@ -2044,7 +2312,7 @@ static int guest_writes_disk(const char *append)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: ferry-bench [--quick] [--modes a,b,...] [--link lo|10gbit|1gbit|100mbit]\n"
+		"usage: ferry-bench [--quick] [--modes a,b,...] [--link L[,L...]] (L: lo 10gbit 1gbit 100mbit)\n"
 		"                   [--mem MiB] [--append \"guest cmdline\"] [--repeats N] [--out DIR]\n"
 		"                   [--build-dir DIR] [--run-timeout S] [--no-pin] [--series]\n"
 		"                   [--disk-mib N [--disk-fill-mib M] [--disk-format raw|qcow2]]\n"
@@ -2074,6 +2342,70 @@ static int default_build_dir(void)
 	return 0;
 }
 
+/*
+ * One run in its own work directory on the current link: the mode's
+ * driver, a log line, the logs kept in OUT/failed-runIDX when it failed,
+ * its result written out at once. Returns 0 when it passed.
+ */
+static int run_one(struct result *r, int idx, const char *mode, int rep, FILE *jl, FILE *csv)
+{
+	char dir[PATH_MAX + 32];
+	int port = g_port_base + (idx % 500) * 2;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->mode, sizeof(r->mode), "%s", mode);
+	snprintf(r->link, sizeof(r->link), "%s", g_link);
+	r->rep = rep;
+	snprintf(dir, sizeof(dir), "%s/run%d", g_work, idx);
+	mkdir(dir, 0700);
+	if (cfg.nlinks > 1)
+		msg("run %d: %s (repeat %d/%d, link %s)", idx + 1, r->mode, rep, cfg.repeats, r->link);
+	else
+		msg("run %d: %s (repeat %d/%d)", idx + 1, r->mode, rep, cfg.repeats);
+	if (!strncmp(r->mode, "ferry", 5))
+		run_ferry(dir, r->mode, port, r);
+	else
+		run_native(dir, r->mode, port, r);
+	if (r->ok && cfg.disk_mib > 0)
+		msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB (disk data %.1f MiB, job offset %.1f MiB), "
+		    "iterations %lld, verify OK, disk check: %s",
+		    r->mode, (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0,
+		    r->disk_data / 1048576.0, r->disk_copied / 1048576.0, (long long)r->iterations,
+		    !strcmp(r->disk_check, "compare") ? "qemu-img compare: identical" : "guest verify");
+	else if (r->ok)
+		msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB, iterations %lld, verify OK", r->mode,
+		    (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0, (long long)r->iterations);
+	else {
+		char keep[PATH_MAX + 64];
+		char *argv[] = {"cp", "-r", dir, keep, NULL};
+
+		/* keep the run's logs for a post-mortem (not its images) */
+		snprintf(keep, sizeof(keep), "%s/failed-run%d", cfg.out, idx);
+		disk_remove_images(dir);
+		run(argv, -1, 0, NULL, NULL, 60);
+		msg("  %s FAILED: %s (logs in %s)", r->mode, r->error, keep);
+	}
+	json_line(jl, r);
+	csv_line(csv, r);
+	rm_rf(dir);
+	return r->ok ? 0 : -1;
+}
+
+/* Every repeat of every mode on the current link, the modes alternated
+ * within each repeat; results go on at results[*nres]. Returns the number
+ * of failed runs. */
+static int run_link(struct result *results, int *nres, FILE *jl, FILE *csv)
+{
+	int failed = 0;
+
+	for (int rep = 0; rep < cfg.repeats && !g_stop; rep++)
+		for (int m = 0; m < cfg.nmodes && !g_stop; m++) {
+			failed += run_one(&results[*nres], *nres, cfg.modes[m], rep + 1, jl, csv) < 0;
+			(*nres)++;
+		}
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"quick", no_argument, NULL, 'q'},
@@ -2094,7 +2426,7 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	static struct result results[MAX_RUNS];
 	const char *modes = NULL, *link = NULL, *append = NULL;
-	int mem = 0, repeats = 0, quick = 0, c, nres = 0, failed = 0;
+	int mem = 0, repeats = 0, quick = 0, c, nres = 0, failed = 0, no_link = 0;
 	char path[PATH_MAX + 32];
 	FILE *jl = NULL, *csv = NULL;
 	struct sigaction sa;
@@ -2132,7 +2464,7 @@ int main(int argc, char **argv)
 	}
 	if (quick) {
 		set_modes("native-unix,ferry");
-		snprintf(cfg.link, sizeof(cfg.link), "lo");
+		set_links("lo");
 		cfg.mem_mib = 256;
 		snprintf(cfg.append, sizeof(cfg.append), "fill=128 profile=mix mix=0,50,50 dirty=20 wss=64");
 		cfg.repeats = 1;
@@ -2141,7 +2473,7 @@ int main(int argc, char **argv)
 	} else {
 		set_modes("native-unix,native-tcp,native-multifd,native-multifd-zstd,plain-relay,ferry,"
 			  "ferry-nocompress,ferry-multifd2");
-		snprintf(cfg.link, sizeof(cfg.link), "lo");
+		set_links("lo");
 		cfg.mem_mib = 2048;
 		snprintf(cfg.append, sizeof(cfg.append), "fill=1536 profile=mix mix=0,50,50 dirty=20 wss=256");
 		cfg.repeats = 3;
@@ -2150,15 +2482,17 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	if (link)
-		snprintf(cfg.link, sizeof(cfg.link), "%s", link);
+	if (link && set_links(link) < 0) {
+		usage();
+		return 2;
+	}
 	if (mem > 0)
 		cfg.mem_mib = mem;
 	if (append)
 		snprintf(cfg.append, sizeof(cfg.append), "%s", append);
 	if (repeats > 0)
 		cfg.repeats = repeats;
-	if (cfg.repeats * cfg.nmodes > MAX_RUNS) {
+	if (cfg.repeats * cfg.nmodes * cfg.nlinks > MAX_RUNS) {
 		msg("too many runs");
 		return 2;
 	}
@@ -2223,10 +2557,6 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (netns_create() < 0) {
-		cleanup_all();
-		return 1;
-	}
 	if (cfg.disk_mib > 0) {
 		uint64_t t = time_mono_ms();
 
@@ -2253,54 +2583,30 @@ int main(int argc, char **argv)
 	fprintf(csv, "mode,link,mem_mib,repeat,ok,verified,total_ms,e2e_ms,wall_ms,pause_ms,raw_bytes,wire_bytes,"
 		     "iterations,qemu_cpu_s,agent_cpu_s,agent_peak_rss_kib,disk_mib,disk_format,disk_total,disk_copied,"
 		     "disk_data_bytes,disk_check,link_bytes,error\n");
-	msg("%d mode(s) x %d repeat(s), link %s, %d MiB, append \"%s\", pinning %s", cfg.nmodes, cfg.repeats,
-	    cfg.link, cfg.mem_mib, cfg.append, cfg.pin ? "source cpu0 / target cpu1" : "off");
+	links_str(path, sizeof(path));
+	msg("%d mode(s) x %d repeat(s), %s %s, %d MiB, append \"%s\", pinning %s", cfg.nmodes, cfg.repeats,
+	    cfg.nlinks > 1 ? "links" : "link", path, cfg.mem_mib, cfg.append, cfg.pin ? "source cpu0 / target cpu1" : "off");
 
-	for (int rep = 0; rep < cfg.repeats && !g_stop; rep++) {
-		for (int m = 0; m < cfg.nmodes && !g_stop; m++) {
-			struct result *r = &results[nres];
-			char dir[PATH_MAX + 32];
-			int port = g_port_base + (nres % 500) * 2;
-
-			memset(r, 0, sizeof(*r));
-			snprintf(r->mode, sizeof(r->mode), "%s", cfg.modes[m]);
-			r->rep = rep + 1;
-			snprintf(dir, sizeof(dir), "%s/run%d", g_work, nres);
-			mkdir(dir, 0700);
-			msg("run %d: %s (repeat %d/%d)", nres + 1, r->mode, rep + 1, cfg.repeats);
-			if (!strncmp(r->mode, "ferry", 5))
-				run_ferry(dir, r->mode, port, r);
-			else
-				run_native(dir, r->mode, port, r);
-			if (r->ok && cfg.disk_mib > 0)
-				msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB (disk data %.1f MiB, job offset %.1f MiB), "
-				    "iterations %lld, verify OK, disk check: %s",
-				    r->mode, (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0,
-				    r->disk_data / 1048576.0, r->disk_copied / 1048576.0, (long long)r->iterations,
-				    !strcmp(r->disk_check, "compare") ? "qemu-img compare: identical" : "guest verify");
-			else if (r->ok)
-				msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB, iterations %lld, verify OK",
-				    r->mode, (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0,
-				    (long long)r->iterations);
-			else {
-				char keep[PATH_MAX + 64];
-				char *argv[] = {"cp", "-r", dir, keep, NULL};
-
-				failed++;
-				/* keep the run's logs for a post-mortem (not its images) */
-				snprintf(keep, sizeof(keep), "%s/failed-run%d", cfg.out, nres);
-				disk_remove_images(dir);
-				run(argv, -1, 0, NULL, NULL, 60);
-				msg("  %s FAILED: %s (logs in %s)", r->mode, r->error, keep);
-			}
-			json_line(jl, r);
-			csv_line(csv, r);
-			nres++;
-			rm_rf(dir);
+	for (int l = 0; l < cfg.nlinks && !g_stop; l++) {
+		/* one link at a time: its namespace exists only while its runs go */
+		if (netns_create(cfg.links[l]) < 0) {
+			no_link = 1;
+			break;
+		}
+		failed += run_link(results, &nres, jl, csv);
+		if (netns_del() < 0) {
+			no_link = 1;
+			break;
 		}
 	}
 	fclose(jl);
 	fclose(csv);
+	/* a namespace that could not be made before any run leaves nothing
+	 * to summarise (and OUT may hold an older summary.md) */
+	if (no_link && !nres) {
+		cleanup_all();
+		return 1;
+	}
 	write_summary(results, nres);
 	cleanup_all();
 	if (g_stop) {
@@ -2317,5 +2623,5 @@ int main(int argc, char **argv)
 		if (f)
 			fclose(f);
 	}
-	return failed ? 1 : 0;
+	return failed || no_link ? 1 : 0;
 }
