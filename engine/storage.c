@@ -32,6 +32,7 @@ struct stor_disk {
 	char format[16];
 	uint64_t size;
 	char image[512];     /* target: the image created here */
+	size_t spec_idx;     /* target: which of the spec's disks it is */
 	int created;         /* target: image exists and is ours to delete */
 	/* source */
 	int node_added, job_running, ready, write_blocking;
@@ -642,12 +643,22 @@ static int qemu_img_create(const char *format, const char *path, uint64_t size, 
 int stor_target_prepare(struct vm_spec *spec, struct json_object *disks, const char *state_dir,
 			struct stor **out, char *err, size_t errlen)
 {
-	size_t n = disks ? json_object_array_length(disks) : 0;
+	size_t n = disks ? json_object_array_length(disks) : 0, local = 0;
 	struct stor *st;
 	int r = stor_alloc(n, &st);
 
 	if (r < 0)
 		return r;
+	/* Every local disk must come with the VM: one left out would have
+	 * this QEMU open the source's path, which here is someone else's
+	 * file or nothing. */
+	for (size_t i = 0; i < spec->n_disks; i++)
+		local += copied(&spec->disks[i]);
+	if (local != n) {
+		snprintf(err, errlen, "the spec has %zu local disk(s) but the source copies %zu", local, n);
+		r = -EINVAL;
+		goto fail;
+	}
 	/* Shared disks stay where they are: the path must exist here too. */
 	for (size_t i = 0; i < spec->n_disks; i++) {
 		const struct vm_disk *d = &spec->disks[i];
@@ -671,14 +682,18 @@ int stor_target_prepare(struct vm_spec *spec, struct json_object *disks, const c
 			if (!strcmp(spec->disks[j].name, name) && copied(&spec->disks[j]))
 				d = &spec->disks[j];
 		sd->size = (uint64_t)json_object_get_int64(json_object_object_get(o, "size"));
+		for (size_t j = 0; d && j < i; j++)
+			if (!strcmp(st->d[j].name, d->name))
+				d = NULL; /* listed twice */
 		if (!d || !sd->size || sd->size > (1ull << 50)) {
-			snprintf(err, errlen, "the source asked to copy disk %s, which the spec has no local disk for, or with a bad size",
+			snprintf(err, errlen, "the source asked to copy disk %s, which the spec has no (other) local disk for, or with a bad size",
 				 name ? name : "(no name)");
 			r = -EINVAL;
 			goto fail;
 		}
 		snprintf(sd->name, sizeof(sd->name), "%s", d->name);
 		snprintf(sd->format, sizeof(sd->format), "%s", d->format);
+		sd->spec_idx = (size_t)(d - spec->disks);
 		snprintf(sd->image, sizeof(sd->image), "%s/disks/%s/%s.%s", state_dir, spec->name,
 			 d->name, d->format);
 		{
@@ -701,11 +716,14 @@ int stor_target_prepare(struct vm_spec *spec, struct json_object *disks, const c
 			goto fail;
 		sd->created = 1;
 		st->n = i + 1;
-		snprintf(d->path, sizeof(d->path), "%s", sd->image);
 		log_info("storage", "event=target_image_created disk=%s path=%s size=%llu", d->name,
 			 sd->image, (unsigned long long)sd->size);
 	}
 	st->n = n;
+	/* All made: only now is the spec pointed at them. */
+	for (size_t i = 0; i < n; i++)
+		snprintf(spec->disks[st->d[i].spec_idx].path, sizeof(spec->disks[0].path), "%s",
+			 st->d[i].image);
 	*out = st;
 	return 0;
 fail:

@@ -87,8 +87,9 @@ void stor_source_abort(struct stor *st, struct qmp *q);
 /* Creates the target images for the disks the source lists (disks: the
  * prepare message's array) under state_dir/disks/<vm>/, points spec's
  * disks at them, and checks that every shared disk's path exists here.
- * Leftovers of an earlier attempt at the same paths are replaced. On
- * failure nothing created stays. */
+ * Leftovers of an earlier attempt at the same paths are replaced. The
+ * source's list must name each local disk of the spec exactly once. On
+ * failure nothing created stays and the spec is untouched. */
 int stor_target_prepare(struct vm_spec *spec, struct json_object *disks, const char *state_dir,
 			struct stor **out, char *err, size_t errlen);
 /* nbd-server-start on sock and a writable export per copied disk. */
