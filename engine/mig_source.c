@@ -26,6 +26,14 @@
  * and the guest resumes on the source. */
 #define SWITCHOVER_DISK_TIMEOUT_MS 60000
 #define DISK_OUTRUN_SAMPLES 3
+/* Pause tuning: QEMU stops the guest as soon as what is left fits in the
+ * downtime limit, so with the limit at its ceiling (default 300 ms) a
+ * migration that could converge much further stops early with a pause near
+ * the ceiling. ferry starts low and doubles the limit, up to the ceiling,
+ * only when the remaining data has set no new low for a while: the pause is
+ * as short as the guest and the link allow. */
+#define PAUSE_TUNE_START_MS 50
+#define PAUSE_TUNE_STALL_MS 1500
 
 static int start_ram(struct migration *m, char *err, size_t errlen);
 
@@ -415,7 +423,9 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 	 * separate, unlimited one by default). */
 	if (bw > 0)
 		json_object_object_add(args, "max-postcopy-bandwidth", json_object_new_int64((int64_t)bw << 20));
-	json_object_object_add(args, "downtime-limit", json_object_new_int64(dt > 0 ? dt : 300));
+	m->downtime_ceiling_ms = dt > 0 ? dt : 300;
+	dt = m->downtime_ceiling_ms < PAUSE_TUNE_START_MS ? m->downtime_ceiling_ms : PAUSE_TUNE_START_MS;
+	json_object_object_add(args, "downtime-limit", json_object_new_int64(dt));
 	if (m->auto_converge) {
 		/* QEMU's defaults (20 % then +10 % per pass) take minutes on a
 		 * large working set; auto-converge is an escalation here, asked
@@ -424,11 +434,50 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 		json_object_object_add(args, "cpu-throttle-increment", json_object_new_int(20));
 	}
 	pthread_mutex_lock(&m->mu);
-	m->st.downtime_limit_ms = dt > 0 ? dt : 300;
+	m->st.downtime_limit_ms = dt;
 	pthread_mutex_unlock(&m->mu);
 	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, errlen);
 	json_object_put(args);
 	return r;
+}
+
+/* Sets QEMU's downtime limit; 0 or -errno. */
+static int set_downtime_limit(struct migration *m, int ms)
+{
+	struct json_object *args = json_object_new_object();
+	char err[256];
+	int r;
+
+	json_object_object_add(args, "downtime-limit", json_object_new_int64(ms));
+	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, sizeof(err));
+	json_object_put(args);
+	if (r < 0) {
+		log_warn("mig", "event=downtime_limit_failed ms=%d err=\"%s\"", ms, err);
+		return r;
+	}
+	pthread_mutex_lock(&m->mu);
+	m->st.downtime_limit_ms = ms;
+	pthread_mutex_unlock(&m->mu);
+	return 0;
+}
+
+/* Pause tuning (PAUSE_TUNE_*): the remaining data stopped setting new lows
+ * under the current limit, so allow a longer pause, up to the ceiling. */
+static void tune_pause(struct migration *m, const struct monitor *mon, uint64_t now)
+{
+	uint64_t since = mon->best_at_ms > m->pause_tuned_at_ms ? mon->best_at_ms : m->pause_tuned_at_ms;
+	int cur, next;
+
+	pthread_mutex_lock(&m->mu);
+	cur = m->st.downtime_limit_ms;
+	pthread_mutex_unlock(&m->mu);
+	if (cur >= m->downtime_ceiling_ms || mon->iterations < 2 || now - since < PAUSE_TUNE_STALL_MS)
+		return;
+	next = cur * 2 < m->downtime_ceiling_ms ? cur * 2 : m->downtime_ceiling_ms;
+	if (set_downtime_limit(m, next) == 0)
+		log_info("mig", "event=pause_tuning from_ms=%d to_ms=%d remaining=%llu", cur, next,
+			 (unsigned long long)mon->remaining);
+	m->pause_tuned_at_ms = now;
 }
 
 /* Switch to post-copy: the target runs the guest from now on and pulls
@@ -465,26 +514,22 @@ static int escalate(struct migration *m, struct monitor *mon)
 	int step = pick(m->req.downtime_step_ms, m->vm->spec->mig.downtime_step_ms,
 			m->env.defaults.downtime_step_ms);
 	int max = pick(FERRY_UNSET, m->vm->spec->mig.downtime_max_ms, m->env.defaults.downtime_max_ms);
-	struct json_object *args;
-	char err[256];
 	int cur;
 
 	pthread_mutex_lock(&m->mu);
 	cur = m->st.downtime_limit_ms;
 	pthread_mutex_unlock(&m->mu);
 	if (step > 0 && cur < max) {
-		int next = cur + step > max ? max : cur + step;
+		/* Escalation goes past what pause tuning would reach anyway. */
+		int base = cur > m->downtime_ceiling_ms ? cur : m->downtime_ceiling_ms;
+		int next = base + step > max ? max : base + step;
 
-		args = json_object_new_object();
-		json_object_object_add(args, "downtime-limit", json_object_new_int64(next));
-		if (mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, sizeof(err)) == 0) {
+		if (set_downtime_limit(m, next) == 0) {
 			pthread_mutex_lock(&m->mu);
-			m->st.downtime_limit_ms = next;
 			m->st.escalations++;
 			pthread_mutex_unlock(&m->mu);
 			log_info("mig", "event=escalation action=downtime_limit from_ms=%d to_ms=%d", cur, next);
 		}
-		json_object_put(args);
 		return 1;
 	}
 	if (m->postcopy && !m->in_postcopy)
@@ -852,6 +897,8 @@ static int monitor(struct migration *m, struct monitor *mon)
 			m->st.converging = mon->converging;
 			m->st.eta_ms = mon->eta_ms;
 			pthread_mutex_unlock(&m->mu);
+			if (m->ram_started && !m->in_postcopy)
+				tune_pause(m, mon, smp.t_ms);
 			/* Post-copy right away, when asked: the first pass is under
 			 * way, so the target has somewhere to start from. */
 			if (m->postcopy && m->req.post_copy_now && m->ram_started && !m->in_postcopy && v == MON_OK)

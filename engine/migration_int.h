@@ -63,6 +63,8 @@ struct migration {
 	int postcopy, auto_converge; /* allowed for this migration */
 	int in_postcopy;             /* source: migrate-start-postcopy issued */
 	int ram_started;             /* source: `migrate` issued (after the disks are in sync) */
+	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
+	uint64_t pause_tuned_at_ms;  /* source: when pause tuning last raised the limit */
 	int recovering;              /* post-copy resume: the next main channel goes to recovery */
 	int resume_fd;               /* target: new control link of a resume, -1 none */
 	int awaiting_resume;         /* target: post-copy broke, waiting for the source */
