@@ -561,6 +561,24 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 	}
 	printf("  Phase:      %s\n", st == 200 ? jstr(out, "state") : "Unknown");
 	printf("  Migration Method:  LiveMigration\n");
+	{
+		/* Where each disk is on this node, and whether it travels. */
+		struct json_object *disks = st == 200 ? json_object_object_get(out, "disks") : NULL;
+
+		if (disks && json_object_array_length(disks)) {
+			printf("  Volumes:\n");
+			for (size_t i = 0; i < json_object_array_length(disks); i++) {
+				struct json_object *d = json_object_array_get_idx(disks, i);
+
+				printf("    %-12s %-6s %-6s %-13s %s\n", jstr(d, "name"), jstr(d, "type"),
+				       jstr(d, "format"),
+				       !strcmp(jstr(d, "storage"), "shared") ? "shared"
+				       : !strcmp(jstr(d, "type"), "disk")    ? "local, copied"
+									     : "-",
+				       jstr(d, "path")[0] ? jstr(d, "path") : "(empty)");
+			}
+		}
+	}
 	if (ms)
 		print_migration_state(ms);
 	if (n) {

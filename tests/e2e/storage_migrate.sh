@@ -42,6 +42,8 @@ case "$timg" in "$WORK/node-b/state/disks/s1/"*) ;; *) die "target image at an u
 qemu-img compare -U -f "$FMT" -F "$FMT" "$img" "$timg" || die "source and target images differ"
 log "images identical: $img $timg"
 
+ctl node-b describe vmi s1 | grep -q "root  *disk  *$FMT  *local, copied  *$timg" ||
+	die "describe does not show the disk where it now is"
 ctl node-b vm resume s1 || die "resume failed"
 guest_verify node-b s1
 assert_no_migration_files node-a
