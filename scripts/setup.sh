@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS="build-essential cmake pkg-config gcc-multilib qemu-system-x86 qemu-utils
-      liburing-dev liblz4-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
+      liburing-dev liblz4-dev libzstd-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
       libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2 curl gnuplot-nox"
 missing=""
 for p in $PKGS; do

@@ -83,6 +83,11 @@ int frame_hdr_decode(const uint8_t *buf, size_t len, struct frame_hdr *h)
 				t.flags & ~FRAME_F_KNOWN);
 		return -EPROTO;
 	}
+	if ((t.flags & FRAME_F_COMPRESSED) == FRAME_F_COMPRESSED) {
+		/* One payload, one codec: there is no order to apply two in. */
+		frame_set_error("frame flags 0x%04x set both LZ4 and ZSTD", t.flags);
+		return -EPROTO;
+	}
 	if (t.raw_len > FRAME_MAX_RAW) {
 		frame_set_error("frame raw_len %u exceeds limit %u", t.raw_len, FRAME_MAX_RAW);
 		return -EPROTO;
@@ -91,16 +96,17 @@ int frame_hdr_decode(const uint8_t *buf, size_t len, struct frame_hdr *h)
 		frame_set_error("frame wire_len %u exceeds raw_len %u", t.wire_len, t.raw_len);
 		return -EPROTO;
 	}
-	if (!(t.flags & FRAME_F_LZ4) && t.wire_len != t.raw_len) {
+	if (!(t.flags & FRAME_F_COMPRESSED) && t.wire_len != t.raw_len) {
 		frame_set_error("uncompressed frame has wire_len %u != raw_len %u", t.wire_len,
 				t.raw_len);
 		return -EPROTO;
 	}
-	/* Senders only set the LZ4 flag on a block that shrank; a "compressed"
-	 * block as large as its output is not something we produce. */
-	if ((t.flags & FRAME_F_LZ4) && t.wire_len == t.raw_len) {
-		frame_set_error("LZ4 frame did not shrink (wire_len %u == raw_len %u)", t.wire_len,
-				t.raw_len);
+	/* Senders only set a codec flag on a payload that shrank; a
+	 * "compressed" block as large as its output is not something we
+	 * produce. */
+	if ((t.flags & FRAME_F_COMPRESSED) && t.wire_len == t.raw_len) {
+		frame_set_error("%s frame did not shrink (wire_len %u == raw_len %u)",
+				t.flags & FRAME_F_LZ4 ? "LZ4" : "zstd", t.wire_len, t.raw_len);
 		return -EPROTO;
 	}
 	*h = t;

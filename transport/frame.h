@@ -3,7 +3,8 @@
  *   off  size  field
  *     0     1  version    FRAME_VERSION
  *     1     1  type       FRAME_DATA .. FRAME_PING
- *     2     2  flags      FRAME_F_LZ4; every other bit must be 0
+ *     2     2  flags      FRAME_F_LZ4 or FRAME_F_ZSTD (at most one); every
+ *                          other bit must be 0
  *     4     4  stream_id
  *     8     4  wire_len   payload bytes that follow the header
  *    12     4  raw_len    payload size after decompression (== wire_len if raw)
@@ -35,8 +36,10 @@ enum frame_type {
 #define FRAME_TYPE_MIN FRAME_DATA
 #define FRAME_TYPE_MAX FRAME_PING
 
-#define FRAME_F_LZ4 0x1u /* payload is one LZ4 block */
-#define FRAME_F_KNOWN (FRAME_F_LZ4)
+#define FRAME_F_LZ4 0x1u  /* payload is one LZ4 block */
+#define FRAME_F_ZSTD 0x2u /* payload is one zstd frame */
+#define FRAME_F_COMPRESSED (FRAME_F_LZ4 | FRAME_F_ZSTD)
+#define FRAME_F_KNOWN (FRAME_F_COMPRESSED)
 
 struct frame_hdr {
 	uint8_t version, type;
@@ -48,9 +51,10 @@ struct frame_hdr {
 void frame_hdr_encode(const struct frame_hdr *h, uint8_t out[FRAME_HDR_LEN]);
 
 /* Parses and validates a header. 0 on success; -EAGAIN if len < FRAME_HDR_LEN;
- * -EPROTO for a bad version, type or flags, raw_len > FRAME_MAX_RAW,
- * wire_len > raw_len, an uncompressed frame with wire_len != raw_len or an
- * LZ4 frame whose payload did not shrink (wire_len == raw_len). On -EPROTO
+ * -EPROTO for a bad version, type or flags (unknown bits, or both LZ4 and
+ * ZSTD), raw_len > FRAME_MAX_RAW, wire_len > raw_len, an uncompressed frame
+ * with wire_len != raw_len or a compressed frame whose payload did not shrink
+ * (wire_len == raw_len). On -EPROTO
  * frame_strerror_last() says which. */
 int frame_hdr_decode(const uint8_t *buf, size_t len, struct frame_hdr *h);
 
@@ -71,7 +75,7 @@ const char *frame_type_name(uint8_t type);
  * failing call on the same thread. */
 const char *frame_strerror_last(void);
 
-/* Sets that text; for the codec, so an LZ4 payload that fails to decode is
+/* Sets that text; for the codec, so a compressed payload that fails to decode is
  * explained in the same place as a bad header. */
 void frame_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

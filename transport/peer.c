@@ -72,7 +72,7 @@ int peer_recv_msg(int fd, int timeout_ms, struct frame_hdr *h, char *buf, size_t
 	if (r < 0)
 		return r;
 	/* Set-up messages are never compressed; refuse rather than decode. */
-	if (h->flags & FRAME_F_LZ4)
+	if (h->flags & FRAME_F_COMPRESSED)
 		return -EPROTO;
 	if (h->wire_len + 1 > cap || h->wire_len > PEER_MSG_MAX)
 		return -EMSGSIZE;

@@ -40,6 +40,7 @@ struct enc_slot {
 	size_t raw_len;
 	uint8_t *frame;
 	ssize_t frame_len; /* < 0: packing failed */
+	int mode;          /* enum codec_mode want_compress chose for it */
 	uint64_t busy_ns;
 	struct pump *p;
 };
@@ -81,8 +82,9 @@ struct pump {
 	int enc_recv_busy, enc_send_busy, enc_eof, enc_done;
 	/* Adaptive compression (want_compress). */
 	uint64_t win_start_ns, win_raw, windows;
-	int win_saturated, compressing, probing;
-	double mode_bps[2]; /* raw bytes/s through a saturated link: [raw, lz4] */
+	int win_saturated, mode, probing, probe_last, nmodes, mode_logs;
+	/* Guest bytes/s through a saturated link, per enum codec_mode. */
+	double mode_bps[CODEC_NMODES];
 	size_t enc_send_off;
 	struct loop_op enc_recv_op, enc_send_op;
 
@@ -112,6 +114,7 @@ struct relay {
 	int posted; /* abort_all_fn calls queued on the loop; they use r */
 	int failed;
 	int final; /* relay_set_final: the guest is stopped */
+	int nmodes; /* modes AUTO may use: CODEC_NMODES, or 2 (no zstd) */
 	char fail_reason[320];
 };
 
@@ -123,6 +126,8 @@ static void enc_pump(struct pump *p);
 static void dec_pump(struct pump *p);
 
 static void stat_add(uint64_t *ctr, uint64_t v) { __atomic_add_fetch(ctr, v, __ATOMIC_RELAXED); }
+
+static const char *const mode_name[CODEC_NMODES] = {"raw", "lz4", "zstd"};
 
 /* ---- release ---------------------------------------------------------- */
 
@@ -162,10 +167,12 @@ static void pump_release_if_idle(struct pump *p)
 static void pump_check_done(struct pump *p)
 {
 	if (p->enc_done && p->dec_done && !p->dead) {
-		log_info("relay", "event=stream_finished stream=%u label=%s raw_in=%llu wire_out=%llu wire_in=%llu raw_out=%llu",
+		log_info("relay", "event=stream_finished stream=%u label=%s raw_in=%llu wire_out=%llu wire_in=%llu raw_out=%llu "
+			 "raw_lz4=%llu raw_zstd=%llu",
 			 p->id, p->rs->st.label, (unsigned long long)p->rs->st.raw_in,
 			 (unsigned long long)p->rs->st.wire_out, (unsigned long long)p->rs->st.wire_in,
-			 (unsigned long long)p->rs->st.raw_out);
+			 (unsigned long long)p->rs->st.raw_out, (unsigned long long)p->rs->st.raw_lz4,
+			 (unsigned long long)p->rs->st.raw_zstd);
 		p->dead = 1; /* nothing more to do: close and release */
 		if (p->dec_recv_busy) {
 			/* Only the read kept armed after the peer's FIN can be
@@ -226,7 +233,7 @@ static void enc_pack_work(void *arg, struct codec *c)
 	struct enc_slot *s = arg;
 	uint64_t t0 = time_mono_ns();
 
-	s->frame_len = codec_pack(c, FRAME_DATA, s->p->id, s->raw, s->raw_len, 1, s->frame,
+	s->frame_len = codec_pack(c, FRAME_DATA, s->p->id, s->raw, s->raw_len, s->mode, s->frame,
 				  codec_frame_bound(PUMP_CHUNK));
 	s->busy_ns = time_mono_ns() - t0;
 }
@@ -252,26 +259,105 @@ static void enc_pack_done(void *arg)
 	enc_pump(p);
 }
 
-/* Compress only where it pays. LZ4 costs CPU on the host that also runs the
- * guest; it pays back only when the link, not the CPU, limits the copy, and
- * the sender cannot tell a slow wire from a slow receiver (on loopback with
- * one core per host the receiving agent is the limit, and compressing there
- * measured 2-4x slower). So the pump measures instead of guessing:
+/* Compress only where it pays, and with the codec that pays most. LZ4 and
+ * zstd cost CPU on the host that also runs the guest; they pay back only
+ * when the link, not the CPU, limits the copy, and the sender cannot tell a
+ * slow wire from a slow receiver (on loopback with one core per host the
+ * receiving agent is the limit, and compressing there measured 2-4x slower).
+ * zstd (level 1) shrinks memory pages much more than LZ4 but costs several
+ * times its CPU, so which of the two wins depends on the link's speed too.
+ * So the pump measures instead of guessing:
  *
  *  - a window (PUMP_RATE_WINDOW_NS) is "saturated" when a backlog sits in
  *    front of the link (bytes the kernel has not sent, SIOCOUTQNSD, plus our
  *    own frames waiting); otherwise QEMU is the limit and raw is cheapest;
- *  - for saturated windows it keeps, per mode, the raw bytes per second that
- *    got through (EWMA), and uses the mode that moves more guest data;
- *  - it re-tries the other mode for one window every PUMP_PROBE_EVERY
- *    windows, since links and receivers change.
- * RELAY_COMPRESS_ALWAYS skips all this, for benchmarks. */
+ *  - for saturated windows it keeps, per mode (raw, LZ4, zstd), the raw bytes
+ *    per second that got through (EWMA), and uses the mode that moves the
+ *    most guest data;
+ *  - a mode never measured is tried first (raw, then LZ4, then zstd); after
+ *    that, every PUMP_PROBE_EVERY windows it tries one of the other modes,
+ *    in rotation, for one window, since links and receivers change.
+ * RELAY_COMPRESS_ALWAYS (LZ4) and RELAY_COMPRESS_ZSTD skip all this, for
+ * benchmarks and tests. */
 #define PUMP_RATE_WINDOW_NS (100ull * 1000000ull)
 #define PUMP_PROBE_EVERY 10
 /* Once the guest is stopped: a link that carries raw frames faster than
  * this (1.6 Gbit/s) is not worth a compression step on the pause's path. */
 #define PUMP_FINAL_RAW_FAST_BPS (200.0 * 1000 * 1000)
+/* Mode changes logged per stream: enough to see the first probes and what
+ * won, without a line per second for a long migration. */
+#define PUMP_MODE_LOG_MAX 8
 
+/* The measured mode that moves the most guest bytes; raw on ties. */
+static int best_mode(const struct pump *p)
+{
+	int best = CODEC_RAW;
+
+	for (int m = 1; m < p->nmodes; m++)
+		if (p->mode_bps[m] > p->mode_bps[best])
+			best = m;
+	return best;
+}
+
+static void set_mode(struct pump *p, int mode)
+{
+	if (mode == p->mode)
+		return;
+	p->mode = mode;
+	if (p->mode_logs > PUMP_MODE_LOG_MAX)
+		return;
+	if (p->mode_logs++ == PUMP_MODE_LOG_MAX) {
+		log_info("relay", "event=compress_mode stream=%u label=%s further_changes=unlogged",
+			 p->id, p->rs->st.label);
+		return;
+	}
+	log_info("relay", "event=compress_mode stream=%u label=%s mode=%s probing=%d "
+		 "raw_bps=%.0f lz4_bps=%.0f zstd_bps=%.0f",
+		 p->id, p->rs->st.label, mode_name[mode], p->probing, p->mode_bps[0],
+		 p->mode_bps[1], p->mode_bps[2]);
+}
+
+/* After a saturated window measured in p->mode: the mode for the next one. */
+static int next_mode(struct pump *p)
+{
+	int best;
+
+	for (int m = 0; m < p->nmodes; m++) {
+		if (p->mode_bps[m] == 0) {
+			p->probing = 1;
+			return m;
+		}
+	}
+	best = best_mode(p);
+	if (p->probing || ++p->windows % PUMP_PROBE_EVERY != 0) {
+		p->probing = 0;
+		return best;
+	}
+	/* Probe the next mode after the one probed last, skipping the best. */
+	for (int i = 1; i <= p->nmodes; i++) {
+		int m = (p->probe_last + i) % p->nmodes;
+
+		if (m != best) {
+			p->probe_last = m;
+			p->probing = 1;
+			return m;
+		}
+	}
+	return best;
+}
+
+/* Once the guest is stopped every chunk is on the critical path of its pause,
+ * and so is the compression step: it stays only where the link itself is
+ * slow, with the compressing mode measured to move the most through it. */
+static int final_mode(struct pump *p)
+{
+	p->probing = 0;
+	if (!(p->mode_bps[CODEC_RAW] > 0 && p->mode_bps[CODEC_RAW] < PUMP_FINAL_RAW_FAST_BPS))
+		return CODEC_RAW;
+	return best_mode(p);
+}
+
+/* Returns the enum codec_mode for chunk s (just counted in enc_fill). */
 static int want_compress(struct pump *p, const struct enc_slot *s)
 {
 	uint64_t now = time_mono_ns(), dt;
@@ -279,17 +365,14 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 	size_t backlog;
 
 	if (p->compress == RELAY_COMPRESS_OFF || s->raw_len <= PUMP_INLINE_MAX)
-		return 0;
+		return CODEC_RAW;
 	if (p->compress == RELAY_COMPRESS_ALWAYS)
-		return 1;
+		return CODEC_LZ4;
+	if (p->compress == RELAY_COMPRESS_ZSTD)
+		return CODEC_ZSTD;
 	if (__atomic_load_n(&p->r->final, __ATOMIC_RELAXED)) {
-		/* The guest is stopped: every chunk is on the critical path of
-		 * its pause. LZ4 sits on that path too, so it stays only where
-		 * the link itself is slow and measured to move more with it. */
-		p->probing = 0;
-		p->compressing = p->mode_bps[0] > 0 && p->mode_bps[0] < PUMP_FINAL_RAW_FAST_BPS &&
-				 p->mode_bps[1] > p->mode_bps[0];
-		return p->compressing;
+		set_mode(p, final_mode(p));
+		return p->mode;
 	}
 	if (ioctl(p->framed, SIOCOUTQNSD, &notsent) < 0 && ioctl(p->framed, SIOCOUTQ, &notsent) < 0)
 		notsent = 0;
@@ -302,31 +385,23 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 		p->win_start_ns = now;
 	dt = now - p->win_start_ns;
 	if (dt < PUMP_RATE_WINDOW_NS)
-		return p->compressing;
+		return p->mode;
 
 	if (p->win_saturated) {
 		double rate = (double)p->win_raw * 1e9 / (double)dt;
-		double *est = &p->mode_bps[p->compressing];
-		int other = !p->compressing;
+		double *est = &p->mode_bps[p->mode];
 
 		*est = *est > 0 ? 0.5 * *est + 0.5 * rate : rate;
-		if (p->probing) {
-			/* One window in the other mode is done: keep the better. */
-			p->probing = 0;
-			p->compressing = p->mode_bps[1] > p->mode_bps[0];
-		} else if (p->mode_bps[other] == 0 || ++p->windows % PUMP_PROBE_EVERY == 0) {
-			p->probing = 1;
-			p->compressing = other;
-		}
+		set_mode(p, next_mode(p));
 	} else {
 		/* QEMU is the limit: nothing to gain from compressing. */
 		p->probing = 0;
-		p->compressing = 0;
+		set_mode(p, CODEC_RAW);
 	}
 	p->win_start_ns = now;
 	p->win_raw = 0;
 	p->win_saturated = 0;
-	return p->compressing;
+	return p->mode;
 }
 
 static void enc_recv_cb(struct loop_op *op, int res)
@@ -358,7 +433,11 @@ static void enc_recv_cb(struct loop_op *op, int res)
 	} else {
 		stat_add(&p->rs->st.raw_in, (uint64_t)res);
 		s->raw_len = (size_t)res;
-		if (want_compress(p, s)) {
+		s->mode = want_compress(p, s);
+		if (s->mode != CODEC_RAW)
+			stat_add(s->mode == CODEC_LZ4 ? &p->rs->st.raw_lz4 : &p->rs->st.raw_zstd,
+				 s->raw_len);
+		if (s->mode != CODEC_RAW) {
 			p->inflight++;
 			if (workers_submit(p->r->w, enc_pack_work, enc_pack_done, s) < 0) {
 				p->inflight--;
@@ -368,8 +447,8 @@ static void enc_recv_cb(struct loop_op *op, int res)
 		} else {
 			uint64_t t0 = time_mono_ns();
 
-			/* codec_pack without compression touches no LZ4 state. */
-			s->frame_len = codec_pack(NULL, FRAME_DATA, p->id, s->raw, s->raw_len, 0,
+			/* codec_pack without compression touches no codec state. */
+			s->frame_len = codec_pack(NULL, FRAME_DATA, p->id, s->raw, s->raw_len, CODEC_RAW,
 						  s->frame, codec_frame_bound(PUMP_CHUNK));
 			stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
 			if (s->frame_len < 0) {
@@ -457,7 +536,7 @@ static void enc_pump(struct pump *p)
  * turned a corrupted DATA frame into a PING that silently dropped a chunk,
  * or into an ABORT with garbage for a reason. The header stage before the
  * payload only bounds wire_len by the buffer it is read into. Runs on the
- * loop or, for LZ4 frames, on a worker (p->id is immutable). 0 or -errno,
+ * loop or, for compressed frames, on a worker (p->id is immutable). 0 or -errno,
  * the reason in s->err. */
 static int dec_check(const struct pump *p, struct dec_slot *s)
 {
@@ -484,12 +563,12 @@ static void dec_unpack_work(void *arg, struct codec *c)
 	uint64_t t0 = time_mono_ns();
 	int r;
 
-	(void)c;
 	r = dec_check(s->p, s);
 	if (r < 0) {
 		s->out_len = r;
 	} else {
-		s->out_len = codec_unpack(&s->h, s->wire, s->raw, PUMP_CHUNK);
+		/* The worker's codec: zstd decodes with its context. */
+		s->out_len = codec_unpack(c, &s->h, s->wire, s->raw, PUMP_CHUNK);
 		if (s->out_len < 0)
 			snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
 		s->out = s->raw;
@@ -525,7 +604,7 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 	p->dec_in_payload = 0;
 	p->dec_got = 0;
 	stat_add(&p->rs->st.wire_in, FRAME_HDR_LEN + (uint64_t)s->h.wire_len);
-	if (s->h.type == FRAME_DATA && (s->h.flags & FRAME_F_LZ4) && s != &p->tail) {
+	if (s->h.type == FRAME_DATA && (s->h.flags & FRAME_F_COMPRESSED) && s != &p->tail) {
 		/* Checked on the worker, together with the unpacking. */
 		p->dec_fill++;
 		s->state = SLOT_BUSY;
@@ -736,6 +815,10 @@ int relay_new(struct loop *lp, struct workers *w, struct relay **out)
 		return -ENOMEM;
 	r->lp = lp;
 	r->w = w;
+	/* For measuring what zstd adds on a given link (docs/benchmarks.md):
+	 * the adaptive policy then chooses between raw and LZ4 only. Read
+	 * once per migration, not per chunk. */
+	r->nmodes = getenv("FERRY_RELAY_NO_ZSTD") ? CODEC_ZSTD : CODEC_NMODES;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	*out = r;
@@ -784,6 +867,7 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	p->framed = framed_fd;
 	p->id = stream_id;
 	p->compress = compress;
+	p->nmodes = r->nmodes;
 	p->enc_recv_op.cb = enc_recv_cb;
 	p->enc_send_op.cb = enc_send_cb;
 	p->dec_recv_op.cb = dec_recv_cb;
@@ -932,6 +1016,8 @@ static void read_stats(const struct relay_stream_stats *in, struct relay_stream_
 	o->wire_in = __atomic_load_n(&in->wire_in, __ATOMIC_RELAXED);
 	o->wire_out = __atomic_load_n(&in->wire_out, __ATOMIC_RELAXED);
 	o->busy_ns = __atomic_load_n(&in->busy_ns, __ATOMIC_RELAXED);
+	o->raw_lz4 = __atomic_load_n(&in->raw_lz4, __ATOMIC_RELAXED);
+	o->raw_zstd = __atomic_load_n(&in->raw_zstd, __ATOMIC_RELAXED);
 }
 
 size_t relay_stats(struct relay *r, struct relay_stream_stats *out, size_t max)
@@ -959,6 +1045,8 @@ void relay_totals(struct relay *r, struct relay_stream_stats *sum)
 		sum->wire_in += s.wire_in;
 		sum->wire_out += s.wire_out;
 		sum->busy_ns += s.busy_ns;
+		sum->raw_lz4 += s.raw_lz4;
+		sum->raw_zstd += s.raw_zstd;
 	}
 	pthread_mutex_unlock(&r->mu);
 }

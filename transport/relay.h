@@ -26,15 +26,19 @@ struct relay_stream_stats {
 	uint64_t wire_in;  /* frame bytes read from the peer link */
 	uint64_t raw_out;  /* bytes written to the local socket */
 	uint64_t busy_ns;  /* time spent packing/unpacking this stream's chunks */
+	/* Of raw_in: bytes handed to LZ4 / zstd (the rest went raw; a chunk
+	 * that did not shrink still counts for the codec that tried). */
+	uint64_t raw_lz4, raw_zstd;
 	int done;          /* finished (cleanly or not) */
 	int err;           /* 0 or -errno of its failure */
 };
 
-/* How a stream uses LZ4 on the link. */
+/* How a stream uses compression (LZ4, zstd) on the link. */
 enum relay_compress {
 	RELAY_COMPRESS_OFF = 0,
-	RELAY_COMPRESS_AUTO = 1,   /* only while the link is the bottleneck */
-	RELAY_COMPRESS_ALWAYS = 2, /* every chunk (benchmarks) */
+	RELAY_COMPRESS_AUTO = 1,   /* measured per mode, while the link is the bottleneck */
+	RELAY_COMPRESS_ALWAYS = 2, /* LZ4 on every chunk (benchmarks) */
+	RELAY_COMPRESS_ZSTD = 3,   /* zstd on every chunk (tests) */
 };
 
 int relay_new(struct loop *lp, struct workers *w, struct relay **out);

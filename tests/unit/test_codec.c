@@ -1,4 +1,4 @@
-/* LZ4 codec: frames round-trip, incompressible data goes raw, corrupt or
+/* LZ4 and zstd codec: frames round-trip, incompressible data goes raw, corrupt or
  * lying frames fail without touching memory they should not (run it under
  * -DFERRY_SANITIZE=address,undefined to check the last part). */
 #include <errno.h>
@@ -113,12 +113,16 @@ static uint32_t round_trip(struct bufs *b, size_t len, int compress)
 	assert_int_equal(h.type, FRAME_DATA);
 	assert_int_equal(frame_check(&h, b->frame, b->frame + FRAME_HDR_LEN), 0);
 	memset(b->back, 0xAA, len);
-	assert_int_equal(codec_unpack(&h, b->frame + FRAME_HDR_LEN, b->back, len), (ssize_t)len);
+	assert_int_equal(codec_unpack(b->c, &h, b->frame + FRAME_HDR_LEN, b->back, len),
+			 (ssize_t)len);
 	assert_memory_equal(b->raw, b->back, len);
-	if (h.flags & FRAME_F_LZ4)
+	if (h.flags & FRAME_F_COMPRESSED) {
 		assert_true(h.wire_len < h.raw_len);
-	else
+		/* Exactly the codec that was asked for. */
+		assert_int_equal(h.flags, compress == CODEC_ZSTD ? FRAME_F_ZSTD : FRAME_F_LZ4);
+	} else {
 		assert_int_equal(h.wire_len, h.raw_len);
+	}
 	return h.wire_len;
 }
 
@@ -127,16 +131,18 @@ static void test_round_trips(void **state)
 	static const size_t sizes[] = { 1, 4096, 131072, 1 << 20 };
 	struct bufs *b = *state;
 	size_t i;
-	int c;
+	int c, mode;
 
+	for (mode = CODEC_LZ4; mode <= CODEC_ZSTD; mode++)
 	for (c = C_ZERO; c <= C_TEXT; c++) {
 		for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 			size_t len = sizes[i];
 			uint32_t wire;
 
 			fill(b->raw, len, (enum content)c);
-			wire = round_trip(b, len, 1);
-			printf("%-6s %8zu -> %8u bytes on the wire\n", content_name[c], len, wire);
+			wire = round_trip(b, len, mode);
+			printf("%-4s %-6s %8zu -> %8u bytes on the wire\n",
+			       mode == CODEC_ZSTD ? "zstd" : "lz4", content_name[c], len, wire);
 			if (len == 1) {
 				/* One byte never shrinks: always raw. */
 				assert_int_equal(wire, 1);
@@ -147,7 +153,7 @@ static void test_round_trips(void **state)
 				assert_true(wire < len / 100 + 16);
 				break;
 			case C_RANDOM:
-				assert_int_equal(wire, len); /* sent raw, no LZ4 flag */
+				assert_int_equal(wire, len); /* sent raw, no codec flag */
 				break;
 			case C_TEXT:
 				assert_true(wire < len * 3 / 4);
@@ -159,6 +165,7 @@ static void test_round_trips(void **state)
 	}
 	/* Empty payload frames (FIN, PING). */
 	assert_int_equal(round_trip(b, 0, 1), 0);
+	assert_int_equal(round_trip(b, 0, CODEC_ZSTD), 0);
 	assert_int_equal(round_trip(b, 0, 0), 0);
 }
 
@@ -183,6 +190,12 @@ static void test_pack_limits(void **state)
 	assert_int_equal(codec_pack(NULL, FRAME_DATA, 1, b->raw, 10, 0, b->frame, 100),
 			 FRAME_HDR_LEN + 10);
 	assert_int_equal(codec_pack(NULL, FRAME_DATA, 1, b->raw, 10, 1, b->frame, 100), -EINVAL);
+	assert_int_equal(codec_pack(NULL, FRAME_DATA, 1, b->raw, 10, CODEC_ZSTD, b->frame, 100),
+			 -EINVAL);
+	/* Modes beyond the known ones. */
+	assert_int_equal(codec_pack(b->c, FRAME_DATA, 1, b->raw, 10, CODEC_NMODES, b->frame, 100),
+			 -EINVAL);
+	assert_int_equal(codec_pack(b->c, FRAME_DATA, 1, b->raw, 10, -1, b->frame, 100), -EINVAL);
 	{
 		struct codec *c = NULL;
 
@@ -191,23 +204,29 @@ static void test_pack_limits(void **state)
 	}
 }
 
-/* Packs a compressible 64 KiB chunk, returns its header. */
-static struct frame_hdr pack_text(struct bufs *b, size_t len)
+/* Packs a compressible chunk with mode, returns its header. */
+static struct frame_hdr pack_text_mode(struct bufs *b, size_t len, int mode)
 {
 	struct frame_hdr h;
 	ssize_t n;
 
 	fill(b->raw, len, C_TEXT);
-	n = codec_pack(b->c, FRAME_DATA, 9, b->raw, len, 1, b->frame, codec_frame_bound(len));
+	n = codec_pack(b->c, FRAME_DATA, 9, b->raw, len, mode, b->frame, codec_frame_bound(len));
 	assert_true(n > 0);
 	assert_int_equal(frame_hdr_decode(b->frame, (size_t)n, &h), 0);
-	assert_true(h.flags & FRAME_F_LZ4);
+	assert_int_equal(h.flags, mode == CODEC_ZSTD ? FRAME_F_ZSTD : FRAME_F_LZ4);
 	return h;
+}
+
+static struct frame_hdr pack_text(struct bufs *b, size_t len)
+{
+	return pack_text_mode(b, len, CODEC_LZ4);
 }
 
 /* Copies the payload into an exactly sized heap block so ASan catches any
  * read past wire_len, and decodes into an exactly sized output. */
-static ssize_t unpack_exact(const struct frame_hdr *h, const uint8_t *payload)
+static ssize_t unpack_exact_c(struct codec *c, const struct frame_hdr *h,
+			      const uint8_t *payload)
 {
 	uint8_t *in = malloc(h->wire_len ? h->wire_len : 1);
 	uint8_t *out = malloc(h->raw_len ? h->raw_len : 1);
@@ -216,10 +235,16 @@ static ssize_t unpack_exact(const struct frame_hdr *h, const uint8_t *payload)
 	assert_non_null(in);
 	assert_non_null(out);
 	memcpy(in, payload, h->wire_len);
-	r = codec_unpack(h, in, out, h->raw_len);
+	r = codec_unpack(c, h, in, out, h->raw_len);
 	free(in);
 	free(out);
 	return r;
+}
+
+/* LZ4 frames decode without a codec: pass none, so that stays true. */
+static ssize_t unpack_exact(const struct frame_hdr *h, const uint8_t *payload)
+{
+	return unpack_exact_c(NULL, h, payload);
 }
 
 static void test_corrupt_lz4(void **state)
@@ -248,14 +273,14 @@ static void test_corrupt_lz4(void **state)
 	l.wire_len = h.wire_len / 2;
 	assert_int_equal(unpack_exact(&l, payload), -EBADMSG);
 	/* Output buffer too small. */
-	assert_int_equal(codec_unpack(&h, payload, b->back, h.raw_len - 1), -EMSGSIZE);
+	assert_int_equal(codec_unpack(NULL, &h, payload, b->back, h.raw_len - 1), -EMSGSIZE);
 	/* A header the decoder would have refused. */
 	l = h;
 	l.raw_len = FRAME_MAX_RAW + 1;
-	assert_int_equal(codec_unpack(&l, payload, b->back, FRAME_MAX_RAW), -EPROTO);
+	assert_int_equal(codec_unpack(NULL, &l, payload, b->back, FRAME_MAX_RAW), -EPROTO);
 	l = h;
 	l.wire_len = h.raw_len + 1;
-	assert_int_equal(codec_unpack(&l, payload, b->back, FRAME_MAX_RAW), -EPROTO);
+	assert_int_equal(codec_unpack(NULL, &l, payload, b->back, FRAME_MAX_RAW), -EPROTO);
 
 	/* Random corruption: every outcome must be either an error or exactly
 	 * raw_len bytes (garbage content is the crc's job to catch, and it
@@ -305,6 +330,115 @@ static void test_corrupt_lz4(void **state)
 	assert_int_equal(frame_check(&h, b->frame, payload), -EBADMSG);
 }
 
+/* Same contract as LZ4: a corrupt or lying zstd frame is -EBADMSG, and
+ * neither the payload nor the output is overrun (unpack_exact_c sizes both
+ * exactly, so ASan sees any stray access). */
+static void test_corrupt_zstd(void **state)
+{
+	struct bufs *b = *state;
+	size_t len = 65536, i;
+	struct frame_hdr h = pack_text_mode(b, len, CODEC_ZSTD), l;
+	uint8_t *payload = b->frame + FRAME_HDR_LEN;
+	unsigned failed = 0, wrong = 0;
+
+	assert_int_equal(unpack_exact_c(b->c, &h, payload), (ssize_t)len);
+	/* zstd frames need the codec's decompression context. */
+	assert_int_equal(unpack_exact_c(NULL, &h, payload), -EINVAL);
+
+	/* raw_len lies upwards: the frame decodes to fewer bytes. */
+	l = h;
+	l.raw_len = h.raw_len + 100;
+	assert_int_equal(unpack_exact_c(b->c, &l, payload), -EBADMSG);
+	/* raw_len lies downwards: zstd must stop at the announced size. */
+	l = h;
+	l.raw_len = h.raw_len - 100;
+	assert_int_equal(unpack_exact_c(b->c, &l, payload), -EBADMSG);
+	assert_non_null(strstr(frame_strerror_last(), "zstd"));
+	l.raw_len = h.wire_len + 1;
+	assert_int_equal(unpack_exact_c(b->c, &l, payload), -EBADMSG);
+	/* wire_len lies: a truncated frame. */
+	l = h;
+	l.wire_len = h.wire_len / 2;
+	assert_int_equal(unpack_exact_c(b->c, &l, payload), -EBADMSG);
+	/* Both codec flags on a hand-built header. */
+	l = h;
+	l.flags = FRAME_F_LZ4 | FRAME_F_ZSTD;
+	assert_int_equal(unpack_exact_c(b->c, &l, payload), -EPROTO);
+
+	for (i = 0; i < 3000; i++) {
+		uint8_t *copy = malloc(h.wire_len);
+		ssize_t r;
+
+		memcpy(copy, payload, h.wire_len);
+		copy[rng() % h.wire_len] ^= (uint8_t)(1 + rng() % 255);
+		if (i & 1)
+			copy[rng() % h.wire_len] = (uint8_t)rng();
+		r = unpack_exact_c(b->c, &h, copy);
+		if (r < 0) {
+			assert_int_equal(r, -EBADMSG);
+			failed++;
+		} else {
+			assert_int_equal(r, (ssize_t)len);
+			wrong++;
+		}
+		free(copy);
+	}
+	printf("corrupted zstd frames: %u refused, %u decoded to the right size\n", failed,
+	       wrong);
+	assert_true(failed > 0);
+
+	/* Noise behind a real zstd magic number, so the decoder goes past its
+	 * first check into the frame header and blocks. */
+	for (i = 0; i < 2000; i++) {
+		struct frame_hdr n = { FRAME_VERSION, FRAME_DATA, FRAME_F_ZSTD, 1, 0, 0, 0 };
+		uint8_t noise[512];
+		size_t k;
+		ssize_t r;
+
+		n.raw_len = 6 + (uint32_t)(rng() % 70000);
+		n.wire_len = 5 + (uint32_t)(rng() % (sizeof(noise) - 5));
+		if (n.wire_len >= n.raw_len)
+			n.wire_len = n.raw_len - 1;
+		for (k = 0; k < n.wire_len; k++)
+			noise[k] = (uint8_t)rng();
+		memcpy(noise, payload, 4); /* 28 b5 2f fd */
+		r = unpack_exact_c(b->c, &n, noise);
+		assert_true(r == -EBADMSG || r == (ssize_t)n.raw_len);
+	}
+	/* The context is still good after all those failures. */
+	h = pack_text_mode(b, len, CODEC_ZSTD);
+	assert_int_equal(unpack_exact_c(b->c, &h, payload), (ssize_t)len);
+}
+
+/* The header decoder's side of the zstd flag. */
+static void test_zstd_flags(void **state)
+{
+	struct bufs *b = *state;
+	struct frame_hdr h = pack_text_mode(b, 4096, CODEC_ZSTD), d;
+	uint8_t hdr[FRAME_HDR_LEN];
+
+	assert_true(FRAME_F_KNOWN & FRAME_F_ZSTD);
+	assert_int_equal(FRAME_F_LZ4 & FRAME_F_ZSTD, 0);
+	/* At most one codec per frame. */
+	h.flags = FRAME_F_LZ4 | FRAME_F_ZSTD;
+	frame_hdr_encode(&h, hdr);
+	assert_int_equal(frame_hdr_decode(hdr, sizeof(hdr), &d), -EPROTO);
+	assert_non_null(strstr(frame_strerror_last(), "both"));
+	/* A zstd frame that did not shrink is never sent. */
+	h.flags = FRAME_F_ZSTD;
+	h.wire_len = h.raw_len;
+	frame_hdr_encode(&h, hdr);
+	assert_int_equal(frame_hdr_decode(hdr, sizeof(hdr), &d), -EPROTO);
+	/* Unknown bits next to it still are refused. */
+	h.flags = FRAME_F_ZSTD | 0x4;
+	h.wire_len = h.raw_len - 1;
+	frame_hdr_encode(&h, hdr);
+	assert_int_equal(frame_hdr_decode(hdr, sizeof(hdr), &d), -EPROTO);
+	h.flags = FRAME_F_ZSTD;
+	frame_hdr_encode(&h, hdr);
+	assert_int_equal(frame_hdr_decode(hdr, sizeof(hdr), &d), 0);
+}
+
 static void test_is_zero(void **state)
 {
 	struct bufs *b = *state;
@@ -334,7 +468,8 @@ static double mbs(size_t bytes, uint64_t ns)
  * and unpack (crc included) for 128 KiB chunks, per content and acceleration. */
 static void test_throughput(void **state)
 {
-	static const int accels[] = { 1, 4, 16 };
+	/* The last row is zstd (level 1), the others LZ4 at that acceleration. */
+	static const int accels[] = { 1, 4, 16, 1 };
 	struct bufs *b = *state;
 	size_t len = 128 * 1024, budget = (size_t)768 << 20;
 	int c, a;
@@ -343,7 +478,8 @@ static void test_throughput(void **state)
 
 	for (c = C_ZERO; c <= C_TEXT; c++) {
 		fill(b->raw, len, (enum content)c);
-		for (a = 0; a < 3; a++) {
+		for (a = 0; a < 4; a++) {
+			int mode = a == 3 ? CODEC_ZSTD : CODEC_LZ4;
 			struct codec *cd = NULL;
 			struct frame_hdr h;
 			ssize_t n = 0;
@@ -353,7 +489,7 @@ static void test_throughput(void **state)
 			done = 0;
 			t0 = time_mono_ns();
 			while (done < budget / (c == C_ZERO ? 1 : 4)) {
-				n = codec_pack(cd, FRAME_DATA, 1, b->raw, len, 1, b->frame,
+				n = codec_pack(cd, FRAME_DATA, 1, b->raw, len, mode, b->frame,
 					       codec_frame_bound(len));
 				assert_true(n > 0);
 				done += len;
@@ -365,15 +501,16 @@ static void test_throughput(void **state)
 			t0 = time_mono_ns();
 			while (done < budget) {
 				assert_int_equal(frame_check(&h, b->frame, b->frame + FRAME_HDR_LEN), 0);
-				assert_int_equal(codec_unpack(&h, b->frame + FRAME_HDR_LEN, b->back,
-							      len),
+				assert_int_equal(codec_unpack(cd, &h, b->frame + FRAME_HDR_LEN,
+							      b->back, len),
 						 (ssize_t)len);
 				done += len;
 			}
 			ns = time_mono_ns() - t0;
 			unpack_mbs = mbs(done, ns);
-			printf("lz4 %-6s accel=%-2d ratio %5.3f  pack %6.0f MB/s  check+unpack %6.0f MB/s\n",
-			       content_name[c], accels[a], (double)h.wire_len / (double)len, pack_mbs,
+			printf("%-4s %-6s accel=%-2d ratio %5.3f  pack %6.0f MB/s  check+unpack %6.0f MB/s\n",
+			       mode == CODEC_ZSTD ? "zstd" : "lz4", content_name[c], accels[a],
+			       (double)h.wire_len / (double)len, pack_mbs,
 			       unpack_mbs);
 			codec_free(cd);
 		}
@@ -395,6 +532,8 @@ int main(void)
 		cmocka_unit_test(test_round_trips),
 		cmocka_unit_test(test_pack_limits),
 		cmocka_unit_test(test_corrupt_lz4),
+		cmocka_unit_test(test_corrupt_zstd),
+		cmocka_unit_test(test_zstd_flags),
 		cmocka_unit_test(test_is_zero),
 		cmocka_unit_test(test_throughput),
 	};

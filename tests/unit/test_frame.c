@@ -241,8 +241,11 @@ static void test_bad_headers(void **state)
 	h.type = 7;
 	expect_proto(&h, "type 7");
 	h = sample_hdr();
-	h.flags = 0x2;
+	h.flags = 0x4; /* the first bit after FRAME_F_ZSTD */
 	expect_proto(&h, "unknown bits");
+	h = sample_hdr();
+	h.flags = FRAME_F_LZ4 | FRAME_F_ZSTD;
+	expect_proto(&h, "both LZ4 and ZSTD");
 	h = sample_hdr();
 	h.flags = 0x8001;
 	expect_proto(&h, "unknown bits");

@@ -534,7 +534,7 @@ static int wait_failed(struct relay *r, int timeout_ms, char *reason, size_t len
 
 /* ---- a forwarder between two framed sockets ------------------------------ */
 
-enum fwd_mode { FWD_PASS, FWD_FLIP_AT, FWD_FLIP_FRAME, FWD_CUT_AT };
+enum fwd_mode { FWD_PASS, FWD_FLIP_AT, FWD_FLIP_FRAME, FWD_CUT_AT, FWD_SLOW };
 
 struct fwd;
 struct fwd_dir {
@@ -550,6 +550,7 @@ struct fwd {
 	unsigned frame_no;    /* FLIP_FRAME: which frame (0-based) */
 	unsigned frame_off;   /* ... and which byte of it (< 20: header) */
 	uint8_t mask;         /* XORed into that byte */
+	uint64_t rate;        /* SLOW: A->B bytes per second */
 	volatile int acted;
 	/* A->B frame tracking (FLIP_FRAME) */
 	uint8_t hdr[FRAME_HDR_LEN];
@@ -641,6 +642,7 @@ static void *fwd_main(void *arg)
 	struct fwd_dir *d = arg;
 	struct fwd *f = d->f;
 	uint8_t *buf = malloc(64 * KiB);
+	uint64_t t0 = time_mono_ns(), moved = 0;
 
 	while (buf) {
 		ssize_t n = recv(d->src, buf, 64 * KiB, 0);
@@ -664,6 +666,14 @@ static void *fwd_main(void *arg)
 			f->pos += (uint64_t)n;
 		if (send_all_blocking(d->dst, buf, (size_t)n) < 0)
 			break;
+		if (d->ab && f->mode == FWD_SLOW) {
+			/* A slow link: sleep until the bytes so far fit the rate. */
+			uint64_t due = t0 + (moved += (uint64_t)n) * 1000000000ull / f->rate;
+			uint64_t now = time_mono_ns();
+
+			if (due > now)
+				usleep((useconds_t)((due - now) / 1000));
+		}
 	}
 	/* Pass the end of this direction on as a half-close, after everything
 	 * read so far, and leave the other direction alone: an ABORT frame
@@ -727,16 +737,25 @@ static void check_stream_stats(const struct relay_stream_stats *a, const struct 
 		assert_int_equal((a->wire_out - a->raw_in) % FRAME_HDR_LEN, 0);
 		assert_true(b->wire_out >= b->raw_in + FRAME_HDR_LEN);
 		assert_int_equal((b->wire_out - b->raw_in) % FRAME_HDR_LEN, 0);
-	} else if (compress == RELAY_COMPRESS_ALWAYS) {
-		/* Most of the data is zeros and text: LZ4 must have paid. */
-		assert_true(a->wire_out < a->raw_in * 9 / 10);
-		assert_true(b->wire_out < b->raw_in * 9 / 10);
+	} else if (compress == RELAY_COMPRESS_ALWAYS || compress == RELAY_COMPRESS_ZSTD) {
+		/* Most of the data is zeros and text: the codec must have paid,
+		 * and it was the one asked for on every chunk above 1 KiB. */
+		const struct relay_stream_stats *s[2] = {a, b};
+
+		for (int i = 0; i < 2; i++) {
+			uint64_t used = compress == RELAY_COMPRESS_ZSTD ? s[i]->raw_zstd : s[i]->raw_lz4;
+			uint64_t other = compress == RELAY_COMPRESS_ZSTD ? s[i]->raw_lz4 : s[i]->raw_zstd;
+
+			assert_true(s[i]->wire_out < s[i]->raw_in * 9 / 10);
+			assert_true(used > s[i]->raw_in / 2);
+			assert_int_equal(other, 0);
+		}
 	}
 }
 
-#define NBULK 3
+#define NBULK 4
 static const enum relay_compress bulk_mode[NBULK] = {RELAY_COMPRESS_OFF, RELAY_COMPRESS_ALWAYS,
-						     RELAY_COMPRESS_AUTO};
+						     RELAY_COMPRESS_AUTO, RELAY_COMPRESS_ZSTD};
 
 static void bulk_roundtrip(const char *tag)
 {
@@ -745,7 +764,7 @@ static void bulk_roundtrip(const char *tag)
 	int x[NBULK][2]; /* [stream][side] */
 	struct relay_stream_stats sa[NBULK], sb[NBULK], ta, tb;
 	uint64_t t0, ms;
-	static const char *labels[NBULK] = {"main", "multifd0", "multifd1"};
+	static const char *labels[NBULK] = {"main", "multifd0", "multifd1", "multifd2"};
 
 	agent_start(&A);
 	agent_start(&B);
@@ -775,15 +794,18 @@ static void bulk_roundtrip(const char *tag)
 		check_stream_stats(&sa[s], &sb[s], bulk_bytes, bulk_bytes, bulk_mode[s]);
 	relay_totals(A.r, &ta);
 	relay_totals(B.r, &tb);
-	assert_int_equal(ta.raw_in, sa[0].raw_in + sa[1].raw_in + sa[2].raw_in);
+	assert_int_equal(ta.raw_in, sa[0].raw_in + sa[1].raw_in + sa[2].raw_in + sa[3].raw_in);
+	assert_int_equal(ta.raw_zstd, sa[0].raw_zstd + sa[1].raw_zstd + sa[2].raw_zstd +
+				      sa[3].raw_zstd);
 	assert_int_equal(ta.wire_out, tb.wire_in);
 	assert_int_equal(tb.wire_out, ta.wire_in);
 	assert_int_equal(ta.raw_out, tb.raw_in);
-	print_message("[ info     ] %s: %d x %llu MiB in %llu ms; wire/raw: off %.4f, always %.3f, auto %.3f\n",
+	print_message("[ info     ] %s: %d x %llu MiB in %llu ms; wire/raw: off %.4f, always %.3f, auto %.3f, zstd %.3f\n",
 		      tag, 2 * NBULK, (unsigned long long)(bulk_bytes / MiB), (unsigned long long)ms,
 		      (double)sa[0].wire_out / (double)sa[0].raw_in,
 		      (double)sa[1].wire_out / (double)sa[1].raw_in,
-		      (double)sa[2].wire_out / (double)sa[2].raw_in);
+		      (double)sa[2].wire_out / (double)sa[2].raw_in,
+		      (double)sa[3].wire_out / (double)sa[3].raw_in);
 	for (int i = 0; i < 2 * NBULK; i++)
 		flow_fini(&f[i]);
 	for (int s = 0; s < NBULK; s++) {
@@ -1179,6 +1201,7 @@ static void test_corrupted_frame(void **state)
 	static const struct corruption cases[] = {
 #define OFF RELAY_COMPRESS_OFF
 #define LZ4 RELAY_COMPRESS_ALWAYS
+#define ZSTD RELAY_COMPRESS_ZSTD
 		{"payload, raw stream", OFF, FWD_FLIP_AT, 3 * MiB + 777, 0, 0, 0x10},
 		{"payload, lz4 stream", LZ4, FWD_FLIP_AT, 2 * MiB + 12345, 0, 0, 0x01},
 		{"header version", OFF, FWD_FLIP_FRAME, 0, 3, 0, 0x01},
@@ -1192,6 +1215,11 @@ static void test_corrupted_frame(void **state)
 		{"header raw_len, lz4", LZ4, FWD_FLIP_FRAME, 0, 6, 13, 0x04},
 		{"header crc", OFF, FWD_FLIP_FRAME, 0, 3, 17, 0x80},
 		{"payload byte 0 of frame 2", LZ4, FWD_FLIP_FRAME, 0, 2, FRAME_HDR_LEN, 0x40},
+		{"payload, zstd stream", ZSTD, FWD_FLIP_AT, 2 * MiB + 4321, 0, 0, 0x08},
+		{"header flags ZSTD->LZ4+ZSTD", ZSTD, FWD_FLIP_FRAME, 0, 6, 3, 0x01},
+		{"header raw_len, zstd", ZSTD, FWD_FLIP_FRAME, 0, 6, 13, 0x04},
+		{"zstd magic of frame 6", ZSTD, FWD_FLIP_FRAME, 0, 6, FRAME_HDR_LEN, 0x40},
+#undef ZSTD
 #undef OFF
 #undef LZ4
 	};
@@ -1203,6 +1231,56 @@ static void test_corrupted_frame(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		corrupt_one(&cases[i]);
 	assert_int_equal(count_fds(), fd0);
+	alarm(0);
+}
+
+/* ---- adaptive compression over a slow link ------------------------------ */
+
+/* A link at 16 MB/s is the bottleneck: the AUTO policy must measure all three
+ * modes and end up compressing most of the stream, zstd included; and the
+ * bytes arrive exact. */
+static void test_adaptive_slow_link(void **state)
+{
+	struct agent A, B;
+	struct flow f[1];
+	struct fwd *fw;
+	struct relay_stream_stats sa;
+	int fa, fb, xa, xb;
+	uint64_t total = 48 * MiB, t0, ms;
+
+	(void)state;
+	watchdog("adaptive_slow_link", 60);
+	agent_start(&A);
+	agent_start(&B);
+	fw = fwd_start(FWD_SLOW, &fa, &fb);
+	fw->rate = 16 * 1000 * 1000;
+	fwd_run(fw);
+	xa = add_stream(&A, fa, 11, "slow", RELAY_COMPRESS_AUTO);
+	xb = add_stream(&B, fb, 11, "slow", RELAY_COMPRESS_AUTO);
+	flow_init(&f[0], xa, xb, total, 1, 77);
+	t0 = time_mono_ms();
+	assert_int_equal(run_flows(f, 1, 50000, NULL, NULL), 0);
+	ms = time_mono_ms() - t0;
+	assert_int_equal(f[0].werr, 0);
+	assert_int_equal(f[0].rerr, 0);
+	assert_int_equal(f[0].recvd, total);
+	assert_int_equal(f[0].crc_rx, f[0].crc_tx);
+	shutdown(xb, SHUT_WR);
+	assert_int_equal(relay_stats(A.r, &sa, 1), 1);
+	print_message("[ info     ] 48 MiB over a 16 MB/s link in %llu ms: wire/raw %.3f, "
+		      "lz4 %.0f%%, zstd %.0f%% of the guest bytes\n",
+		      (unsigned long long)ms, (double)sa.wire_out / (double)sa.raw_in,
+		      100.0 * (double)sa.raw_lz4 / (double)sa.raw_in,
+		      100.0 * (double)sa.raw_zstd / (double)sa.raw_in);
+	assert_true(sa.raw_zstd > 0); /* measured at least once */
+	assert_true(sa.raw_lz4 + sa.raw_zstd > sa.raw_in / 2);
+	assert_true(sa.wire_out < sa.raw_in * 9 / 10);
+	flow_fini(&f[0]);
+	close(xa);
+	close(xb);
+	agent_stop(&A);
+	agent_stop(&B);
+	fwd_stop(fw);
 	alarm(0);
 }
 
@@ -1320,6 +1398,7 @@ int main(void)
 		cmocka_unit_test(test_half_close),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_corrupted_frame),
+		cmocka_unit_test(test_adaptive_slow_link),
 		cmocka_unit_test(test_peer_closes),
 		cmocka_unit_test(test_fallback),
 	};
