@@ -21,7 +21,9 @@
 
 #define AUTH_MAGIC "FERRYHS" /* 8 bytes on the wire with its NUL */
 #define AUTH_MAGIC_LEN 8
-#define AUTH_VERSION 1
+/* 2: frames may carry FRAME_F_ZSTD, which a version-1 agent refuses
+ * mid-stream; the handshake refuses the mix up front instead. */
+#define AUTH_VERSION 2
 #define AUTH_ROLE_CLIENT 1 /* the side that connected */
 #define AUTH_ROLE_SERVER 2 /* the side that accepted */
 #define AUTH_NONCE_LEN 32

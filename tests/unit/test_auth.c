@@ -196,13 +196,19 @@ static void test_version_mismatch(void **state)
 
 	(void)state;
 	start_real(&s, 1, 5000);
-	craft_hello(h, 2, AUTH_ROLE_CLIENT, "future-node");
+	craft_hello(h, AUTH_VERSION + 1, AUTH_ROLE_CLIENT, "future-node");
 	assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-	read_full(s.sv[1], theirs, sizeof(theirs)); /* its HELLO says version 1 */
+	read_full(s.sv[1], theirs, sizeof(theirs)); /* its HELLO says our version */
 	assert_int_equal(theirs[8] << 8 | theirs[9], AUTH_VERSION);
 	finish_real(&s);
 	assert_int_equal(s.real.ret, -EPROTONOSUPPORT);
-	assert_string_equal(s.real.reason, "peer speaks handshake version 2, we speak 1");
+	{
+		char want[80];
+
+		snprintf(want, sizeof(want), "peer speaks handshake version %d, we speak %d",
+			 AUTH_VERSION + 1, AUTH_VERSION);
+		assert_string_equal(s.real.reason, want);
+	}
 }
 
 static void test_garbage(void **state)
@@ -229,7 +235,7 @@ static void test_garbage(void **state)
 			h[i] = (uint8_t)(i * 131 + 7);
 		memcpy(h, "FERRYHS", 8);
 		h[8] = 0;
-		h[9] = 1;
+		h[9] = AUTH_VERSION;
 		start_real(&s, 1, 5000);
 		assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
 		finish_real(&s);
@@ -239,7 +245,7 @@ static void test_garbage(void **state)
 	{
 		uint8_t h[AUTH_HELLO_LEN];
 
-		craft_hello(h, 1, AUTH_ROLE_CLIENT, "evil reason=\"ok\"");
+		craft_hello(h, AUTH_VERSION, AUTH_ROLE_CLIENT, "evil reason=\"ok\"");
 		start_real(&s, 1, 5000);
 		assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
 		finish_real(&s);
@@ -292,7 +298,7 @@ static void test_silent_peer(void **state)
 
 		t0 = time_mono_ms();
 		start_real(&s, 1, 300);
-		craft_hello(h, 1, AUTH_ROLE_CLIENT, "slow-node");
+		craft_hello(h, AUTH_VERSION, AUTH_ROLE_CLIENT, "slow-node");
 		assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
 		finish_real(&s);
 		dt = time_mono_ms() - t0;
@@ -309,7 +315,7 @@ static void test_peer_closes(void **state)
 
 	(void)state;
 	start_real(&s, 1, 5000);
-	craft_hello(h, 1, AUTH_ROLE_CLIENT, "quitter");
+	craft_hello(h, AUTH_VERSION, AUTH_ROLE_CLIENT, "quitter");
 	assert_int_equal(write(s.sv[1], h, 50), 50);
 	close(s.sv[1]);
 	s.sv[1] = -1;
