@@ -471,9 +471,14 @@ static void tune_pause(struct migration *m, const struct monitor *mon, uint64_t 
 	pthread_mutex_lock(&m->mu);
 	cur = m->st.downtime_limit_ms;
 	pthread_mutex_unlock(&m->mu);
-	if (cur >= m->downtime_ceiling_ms || mon->iterations < 2 || now - since < PAUSE_TUNE_STALL_MS)
+	if (cur >= m->downtime_ceiling_ms || mon->iterations < 2)
 		return;
-	next = cur * 2 < m->downtime_ceiling_ms ? cur * 2 : m->downtime_ceiling_ms;
+	if (mon->converging && now - since < PAUSE_TUNE_STALL_MS)
+		return;
+	/* Not converging: a short pause is out of reach, and every extra
+	 * pass only costs time: straight to the ceiling. */
+	next = !mon->converging ? m->downtime_ceiling_ms
+	       : cur * 2 < m->downtime_ceiling_ms ? cur * 2 : m->downtime_ceiling_ms;
 	if (set_downtime_limit(m, next) == 0)
 		log_info("mig", "event=pause_tuning from_ms=%d to_ms=%d remaining=%llu", cur, next,
 			 (unsigned long long)mon->remaining);

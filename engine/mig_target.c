@@ -67,9 +67,14 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 		return r;
 	}
 	snprintf(run_dir, sizeof(run_dir), "%s/vms/%s", m->env.state_dir, spec->name);
+	/* With copied disks QEMU starts paused (-S) whatever was asked: the
+	 * NBD export holds its images writable, and a guest device that
+	 * activates next to it conflicts (QEMU refuses it the exclusive write
+	 * it wants). The export goes first, then `cont` (libvirt's order). */
 	r = qemu_vm_start(&m->env.qemu, spec, run_dir, 1,
-			  json_object_get_boolean(json_object_object_get(m->prepare, "paused")), &m->vm,
-			  err, errlen);
+			  json_object_get_boolean(json_object_object_get(m->prepare, "paused")) ||
+				  stor_count(m->stor) > 0,
+			  &m->vm, err, errlen);
 	if (r < 0)
 		return r;
 	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
@@ -303,6 +308,18 @@ int mig_target_resume(struct migration *m, int fd, const char *peer, char *reaso
 	return r;
 }
 
+/* The incoming QEMU (started -S because disks were copied) has loaded the
+ * guest: drop the NBD export, which holds the images writable, then let
+ * the guest run. The RESUME event that follows is the pause's end. */
+static void resume_after_storage(struct migration *m)
+{
+	char err[256];
+
+	stor_target_unexport(m->stor, m->qmp);
+	if (mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err)) < 0)
+		log_error("mig", "event=resume_failed err=\"%s\"", err);
+}
+
 /* Waits on the incoming QEMU and the source's control messages. Returns 1
  * when the guest runs here and the source has let go, 0 on failure (the
  * target QEMU goes), 2 when post-copy broke: the migration failed but the
@@ -341,6 +358,8 @@ static int serve(struct migration *m)
 				if (s && !strcmp(s, "completed")) {
 					qemu_done = 1;
 					complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
+					if (stor_count(m->stor) && !paused_mode)
+						resume_after_storage(m);
 				} else if (s && !strcmp(s, "failed")) {
 					qmp_event_clear(&ev);
 					mig_set_failure(m, "target QEMU could not load the incoming state");
@@ -430,6 +449,8 @@ static int serve(struct migration *m)
 							pthread_mutex_unlock(&m->mu);
 						} else if (!strcmp(ev.name, "MIGRATION") && s && !strcmp(s, "completed")) {
 							qemu_done = 1;
+							if (stor_count(m->stor) && !paused_mode)
+								resume_after_storage(m);
 						}
 						qmp_event_clear(&ev);
 					}
@@ -447,6 +468,7 @@ static int serve(struct migration *m)
 				if (json_object_object_get(msg, "memory_digest") &&
 				    mig_memory_digest(m, m->vm->run_dir, hex, err, sizeof(err)) < 0)
 					log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
+				stor_target_unexport(m->stor, m->qmp);
 				if (json_object_get_boolean(json_object_object_get(m->prepare, "stay_paused"))) {
 					/* Asked to arrive paused: the guest waits here
 					 * for someone to resume it. */

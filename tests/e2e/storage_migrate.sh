@@ -46,6 +46,10 @@ ctl node-b describe vmi s1 | grep -q "root  *disk  *$FMT  *local, copied  *$timg
 	die "describe does not show the disk where it now is"
 ctl node-b vm resume s1 || die "resume failed"
 guest_verify node-b s1
+# The target's NBD export must be gone before the guest runs there, or
+# QEMU refuses the guest's disk its exclusive write (a permission conflict).
+! grep -q "Permission conflict" "$WORK/node-b/state/vms/s1/qemu.log" ||
+	die "permission conflict on the target: $(grep "Permission conflict" "$WORK/node-b/state/vms/s1/qemu.log")"
 assert_no_migration_files node-a
 assert_no_migration_files node-b
 log PASS

@@ -18,6 +18,7 @@ for hop in 1 2 3 4 5 6; do
 	out=$(ctl "$from" migrate p1 --node "$to" --wait) || die "hop $hop ($from -> $to) failed: $out"
 	echo "$out" | head -4
 	guest_verify "$to" p1
+	! grep -q "Permission conflict" "$WORK/$to/state/vms/p1/qemu.log" || die "hop $hop: permission conflict on $to"
 	path=$(vm_json "$to" p1 | jq -r '.disks[0].path')
 	[ "$path" = "$WORK/$to/state/disks/p1/root.qcow2" ] || die "hop $hop: disk at $path"
 	[ ! -e "$WORK/$from/state/disks/p1" ] || die "hop $hop: $from kept its stale copy"
