@@ -271,14 +271,8 @@ static void cleanup_stale_incoming(struct agent *a)
 			fclose(f);
 		}
 		log_warn("agent", "event=stale_incoming_removed vm=%s pid=%d", de->d_name, pid);
-		const char *files[] = {"qemu.pid", "qmp.sock", "serial.sock", "serial.log",
-				       "qemu.log", "incoming.sock", "nbd.sock", "recover.sock", "incoming"};
-		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, files[i]);
-			unlink(path);
-		}
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		rmdir(path);
+		qemu_run_dir_remove(path);
 		/* Its half-copied disks too. */
 		stor_remove_vm_images(a->cfg->state_dir, de->d_name);
 	}

@@ -64,7 +64,8 @@ struct migration {
 	int in_postcopy;             /* source: migrate-start-postcopy issued */
 	int ram_started;             /* source: `migrate` issued (after the disks are in sync) */
 	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
-	uint64_t pause_tuned_at_ms;  /* source: when pause tuning last raised the limit */
+	uint64_t tune_low;           /* source: pause tuning's last clear low of the remaining data */
+	uint64_t tune_low_at_ms;     /* source: when it was set (or the limit last raised) */
 	int recovering;              /* post-copy resume: the next main channel goes to recovery */
 	int resume_fd;               /* target: new control link of a resume, -1 none */
 	int awaiting_resume;         /* target: post-copy broke, waiting for the source */

@@ -110,23 +110,26 @@ int qemu_vm_stop(struct qemu_vm *vm, int timeout_ms)
 	return wait_exit(vm, 5000);
 }
 
+void qemu_run_dir_remove(const char *run_dir)
+{
+	/* Everything qemu_vm_start and a migration put there. nbd.sock and
+	 * recover.sock: sockets a target QEMU made (storage export, post-copy
+	 * recovery); QEMU leaves them behind. */
+	static const char *const files[] = {"qmp.sock", "serial.sock", "serial.log", "qemu.log",
+					    "qemu.pid", "incoming.sock", "incoming", "spec.json",
+					    "nbd.sock", "recover.sock"};
+	char path[600];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", run_dir, files[i]);
+		unlink(path);
+	}
+	rmdir(run_dir);
+}
+
 void qemu_vm_remove_files(struct qemu_vm *vm)
 {
-	char spec_path[480], nbd_path[480], recover_path[480];
-	/* nbd.sock and recover.sock: sockets the target QEMU of a migration
-	 * made (storage export, post-copy recovery); QEMU leaves them behind. */
-	const char *files[] = {vm->qmp_path, vm->serial_path, vm->serial_log, vm->qemu_log,
-			       vm->pidfile, vm->incoming_path, vm->incoming_marker, spec_path,
-			       nbd_path, recover_path};
-
-	snprintf(spec_path, sizeof(spec_path), "%s/spec.json", vm->run_dir);
-	snprintf(nbd_path, sizeof(nbd_path), "%s/nbd.sock", vm->run_dir);
-	snprintf(recover_path, sizeof(recover_path), "%s/recover.sock", vm->run_dir);
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if (files[i][0])
-			unlink(files[i]);
-	rmdir(vm->run_dir);
+	qemu_run_dir_remove(vm->run_dir);
 }
 
 int qemu_vm_save_spec(const struct qemu_vm *vm)

@@ -51,6 +51,8 @@ int qemu_vm_adopt(const char *run_dir, struct qemu_vm **out, char *err, size_t e
 
 /* Removes the run directory's files (QEMU must be stopped). */
 void qemu_vm_remove_files(struct qemu_vm *vm);
+/* The same for a run dir without a qemu_vm (a stale incoming one). */
+void qemu_run_dir_remove(const char *run_dir);
 
 /* Last lines of QEMU's log, for error messages. */
 void qemu_vm_log_tail(const struct qemu_vm *vm, char *buf, size_t len);

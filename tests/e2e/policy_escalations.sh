@@ -20,6 +20,12 @@ vm_create node-a g1 256 "fill=96 profile=random dirty=100 wss=16"
 out=$(ctl node-a migrate g1 --node node-b --wait --max-bandwidth 32 --progress-timeout 4) &&
 	die "the scenario converged without help: $out"
 echo "$out" | grep -q "no progress" || die "expected a progress timeout: $out"
+# Pause tuning starts QEMU's downtime limit at 50 ms and raises it: doubled
+# once the remaining data stops setting clear new lows, or straight to the
+# configured 300 ms when the measured dirty rate reaches the copy rate
+# (QEMU's dirty rate hovers near the copy rate here, so either comes first).
+grep -Eq "event=pause_tuning from_ms=50 to_ms=(100|300)" "$WORK/node-a.log" ||
+	die "pause tuning did not raise the limit of a migration that does not converge"
 guest_verify node-a g1
 
 out=$(ctl node-a migrate g1 --node node-b --wait --max-bandwidth 32 --progress-timeout 60 \
