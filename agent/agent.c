@@ -1262,3 +1262,15 @@ struct json_object *agent_migrations_json(struct agent *a, const char *vm)
 	pthread_mutex_unlock(&a->mu);
 	return arr;
 }
+
+char *agent_migration_event(struct json_object *m, int *final)
+{
+	const char *phase = json_object_get_string(json_object_object_get(m, "phase"));
+	char *text = NULL;
+
+	*final = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
+	if (asprintf(&text, "event: migration\ndata: %s\n\n",
+		     json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN)) < 0)
+		return NULL;
+	return text;
+}

@@ -89,6 +89,11 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 		  char *id_out, size_t idlen, char *err, size_t errlen);
 int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
+/* One server-sent event for migration status m ("event: migration\ndata:
+ * {...}\n\n", malloc'ed, NULL on allocation failure); *final set when m's
+ * phase ends the stream (Succeeded, Failed). Shared by this node's stream
+ * and the one relayed from a peer. */
+char *agent_migration_event(struct json_object *m, int *final);
 struct json_object *agent_migration_samples_json(struct agent *a, const char *id);
 /* Prometheus text exposition of this agent (malloc'd). */
 char *agent_metrics_text(struct agent *a);

@@ -189,10 +189,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		phase = json_object_get_string(json_object_object_get(o, "phase")) ?: "";
 		snprintf(e->last_phase, sizeof(e->last_phase), "%s", phase);
-		e->done = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
-		if (asprintf(&e->pending, "event: migration\ndata: %s\n\n",
-			     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
-			e->pending = NULL;
+		e->pending = agent_migration_event(o, &e->done);
 		e->len = e->pending ? strlen(e->pending) : 0;
 		e->off = 0;
 		json_object_put(o);

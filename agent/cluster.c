@@ -355,12 +355,9 @@ static int sse_format(struct relay_sse *e, struct json_object *ans)
 	struct json_object *m = json_object_object_get(ans, "body");
 
 	free(e->pending);
-	e->done = phase_final(jstr(m, "phase"));
-	if (asprintf(&e->pending, "event: migration\ndata: %s\n\n",
-		     json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN)) < 0) {
-		e->pending = NULL;
+	e->pending = agent_migration_event(m, &e->done);
+	if (!e->pending)
 		return -ENOMEM;
-	}
 	e->len = strlen(e->pending);
 	e->off = 0;
 	return 0;

@@ -2570,7 +2570,10 @@ int main(int argc, char **argv)
 					    "the migration and the images may differ)"
 					  : "qemu-img compare of the source and target images");
 	}
-	g_port_base = 20000 + (int)(getpid() % 9000) * 4;
+	/* Above the kernel's ephemeral range (32768-60999), where outgoing
+	 * connections could hold a port, and away from the e2e tests' blocks
+	 * (20000-32767). */
+	g_port_base = 61000 + (int)(getpid() % 500) * 4; /* + up to 998 per run */
 	snprintf(path, sizeof(path), "%s/results.jsonl", cfg.out);
 	jl = fopen(path, "w");
 	snprintf(path, sizeof(path), "%s/results.csv", cfg.out);

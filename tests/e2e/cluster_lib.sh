@@ -2,6 +2,7 @@
 #
 #   cluster_init BUILD_DIR        checks tools (exit 77), makes $WORK, a key,
 #                                 ports; installs the cleanup trap
+#   port_alloc VAR                sets VAR to another free port of this test
 #   agent_config NODE PORT PEER PEER_PORT [KEYFILE]   writes $WORK/NODE.yaml
 #   agent_start NODE              starts ferryd for NODE, waits for its API
 #   agent_kill NODE [SIG]         kills it (default SIGKILL) and waits
@@ -41,13 +42,26 @@ cluster_init() {
 	WORK=$(mktemp -d /tmp/ferry-e2e.XXXXXX)
 	head -c 48 /dev/urandom | base64 > "$WORK/cluster.key"
 	chmod 600 "$WORK/cluster.key"
-	# Ports from the PID spread tests that ctest runs in parallel.
-	PORT_A=$((20000 + ($$ % 20000) * 2))
-	PORT_B=$((PORT_A + 1))
+	# Each test takes ports from its own block (from its PID), below the
+	# kernel's ephemeral range (32768-) where outgoing connections would
+	# take them, and skips any that something listens on.
+	PORT_NEXT=$((20000 + ($$ % 1500) * 8))
+	port_alloc PORT_A
+	port_alloc PORT_B
 	AGENT_PIDS=""
 	NETNS=""
 	trap cluster_cleanup EXIT
 	trap 'exit 130' INT TERM
+}
+
+port_alloc() { # VAR: the next free port of this test's block
+	local p=$PORT_NEXT
+	while ss -Htln "sport = :$p" 2>/dev/null | grep -q .; do
+		p=$((p + 1))
+		[ $p -lt $((PORT_NEXT + 64)) ] || die "no free port near $PORT_NEXT"
+	done
+	PORT_NEXT=$((p + 1))
+	printf -v "$1" '%d' "$p"
 }
 
 cluster_cleanup() {

@@ -23,9 +23,8 @@ cluster_init "$1"
 ARTIFACTS=$(cd "$1" && pwd)/test-artifacts/console
 rm -rf "$ARTIFACTS" && mkdir -p "$ARTIFACTS"
 
-PORT_C=$((PORT_B + 1))
-[ $PORT_C -lt 65535 ] || PORT_C=$((PORT_A - 1))
-PORT_API=$((PORT_B > 60000 ? PORT_B - 4002 : PORT_B + 4002))
+port_alloc PORT_C
+port_alloc PORT_API
 token() { echo "$1-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
 VIEWER=$(token viewer)
 MIGRATOR=$(token migrator)

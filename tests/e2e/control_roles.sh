@@ -7,7 +7,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-PORT_API=$((PORT_B > 60000 ? PORT_B - 4000 : PORT_B + 4000))
+port_alloc PORT_API
 VIEWER=viewer-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 MIGRATOR=migrator-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 agent_config node-a "$PORT_A" node-b "$PORT_B"

@@ -7,8 +7,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-PORT_C=$((PORT_B + 1))
-[ $PORT_C -lt 65535 ] || PORT_C=$((PORT_A - 1))
+port_alloc PORT_C
 node_cfg() { # NODE PORT ZONE PEERS...
 	local node=$1 port=$2 zone=$3
 	shift 3

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-PORT_X=$((PORT_B + 40000 > 65000 ? PORT_B - 1000 : PORT_B + 40000))
+port_alloc PORT_X
 # node-a reaches node-b through the corrupter.
 agent_config node-a "$PORT_A" node-b "$PORT_X"
 agent_config node-b "$PORT_B" node-a "$PORT_A"

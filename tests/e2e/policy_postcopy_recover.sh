@@ -8,7 +8,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-PORT_X=$((PORT_B > 60000 ? PORT_B - 3000 : PORT_B + 3000))
+port_alloc PORT_X
 proxy_start() {
 	"$BUILD/tests/link-corrupter" "$PORT_X" "$PORT_B" 4611686018427387904 > "$WORK/proxy.out" 2>>"$WORK/proxy.log" &
 	PROXY=$!
