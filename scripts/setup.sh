@@ -1,20 +1,53 @@
 #!/bin/bash
-# Installs what ferry needs on Debian 12 (idempotent) and builds it into
+# Installs what ferry needs on Debian 13 (idempotent) and builds it into
 # ./build (or $FERRY_BUILD). Usage: scripts/setup.sh [extra cmake args]
+#
+# ferry supports QEMU 8.2 to 10.x; CI tests Debian 13's QEMU 10.0. On a
+# Debian 12 machine QEMU comes from Debian's bookworm-backports (10.0 too):
+# bookworm's own 7.2 loses guest writes under TCG across many dirty-bitmap
+# syncs (fixed in QEMU 9.0), which makes verified migrations impossible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="build-essential cmake pkg-config gcc-multilib qemu-system-x86 qemu-utils
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=""
+apt_update() { [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }; }
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+QEMU_PKGS="qemu-system-x86 qemu-utils"
+QEMU_RELEASE=""
+if grep -q '^12' /etc/debian_version 2>/dev/null; then
+	QEMU_RELEASE=bookworm-backports
+	src=/etc/apt/sources.list.d/ferry-bookworm-backports.sources
+	if [ ! -f "$src" ]; then
+		echo "== Debian 12: enabling bookworm-backports for QEMU 10"
+		cat > "$src" <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+		apt_updated=""
+	fi
+fi
+qemu_major=$( (qemu-system-x86_64 --version 2>/dev/null || true) | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
+if [ -z "$qemu_major" ] || [ "$qemu_major" -lt 8 ] || ! installed qemu-utils; then
+	echo "== installing QEMU${QEMU_RELEASE:+ from $QEMU_RELEASE}"
+	apt_update
+	apt-get install -y -qq ${QEMU_RELEASE:+-t $QEMU_RELEASE} $QEMU_PKGS >/dev/null
+fi
+
+PKGS="build-essential cmake pkg-config gcc-multilib
       liburing-dev liblz4-dev libzstd-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
       libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2 curl gnuplot-nox"
 missing=""
 for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	installed "$p" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
 	echo "== installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
+	apt_update
 	apt-get install -y -qq $missing >/dev/null
 fi
 
@@ -24,13 +57,12 @@ fi
 # npm only when none is there: a nodejs from elsewhere may ship its own.
 console_missing=""
 for p in chromium nodejs; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || console_missing="$console_missing $p"
+	installed "$p" || console_missing="$console_missing $p"
 done
 command -v npm >/dev/null || console_missing="$console_missing npm"
 if [ -n "$console_missing" ]; then
 	echo "== installing:$console_missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
+	apt_update
 	apt-get install -y -qq $console_missing >/dev/null
 fi
 want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/console/package.json)
