@@ -721,6 +721,7 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 	m->st.disk_remaining = p.remaining;
 	m->st.disk_dirty_rate_bps = (uint64_t)w->dirty_bps;
 	m->st.storage_ready = p.ready;
+	m->st.storage_actively_synced = p.write_blocking && p.actively_synced;
 	snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "%s",
 		 p.write_blocking ? "write-blocking" : "background");
 	pthread_mutex_unlock(&m->mu);
@@ -1014,7 +1015,6 @@ static void *source_main(void *arg)
 	struct monitor mon;
 	uint64_t t_migrate = 0;
 	int succeeded = 0, started = 0, r, confirmed, have_slot = 0;
-	struct qmp_error qe;
 
 	log_set_migration(m->req.id);
 	log_info("mig", "event=source_start vm=%s target=%s addr=%s:%d multifd=%d compress=%d policy=%s post_copy=%d auto_converge=%d",
@@ -1035,9 +1035,9 @@ static void *source_main(void *arg)
 		goto fail;
 	}
 	/* QMP before the target prepares: it needs the disks' sizes. */
-	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
+	r = mig_connect_qmp(m, 10000, err, sizeof(err));
 	if (r < 0) {
-		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", qe.desc);
+		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", err);
 		goto fail;
 	}
 	if (!vm_running(m)) {
@@ -1143,7 +1143,7 @@ static void *source_main(void *arg)
 		snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "background");
 		pthread_mutex_unlock(&m->mu);
 		r = stor_source_start(m->stor, m->qmp, m->nbd.path, bw > 0 ? (uint64_t)bw << 20 : 0, 0,
-				      err, sizeof(err));
+				      qcaps_has(&m->caps, QCAP_BLOCK_JOB_CHANGE), err, sizeof(err));
 	} else {
 		r = start_ram(m, err, sizeof(err));
 	}

@@ -44,8 +44,7 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 	struct json_object *spec_j = json_object_object_get(m->prepare, "spec");
 	struct json_object *args = NULL;
 	struct vm_spec *spec = NULL;
-	struct qmp_error qe;
-	char run_dir[400], uri[600];
+	char run_dir[400], uri[600], e[256];
 	int r;
 
 	r = vmspec_from_json(spec_j, &spec, err, errlen);
@@ -77,9 +76,9 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 			  &m->vm, err, errlen);
 	if (r < 0)
 		return r;
-	r = qmp_connect(m->vm->qmp_path, 10000, &m->qmp, &qe);
+	r = mig_connect_qmp(m, 10000, e, sizeof(e));
 	if (r < 0) {
-		snprintf(err, errlen, "cannot reach the target QEMU: %.400s", qe.desc);
+		snprintf(err, errlen, "cannot reach the target QEMU: %s", e);
 		return r;
 	}
 	r = mig_set_capabilities(m, err, errlen);

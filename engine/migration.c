@@ -332,6 +332,7 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 		ADD_I("diskDirtyRateBps", st->disk_dirty_rate_bps);
 		ADD_B("storageReady", st->storage_ready);
 		ADD_S("storageCopyMode", st->storage_copy_mode);
+		ADD_B("storageActivelySynced", st->storage_actively_synced);
 	}
 	ADD_I("dirtyRateBps", st->dirty_rate_bps);
 	ADD_I("copyRateBps", st->copy_rate_bps);
@@ -352,6 +353,30 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 #undef ADD_I
 #undef ADD_B
 	return o;
+}
+
+int mig_connect_qmp(struct migration *m, int timeout_ms, char *err, size_t errlen)
+{
+	struct qmp_error qe;
+	char e[256], desc[160];
+	int r = qmp_connect(m->vm->qmp_path, timeout_ms, &m->qmp, &qe);
+
+	if (r < 0) {
+		snprintf(err, errlen, "%.400s", qe.desc);
+		return r;
+	}
+	r = qcaps_probe(m->qmp, &m->caps, e, sizeof(e));
+	if (r < 0) {
+		snprintf(err, errlen, "cannot probe what QEMU offers: %s", e);
+		return r;
+	}
+	log_info("mig", "event=qemu_caps role=%s version=%s", m->st.role,
+		 qcaps_describe(&m->caps, desc, sizeof(desc)));
+	if (!qcaps_has(&m->caps, QCAP_TCG_DIRTY_COHERENT))
+		log_warn("mig", "event=qemu_old version=%d.%d.%d reason=\"before QEMU 9.0 a TCG guest can lose "
+			 "writes across many dirty-bitmap syncs; ferry supports QEMU %d.%d and later\"",
+			 m->caps.major, m->caps.minor, m->caps.micro, QCAPS_MIN_MAJOR, QCAPS_MIN_MINOR);
+	return 0;
 }
 
 int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
@@ -391,6 +416,11 @@ int mig_set_capabilities(struct migration *m, char *err, size_t errlen)
 		return r;
 	args = json_object_new_object();
 	json_object_object_add(args, "multifd-channels", json_object_new_int(m->multifd));
+	/* QEMU 9.0+: the multifd threads find zero pages in parallel and send
+	 * only their offsets; before, the main thread scanned every page. It
+	 * is 9.0's default; set so that a changed default cannot surprise. */
+	if (qcaps_has(&m->caps, QCAP_ZERO_PAGE_DETECTION))
+		json_object_object_add(args, "zero-page-detection", json_object_new_string("multifd"));
 	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, errlen);
 	json_object_put(args);
 	return r;

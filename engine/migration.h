@@ -125,6 +125,7 @@ struct mig_status {
 	uint64_t disk_total, disk_transferred, disk_remaining, disk_dirty_rate_bps;
 	int storage_ready;          /* every mirror in sync */
 	char storage_copy_mode[16]; /* background | write-blocking */
+	int storage_actively_synced; /* write-blocking and QEMU says every write is mirrored */
 	uint64_t dirty_rate_bps, copy_rate_bps, wire_rate_bps;
 	int converging;   /* copy outruns dirtying */
 	int64_t eta_ms;   /* -1: unknown or not converging */

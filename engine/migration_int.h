@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "engine/migration.h"
+#include "qmp/qemu_caps.h"
 #include "transport/loop.h"
 
 struct qmp;
@@ -56,6 +57,7 @@ struct migration {
 
 	struct qemu_vm *vm; /* source: borrowed from the agent; target: owned until handed over */
 	struct qmp *qmp;
+	struct qemu_caps caps; /* what this side's QEMU offers (mig_connect_qmp) */
 	struct relay *relay;
 	int ctl_fd;
 	char mig_dir[400];
@@ -99,6 +101,9 @@ void mig_finish(struct migration *m, int succeeded);
 int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
 	    struct json_object **ret, int timeout_ms, char *err, size_t errlen);
 int mig_set_capabilities(struct migration *m, char *err, size_t errlen);
+/* Connects m->qmp to this side's QEMU and probes what it offers into
+ * m->caps (logged once as event=qemu_caps). 0 or -errno with err set. */
+int mig_connect_qmp(struct migration *m, int timeout_ms, char *err, size_t errlen);
 
 
 /* SHA-256 of guest RAM via pmemsave into dir (file removed afterwards). */

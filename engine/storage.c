@@ -36,6 +36,7 @@ struct stor_disk {
 	int created;         /* target: image exists and is ours to delete */
 	/* source */
 	int node_added, job_running, ready, write_blocking;
+	int actively_synced; /* QEMU 8.2+: every guest write is mirrored before it completes */
 	uint64_t len, offset;
 };
 
@@ -360,29 +361,12 @@ static int start_job(struct stor_disk *d, struct qmp *q, uint64_t speed_bps, int
 	return 0;
 }
 
-static int has_command(struct qmp *q, const char *name)
-{
-	struct json_object *ret = NULL;
-	char err[128];
-	int found = 0;
-
-	if (qmp_call(q, "query-commands", NULL, &ret, QMP_TIMEOUT_MS, err, sizeof(err)) < 0)
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(ret); i++) {
-		const char *n = jstr(json_object_array_get_idx(ret, i), "name");
-
-		found |= n && !strcmp(n, name);
-	}
-	json_object_put(ret);
-	return found;
-}
-
 int stor_source_start(struct stor *st, struct qmp *q, const char *nbd_sock, uint64_t speed_bps,
-		      int write_blocking, char *err, size_t errlen)
+		      int write_blocking, int has_job_change, char *err, size_t errlen)
 {
 	int r = 0;
 
-	st->has_job_change = has_command(q, "block-job-change");
+	st->has_job_change = has_job_change;
 	st->speed_bps = speed_bps;
 	for (size_t i = 0; i < st->n && r == 0; i++) {
 		struct stor_disk *d = &st->d[i];
@@ -411,7 +395,7 @@ int stor_source_start(struct stor *st, struct qmp *q, const char *nbd_sock, uint
 int stor_source_poll(struct stor *st, struct qmp *q, struct stor_progress *p, char *err,
 		     size_t errlen)
 {
-	struct json_object *ret = NULL;
+	struct json_object *ret = NULL, *v;
 	int r;
 
 	memset(p, 0, sizeof(*p));
@@ -436,10 +420,21 @@ int stor_source_poll(struct stor *st, struct qmp *q, struct stor_progress *p, ch
 		d->len = (uint64_t)json_object_get_int64(json_object_object_get(j, "len"));
 		d->offset = (uint64_t)json_object_get_int64(json_object_object_get(j, "offset"));
 		d->ready = json_object_get_boolean(json_object_object_get(j, "ready"));
+		/* Absent before QEMU 8.2: then write-blocking is taken on trust. */
+		if (json_object_object_get_ex(j, "actively-synced", &v)) {
+			int synced = json_object_get_boolean(v);
+
+			if (synced && !d->actively_synced)
+				log_info("storage", "event=mirror_actively_synced disk=%s", d->name);
+			d->actively_synced = synced;
+		} else {
+			d->actively_synced = d->write_blocking && d->ready;
+		}
 	}
 	json_object_put(ret);
 	p->ready = 1;
 	p->write_blocking = 1;
+	p->actively_synced = 1;
 	for (size_t i = 0; i < st->n; i++) {
 		struct stor_disk *d = &st->d[i];
 
@@ -451,6 +446,7 @@ int stor_source_poll(struct stor *st, struct qmp *q, struct stor_progress *p, ch
 		p->copied += d->offset;
 		p->ready &= d->ready;
 		p->write_blocking &= d->write_blocking;
+		p->actively_synced &= d->actively_synced;
 	}
 	p->remaining = p->total - p->copied;
 	return 0;

@@ -36,7 +36,8 @@ struct stor_progress {
 	uint64_t copied;    /* bytes copied (QEMU's offset) */
 	uint64_t remaining; /* total - copied */
 	int ready;          /* every job READY */
-	int write_blocking; /* every job copies guest writes synchronously */
+	int write_blocking; /* every job was switched to copy guest writes synchronously */
+	int actively_synced; /* ... and every job says it does (QEMU 8.2+) */
 };
 
 /* The disks of spec that must be copied: type disk, storage local. *out is
@@ -58,9 +59,10 @@ struct json_object *stor_to_json(const struct stor *st);
  * attempt can start. Returns how many were found, or -errno. */
 int stor_source_clear_leftovers(struct qmp *q, char *err, size_t errlen);
 /* NBD client nodes to nbd_sock and one mirror job per disk. speed_bps 0 =
- * unlimited. write_blocking: copy mode from the start. */
+ * unlimited. write_blocking: copy mode from the start. has_job_change:
+ * QEMU can change a running job's copy mode (QCAP_BLOCK_JOB_CHANGE). */
 int stor_source_start(struct stor *st, struct qmp *q, const char *nbd_sock, uint64_t speed_bps,
-		      int write_blocking, char *err, size_t errlen);
+		      int write_blocking, int has_job_change, char *err, size_t errlen);
 /* Reads the jobs' progress (query-block-jobs). -EIO with err when a job
  * failed or vanished. */
 int stor_source_poll(struct stor *st, struct qmp *q, struct stor_progress *p, char *err,
