@@ -11,8 +11,8 @@ agent_config node-b "$PORT_B" node-a "$PORT_A"
 agent_start node-a
 agent_start node-b
 
-vm_create node-b gb 256 "fill=128 profile=random dirty=0"
-vm_create node-a ga 128 "fill=32 profile=text dirty=0"
+vm_create node-b gb 256 "fill=128 profile=random dirty=2 wss=16"
+vm_create node-a ga 128 "fill=32 profile=text dirty=2 wss=8"
 idb=$(ctl node-b -o json migrate gb --node node-a --max-bandwidth 16 | jq -r .id)
 mig_wait_phase node-b "$idb" Running 30
 ida=$(ctl node-a -o json migrate ga --node node-b | jq -r .id)

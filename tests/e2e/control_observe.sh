@@ -7,7 +7,7 @@ cluster_init "$1"
 command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
 two_agents
 
-vm_create node-a g1 256 "fill=64 profile=random dirty=0"
+vm_create node-a g1 256 "fill=64 profile=random dirty=2 wss=16"
 id=$(ctl node-a -o json migrate g1 --node node-b --max-bandwidth 16 | jq -r .id)
 timeout 120 curl -sN --unix-socket "$WORK/node-a/api.sock" "http://ferryd/v1/migrations/$id/events" \
 	> "$WORK/events.txt" || die "event stream failed"
