@@ -131,7 +131,7 @@ static enum role caller_role(struct agent *a, struct MHD_Connection *c, int is_t
 }
 
 /* Reading is for everyone with a role; starting and cancelling migrations
- * needs the migrate role (the seed: "only holders of the migrate role or
+ * needs the migrate role (the product rule: "only holders of the migrate role or
  * administrators"); creating and deleting VMs is for administrators. */
 static enum role role_needed(const char *method, const char *url)
 {

@@ -1004,7 +1004,7 @@ static void series_plot(const char *mode, int rep)
 }
 
 /*
- * The storage sequence libvirt uses (DESIGN.md §2), for one local disk,
+ * The storage sequence libvirt uses, for one local disk,
  * directly between the two QEMUs: the target exports its fresh image over
  * NBD (writable), the source mirrors into an NBD client node. nbd_srv is
  * the target's nbd-server-start address (SocketAddressLegacy), nbd_cli the
@@ -1937,6 +1937,9 @@ static void summary_table(FILE *f, const struct result *rs, int n, int shaped)
 
 static void summary_notes(FILE *f, int any_shaped)
 {
+	fprintf(f, "\nok: runs that completed and whose guest then passed its own verify on the target (every "
+		   "page and sector it wrote); a run that completed but failed its verify is a failed run, counted "
+		   "nowhere else, and makes ferry-bench exit non-zero.\n");
 	fprintf(f, "\nTime is end to end: from the migrate request to the target QEMU's MIGRATION completed "
 		   "event (QMP timestamp; for ferry taken from the target agent's log), so ferry's includes starting "
 		   "the target QEMU, native's does not. The tool's total is what each tool reports (QEMU's total-time, "

@@ -644,7 +644,7 @@ static int cmd_nodes(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-/* The seed's manifest, exactly as written:
+/* The KubeVirt VirtualMachineInstanceMigration manifest, exactly as written:
  *   apiVersion: kubevirt.io/v1
  *   kind: VirtualMachineInstanceMigration
  *   metadata: {name: NAME}

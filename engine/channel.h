@@ -1,7 +1,8 @@
 /* QEMU migration channels as they arrive at the source agent.
  *
- * QEMU 7.2 maps incoming channels by accept order: the main channel first,
- * then the multifd channels (DESIGN.md §2). The source agent therefore looks
+ * QEMU before 8.0 maps incoming channels by accept order: the main channel
+ * first, then the multifd channels (8.0+ reads each one's magic, and the
+ * same order suits it). The source agent therefore looks
  * at the first bytes of each connection QEMU opens to learn what it is, and
  * the target agent connects them to the target QEMU in that order. */
 #ifndef FERRY_ENGINE_CHANNEL_H

@@ -1285,7 +1285,7 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 		return -ENOMEM;
 	}
 	if (m->postcopy)
-		m->multifd = 0; /* QEMU 7.2 does not combine post-copy with multifd */
+		m->multifd = 0; /* QEMU up to 10.0 refuses post-copy with multifd */
 	snprintf(m->mig_dir, sizeof(m->mig_dir), "%s/migrations/%s", env->state_dir, req->id);
 	snprintf(m->out.path, sizeof(m->out.path), "%s/out.sock", m->mig_dir);
 	snprintf(m->nbd.path, sizeof(m->nbd.path), "%s/nbd.sock", m->mig_dir);

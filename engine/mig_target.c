@@ -115,8 +115,8 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		snprintf(label, sizeof(label), "main");
 	else
 		snprintf(label, sizeof(label), "%s-%d", channel_kind_name(kind), chan_id);
-	/* QEMU 7.2 takes the first connection as the main channel: multifd
-	 * channels wait until main is connected. */
+	/* QEMU before 8.0 takes the first connection as the main channel:
+	 * multifd channels wait until main is connected. */
 	pthread_mutex_lock(&m->mu);
 	while (kind == CHANNEL_MULTIFD && !m->main_connected && !m->finished &&
 	       time_mono_ms() < deadline) {

@@ -5,7 +5,7 @@
  * QMP, relays every channel QEMU opens through the transport, watches
  * progress, and decides the outcome. The target side, also one thread, starts
  * QEMU with -incoming defer, connects the relayed channels to it in the order
- * QEMU 7.2 needs (main first), and reports when the guest runs.
+ * QEMU before 8.0 needs (main first), and reports when the guest runs.
  *
  * The rule every path keeps: before the target confirms the guest runs there,
  * any failure or cancel leaves the guest running on the source; a VM never

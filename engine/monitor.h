@@ -4,7 +4,7 @@
  * Pure logic, no I/O: the source thread feeds it a sample every half
  * second; tests feed it synthetic ones.
  *
- * Progress means the remaining data reached a new low (DESIGN.md §3). A
+ * Progress means the remaining data reached a new low. A
  * migration whose remaining data sets no new low for progress_timeout_ms is
  * stuck; one that runs past completion_timeout_ms is too slow. Both are
  * aborted by the policy, before they harm anyone. */

@@ -1,5 +1,5 @@
 /* Storage migration: the disks that are local to the source host travel with
- * the VM (DESIGN.md §2, the sequence libvirt uses).
+ * the VM (the sequence libvirt uses).
  *
  * Target: an empty image of the same format and virtual size under the
  * agent's state dir for every local disk, QEMU started on those images with

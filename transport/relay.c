@@ -23,7 +23,7 @@
 /* Buffering per stream direction: SLOTS chunks of at most CHUNK bytes. Small
  * on purpose: QEMU sizes its final stop-and-copy from the throughput it sees,
  * and bytes parked in deep queues make that estimate wrong and stretch the
- * guest's pause (DESIGN.md §2). */
+ * guest's pause. */
 #define PUMP_SLOTS 4
 #define PUMP_CHUNK (128u * 1024u)
 /* Below this a chunk is sent raw and packed inline: return-path messages and

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Roles on the REST API (the seed: everyone sees Migrate; only the migrate
+# Roles on the REST API (the product rule: everyone sees Migrate; only the migrate
 # role or an administrator may start or cancel one). Over TCP: no token is
 # 401, a wrong token 401, a viewer may read but gets 403 with a clear
 # message when it tries to migrate, a migrator migrates. Root on the unix

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The KubeVirt-style control path with three nodes: candidates explain who
-# may take a VM; the seed's VirtualMachineInstanceMigration manifest,
+# may take a VM; the KubeVirt VirtualMachineInstanceMigration manifest,
 # created as written, migrates to the automatically selected node (the
 # only one matching the VM's node selector); deleting a manifest cancels
 # its migration and the guest stays on its node.
