@@ -39,6 +39,19 @@ static int start_ram(struct migration *m, char *err, size_t errlen);
 
 static int pick(int req, int spec, int agent) { return req != FERRY_UNSET ? req : spec != FERRY_UNSET ? spec : agent; }
 
+/* The source's thread is the only writer of m->state, so it reads it
+ * without the lock. */
+static int in_postcopy(const struct migration *m)
+{
+	return m->state == MS_SRC_POSTCOPY || m->state == MS_SRC_POSTCOPY_RECOVERING;
+}
+
+/* `migrate` was issued (RAM pre-copy or later). */
+static int ram_started(const struct migration *m)
+{
+	return m->state >= MS_SRC_PRECOPY && m->state <= MS_SRC_CONFIRMING;
+}
+
 /* ---- channels QEMU opens ------------------------------------------------ */
 
 struct chan_setup {
@@ -70,9 +83,9 @@ static void *channel_thread(void *arg)
 
 	log_set_migration(m->req.id);
 	pthread_mutex_lock(&m->mu);
-	resume = !cs->nbd && m->recovering;
+	resume = !cs->nbd && m->recover_next_main;
 	if (resume)
-		m->recovering = 0;
+		m->recover_next_main = 0;
 	if (cs->nbd)
 		id = m->nbd_seq++;
 	pthread_mutex_unlock(&m->mu);
@@ -505,15 +518,14 @@ static int start_postcopy(struct migration *m, struct monitor *mon)
 		log_warn("mig", "event=post_copy_failed err=\"%s\"", err);
 		return -EIO;
 	}
-	m->in_postcopy = 1;
 	/* Post-copy cannot be undone: the target runs the guest from now on,
-	 * so nothing may abort the migration any more. */
+	 * so nothing may abort the migration any more (the state refuses
+	 * cancels, the timeouts go). */
+	(void)mig_enter(m, MS_SRC_POSTCOPY);
 	mon->progress_timeout_ms = 0;
 	mon->completion_timeout_ms = 0;
 	pthread_mutex_lock(&m->mu);
-	snprintf(m->st.mode, sizeof(m->st.mode), "post-copy");
 	m->st.escalations++;
-	m->switchover_started = 1;
 	pthread_mutex_unlock(&m->mu);
 	log_info("mig", "event=post_copy_started remaining=%llu", (unsigned long long)mon->remaining);
 	return 0;
@@ -547,7 +559,7 @@ static int escalate(struct migration *m, struct monitor *mon)
 		}
 		return 1;
 	}
-	if (m->postcopy && !m->in_postcopy)
+	if (m->postcopy && !in_postcopy(m))
 		return start_postcopy(m, mon) == 0;
 	return 0;
 }
@@ -583,9 +595,7 @@ static int recover_postcopy(struct migration *m)
 	int fd = -1, r;
 
 	log_warn("mig", "event=postcopy_paused action=recover");
-	pthread_mutex_lock(&m->mu);
-	snprintf(m->st.mode, sizeof(m->st.mode), "post-copy-recovering");
-	pthread_mutex_unlock(&m->mu);
+	(void)mig_enter(m, MS_SRC_POSTCOPY_RECOVERING);
 	if (wait_qemu_status(m, "postcopy-paused", 30000) < 0)
 		log_warn("mig", "event=postcopy_not_paused note=\"trying to resume anyway\"");
 	r = relay_new(m->env.lp, m->env.w, &nr);
@@ -594,7 +604,7 @@ static int recover_postcopy(struct migration *m)
 	pthread_mutex_lock(&m->mu);
 	old = m->relay;
 	m->relay = nr;
-	m->recovering = 1;
+	m->recover_next_main = 1;
 	pthread_mutex_unlock(&m->mu);
 	relay_free(old);
 	if (m->ctl_fd >= 0)
@@ -645,8 +655,8 @@ static int recover_postcopy(struct migration *m)
 		mig_set_failure(m, "post-copy resume refused: %s", err);
 		return r;
 	}
+	(void)mig_enter(m, MS_SRC_POSTCOPY);
 	pthread_mutex_lock(&m->mu);
-	snprintf(m->st.mode, sizeof(m->st.mode), "post-copy");
 	m->st.recoveries++;
 	pthread_mutex_unlock(&m->mu);
 	log_info("mig", "event=postcopy_resumed");
@@ -732,7 +742,7 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 		w->outrun++;
 	else
 		w->outrun = 0;
-	if (w->outrun >= DISK_OUTRUN_SAMPLES && stor_source_can_switch(m->stor, m->ram_started)) {
+	if (w->outrun >= DISK_OUTRUN_SAMPLES && stor_source_can_switch(m->stor, ram_started(m))) {
 		log_info("storage", "event=escalation action=write_blocking dirty_bps=%.0f copy_bps=%.0f",
 			 w->dirty_bps, w->copy_bps);
 		r = stor_source_write_blocking(m->stor, m->qmp, err, sizeof(err));
@@ -745,7 +755,7 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 		m->st.escalations++;
 		pthread_mutex_unlock(&m->mu);
 	}
-	if (!m->ram_started && p.ready) {
+	if (!ram_started(m) && p.ready) {
 		r = start_ram(m, err, sizeof(err));
 		if (r < 0) {
 			mig_set_failure(m, "%s", err);
@@ -786,14 +796,17 @@ static int monitor(struct migration *m, struct monitor *mon)
 				return 0;
 			}
 			if (!strcmp(ev.name, "STOP")) {
-				/* QEMU stopped the guest for the last copy: from here
-				 * the outcome is QEMU's and the target's to decide, and
-				 * a cancel is refused (QEMU 7.2 reports the "device"
-				 * status only with pause-before-switchover). */
+				/* QEMU stopped the guest for the last copy (or, in
+				 * post-copy, to send the device state): from here the
+				 * outcome is QEMU's and the target's to decide, and a
+				 * cancel is refused. The STOP event is the one sign
+				 * every QEMU gives: "device" comes only with
+				 * pause-before-switchover. */
 				pthread_mutex_lock(&m->mu);
 				m->st.stop_ts_us = ev.ts_us;
-				m->switchover_started = 1;
 				pthread_mutex_unlock(&m->mu);
+				if (m->state == MS_SRC_PRECOPY)
+					(void)mig_enter(m, MS_SRC_SWITCHOVER);
 				relay_set_final(m->relay);
 			} else if (!strcmp(ev.name, "MIGRATION")) {
 				char s[32];
@@ -847,7 +860,7 @@ static int monitor(struct migration *m, struct monitor *mon)
 		}
 		/* In post-copy a broken link is QEMU's postcopy-paused (above),
 		 * which we recover from instead of failing. */
-		if (!m->in_postcopy && relay_failed(m->relay, reason, sizeof(reason))) {
+		if (!in_postcopy(m) && relay_failed(m->relay, reason, sizeof(reason))) {
 			mig_set_failure(m, "transport failed: %s", reason);
 			return 0;
 		}
@@ -859,7 +872,7 @@ static int monitor(struct migration *m, struct monitor *mon)
 		if (m->ctl_fd >= 0) {
 			struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
 
-			if (poll(&pfd, 1, 0) > 0 && m->in_postcopy) {
+			if (poll(&pfd, 1, 0) > 0 && in_postcopy(m)) {
 				/* The target is waiting for us to resume, or gone:
 				 * QEMU will say postcopy-paused if it matters. */
 				close(m->ctl_fd);
@@ -884,10 +897,10 @@ static int monitor(struct migration *m, struct monitor *mon)
 			enum mon_verdict v;
 
 			next_query = time_mono_ms() + QUERY_EVERY_MS;
-			if (m->ram_started && query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
+			if (ram_started(m) && query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
 			    !strcmp(status, "completed"))
 				return 1;
-			if (stor_count(m->stor) && !m->in_postcopy && watch_disks(m, &dw, time_mono_ms()) < 0)
+			if (stor_count(m->stor) && !in_postcopy(m) && watch_disks(m, &dw, time_mono_ms()) < 0)
 				return 0;
 			/* Copy rate from ferry's own counters (RAM and disk), dirty
 			 * rate and what is left from QEMU: RAM not yet started counts
@@ -895,7 +908,7 @@ static int monitor(struct migration *m, struct monitor *mon)
 			relay_totals(m->relay, &tot);
 			pthread_mutex_lock(&m->mu);
 			smp = (struct mon_sample){time_mono_ms(),
-						  m->st.disk_remaining + (m->ram_started ? m->st.ram_remaining : ram_bytes),
+						  m->st.disk_remaining + (ram_started(m) ? m->st.ram_remaining : ram_bytes),
 						  m->st.dirty_rate_bps + m->st.disk_dirty_rate_bps,
 						  tot.raw_in, tot.wire_out, m->st.iterations};
 			pthread_mutex_unlock(&m->mu);
@@ -913,11 +926,11 @@ static int monitor(struct migration *m, struct monitor *mon)
 			m->st.converging = mon->converging;
 			m->st.eta_ms = mon->eta_ms;
 			pthread_mutex_unlock(&m->mu);
-			if (m->ram_started && !m->in_postcopy)
+			if (ram_started(m) && !in_postcopy(m))
 				tune_pause(m, mon, smp.t_ms);
 			/* Post-copy right away, when asked: the first pass is under
 			 * way, so the target has somewhere to start from. */
-			if (m->postcopy && m->req.post_copy_now && m->ram_started && !m->in_postcopy && v == MON_OK)
+			if (m->postcopy && m->req.post_copy_now && m->state == MS_SRC_PRECOPY && v == MON_OK)
 				start_postcopy(m, mon);
 			{
 				int after = pick(m->req.escalate_after_s, m->vm->spec->mig.escalate_after_s,
@@ -999,60 +1012,62 @@ static int start_ram(struct migration *m, char *err, size_t errlen)
 	json_object_put(args);
 	if (r < 0)
 		return r;
-	m->ram_started = 1;
-	pthread_mutex_lock(&m->mu);
-	snprintf(m->st.mode, sizeof(m->st.mode), "pre-copy");
-	pthread_mutex_unlock(&m->mu);
+	(void)mig_enter(m, MS_SRC_PRECOPY);
 	log_info("mig", "event=ram_precopy_started");
 	return 0;
 }
 
-static void *source_main(void *arg)
-{
-	struct migration *m = arg;
-	struct relay_stream_stats tot;
-	char err[512];
+/* What the phases of one source run share. */
+struct source_run {
+	int have_slot;      /* an outbound slot is ours to give back */
+	uint64_t t_migrate; /* when the copy started (mirrors or RAM) */
 	struct monitor mon;
-	uint64_t t_migrate = 0;
-	int succeeded = 0, started = 0, r, confirmed, have_slot = 0;
+};
 
-	log_set_migration(m->req.id);
+/* From the slot to QEMU's end: 1 when QEMU completed, 0 on failure (the
+ * reason recorded; the state is still the one the failure came in). */
+static int source_run(struct migration *m, struct source_run *c)
+{
+	struct monitor *mon = &c->mon;
+	char err[512];
+	int r;
+
 	log_info("mig", "event=source_start vm=%s target=%s addr=%s:%d multifd=%d compress=%d policy=%s post_copy=%d auto_converge=%d",
 		 m->req.vm, m->req.target_node, m->req.target_host, m->req.target_port, m->multifd,
 		 m->compress, m->req.policy[0] ? m->req.policy : "-", m->postcopy, m->auto_converge);
 	/* Limits: wait visibly in Pending for an outbound slot, and below for
 	 * the target to have an inbound one. */
-	mig_set_phase(m, MIG_PENDING);
+	mig_announce(m);
 	r = m->env.acquire_slot(m->env.agent, m, err, sizeof(err));
 	if (r < 0) {
 		mig_set_failure(m, "%s", err);
-		goto fail;
+		return 0;
 	}
-	have_slot = 1;
-	mig_set_phase(m, MIG_PREPARING_TARGET);
+	c->have_slot = 1;
+	(void)mig_enter(m, MS_SRC_PREPARING);
 	if (mkdir(m->mig_dir, 0700) < 0 && errno != EEXIST) {
 		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
-		goto fail;
+		return 0;
 	}
 	/* QMP before the target prepares: it needs the disks' sizes. */
 	r = mig_connect_qmp(m, 10000, err, sizeof(err));
 	if (r < 0) {
 		mig_set_failure(m, "cannot reach the source QEMU over QMP: %s", err);
-		goto fail;
+		return 0;
 	}
 	if (!vm_running(m)) {
 		mig_set_failure(m, "the VM is not running on the source");
-		goto fail;
+		return 0;
 	}
 	if (stor_count(m->stor)) {
 		r = stor_source_clear_leftovers(m->qmp, err, sizeof(err));
 		if (r < 0) {
 			mig_set_failure(m, "cannot clear an earlier attempt's mirror jobs: %s", err);
-			goto fail;
+			return 0;
 		}
 		if (stor_source_size(m->stor, m->qmp, err, sizeof(err)) < 0) {
 			mig_set_failure(m, "%s", err);
-			goto fail;
+			return 0;
 		}
 		pthread_mutex_lock(&m->mu);
 		m->st.disks = (int)stor_count(m->stor);
@@ -1067,39 +1082,39 @@ static void *source_main(void *arg)
 		if (m->ctl_fd >= 0)
 			close(m->ctl_fd);
 		m->ctl_fd = -1;
-		mig_set_phase(m, MIG_PENDING);
+		(void)mig_enter(m, MS_SRC_PENDING);
 		log_info("mig", "event=pending reason=\"%s\"", err);
 		if (time_mono_ms() >= pend_dl) {
 			mig_set_failure(m, "waited %d s in Pending: %s", m->env.pending_timeout_s, err);
-			goto fail;
+			return 0;
 		}
 		if (mig_cancel_requested(m)) {
 			mig_set_failure(m, "cancelled while Pending");
-			goto fail;
+			return 0;
 		}
 		poll(NULL, 0, 500); /* the peer offers nothing to wait on */
-		mig_set_phase(m, MIG_PREPARING_TARGET);
+		(void)mig_enter(m, MS_SRC_PREPARING);
 	}
 	if (r == -ECANCELED) {
 		mig_set_failure(m, "%s", err);
-		goto fail;
+		return 0;
 	}
 	if (r < 0) {
 		mig_set_failure(m, "preparing the target failed: %s", err);
-		goto fail;
+		return 0;
 	}
-	mig_set_phase(m, MIG_TARGET_READY);
+	(void)mig_enter(m, MS_SRC_TARGET_READY);
 	{
 		char why[256];
 
 		if (mig_take_cancel(m, why, sizeof(why))) {
 			mig_set_failure(m, "cancelled: %s", why);
-			goto fail;
+			return 0;
 		}
 	}
 	if (mig_set_capabilities(m, err, sizeof(err)) < 0 || set_parameters(m, err, sizeof(err)) < 0) {
 		mig_set_failure(m, "%s", err);
-		goto fail;
+		return 0;
 	}
 	r = relay_new(m->env.lp, m->env.w, &m->relay);
 	if (r == 0)
@@ -1108,7 +1123,7 @@ static void *source_main(void *arg)
 		r = open_listener(&m->nbd);
 	if (r < 0) {
 		mig_set_failure(m, "cannot listen in %s: %s", m->mig_dir, strerror(-r));
-		goto fail;
+		return 0;
 	}
 
 	/* The seeds' timeouts: no new low of the remaining data for
@@ -1123,12 +1138,12 @@ static void *source_main(void *arg)
 		/* GiB * 1024 of memory plus copied disk */
 		uint64_t gib_x1024 = (uint64_t)m->vm->spec->memory_mib + (stor_bytes(m->stor) >> 20);
 
-		mon_init(&mon, time_mono_ms(), (uint64_t)(pt > 0 ? pt : 0) * 1000ull,
+		mon_init(mon, time_mono_ms(), (uint64_t)(pt > 0 ? pt : 0) * 1000ull,
 			 (uint64_t)(ct > 0 ? ct : 0) * 1000ull * gib_x1024 / 1024ull);
 		log_info("mig", "event=policy progress_timeout_s=%d completion_timeout_s=%llu", pt,
-			 (unsigned long long)(mon.completion_timeout_ms / 1000));
+			 (unsigned long long)(mon->completion_timeout_ms / 1000));
 	}
-	t_migrate = time_mono_ms();
+	c->t_migrate = time_mono_ms();
 	pthread_mutex_lock(&m->mu);
 	m->st.migrate_start_us = time_real_us();
 	pthread_mutex_unlock(&m->mu);
@@ -1138,8 +1153,8 @@ static void *source_main(void *arg)
 		int bw = pick(m->req.max_bandwidth_mibps, m->vm->spec->mig.max_bandwidth_mibps,
 			      m->env.defaults.max_bandwidth_mibps);
 
+		(void)mig_enter(m, MS_SRC_MIRRORING);
 		pthread_mutex_lock(&m->mu);
-		snprintf(m->st.mode, sizeof(m->st.mode), "storage");
 		snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "background");
 		pthread_mutex_unlock(&m->mu);
 		r = stor_source_start(m->stor, m->qmp, m->nbd.path, bw > 0 ? (uint64_t)bw << 20 : 0, 0,
@@ -1149,84 +1164,86 @@ static void *source_main(void *arg)
 	}
 	if (r < 0) {
 		mig_set_failure(m, "%s", err);
-		goto fail;
+		return 0;
 	}
-	started = 1;
-	mig_set_phase(m, MIG_RUNNING);
-	mon.start_ms = time_mono_ms(); /* the clock runs from `migrate` */
-	mon.best_at_ms = mon.start_ms;
-	if (!monitor(m, &mon))
-		goto fail;
+	mon->start_ms = time_mono_ms(); /* the clock runs from `migrate` */
+	mon->best_at_ms = mon->start_ms;
+	return monitor(m, mon);
+}
 
-	pthread_mutex_lock(&m->mu);
-	m->switchover_started = 1;
-	m->st.total_ms = time_mono_ms() - t_migrate;
-	pthread_mutex_unlock(&m->mu);
-confirm:
-	/* Let the last bytes drain through the relay before asking. */
-	relay_wait(m->relay, 30000);
-	confirmed = confirm_with_target(m);
-	if (confirmed <= 0) {
-		if (confirmed < 0)
-			ensure_source_running(m);
-		else
-			m->guest_paused_here = 1;
-		goto done;
+
+/* A failure: what it means for the guest. QEMU may have completed just
+ * as the failure was noticed, and then only the target can say whether the
+ * source may take the guest back; in post-copy neither half holds the
+ * whole guest, so both are kept as they are. */
+static enum mig_state source_after_failure(struct migration *m, struct source_run *c)
+{
+	char status[64] = "";
+
+	if (!ram_started(m) || !m->qmp)
+		return MS_SRC_ROLLING_BACK;
+	if (query_migrate(m, status, sizeof(status), NULL, 0) == 0 && !strcmp(status, "completed")) {
+		log_warn("mig", "event=failure_after_completion reason=\"%s\"", m->st.failure_reason);
+		pthread_mutex_lock(&m->mu);
+		m->st.failure_reason[0] = '\0';
+		if (!m->st.total_ms)
+			m->st.total_ms = time_mono_ms() - c->t_migrate;
+		pthread_mutex_unlock(&m->mu);
+		return MS_SRC_CONFIRMING;
 	}
-	succeeded = 1;
-	goto done;
+	return in_postcopy(m) ? MS_SRC_HELD : MS_SRC_ROLLING_BACK;
+}
 
-fail:
-	/* A failure noticed just as QEMU finished: if QEMU completed, the
-	 * target may already run the guest, so only the target can say whether
-	 * the source may take it back. */
-	if (started && m->qmp) {
-		char status[64] = "";
+/* Undo a migration that failed before the target could run the guest:
+ * QEMU's migration, the mirrors (before the relay: QEMU must drop its NBD
+ * clients itself), the relay, the target's half (told, and briefly waited
+ * for), and the guest runs here again. */
+static void source_roll_back(struct migration *m, int ram)
+{
+	char err[256];
 
-		if (query_migrate(m, status, sizeof(status), NULL, 0) == 0 &&
-		    !strcmp(status, "completed")) {
-			log_warn("mig", "event=failure_after_completion reason=\"%s\"", m->st.failure_reason);
-			pthread_mutex_lock(&m->mu);
-			m->st.failure_reason[0] = '\0';
-			m->switchover_started = 1;
-			if (!m->st.total_ms)
-				m->st.total_ms = time_mono_ms() - t_migrate;
-			pthread_mutex_unlock(&m->mu);
-			goto confirm;
-		}
-		if (m->in_postcopy) {
-			/* Neither half holds the whole guest: cancelling or resuming
-			 * the source would lose the target's writes. Keep both as
-			 * they are and say so. */
-			pthread_mutex_lock(&m->mu);
-			m->guest_paused_here = 1;
-			pthread_mutex_unlock(&m->mu);
-			goto done;
-		}
-		if (m->ram_started)
-			cancel_qemu_migration(m);
-	}
-	/* Mirrors go before the relay: QEMU must drop its NBD clients itself. */
+	if (ram && m->qmp)
+		cancel_qemu_migration(m);
 	stor_source_abort(m->stor, m->qmp);
 	if (m->relay)
 		relay_abort(m->relay, m->st.failure_reason);
 	if (m->ctl_fd >= 0) {
-		struct json_object *ab = json_object_new_object();
+		struct json_object *ab = json_object_new_object(), *rep = NULL;
 
 		json_object_object_add(ab, "op", json_object_new_string("abort"));
 		json_object_object_add(ab, "reason", json_object_new_string(m->st.failure_reason));
-		mig_ctl_send(m->ctl_fd, ab);
+		(void)mig_ctl_send(m->ctl_fd, ab);
 		json_object_put(ab);
-		/* Wait for the target to confirm its cleanup, briefly. */
-		{
-			struct json_object *rep = NULL;
-
-			if (mig_ctl_recv(m->ctl_fd, 15000, &rep, err, sizeof(err)) == 0)
-				json_object_put(rep);
-		}
+		if (mig_ctl_recv(m->ctl_fd, 15000, &rep, err, sizeof(err)) == 0)
+			json_object_put(rep);
 	}
 	ensure_source_running(m);
-done:
+}
+
+/* QEMU completed: the target must confirm the guest runs there before the
+ * source lets go. Returns the end state. */
+static enum mig_state source_confirm(struct migration *m)
+{
+	int confirmed;
+
+	/* Let the last bytes drain through the relay before asking. */
+	relay_wait(m->relay, 30000);
+	confirmed = confirm_with_target(m);
+	if (confirmed > 0)
+		return MS_SRC_SUCCEEDED;
+	if (confirmed == 0)
+		return MS_SRC_HELD; /* no word: resuming here could run it twice */
+	/* The target has nothing: the guest runs here again. */
+	(void)mig_enter(m, MS_SRC_ROLLING_BACK);
+	ensure_source_running(m);
+	return MS_SRC_FAILED;
+}
+
+/* Releases what the run held and records the end. */
+static void source_end(struct migration *m, struct source_run *c, enum mig_state end)
+{
+	struct relay_stream_stats tot;
+
 	close_listeners(m);
 	if (m->relay) {
 		struct relay *r = m->relay;
@@ -1245,7 +1262,7 @@ done:
 		close(m->ctl_fd);
 	m->ctl_fd = -1;
 	rmdir(m->mig_dir);
-	if (succeeded) {
+	if (end == MS_SRC_SUCCEEDED) {
 		/* The guest runs on the target: the paused source copy goes. */
 		qemu_vm_stop(m->vm, 10000);
 		qemu_vm_remove_files(m->vm);
@@ -1253,15 +1270,40 @@ done:
 		 * stale now; images the user gave stay. */
 		stor_remove_vm_images(m->env.state_dir, m->vm->spec->name);
 	}
-	if (m->guest_paused_here) {
-		pthread_mutex_lock(&m->mu);
-		m->st.guest_paused_on_source = 1;
-		pthread_mutex_unlock(&m->mu);
-	}
-	if (have_slot)
+	if (c->have_slot)
 		m->env.release_slot(m->env.agent, m);
-	mig_finish(m, succeeded);
-	m->env.on_source_done(m->env.agent, m, succeeded);
+	mig_finish(m, end);
+	m->env.on_source_done(m->env.agent, m, end == MS_SRC_SUCCEEDED);
+}
+
+static void *source_main(void *arg)
+{
+	struct migration *m = arg;
+	struct source_run c = {0};
+	enum mig_state next, end;
+
+	log_set_migration(m->req.id);
+	if (source_run(m, &c)) {
+		pthread_mutex_lock(&m->mu);
+		m->st.total_ms = time_mono_ms() - c.t_migrate;
+		pthread_mutex_unlock(&m->mu);
+		next = MS_SRC_CONFIRMING;
+	} else {
+		next = source_after_failure(m, &c);
+	}
+	if (next == MS_SRC_ROLLING_BACK) {
+		int ram = ram_started(m);
+
+		(void)mig_enter(m, MS_SRC_ROLLING_BACK);
+		source_roll_back(m, ram);
+		end = MS_SRC_FAILED;
+	} else if (next == MS_SRC_HELD) {
+		end = MS_SRC_HELD;
+	} else {
+		(void)mig_enter(m, MS_SRC_CONFIRMING);
+		end = source_confirm(m);
+	}
+	source_end(m, &c, end);
 	log_set_migration(NULL);
 	return NULL;
 }

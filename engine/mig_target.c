@@ -102,6 +102,13 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 	return r;
 }
 
+/* Channels come while QEMU loads, and again when post-copy resumes. */
+static int accepts_channels(enum mig_state s)
+{
+	return s == MS_TGT_INCOMING || s == MS_TGT_POSTCOPY || s == MS_TGT_AWAITING_RESUME ||
+	       s == MS_TGT_LOADED;
+}
+
 int mig_target_attach(struct migration *m, int fd, const char *peer, enum channel_kind kind,
 		      int chan_id, uint32_t stream_id, char *reason, size_t len)
 {
@@ -118,7 +125,7 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	/* QEMU before 8.0 takes the first connection as the main channel:
 	 * multifd channels wait until main is connected. */
 	pthread_mutex_lock(&m->mu);
-	while (kind == CHANNEL_MULTIFD && !m->main_connected && !m->finished &&
+	while (kind == CHANNEL_MULTIFD && !m->main_connected && !m->closing &&
 	       time_mono_ms() < deadline) {
 		struct timespec ts;
 
@@ -133,7 +140,7 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	if (strcmp(peer, m->st.source_node)) {
 		snprintf(reason, len, "data link from %s for a migration from %s", peer, m->st.source_node);
 		r = -EPERM;
-	} else if (m->finished || m->switchover_started || !m->vm || m->st.phase < MIG_TARGET_READY) {
+	} else if (m->closing || !accepts_channels(m->state) || !m->vm) {
 		snprintf(reason, len, "migration %s is not accepting channels", m->req.id);
 		r = -ESRCH;
 	} else if (kind == CHANNEL_MULTIFD && !m->main_connected) {
@@ -149,7 +156,7 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		/* The target thread waits for attachers before freeing the relay. */
 		m->attaching++;
 		counted = 1;
-		recovering = kind == CHANNEL_MAIN && m->recovering;
+		recovering = kind == CHANNEL_MAIN && m->recover_next_main;
 		relay = m->relay;
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -172,7 +179,7 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 			pthread_mutex_lock(&m->mu);
 			m->main_connected = 1;
 			if (recovering)
-				m->recovering = 0;
+				m->recover_next_main = 0;
 			pthread_cond_broadcast(&m->cv);
 			pthread_mutex_unlock(&m->mu);
 		}
@@ -202,13 +209,6 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 
 #define RECOVER_WAIT_MS (10 * 60 * 1000)
 
-static void set_mode(struct migration *m, const char *mode)
-{
-	pthread_mutex_lock(&m->mu);
-	snprintf(m->st.mode, sizeof(m->st.mode), "%s", mode);
-	pthread_mutex_unlock(&m->mu);
-}
-
 /* Post-copy broke: the guest runs here on the pages it has. Wait for the
  * source to come back (a new control link saying "resume"), point QEMU at
  * a recovery socket (migrate-recover) and let the resumed main channel in
@@ -220,10 +220,10 @@ static int target_recover(struct migration *m, const char *why)
 	struct relay *old, *nr = NULL;
 	char err[256], uri[480], status[64] = "";
 	uint64_t deadline = time_mono_ms() + RECOVER_WAIT_MS;
-	int fd = -1, r;
+	enum mig_state from;
+	int fd = -1, r, pr;
 
 	log_warn("mig", "event=postcopy_broken action=wait_for_resume why=\"%s\"", why);
-	set_mode(m, "post-copy-recovering");
 	r = relay_new(m->env.lp, m->env.w, &nr);
 	if (r < 0)
 		return r;
@@ -233,9 +233,10 @@ static int target_recover(struct migration *m, const char *why)
 	old = m->relay;
 	m->relay = nr;
 	m->main_connected = 0;
-	m->recovering = 1;
-	m->awaiting_resume = 1;
+	m->recover_next_main = 1;
+	pr = mig_enter_locked(m, MS_TGT_AWAITING_RESUME, &from);
 	pthread_mutex_unlock(&m->mu);
+	mig_entered(m, from, MS_TGT_AWAITING_RESUME, pr);
 	relay_free(old);
 	if (m->ctl_fd >= 0)
 		close(m->ctl_fd);
@@ -271,13 +272,14 @@ static int target_recover(struct migration *m, const char *why)
 	}
 	fd = m->resume_fd;
 	m->resume_fd = -1;
-	m->awaiting_resume = 0;
+	/* Leaving AWAITING_RESUME under the lock: a second resume is refused. */
+	pr = fd >= 0 ? mig_enter_locked(m, MS_TGT_POSTCOPY, &from) : 0;
 	pthread_mutex_unlock(&m->mu);
 	if (fd < 0)
 		return -ETIMEDOUT;
+	mig_entered(m, from, MS_TGT_POSTCOPY, pr);
 	m->ctl_fd = fd;
 	reply(m, "recover-ready", NULL);
-	set_mode(m, "post-copy");
 	pthread_mutex_lock(&m->mu);
 	m->st.recoveries++;
 	pthread_mutex_unlock(&m->mu);
@@ -290,7 +292,7 @@ int mig_target_resume(struct migration *m, int fd, const char *peer, char *reaso
 	int r = 0;
 
 	pthread_mutex_lock(&m->mu);
-	if (strcmp(m->st.role, "target") || m->finished || !m->awaiting_resume) {
+	if (strcmp(m->st.role, "target") || m->state != MS_TGT_AWAITING_RESUME) {
 		snprintf(reason, len, "migration %s is not waiting to resume", m->req.id);
 		r = -ESRCH;
 	} else if (strcmp(peer, m->st.source_node)) {
@@ -319,21 +321,181 @@ static void resume_after_storage(struct migration *m)
 		log_error("mig", "event=resume_failed err=\"%s\"", err);
 }
 
-/* Waits on the incoming QEMU and the source's control messages. Returns 1
- * when the guest runs here and the source has let go, 0 on failure (the
- * target QEMU goes), 2 when post-copy broke: the migration failed but the
- * target QEMU holds part of the guest and stays. */
-static int serve(struct migration *m)
+/* serve()'s helpers answer this to go on: never a target state. */
+#define KEEP_SERVING MS_SRC_PENDING
+
+/* What the target learned from its QEMU so far. */
+struct tgt_watch {
+	int qemu_done;  /* MIGRATION completed */
+	int resumed;    /* RESUME: the guest runs here */
+	int paused_mode; /* the guest is to arrive paused (verification, --paused) */
+	uint64_t complete_deadline;
+};
+
+static void note_resume(struct migration *m, struct tgt_watch *w, uint64_t ts_us)
+{
+	w->resumed = 1;
+	pthread_mutex_lock(&m->mu);
+	m->st.resume_ts_us = ts_us;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* Takes the incoming QEMU's queued events, the one place that reads them.
+ * -EIO when QEMU says loading failed. */
+static int take_qemu_events(struct migration *m, struct tgt_watch *w)
 {
 	struct qmp_event ev;
-	char reason[300], err[256];
-	int qemu_done = 0, resumed = 0, paused_mode;
-	uint64_t complete_deadline = 0;
+	int r = 0;
 
-	paused_mode = json_object_get_boolean(json_object_object_get(m->prepare, "paused"));
+	while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
+		const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
+
+		if (!strcmp(ev.name, "RESUME")) {
+			note_resume(m, w, ev.ts_us);
+		} else if (!strcmp(ev.name, "MIGRATION")) {
+			log_info("mig", "event=qemu_status status=%s qemu_ts_us=%llu", s ? s : "?",
+				 (unsigned long long)ev.ts_us);
+			if (s && !strcmp(s, "postcopy-active") && m->state == MS_TGT_INCOMING) {
+				(void)mig_enter(m, MS_TGT_POSTCOPY);
+			} else if (s && !strcmp(s, "completed") && !w->qemu_done) {
+				w->qemu_done = 1;
+				w->complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
+				(void)mig_enter(m, MS_TGT_LOADED);
+				if (stor_count(m->stor) && !w->paused_mode)
+					resume_after_storage(m);
+			} else if (s && !strcmp(s, "failed")) {
+				r = -EIO;
+			}
+		}
+		qmp_event_clear(&ev);
+	}
+	return r;
+}
+
+/* Post-copy's link broke (why): the guest runs here on the pages it has,
+ * so it is kept and the source awaited. The end state when it never
+ * resumes, or KEEP_SERVING when it did. */
+static enum mig_state postcopy_broken(struct migration *m, const char *why)
+{
+	if (target_recover(m, why) == 0)
+		return KEEP_SERVING;
+	mig_set_failure(m, "post-copy interrupted (%s) and the source did not resume: the guest is split between both nodes and paused; neither side was stopped", why);
+	return MS_TGT_HELD;
+}
+
+/* The source says its QEMU completed: ours must have too, and the guest
+ * must run (or sit paused when asked). Answers "running" and returns
+ * MS_TGT_SUCCEEDED, or MS_TGT_FAILED. */
+static enum mig_state on_complete(struct migration *m, struct tgt_watch *w, struct json_object *msg)
+{
+	struct json_object *rep;
+	struct qmp_event ev;
+	char err[256], hex[65] = "";
+	uint64_t dl = time_mono_ms() + 30000;
+
+	while (!(w->qemu_done && (w->resumed || w->paused_mode)) && time_mono_ms() < dl) {
+		if (qmp_pump(m->qmp, TICK_MS) < 0)
+			break; /* QEMU is gone: nothing more will come */
+		if (take_qemu_events(m, w) < 0)
+			break;
+	}
+	if (!w->qemu_done || !(w->resumed || w->paused_mode)) {
+		mig_set_failure(m, "target QEMU did not finish loading the guest");
+		reply(m, "error", m->st.failure_reason);
+		return MS_TGT_FAILED;
+	}
+	if (w->paused_mode) {
+		/* Verification run: hash RAM while both sides are stopped, then
+		 * let the guest go. */
+		if (json_object_object_get(msg, "memory_digest") &&
+		    mig_memory_digest(m, m->vm->run_dir, hex, err, sizeof(err)) < 0)
+			log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
+		stor_target_unexport(m->stor, m->qmp);
+		if (json_object_get_boolean(json_object_object_get(m->prepare, "stay_paused"))) {
+			/* Asked to arrive paused: the guest waits here for
+			 * someone to resume it. */
+			pthread_mutex_lock(&m->mu);
+			m->st.left_paused = 1;
+			pthread_mutex_unlock(&m->mu);
+			w->resumed = 1;
+		} else if (mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err)) < 0) {
+			log_error("mig", "event=resume_failed err=\"%s\"", err);
+		}
+		for (dl = time_mono_ms() + 10000; !w->resumed && time_mono_ms() < dl &&
+						   qmp_pump(m->qmp, TICK_MS) >= 0;)
+			if (qmp_take_event(m->qmp, "RESUME", &ev) == 0) {
+				note_resume(m, w, ev.ts_us);
+				qmp_event_clear(&ev);
+			}
+	}
+	rep = json_object_new_object();
+	if (m->postcopy) {
+		struct json_object *qm = NULL;
+
+		if (mig_qmp(m, "query-migrate", NULL, &qm, 5000, err, sizeof(err)) == 0) {
+			struct json_object *bt = json_object_object_get(qm, "postcopy-blocktime");
+
+			if (bt)
+				json_object_object_add(rep, "postcopy_blocktime_ms",
+						       json_object_new_int64(json_object_get_int64(bt)));
+		}
+		json_object_put(qm);
+	}
+	json_object_object_add(rep, "op", json_object_new_string("running"));
+	json_object_object_add(rep, "resume_ts_us", json_object_new_int64((int64_t)m->st.resume_ts_us));
+	if (hex[0])
+		json_object_object_add(rep, "memory_digest", json_object_new_string(hex));
+	if (mig_ctl_send(m->ctl_fd, rep) < 0)
+		log_warn("mig", "event=running_not_sent note=\"the source will learn it from QEMU\"");
+	json_object_put(rep);
+	return MS_TGT_SUCCEEDED;
+}
+
+/* The control link spoke (or broke). KEEP_SERVING, or the end state. */
+static enum mig_state on_control(struct migration *m, struct tgt_watch *w)
+{
+	struct json_object *msg = NULL;
+	enum mig_state end = KEEP_SERVING;
+	const char *op;
+	char err[256];
+
+	if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+		if (m->state == MS_TGT_POSTCOPY)
+			return postcopy_broken(m, err);
+		if (w->qemu_done && w->resumed) {
+			/* The guest already runs here: it lives here now. */
+			log_warn("mig", "event=source_lost_after_switchover action=keep_guest err=\"%s\"", err);
+			return MS_TGT_SUCCEEDED;
+		}
+		mig_set_failure(m, "lost the source agent: %s", err);
+		return MS_TGT_FAILED;
+	}
+	op = json_object_get_string(json_object_object_get(msg, "op"));
+	if (op && !strcmp(op, "abort")) {
+		mig_set_failure(m, "source aborted: %s",
+				json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
+		end = MS_TGT_FAILED;
+	} else if (op && !strcmp(op, "complete")) {
+		end = on_complete(m, w, msg);
+	}
+	json_object_put(msg);
+	return end;
+}
+
+/* Waits on the incoming QEMU and the source's control messages; returns
+ * the end state: SUCCEEDED when the guest runs here and the source let go,
+ * FAILED (the target QEMU goes), or HELD when post-copy broke for good
+ * (the target QEMU holds part of the guest and stays). */
+static enum mig_state serve(struct migration *m)
+{
+	struct tgt_watch w = {0};
+	char reason[300];
+
+	w.paused_mode = json_object_get_boolean(json_object_object_get(m->prepare, "paused"));
 	for (;;) {
 		int r = qmp_pump(m->qmp, TICK_MS);
 		struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+		enum mig_state end;
 
 		if (r < 0 && r != -ETIMEDOUT) {
 			char tail[256];
@@ -341,176 +503,41 @@ static int serve(struct migration *m)
 			qemu_vm_log_tail(m->vm, tail, sizeof(tail));
 			mig_set_failure(m, "target QEMU exited%s%s", tail[0] ? ": " : "", tail);
 			reply(m, "error", m->st.failure_reason);
-			return 0;
+			return MS_TGT_FAILED;
 		}
-		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
-			if (!strcmp(ev.name, "RESUME")) {
-				resumed = 1;
-				pthread_mutex_lock(&m->mu);
-				m->st.resume_ts_us = ev.ts_us;
-				pthread_mutex_unlock(&m->mu);
-			} else if (!strcmp(ev.name, "MIGRATION")) {
-				const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
-
-				log_info("mig", "event=qemu_status status=%s qemu_ts_us=%llu", s ? s : "?",
-					 (unsigned long long)ev.ts_us);
-				if (s && !strcmp(s, "completed")) {
-					qemu_done = 1;
-					complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
-					if (stor_count(m->stor) && !paused_mode)
-						resume_after_storage(m);
-				} else if (s && !strcmp(s, "failed")) {
-					qmp_event_clear(&ev);
-					mig_set_failure(m, "target QEMU could not load the incoming state");
-					reply(m, "error", m->st.failure_reason);
-					return 0;
-				}
-			}
-			qmp_event_clear(&ev);
+		if (take_qemu_events(m, &w) < 0) {
+			mig_set_failure(m, "target QEMU could not load the incoming state");
+			reply(m, "error", m->st.failure_reason);
+			return MS_TGT_FAILED;
 		}
-		if (m->postcopy && resumed && !qemu_done &&
-		    relay_failed(m->relay, reason, sizeof(reason))) {
-			/* Post-copy: the guest already runs here on pages it has and
-			 * waits for the rest; killing it would lose its writes. */
-			if (target_recover(m, reason) == 0)
-				continue;
-			mig_set_failure(m, "post-copy interrupted (%s) and the source did not resume: the guest is split between both nodes and paused; neither side was stopped", reason);
-			return 2;
+		if (m->state == MS_TGT_POSTCOPY && relay_failed(m->relay, reason, sizeof(reason))) {
+			/* Killing the guest would lose its writes here. */
+			if ((end = postcopy_broken(m, reason)) != KEEP_SERVING)
+				return end;
+			continue;
 		}
-		if (relay_failed(m->relay, reason, sizeof(reason)) && !qemu_done) {
+		if (!w.qemu_done && relay_failed(m->relay, reason, sizeof(reason))) {
 			mig_set_failure(m, "transport failed: %s", reason);
 			reply(m, "error", m->st.failure_reason);
-			return 0;
+			return MS_TGT_FAILED;
 		}
-		if (qemu_done && resumed && complete_deadline && time_mono_ms() > complete_deadline) {
-			/* QEMU resumed the guest here on its own: it lives here now,
-			 * whatever became of the source. Keep it. */
-			log_warn("mig", "event=source_silent_after_switchover action=keep_guest");
-			return 1;
-		}
-		if (complete_deadline && time_mono_ms() > complete_deadline) {
+		if (w.complete_deadline && time_mono_ms() > w.complete_deadline) {
+			if (w.resumed) {
+				/* QEMU resumed the guest here on its own: it lives
+				 * here now, whatever became of the source. */
+				log_warn("mig", "event=source_silent_after_switchover action=keep_guest");
+				return MS_TGT_SUCCEEDED;
+			}
 			mig_set_failure(m, "the source never confirmed the switchover");
-			return 0;
+			return MS_TGT_FAILED;
 		}
-		if (!qemu_done && mig_take_cancel(m, reason, sizeof(reason))) {
+		if (m->state == MS_TGT_INCOMING && mig_take_cancel(m, reason, sizeof(reason))) {
 			mig_set_failure(m, "cancelled on the target: %s", reason);
 			reply(m, "error", m->st.failure_reason);
-			return 0;
+			return MS_TGT_FAILED;
 		}
-		if (poll(&pfd, 1, 0) <= 0)
-			continue;
-		{
-			struct json_object *msg = NULL;
-			const char *op;
-			char hex[65] = "";
-
-			if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
-				if (m->postcopy && resumed && !qemu_done) {
-					if (target_recover(m, err) == 0)
-						continue;
-					mig_set_failure(m, "post-copy interrupted (lost the source agent: %s) and it did not resume: the guest is split between both nodes and paused; neither side was stopped", err);
-					return 2;
-				}
-				if (qemu_done && resumed) {
-					/* Same as above: the guest already runs here. */
-					log_warn("mig", "event=source_lost_after_switchover action=keep_guest err=\"%s\"", err);
-					return 1;
-				}
-				mig_set_failure(m, "lost the source agent: %s", err);
-				return 0;
-			}
-			op = json_object_get_string(json_object_object_get(msg, "op"));
-			if (op && !strcmp(op, "abort")) {
-				mig_set_failure(m, "source aborted: %s",
-						json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
-				json_object_put(msg);
-				return 0;
-			}
-			if (!op || strcmp(op, "complete")) {
-				json_object_put(msg);
-				continue;
-			}
-			/* The source says its QEMU completed. Ours must have too, and
-			 * the guest must run (or sit paused when asked). */
-			{
-				uint64_t dl = time_mono_ms() + 30000;
-
-				while (!(qemu_done && (resumed || paused_mode)) && time_mono_ms() < dl) {
-					if (qmp_pump(m->qmp, TICK_MS) < 0)
-						break; /* QEMU is gone: nothing more will come */
-					while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
-						const char *s = json_object_get_string(json_object_object_get(ev.data, "status"));
-
-						if (!strcmp(ev.name, "RESUME")) {
-							resumed = 1;
-							pthread_mutex_lock(&m->mu);
-							m->st.resume_ts_us = ev.ts_us;
-							pthread_mutex_unlock(&m->mu);
-						} else if (!strcmp(ev.name, "MIGRATION") && s && !strcmp(s, "completed")) {
-							qemu_done = 1;
-							if (stor_count(m->stor) && !paused_mode)
-								resume_after_storage(m);
-						}
-						qmp_event_clear(&ev);
-					}
-				}
-			}
-			if (!qemu_done || !(resumed || paused_mode)) {
-				mig_set_failure(m, "target QEMU did not finish loading the guest");
-				reply(m, "error", m->st.failure_reason);
-				json_object_put(msg);
-				return 0;
-			}
-			if (paused_mode) {
-				/* Verification run: hash RAM while both sides are
-				 * stopped, then let the guest go. */
-				if (json_object_object_get(msg, "memory_digest") &&
-				    mig_memory_digest(m, m->vm->run_dir, hex, err, sizeof(err)) < 0)
-					log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
-				stor_target_unexport(m->stor, m->qmp);
-				if (json_object_get_boolean(json_object_object_get(m->prepare, "stay_paused"))) {
-					/* Asked to arrive paused: the guest waits here
-					 * for someone to resume it. */
-					pthread_mutex_lock(&m->mu);
-					m->st.left_paused = 1;
-					pthread_mutex_unlock(&m->mu);
-					resumed = 1;
-				} else {
-					mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err));
-				}
-				uint64_t dl = time_mono_ms() + 10000;
-
-				while (!resumed && time_mono_ms() < dl && qmp_pump(m->qmp, TICK_MS) >= 0)
-					if (qmp_take_event(m->qmp, "RESUME", &ev) == 0) {
-						resumed = 1;
-						pthread_mutex_lock(&m->mu);
-						m->st.resume_ts_us = ev.ts_us;
-						pthread_mutex_unlock(&m->mu);
-						qmp_event_clear(&ev);
-					}
-			}
-			json_object_put(msg);
-			msg = json_object_new_object();
-			if (m->postcopy) {
-				struct json_object *qm = NULL;
-
-				if (mig_qmp(m, "query-migrate", NULL, &qm, 5000, err, sizeof(err)) == 0) {
-					struct json_object *bt = json_object_object_get(qm, "postcopy-blocktime");
-
-					if (bt)
-						json_object_object_add(msg, "postcopy_blocktime_ms",
-								       json_object_new_int64(json_object_get_int64(bt)));
-				}
-				json_object_put(qm);
-			}
-			json_object_object_add(msg, "op", json_object_new_string("running"));
-			json_object_object_add(msg, "resume_ts_us", json_object_new_int64((int64_t)m->st.resume_ts_us));
-			if (hex[0])
-				json_object_object_add(msg, "memory_digest", json_object_new_string(hex));
-			mig_ctl_send(m->ctl_fd, msg);
-			json_object_put(msg);
-			return 1;
-		}
+		if (poll(&pfd, 1, 0) > 0 && (end = on_control(m, &w)) != KEEP_SERVING)
+			return end;
 	}
 }
 
@@ -519,22 +546,24 @@ static void *target_main(void *arg)
 	struct migration *m = arg;
 	struct relay_stream_stats tot;
 	char err[512];
-	int ok = 0, r;
+	enum mig_state end = MS_TGT_FAILED;
+	int ok, r;
 
 	log_set_migration(m->req.id);
-	mig_set_phase(m, MIG_PREPARING_TARGET);
+	mig_announce(m);
 	r = prepare(m, err, sizeof(err));
 	if (r < 0) {
 		mig_set_failure(m, "%s", err);
 		reply_busy(m, "error", err, r == -EBUSY);
-		goto out;
+	} else {
+		(void)mig_enter(m, MS_TGT_INCOMING);
+		reply(m, "prepared", NULL);
+		end = serve(m);
 	}
-	mig_set_phase(m, MIG_TARGET_READY);
-	reply(m, "prepared", NULL);
-	ok = serve(m);
-out:
+	/* ok: the guest (or, held, part of it) stays here. */
+	ok = end != MS_TGT_FAILED;
 	pthread_mutex_lock(&m->mu);
-	m->switchover_started = 1; /* no more channels, no more cancels */
+	m->closing = 1; /* no more channels */
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	if (m->relay) {
@@ -571,11 +600,6 @@ out:
 	}
 	if (!ok && m->admitted)
 		m->env.on_target_failed(m->env.agent, m->st.vm);
-	if (ok == 2) {
-		pthread_mutex_lock(&m->mu);
-		m->st.guest_paused_on_source = 1; /* "paused here": split, not lost */
-		pthread_mutex_unlock(&m->mu);
-	}
 	if (ok) {
 		struct qemu_vm *vm = m->vm;
 
@@ -585,7 +609,7 @@ out:
 		if (m->env.on_target_arrived(m->env.agent, m, vm) < 0)
 			log_error("mig", "event=handover_failed vm=%s", m->st.vm);
 	}
-	mig_finish(m, ok == 1);
+	mig_finish(m, end);
 	/* finished is set: no new attacher starts; wait for those under way
 	 * before the relay they hand sockets to goes away. */
 	pthread_mutex_lock(&m->mu);

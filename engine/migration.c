@@ -46,6 +46,8 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	pthread_cond_init(&m->cv, NULL);
 	snprintf(m->st.role, sizeof(m->st.role), "%s", role);
 	snprintf(m->st.mode, sizeof(m->st.mode), "pre-copy");
+	m->state = !strcmp(role, "source") ? MS_SRC_FIRST : MS_TGT_FIRST;
+	m->st.phase = mstate_info(m->state)->phase;
 	m->st.pause_ms = -1;
 	m->st.eta_ms = -1;
 	m->st.converging = 1;
@@ -87,14 +89,75 @@ static void persist(struct migration *m)
 	json_object_put(o);
 }
 
-void mig_set_phase(struct migration *m, enum mig_phase p)
+void mig_announce(struct migration *m)
 {
-	pthread_mutex_lock(&m->mu);
-	m->st.phase = p;
-	pthread_cond_broadcast(&m->cv);
-	pthread_mutex_unlock(&m->mu);
 	persist(m);
-	log_info("mig", "event=phase phase=%s role=%s vm=%s", mig_phase_name(p), m->st.role, m->st.vm);
+	log_info("mig", "event=phase phase=%s role=%s vm=%s", mig_phase_name(m->st.phase), m->st.role, m->st.vm);
+}
+
+/* The end's bookkeeping, under m->mu: times, outcome, abort status. */
+static void end_locked(struct migration *m, const struct mig_state_info *ti)
+{
+	int succeeded = ti->phase == MIG_SUCCEEDED;
+
+	m->st.end_us = time_real_us();
+	m->st.completed = succeeded;
+	m->st.failed = !succeeded;
+	if (m->st.abort_requested)
+		snprintf(m->st.abort_status, sizeof(m->st.abort_status), "%s",
+			 succeeded ? "Failed" : "Succeeded");
+	if (!succeeded && !m->st.failure_reason[0])
+		snprintf(m->st.failure_reason, sizeof(m->st.failure_reason), "unknown failure");
+	/* Held: nobody resumes the guest here automatically (the source
+	 * lost the target after QEMU completed, or post-copy broke). */
+	if (m->state == MS_SRC_HELD || m->state == MS_TGT_HELD)
+		m->st.guest_paused_on_source = 1;
+}
+
+int mig_enter_locked(struct migration *m, enum mig_state to, enum mig_state *from)
+{
+	const struct mig_state_info *ti = mstate_info(to);
+	enum mig_phase old_phase = m->st.phase;
+
+	*from = m->state;
+	if (*from == to)
+		return 0;
+	if (!ti || !mstate_edge(*from, to))
+		return -EINVAL;
+	m->state = to;
+	m->st.phase = ti->phase;
+	if (ti->mode)
+		snprintf(m->st.mode, sizeof(m->st.mode), "%s", ti->mode);
+	if (ti->terminal)
+		end_locked(m, ti);
+	pthread_cond_broadcast(&m->cv);
+	return old_phase != ti->phase;
+}
+
+void mig_entered(struct migration *m, enum mig_state from, enum mig_state to, int r)
+{
+	if (r < 0) {
+		log_error("mig", "event=bad_transition role=%s from=%s to=%s", m->st.role, mstate_name(from),
+			  mstate_name(to));
+		return;
+	}
+	if (from == to)
+		return;
+	log_info("mig", "event=state role=%s from=%s to=%s", m->st.role, mstate_name(from), mstate_name(to));
+	if (r > 0)
+		mig_announce(m);
+}
+
+int mig_enter(struct migration *m, enum mig_state to)
+{
+	enum mig_state from;
+	int r;
+
+	pthread_mutex_lock(&m->mu);
+	r = mig_enter_locked(m, to, &from);
+	pthread_mutex_unlock(&m->mu);
+	mig_entered(m, from, to, r);
+	return r < 0 ? r : 0;
 }
 
 void mig_set_failure(struct migration *m, const char *fmt, ...)
@@ -124,22 +187,24 @@ int mig_take_cancel(struct migration *m, char *reason, size_t len)
 	return c;
 }
 
-void mig_finish(struct migration *m, int succeeded)
+void mig_finish(struct migration *m, enum mig_state terminal)
 {
-	pthread_mutex_lock(&m->mu);
-	m->st.end_us = time_real_us();
-	m->st.phase = succeeded ? MIG_SUCCEEDED : MIG_FAILED;
-	m->st.completed = succeeded;
-	m->st.failed = !succeeded;
-	if (m->st.abort_requested)
-		snprintf(m->st.abort_status, sizeof(m->st.abort_status), "%s",
-			 succeeded ? "Failed" : "Succeeded");
-	if (!succeeded && !m->st.failure_reason[0])
-		snprintf(m->st.failure_reason, sizeof(m->st.failure_reason), "unknown failure");
-	m->finished = 1;
-	pthread_cond_broadcast(&m->cv);
-	pthread_mutex_unlock(&m->mu);
-	persist(m);
+	int succeeded = mstate_info(terminal)->phase == MIG_SUCCEEDED;
+
+	if (!mstate_info(terminal)->terminal || mig_enter(m, terminal) < 0) {
+		/* A bug: still end, so that nobody waits forever. */
+		enum mig_state from = m->state;
+
+		pthread_mutex_lock(&m->mu);
+		m->state = m->st.role[0] == 's' ? MS_SRC_FAILED : MS_TGT_FAILED;
+		m->st.phase = MIG_FAILED;
+		end_locked(m, mstate_info(m->state));
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+		log_error("mig", "event=bad_end from=%s to=%s", mstate_name(from), mstate_name(terminal));
+		mig_announce(m);
+		succeeded = 0;
+	}
 	if (m->nsamples) {
 		struct json_object *arr = mig_samples_json(m);
 		char path[480];
@@ -160,9 +225,9 @@ int mig_cancel(struct migration *m, const char *reason)
 	int r = 0;
 
 	pthread_mutex_lock(&m->mu);
-	if (m->finished) {
+	if (mstate_info(m->state)->terminal) {
 		r = -EALREADY;
-	} else if (m->switchover_started) {
+	} else if (!mstate_info(m->state)->cancellable) {
 		r = -EBUSY;
 	} else if (!m->cancel_requested) {
 		m->cancel_requested = 1;
@@ -209,7 +274,7 @@ int mig_finished(struct migration *m)
 	int f;
 
 	pthread_mutex_lock(&m->mu);
-	f = m->finished;
+	f = mstate_info(m->state)->terminal;
 	pthread_mutex_unlock(&m->mu);
 	return f;
 }

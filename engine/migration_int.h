@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include "engine/mig_state.h"
 #include "engine/migration.h"
 #include "qmp/qemu_caps.h"
 #include "transport/loop.h"
@@ -41,18 +42,16 @@ struct migration {
 	pthread_t thread;
 	int thread_started;
 
-	pthread_mutex_t mu; /* guards st, cancel_*, main_connected, finished */
+	pthread_mutex_t mu; /* guards state, st, cancel_*, main_connected */
 	pthread_cond_t cv;
+	enum mig_state state; /* written only by the migration's thread, under mu (mig_enter) */
 	struct mig_status st;
 	int cancel_requested;
 	char cancel_reason[256];
-	int switchover_started; /* past this point a cancel is refused */
-	int finished;
 	struct mig_sample *samples; /* guarded by mu */
 	size_t nsamples;
 	unsigned sample_stride;     /* keep every n-th once full */
 	uint64_t sample_seq;
-	int guest_paused_here; /* source: lost the target after QEMU completed */
 	int admitted;          /* target: the agent holds the VM name for us */
 
 	struct qemu_vm *vm; /* source: borrowed from the agent; target: owned until handed over */
@@ -63,14 +62,11 @@ struct migration {
 	char mig_dir[400];
 	int compress, multifd;
 	int postcopy, auto_converge; /* allowed for this migration */
-	int in_postcopy;             /* source: migrate-start-postcopy issued */
-	int ram_started;             /* source: `migrate` issued (after the disks are in sync) */
 	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
 	uint64_t tune_low;           /* source: pause tuning's last clear low of the remaining data */
 	uint64_t tune_low_at_ms;     /* source: when it was set (or the limit last raised) */
-	int recovering;              /* post-copy resume: the next main channel goes to recovery */
+	int recover_next_main;       /* post-copy resume: the next main channel goes to recovery */
 	int resume_fd;               /* target: new control link of a resume, -1 none */
-	int awaiting_resume;         /* target: post-copy broke, waiting for the source */
 	char recover_path[440];      /* target: QEMU's migrate-recover socket */
 	struct json_object *prepare; /* target: the prepare message */
 	struct stor *stor;           /* the disks copied (both ends; none: count 0) */
@@ -87,15 +83,29 @@ struct migration {
 	 * attachers under way; connects to QEMU serialized by attach_mu. */
 	int main_connected;
 	int attaching;
+	int closing; /* target: the thread tears down; no more channels */
 	pthread_mutex_t attach_mu;
 };
 
-void mig_set_phase(struct migration *m, enum mig_phase p);
+/* Moves along an edge of the state table (mig_state.h): sets the public
+ * phase and mode, logs event=state once, and persists the record and logs
+ * event=phase when the phase changes. -EINVAL (logged as a bug, state
+ * unchanged) for an edge the table lacks. Only the migration's own thread
+ * calls it. */
+int mig_enter(struct migration *m, enum mig_state to);
+/* The same in two halves, for a caller that holds m->mu: the first returns
+ * <0 refused, 0 no phase change, 1 phase changed; pass its result to the
+ * second after unlocking. */
+int mig_enter_locked(struct migration *m, enum mig_state to, enum mig_state *from);
+void mig_entered(struct migration *m, enum mig_state from, enum mig_state to, int r);
+/* Persists and logs the current phase (a migration's first). */
+void mig_announce(struct migration *m);
 /* Records the failure reason (first one wins) and logs it. */
 void mig_set_failure(struct migration *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mig_take_cancel(struct migration *m, char *reason, size_t len);
 struct migration *mig_alloc(const struct mig_env *env, const char *role);
-void mig_finish(struct migration *m, int succeeded);
+/* Enters a terminal state and writes the end's record. */
+void mig_finish(struct migration *m, enum mig_state terminal);
 
 /* QMP helpers used by both halves. */
 int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
