@@ -10,6 +10,7 @@
 
 #include "engine/migration_int.h"
 #include "engine/monitor.h"
+#include "engine/policy.h"
 #include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/link.h"
@@ -25,15 +26,12 @@
 /* Guest disk writes draining at the pause: bounded, or the migration fails
  * and the guest resumes on the source. */
 #define SWITCHOVER_DISK_TIMEOUT_MS 60000
-#define DISK_OUTRUN_SAMPLES 3
-/* Pause tuning: QEMU stops the guest as soon as what is left fits in the
- * downtime limit, so with the limit at its ceiling (default 300 ms) a
- * migration that could converge much further stops early with a pause near
- * the ceiling. ferry starts low and doubles the limit, up to the ceiling,
- * only when the remaining data has set no new low for a while: the pause is
- * as short as the guest and the link allow. */
-#define PAUSE_TUNE_START_MS 50
-#define PAUSE_TUNE_STALL_MS 1500
+/* Pause tuning (engine/policy.h): QEMU stops the guest as soon as what is
+ * left fits in the downtime limit, so with the limit at its ceiling (default
+ * 300 ms) a migration that could converge much further stops early with a
+ * pause near the ceiling. ferry starts low (PAUSE_TUNE_START_MS) and raises
+ * the limit only when the remaining data has set no new low for a while:
+ * the pause is as short as the guest and the link allow. */
 
 static int start_ram(struct migration *m, char *err, size_t errlen);
 
@@ -479,10 +477,10 @@ static int set_downtime_limit(struct migration *m, int ms)
 	return 0;
 }
 
-/* Pause tuning (PAUSE_TUNE_*): the remaining data stopped setting clear new
- * lows under the current limit, so allow a longer pause, up to the ceiling.
- * "Clear": 10 % below the last one; a working set rewritten as fast as it
- * is copied hovers with tiny new lows that prove nothing. */
+/* Pause tuning (pol_pause_next): the remaining data stopped setting clear
+ * new lows under the current limit, so allow a longer pause, up to the
+ * ceiling. "Clear": 10 % below the last one; a working set rewritten as
+ * fast as it is copied hovers with tiny new lows that prove nothing. */
 static void tune_pause(struct migration *m, const struct monitor *mon, uint64_t now)
 {
 	int cur, next;
@@ -490,22 +488,10 @@ static void tune_pause(struct migration *m, const struct monitor *mon, uint64_t 
 	pthread_mutex_lock(&m->mu);
 	cur = m->st.downtime_limit_ms;
 	pthread_mutex_unlock(&m->mu);
-	if (cur >= m->downtime_ceiling_ms || mon->iterations < 2)
-		return;
-	if (!m->tune_low_at_ms || mon->remaining < m->tune_low - m->tune_low / 10) {
-		m->tune_low = mon->remaining;
-		m->tune_low_at_ms = now;
-	}
-	if (mon->converging && now - m->tune_low_at_ms < PAUSE_TUNE_STALL_MS)
-		return;
-	/* Not converging: a short pause is out of reach, and every extra
-	 * pass only costs time: straight to the ceiling. */
-	next = !mon->converging ? m->downtime_ceiling_ms
-	       : cur * 2 < m->downtime_ceiling_ms ? cur * 2 : m->downtime_ceiling_ms;
-	if (set_downtime_limit(m, next) == 0)
+	next = pol_pause_next(&m->pause, cur, m->downtime_ceiling_ms, mon, now);
+	if (next && set_downtime_limit(m, next) == 0)
 		log_info("mig", "event=pause_tuning from_ms=%d to_ms=%d remaining=%llu", cur, next,
 			 (unsigned long long)mon->remaining);
-	m->tune_low_at_ms = now; /* give the new limit its own 1.5 s */
 }
 
 /* Switch to post-copy: the target runs the guest from now on and pulls
@@ -541,16 +527,13 @@ static int escalate(struct migration *m, struct monitor *mon)
 	int step = pick(m->req.downtime_step_ms, m->vm->spec->mig.downtime_step_ms,
 			m->env.defaults.downtime_step_ms);
 	int max = pick(FERRY_UNSET, m->vm->spec->mig.downtime_max_ms, m->env.defaults.downtime_max_ms);
-	int cur;
+	int cur, next = 0;
 
 	pthread_mutex_lock(&m->mu);
 	cur = m->st.downtime_limit_ms;
 	pthread_mutex_unlock(&m->mu);
-	if (step > 0 && cur < max) {
-		/* Escalation goes past what pause tuning would reach anyway. */
-		int base = cur > m->downtime_ceiling_ms ? cur : m->downtime_ceiling_ms;
-		int next = base + step > max ? max : base + step;
-
+	switch (pol_escalation_next(cur, m->downtime_ceiling_ms, step, max, m->postcopy, in_postcopy(m), &next)) {
+	case POL_STEP_DOWNTIME:
 		if (set_downtime_limit(m, next) == 0) {
 			pthread_mutex_lock(&m->mu);
 			m->st.escalations++;
@@ -558,9 +541,11 @@ static int escalate(struct migration *m, struct monitor *mon)
 			log_info("mig", "event=escalation action=downtime_limit from_ms=%d to_ms=%d", cur, next);
 		}
 		return 1;
-	}
-	if (m->postcopy && !in_postcopy(m))
+	case POL_STEP_POSTCOPY:
 		return start_postcopy(m, mon) == 0;
+	case POL_STEP_NONE:
+		break;
+	}
 	return 0;
 }
 
@@ -697,7 +682,7 @@ static int switchover_disks(struct migration *m)
 struct disk_watch {
 	uint64_t t_ms, total, copied;
 	double dirty_bps, copy_bps; /* EWMA */
-	int outrun;                 /* consecutive samples the guest outran the copy */
+	struct pol_disk pol;        /* when to switch to write-blocking */
 };
 
 /* Storage part of a monitor tick: progress, rates, the switch to
@@ -735,14 +720,11 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 	snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "%s",
 		 p.write_blocking ? "write-blocking" : "background");
 	pthread_mutex_unlock(&m->mu);
-	/* In background mode a guest that writes as fast as the copy can
-	 * keep the mirror from ever getting in sync: from then on, guest
-	 * writes go to both sides before they complete. */
-	if (!p.write_blocking && w->dirty_bps > 0 && w->dirty_bps * 2 >= w->copy_bps)
-		w->outrun++;
-	else
-		w->outrun = 0;
-	if (w->outrun >= DISK_OUTRUN_SAMPLES && stor_source_can_switch(m->stor, ram_started(m))) {
+	/* A guest that outruns a background mirror keeps it from ever
+	 * getting in sync: from then on, guest writes go to both sides
+	 * before they complete. */
+	if (pol_disk_switch(&w->pol, p.write_blocking, w->dirty_bps, w->copy_bps,
+			    stor_source_can_switch(m->stor, ram_started(m)))) {
 		log_info("storage", "event=escalation action=write_blocking dirty_bps=%.0f copy_bps=%.0f",
 			 w->dirty_bps, w->copy_bps);
 		r = stor_source_write_blocking(m->stor, m->qmp, err, sizeof(err));
@@ -750,7 +732,6 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 			mig_set_failure(m, "storage: %s", err);
 			return r;
 		}
-		w->outrun = 0;
 		pthread_mutex_lock(&m->mu);
 		m->st.escalations++;
 		pthread_mutex_unlock(&m->mu);
@@ -937,8 +918,7 @@ static int monitor(struct migration *m, struct monitor *mon)
 						 m->env.defaults.escalate_after_s);
 				uint64_t since = mon->best_at_ms > last_escalation ? mon->best_at_ms : last_escalation;
 
-				if (after > 0 && v == MON_OK && smp.iterations >= 2 &&
-				    smp.t_ms - since >= (uint64_t)after * 1000ull && escalate(m, mon))
+				if (pol_escalation_due(after, v, smp.iterations, smp.t_ms, since) && escalate(m, mon))
 					last_escalation = smp.t_ms;
 			}
 			if (v != MON_OK) {

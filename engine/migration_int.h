@@ -6,6 +6,7 @@
 
 #include "engine/mig_state.h"
 #include "engine/migration.h"
+#include "engine/policy.h"
 #include "qmp/qemu_caps.h"
 #include "transport/loop.h"
 
@@ -63,8 +64,7 @@ struct migration {
 	int compress, multifd;
 	int postcopy, auto_converge; /* allowed for this migration */
 	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
-	uint64_t tune_low;           /* source: pause tuning's last clear low of the remaining data */
-	uint64_t tune_low_at_ms;     /* source: when it was set (or the limit last raised) */
+	struct pol_pause pause;      /* source: pause tuning's memory (engine/policy.h) */
 	int recover_next_main;       /* post-copy resume: the next main channel goes to recovery */
 	int resume_fd;               /* target: new control link of a resume, -1 none */
 	char recover_path[440];      /* target: QEMU's migrate-recover socket */
