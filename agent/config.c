@@ -8,6 +8,9 @@
 
 #include <json-c/json.h>
 
+#include "schema/check.h"
+#include "schema/input.h"
+#include "schema/yaml.h"
 #include "util/log.h"
 
 #define COFF(m) offsetof(struct ferry_config, m)
