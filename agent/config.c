@@ -32,54 +32,18 @@ static const struct schema_field limits_fields[] = {
 	{0},
 };
 
-static const struct schema_field mig_fields[] = {
-	{"progress_timeout_s", SCHEMA_INT, COFF(mig.progress_timeout_s), 0, 0, NULL, NULL, 0},
-	{"completion_timeout_s_per_gib", SCHEMA_INT, COFF(mig.completion_timeout_s_per_gib), 0, 0,
-	 NULL, NULL, 0},
-	{"max_bandwidth_mibps", SCHEMA_INT, COFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL, 0},
-	{"downtime_limit_ms", SCHEMA_INT, COFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, 0},
-	{"compress", SCHEMA_BOOL, COFF(mig.compress), 0, 0, NULL, NULL, 0},
-	{"multifd_channels", SCHEMA_INT, COFF(mig.multifd_channels), 0, 0, NULL, NULL, 0},
-	{"auto_converge", SCHEMA_BOOL, COFF(mig.auto_converge), 0, 0, NULL, NULL, 0},
-	{"post_copy", SCHEMA_BOOL, COFF(mig.post_copy), 0, 0, NULL, NULL, 0},
-	{"downtime_step_ms", SCHEMA_INT, COFF(mig.downtime_step_ms), 0, 0, NULL, NULL, 0},
-	{"downtime_max_ms", SCHEMA_INT, COFF(mig.downtime_max_ms), 0, 0, NULL, NULL, 0},
-	{"escalate_after_s", SCHEMA_INT, COFF(mig.escalate_after_s), 0, 0, NULL, NULL, 0},
-	{0},
-};
-
 #define PLOFF(f) offsetof(struct ferry_policy_cfg, f)
-static const struct schema_field policy_mig_fields[] = {
-	{"progress_timeout_s", SCHEMA_INT, PLOFF(mig.progress_timeout_s), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"completion_timeout_s_per_gib", SCHEMA_INT, PLOFF(mig.completion_timeout_s_per_gib), 0, 0,
-	 NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"max_bandwidth_mibps", SCHEMA_INT, PLOFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_limit_ms", SCHEMA_INT, PLOFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"compress", SCHEMA_BOOL, PLOFF(mig.compress), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"multifd_channels", SCHEMA_INT, PLOFF(mig.multifd_channels), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"auto_converge", SCHEMA_BOOL, PLOFF(mig.auto_converge), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"post_copy", SCHEMA_BOOL, PLOFF(mig.post_copy), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_step_ms", SCHEMA_INT, PLOFF(mig.downtime_step_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_max_ms", SCHEMA_INT, PLOFF(mig.downtime_max_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"escalate_after_s", SCHEMA_INT, PLOFF(mig.escalate_after_s), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{0},
-};
-
 static const struct schema_field policy_fields[] = {
 	{"name", SCHEMA_STR, PLOFF(name), SZ(struct ferry_policy_cfg, name), 0, NULL, NULL, 0},
 	{"selector", SCHEMA_KV, PLOFF(selector), 0, PLOFF(n_selector), NULL, NULL, 0},
-	{"migration", SCHEMA_OBJ, 0, 0, 0, policy_mig_fields, NULL, 0},
+	{"migration", SCHEMA_OBJ, PLOFF(mig), 0, 0, ferry_migration_fields, NULL, 0},
 	{0},
 };
 
 static void policy_init(void *p)
 {
-	struct ferry_migration_defaults *m = &((struct ferry_policy_cfg *)p)->mig;
-	int *f = (int *)m;
-
 	/* Every field unset: a policy overrides only what it names. */
-	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
-		f[i] = FERRY_UNSET;
+	ferry_migration_unset(&((struct ferry_policy_cfg *)p)->mig);
 }
 
 #define TOFF(f) offsetof(struct ferry_token_cfg, f)
@@ -114,7 +78,8 @@ static const struct schema_field config_fields[] = {
 	{"cpu_models", SCHEMA_STRLIST, COFF(cpu_models), 0, COFF(n_cpu_models), NULL, NULL, 0},
 	{"qemu", SCHEMA_OBJ, 0, 0, 0, qemu_fields, NULL, 0},
 	{"limits", SCHEMA_OBJ, 0, 0, 0, limits_fields, NULL, 0},
-	{"migration", SCHEMA_OBJ, 0, 0, 0, mig_fields, NULL, 0},
+	/* The agent defaults: never FERRY_UNSET once checked. */
+	{"migration", SCHEMA_OBJ, COFF(mig), 0, 0, ferry_migration_fields, NULL, 0},
 	{"tokens", SCHEMA_OBJLIST, COFF(tokens), sizeof(struct ferry_token_cfg), COFF(n_tokens),
 	 token_fields, NULL, 0},
 	{"peers", SCHEMA_OBJLIST, COFF(peers), sizeof(struct ferry_peer_cfg), COFF(n_peers),

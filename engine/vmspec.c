@@ -54,30 +54,6 @@ static const struct schema_field nic_fields[] = {
 	{0},
 };
 
-static const struct schema_field vm_mig_fields[] = {
-	{"progress_timeout_s", SCHEMA_INT, VOFF(mig.progress_timeout_s), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"completion_timeout_s_per_gib", SCHEMA_INT, VOFF(mig.completion_timeout_s_per_gib), 0,
-	 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"max_bandwidth_mibps", SCHEMA_INT, VOFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"downtime_limit_ms", SCHEMA_INT, VOFF(mig.downtime_limit_ms), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"compress", SCHEMA_BOOL, VOFF(mig.compress), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"multifd_channels", SCHEMA_INT, VOFF(mig.multifd_channels), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"auto_converge", SCHEMA_BOOL, VOFF(mig.auto_converge), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"post_copy", SCHEMA_BOOL, VOFF(mig.post_copy), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_step_ms", SCHEMA_INT, VOFF(mig.downtime_step_ms), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"downtime_max_ms", SCHEMA_INT, VOFF(mig.downtime_max_ms), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{"escalate_after_s", SCHEMA_INT, VOFF(mig.escalate_after_s), 0, 0, NULL, NULL,
-	 SCHEMA_F_UNSET_OMIT},
-	{0},
-};
-
 static const struct schema_field vm_fields[] = {
 	{"name", SCHEMA_STR, VOFF(name), SZ(struct vm_spec, name), 0, NULL, NULL, 0},
 	{"uuid", SCHEMA_STR, VOFF(uuid), SZ(struct vm_spec, uuid), 0, NULL, NULL, 0},
@@ -96,7 +72,7 @@ static const struct schema_field vm_fields[] = {
 	 disk_init, 0},
 	{"nics", SCHEMA_OBJLIST, VOFF(nics), sizeof(struct vm_nic), VOFF(n_nics), nic_fields,
 	 nic_init, 0},
-	{"migration", SCHEMA_OBJ, 0, 0, 0, vm_mig_fields, NULL, 0},
+	{"migration", SCHEMA_OBJ, VOFF(mig), 0, 0, ferry_migration_fields, NULL, 0},
 	{0},
 };
 
@@ -106,17 +82,7 @@ static void spec_defaults(struct vm_spec *s)
 	s->vcpus = 1;
 	snprintf(s->machine, sizeof(s->machine), "pc");
 	snprintf(s->cpu_model, sizeof(s->cpu_model), "qemu64");
-	s->mig.progress_timeout_s = FERRY_UNSET;
-	s->mig.completion_timeout_s_per_gib = FERRY_UNSET;
-	s->mig.max_bandwidth_mibps = FERRY_UNSET;
-	s->mig.downtime_limit_ms = FERRY_UNSET;
-	s->mig.compress = FERRY_UNSET;
-	s->mig.multifd_channels = FERRY_UNSET;
-	s->mig.auto_converge = FERRY_UNSET;
-	s->mig.post_copy = FERRY_UNSET;
-	s->mig.downtime_step_ms = FERRY_UNSET;
-	s->mig.downtime_max_ms = FERRY_UNSET;
-	s->mig.escalate_after_s = FERRY_UNSET;
+	ferry_migration_unset(&s->mig);
 }
 
 /* Defaults that depend on other fields, and normalisation, applied after

@@ -27,6 +27,14 @@ struct ferry_migration_defaults {
 	int escalate_after_s;            /* no progress for this long: next step */
 };
 
+/* The keys of a `migration:` mapping, offsets within the struct. Use as
+ *   {"migration", SCHEMA_OBJ, offsetof(T, mig), 0, 0, ferry_migration_fields, NULL, 0}
+ * Fields holding FERRY_UNSET are left out when encoding. */
+extern const struct schema_field ferry_migration_fields[];
+
+/* Every field FERRY_UNSET: a VM or policy that overrides nothing. */
+void ferry_migration_unset(struct ferry_migration_defaults *m);
+
 /* Migration settings in range (see docs/config.md); with allow_unset,
  * FERRY_UNSET passes (a VM's "use the agent default"). path prefixes keys. */
 int ferry_migration_check(struct schema_err *e, const char *path,

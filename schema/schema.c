@@ -328,7 +328,7 @@ static int dec_value(struct dec *d, int line, struct json_object *v,
 			rc = dec_fail(d, line, "%s must be a mapping, not %s", d->path,
 				      type_name(v));
 		else
-			rc = dec_fields(d, v, f->sub, target);
+			rc = dec_fields(d, v, f->sub, AT(target, f->off, char));
 		break;
 	case SCHEMA_OBJLIST:
 		rc = dec_objlist(d, line, v, f, target);
@@ -456,7 +456,7 @@ static struct json_object *enc_value(const struct schema_field *f, const void *s
 	case SCHEMA_OBJ:
 		if (!(v = json_object_new_object()))
 			return NULL;
-		if (enc_fields(f->sub, src, v)) {
+		if (enc_fields(f->sub, CAT(src, f->off, char), v)) {
 			json_object_put(v);
 			return NULL;
 		}
@@ -540,7 +540,7 @@ void schema_free(const struct schema_field *fields, void *target)
 			*n = 0;
 			break;
 		case SCHEMA_OBJ:
-			schema_free(f->sub, target);
+			schema_free(f->sub, AT(target, f->off, char));
 			break;
 		case SCHEMA_OBJLIST: {
 			char *arr = *AT(target, f->off, char *);
@@ -567,7 +567,7 @@ static void detach(const struct schema_field *fields, void *t)
 			*AT(t, f->off, void *) = NULL;
 			*AT(t, f->off2, size_t) = 0;
 		} else if (f->kind == SCHEMA_OBJ) {
-			detach(f->sub, t);
+			detach(f->sub, AT(t, f->off, char));
 		}
 	}
 }
@@ -607,7 +607,7 @@ static int copy_fields(const struct schema_field *fields, void *dst, const void 
 			break;
 		}
 		case SCHEMA_OBJ:
-			rc = copy_fields(f->sub, dst, src);
+			rc = copy_fields(f->sub, AT(dst, f->off, char), CAT(src, f->off, char));
 			if (rc)
 				return rc;
 			break;

@@ -39,7 +39,7 @@ enum schema_kind {
 	SCHEMA_BOOL,     /* int at off, 0/1; true/false */
 	SCHEMA_KV,       /* struct ferry_kv * at off, size_t count at off2; a map of scalars */
 	SCHEMA_STRLIST,  /* char ** at off, size_t count at off2; a list of scalars */
-	SCHEMA_OBJ,      /* nested object decoded into the same struct by sub */
+	SCHEMA_OBJ,      /* nested object decoded by sub into the struct at off (0: the same one) */
 	SCHEMA_OBJLIST,  /* array of size-byte elements at off, count at off2; each by sub */
 	SCHEMA_HOSTPORT, /* "host:port" / "[v6]:port": char[size] at off, int port at off2 */
 	SCHEMA_RESERVED, /* accepted only as an empty list (a key of a later version) */
