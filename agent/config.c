@@ -168,13 +168,6 @@ static int config_finish(struct ferry_config *c, int cpu_models_given)
 			   accel_has(c->accel, "kvm") ? with_host : tcg_only);
 }
 
-static int check_abs(struct schema_err *e, const char *key, const char *v)
-{
-	if (v[0] != '/')
-		return schema_fail(e, key, "%s must be an absolute path (got \"%s\")", key, v);
-	return 0;
-}
-
 static int check_accel(struct schema_err *e, const char *a)
 {
 	char buf[32];
@@ -232,7 +225,7 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 
 	if ((rc = schema_check_name(e, "node", c->node, 63)))
 		return rc;
-	if ((rc = check_abs(e, "api_socket", c->api_socket)))
+	if ((rc = schema_check_abs_path(e, "api_socket", c->api_socket)))
 		return rc;
 	/* bind() would fail much later with a less helpful error. */
 	if (strlen(c->api_socket) >= sizeof(sun.sun_path))
@@ -244,9 +237,9 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 				   "api_listen must be empty or host:port with a port in 1..65535 "
 				   "(got \"%s\")",
 				   c->api_listen);
-	if ((rc = check_abs(e, "state_dir", c->state_dir)))
+	if ((rc = schema_check_abs_path(e, "state_dir", c->state_dir)))
 		return rc;
-	if ((rc = check_abs(e, "cluster_key", c->cluster_key)))
+	if ((rc = schema_check_abs_path(e, "cluster_key", c->cluster_key)))
 		return rc;
 	if (!c->qemu_binary[0])
 		return schema_fail(e, "qemu.binary", "qemu.binary must not be empty");

@@ -135,22 +135,6 @@ int vmspec_ide_slot(const char *machine, size_t idx, int *bus, int *unit)
 	}
 }
 
-static int is_one_of(const char *v, const char *const *set)
-{
-	for (; *set; set++)
-		if (!strcmp(v, *set))
-			return 1;
-	return 0;
-}
-
-static int check_enum(struct schema_err *e, const char *path, const char *v,
-		      const char *const *set, const char *list)
-{
-	if (is_one_of(v, set))
-		return 0;
-	return schema_fail(e, path, "%s must be one of %s (got \"%s\")", path, list, v);
-}
-
 static int check_uuid(struct schema_err *e, const char *u)
 {
 	size_t i;
@@ -172,13 +156,6 @@ bad:
 			   u);
 }
 
-static int check_abs_path(struct schema_err *e, const char *path, const char *v)
-{
-	if (v[0] != '/')
-		return schema_fail(e, path, "%s must be an absolute path (got \"%s\")", path, v);
-	return 0;
-}
-
 static int check_disks(const struct vm_spec *s, struct schema_err *e)
 {
 	static const char *const types[] = {"disk", "cdrom", "containerdisk", NULL};
@@ -198,19 +175,19 @@ static int check_disks(const struct vm_spec *s, struct schema_err *e)
 				return schema_fail(e, p, "%s: duplicate disk name \"%s\"", p,
 						   d->name);
 		snprintf(p, sizeof(p), "disks[%zu].type", i);
-		if ((rc = check_enum(e, p, d->type, types, "disk, cdrom, containerdisk")))
+		if ((rc = schema_check_enum(e, p, d->type, types, "disk, cdrom, containerdisk")))
 			return rc;
 		snprintf(p, sizeof(p), "disks[%zu].storage", i);
-		if ((rc = check_enum(e, p, d->storage, storages, "local, shared")))
+		if ((rc = schema_check_enum(e, p, d->storage, storages, "local, shared")))
 			return rc;
 		snprintf(p, sizeof(p), "disks[%zu].format", i);
-		if ((rc = check_enum(e, p, d->format, formats, "qcow2, raw")))
+		if ((rc = schema_check_enum(e, p, d->format, formats, "qcow2, raw")))
 			return rc;
 		snprintf(p, sizeof(p), "disks[%zu].path", i);
 		/* An empty cdrom is a drive without media; anything else needs one. */
 		if (!d->path[0] && strcmp(d->type, "cdrom"))
 			return schema_fail(e, p, "%s is required for a %s", p, d->type);
-		if (d->path[0] && (rc = check_abs_path(e, p, d->path)))
+		if (d->path[0] && (rc = schema_check_abs_path(e, p, d->path)))
 			return rc;
 		if (vmspec_ide_slot(s->machine, i, &bus, &unit))
 			return schema_fail(e, "disks",
@@ -244,7 +221,7 @@ static int check_nics(const struct vm_spec *s, struct schema_err *e)
 		if ((rc = schema_check_name(e, p, n->network, 63)))
 			return rc;
 		snprintf(p, sizeof(p), "nics[%zu].binding", i);
-		if ((rc = check_enum(e, p, n->binding, bindings, "user, bridge, masquerade")))
+		if ((rc = schema_check_enum(e, p, n->binding, bindings, "user, bridge, masquerade")))
 			return rc;
 		if (n->management != 0 && n->management != 1)
 			return schema_fail(e, p, "nics[%zu].management must be true or false", i);
@@ -286,7 +263,7 @@ static int spec_check(const struct vm_spec *s, struct schema_err *e)
 	if (s->kernel[0]) {
 		struct stat st;
 
-		if ((rc = check_abs_path(e, "kernel", s->kernel)))
+		if ((rc = schema_check_abs_path(e, "kernel", s->kernel)))
 			return rc;
 		if (stat(s->kernel, &st) || access(s->kernel, R_OK))
 			return schema_fail(e, "kernel", "kernel %s: %s", s->kernel, strerror(errno));

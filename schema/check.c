@@ -54,6 +54,22 @@ int schema_check_labels(struct schema_err *e, const char *path, const struct fer
 	return 0;
 }
 
+int schema_check_enum(struct schema_err *e, const char *path, const char *v,
+		      const char *const *set, const char *list)
+{
+	for (; *set; set++)
+		if (!strcmp(v, *set))
+			return 0;
+	return schema_fail(e, path, "%s must be one of %s (got \"%s\")", path, list, v);
+}
+
+int schema_check_abs_path(struct schema_err *e, const char *path, const char *v)
+{
+	if (v[0] != '/')
+		return schema_fail(e, path, "%s must be an absolute path (got \"%s\")", path, v);
+	return 0;
+}
+
 int schema_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 {
 	const char *h, *colon, *end;
