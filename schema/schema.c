@@ -575,9 +575,13 @@ static void detach(const struct schema_field *fields, void *t)
 static int copy_fields(const struct schema_field *fields, void *dst, const void *src)
 {
 	for (const struct schema_field *f = fields; f->kind != SCHEMA_END; f++) {
-		size_t i, n = *CAT(src, f->off2, size_t);
+		size_t i, n = 0;
 		int rc;
 
+		/* off2 means a count only for lists: elsewhere it is 0, and the
+		 * start of an element (say, a 148-byte vm_nic) is not size_t-aligned. */
+		if (f->kind == SCHEMA_KV || f->kind == SCHEMA_STRLIST || f->kind == SCHEMA_OBJLIST)
+			n = *CAT(src, f->off2, size_t);
 		switch (f->kind) {
 		case SCHEMA_KV: {
 			const struct ferry_kv *s = *CAT(src, f->off, struct ferry_kv *);
