@@ -8,6 +8,9 @@
 
 #include <json-c/json.h>
 
+#include "schema/check.h"
+#include "schema/input.h"
+#include "schema/yaml.h"
 #include "util/log.h"
 
 #define COFF(m) offsetof(struct ferry_config, m)
@@ -29,54 +32,18 @@ static const struct schema_field limits_fields[] = {
 	{0},
 };
 
-static const struct schema_field mig_fields[] = {
-	{"progress_timeout_s", SCHEMA_INT, COFF(mig.progress_timeout_s), 0, 0, NULL, NULL, 0},
-	{"completion_timeout_s_per_gib", SCHEMA_INT, COFF(mig.completion_timeout_s_per_gib), 0, 0,
-	 NULL, NULL, 0},
-	{"max_bandwidth_mibps", SCHEMA_INT, COFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL, 0},
-	{"downtime_limit_ms", SCHEMA_INT, COFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, 0},
-	{"compress", SCHEMA_BOOL, COFF(mig.compress), 0, 0, NULL, NULL, 0},
-	{"multifd_channels", SCHEMA_INT, COFF(mig.multifd_channels), 0, 0, NULL, NULL, 0},
-	{"auto_converge", SCHEMA_BOOL, COFF(mig.auto_converge), 0, 0, NULL, NULL, 0},
-	{"post_copy", SCHEMA_BOOL, COFF(mig.post_copy), 0, 0, NULL, NULL, 0},
-	{"downtime_step_ms", SCHEMA_INT, COFF(mig.downtime_step_ms), 0, 0, NULL, NULL, 0},
-	{"downtime_max_ms", SCHEMA_INT, COFF(mig.downtime_max_ms), 0, 0, NULL, NULL, 0},
-	{"escalate_after_s", SCHEMA_INT, COFF(mig.escalate_after_s), 0, 0, NULL, NULL, 0},
-	{0},
-};
-
 #define PLOFF(f) offsetof(struct ferry_policy_cfg, f)
-static const struct schema_field policy_mig_fields[] = {
-	{"progress_timeout_s", SCHEMA_INT, PLOFF(mig.progress_timeout_s), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"completion_timeout_s_per_gib", SCHEMA_INT, PLOFF(mig.completion_timeout_s_per_gib), 0, 0,
-	 NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"max_bandwidth_mibps", SCHEMA_INT, PLOFF(mig.max_bandwidth_mibps), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_limit_ms", SCHEMA_INT, PLOFF(mig.downtime_limit_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"compress", SCHEMA_BOOL, PLOFF(mig.compress), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"multifd_channels", SCHEMA_INT, PLOFF(mig.multifd_channels), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"auto_converge", SCHEMA_BOOL, PLOFF(mig.auto_converge), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"post_copy", SCHEMA_BOOL, PLOFF(mig.post_copy), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_step_ms", SCHEMA_INT, PLOFF(mig.downtime_step_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"downtime_max_ms", SCHEMA_INT, PLOFF(mig.downtime_max_ms), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{"escalate_after_s", SCHEMA_INT, PLOFF(mig.escalate_after_s), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
-	{0},
-};
-
 static const struct schema_field policy_fields[] = {
 	{"name", SCHEMA_STR, PLOFF(name), SZ(struct ferry_policy_cfg, name), 0, NULL, NULL, 0},
 	{"selector", SCHEMA_KV, PLOFF(selector), 0, PLOFF(n_selector), NULL, NULL, 0},
-	{"migration", SCHEMA_OBJ, 0, 0, 0, policy_mig_fields, NULL, 0},
+	{"migration", SCHEMA_OBJ, PLOFF(mig), 0, 0, ferry_migration_fields, NULL, 0},
 	{0},
 };
 
 static void policy_init(void *p)
 {
-	struct ferry_migration_defaults *m = &((struct ferry_policy_cfg *)p)->mig;
-	int *f = (int *)m;
-
 	/* Every field unset: a policy overrides only what it names. */
-	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
-		f[i] = FERRY_UNSET;
+	ferry_migration_unset(&((struct ferry_policy_cfg *)p)->mig);
 }
 
 #define TOFF(f) offsetof(struct ferry_token_cfg, f)
@@ -111,7 +78,8 @@ static const struct schema_field config_fields[] = {
 	{"cpu_models", SCHEMA_STRLIST, COFF(cpu_models), 0, COFF(n_cpu_models), NULL, NULL, 0},
 	{"qemu", SCHEMA_OBJ, 0, 0, 0, qemu_fields, NULL, 0},
 	{"limits", SCHEMA_OBJ, 0, 0, 0, limits_fields, NULL, 0},
-	{"migration", SCHEMA_OBJ, 0, 0, 0, mig_fields, NULL, 0},
+	/* The agent defaults: never FERRY_UNSET once checked. */
+	{"migration", SCHEMA_OBJ, COFF(mig), 0, 0, ferry_migration_fields, NULL, 0},
 	{"tokens", SCHEMA_OBJLIST, COFF(tokens), sizeof(struct ferry_token_cfg), COFF(n_tokens),
 	 token_fields, NULL, 0},
 	{"peers", SCHEMA_OBJLIST, COFF(peers), sizeof(struct ferry_peer_cfg), COFF(n_peers),
@@ -200,13 +168,6 @@ static int config_finish(struct ferry_config *c, int cpu_models_given)
 			   accel_has(c->accel, "kvm") ? with_host : tcg_only);
 }
 
-static int check_abs(struct schema_err *e, const char *key, const char *v)
-{
-	if (v[0] != '/')
-		return schema_fail(e, key, "%s must be an absolute path (got \"%s\")", key, v);
-	return 0;
-}
-
 static int check_accel(struct schema_err *e, const char *a)
 {
 	char buf[32];
@@ -264,7 +225,7 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 
 	if ((rc = schema_check_name(e, "node", c->node, 63)))
 		return rc;
-	if ((rc = check_abs(e, "api_socket", c->api_socket)))
+	if ((rc = schema_check_abs_path(e, "api_socket", c->api_socket)))
 		return rc;
 	/* bind() would fail much later with a less helpful error. */
 	if (strlen(c->api_socket) >= sizeof(sun.sun_path))
@@ -276,9 +237,9 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 				   "api_listen must be empty or host:port with a port in 1..65535 "
 				   "(got \"%s\")",
 				   c->api_listen);
-	if ((rc = check_abs(e, "state_dir", c->state_dir)))
+	if ((rc = schema_check_abs_path(e, "state_dir", c->state_dir)))
 		return rc;
-	if ((rc = check_abs(e, "cluster_key", c->cluster_key)))
+	if ((rc = schema_check_abs_path(e, "cluster_key", c->cluster_key)))
 		return rc;
 	if (!c->qemu_binary[0])
 		return schema_fail(e, "qemu.binary", "qemu.binary must not be empty");

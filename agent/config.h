@@ -10,7 +10,8 @@
 
 #include <stddef.h>
 
-#include "engine/vmspec.h" /* struct ferry_kv, struct ferry_migration_defaults */
+#include "schema/migration.h" /* struct ferry_migration_defaults */
+#include "schema/schema.h"    /* struct ferry_kv, FERRY_UNSET */
 
 struct ferry_peer_cfg {
 	char name[64];

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/vmspec.h"
+#include "schema/yaml.h"
 #include "util/timeutil.h"
 
 struct ctl {

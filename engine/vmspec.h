@@ -3,9 +3,9 @@
  * YAML is what people write (`ferryctl vm create -f vm.yaml`); JSON is what
  * agents exchange over the peer link and persist in their state dir. Both
  * forms have the same keys and are decoded by the same table-driven schema
- * code (the "schema_" part of this header, also used by agent/config.c), so
- * they cannot drift apart: YAML is first turned into a json-c tree whose
- * nodes remember their source line, then decoded like JSON.
+ * code (schema/, also used by agent/config.c), so they cannot drift apart:
+ * YAML is first turned into a json-c tree whose nodes remember their source
+ * line, then decoded like JSON.
  *
  * Strictness is deliberate. Unknown keys, duplicate keys and wrong types are
  * errors: a typo such as `memroy_mib` must not silently give the VM the
@@ -21,33 +21,10 @@
 
 #include <stddef.h>
 
+#include "schema/migration.h" /* struct ferry_migration_defaults */
+#include "schema/schema.h"    /* struct ferry_kv, FERRY_UNSET */
+
 struct json_object;
-
-/* One label or node-selector entry; both strings are owned (malloc). */
-struct ferry_kv {
-	char *key, *value;
-};
-
-/* Migration tuning. In ferryd's config these are the agent defaults; in a
- * VM spec they are per-VM overrides where FERRY_UNSET means "use the agent
- * default". compress is a boolean (0/1) or FERRY_UNSET. */
-struct ferry_migration_defaults {
-	int progress_timeout_s;          /* abort when remaining data sets no new low for this long */
-	int completion_timeout_s_per_gib; /* abort after this many s per GiB of RAM + copied disk */
-	int max_bandwidth_mibps;         /* 0 = unlimited (QEMU max-bandwidth set very high) */
-	int downtime_limit_ms;           /* QEMU downtime-limit */
-	int compress;                    /* ferry's LZ4 on the wire */
-	int multifd_channels;            /* 0 = single channel */
-	/* Escalations, each off by default; they start after escalate_after_s
-	 * without progress, before the progress timeout aborts. */
-	int auto_converge;               /* QEMU throttles the guest's vCPUs */
-	int post_copy;                   /* switch to post-copy (forces 1 channel) */
-	int downtime_step_ms;            /* raise downtime-limit by this per step; 0 = off */
-	int downtime_max_ms;             /* ... up to this */
-	int escalate_after_s;            /* no progress for this long: next step */
-};
-
-#define FERRY_UNSET (-1)
 
 /* Limits checked by vmspec_validate. */
 #define VM_MEMORY_MIB_MIN 16
@@ -120,96 +97,5 @@ void vmspec_free(struct vm_spec *s);
  * 6 ports x 1 unit. -EINVAL for an unknown machine or no free slot. Shared
  * by vmspec_validate and qemu_cmdline so they cannot disagree. */
 int vmspec_ide_slot(const char *machine, size_t idx, int *bus, int *unit);
-
-/* ------------------------------------------------------------------------
- * schema: table-driven decoding shared by the VM spec and ferryd's config.
- *
- * A struct is described by a table of fields (key, kind, offsets) ending in
- * a zeroed entry. schema_decode() walks a json-c object against the table:
- * unknown keys are errors, absent keys leave the target untouched (callers
- * pre-fill defaults), lists replace what was there. YAML reaches it through
- * schema_yaml_to_json(), which keeps each node's line for messages.
- * ---------------------------------------------------------------------- */
-
-enum schema_kind {
-	SCHEMA_END = 0,
-	SCHEMA_STR,      /* char[size] at off; any scalar (numbers keep their text) */
-	SCHEMA_INT,      /* int at off; an integer, not a quoted string */
-	SCHEMA_BOOL,     /* int at off, 0/1; true/false */
-	SCHEMA_KV,       /* struct ferry_kv * at off, size_t count at off2; a map of scalars */
-	SCHEMA_STRLIST,  /* char ** at off, size_t count at off2; a list of scalars */
-	SCHEMA_OBJ,      /* nested object decoded into the same struct by sub */
-	SCHEMA_OBJLIST,  /* array of size-byte elements at off, count at off2; each by sub */
-	SCHEMA_HOSTPORT, /* "host:port" / "[v6]:port": char[size] at off, int port at off2 */
-	SCHEMA_RESERVED, /* accepted only as an empty list (a key of a later version) */
-};
-
-/* FERRY_UNSET (-1) means "absent": schema_encode leaves such a field out. */
-#define SCHEMA_F_UNSET_OMIT 0x1
-
-struct schema_field {
-	const char *key;
-	enum schema_kind kind;
-	size_t off;
-	size_t size;
-	size_t off2;
-	const struct schema_field *sub;
-	void (*init)(void *elem); /* SCHEMA_OBJLIST: defaults of a fresh element */
-	unsigned flags;
-};
-
-/* A validation failure: the key path ("disks[1].type") lets a YAML caller
- * turn it into a line number; msg is complete on its own. */
-struct schema_err {
-	char path[128];
-	char msg[384];
-};
-
-/* Read a whole regular file of at most SCHEMA_MAX_FILE bytes into a
- * NUL-terminated malloc'd buffer; errors as "path: reason". */
-#define SCHEMA_MAX_FILE (1024 * 1024)
-int schema_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen);
-/* Parse JSON text (exactly one value, trailing blanks allowed); errors as
- * "origin:line: invalid JSON: ...". */
-int schema_json_parse(const char *text, size_t len, const char *origin,
-		      struct json_object **out, char *err, size_t errlen);
-/* Parse one YAML document into a json-c tree. Plain scalars resolve like
- * YAML 1.2's core schema (null, true/false, decimal integers; everything
- * else, including yes/no and floats, stays a string); duplicate keys,
- * non-scalar keys and multi-document streams are errors. */
-int schema_yaml_to_json(const char *text, size_t len, const char *origin,
-			struct json_object **out, char *err, size_t errlen);
-/* Source line of the node at path ("disks[1].type"), or of its deepest
- * existing ancestor; 0 when the tree did not come from YAML. */
-int schema_line(struct json_object *root, const char *path);
-/* Decode obj (must be an object) into target. origin may be NULL. */
-int schema_decode(struct json_object *obj, const struct schema_field *fields, void *target,
-		  const char *origin, char *err, size_t errlen);
-/* Encode target as a JSON object; NULL on allocation failure. */
-struct json_object *schema_encode(const struct schema_field *fields, const void *target);
-/* Deep-copy the owned members of src into dst (which holds a shallow
- * memcpy of src); on failure dst's owned members are NULL/0. */
-int schema_copy(const struct schema_field *fields, void *dst, const void *src);
-/* Free the owned members (lists, maps) and reset their counts. */
-void schema_free(const struct schema_field *fields, void *target);
-/* Fill e and return -EINVAL. */
-int schema_fail(struct schema_err *e, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* Format e for the user: "origin:line: msg", "origin: msg" or "msg". */
-void schema_report(const struct schema_err *e, struct json_object *root, const char *origin,
-		   char *err, size_t errlen);
-
-/* Shared checks (0 or schema_fail(e, path, ...)). */
-/* [a-z0-9-]{1,max} (DNS-label-like names of VMs, nodes, networks, ...) */
-int schema_check_name(struct schema_err *e, const char *path, const char *v, size_t max);
-/* label keys [A-Za-z0-9._/-]{1,253}, values [A-Za-z0-9._-]{0,63}, unique keys */
-int schema_check_labels(struct schema_err *e, const char *path, const struct ferry_kv *kv,
-			size_t n);
-/* Migration settings in range (see docs/config.md); with allow_unset,
- * FERRY_UNSET passes (a VM's "use the agent default"). path prefixes keys. */
-int ferry_migration_check(struct schema_err *e, const char *path,
-			  const struct ferry_migration_defaults *m, int allow_unset);
-/* Split "host:port" or "[v6addr]:port"; port 1..65535. 0 or -EINVAL. */
-int schema_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 #endif
