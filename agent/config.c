@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "engine/mig_settings.h"
 #include "util/log.h"
 
 #define COFF(m) offsetof(struct ferry_config, m)
@@ -71,12 +72,8 @@ static const struct schema_field policy_fields[] = {
 
 static void policy_init(void *p)
 {
-	struct ferry_migration_defaults *m = &((struct ferry_policy_cfg *)p)->mig;
-	int *f = (int *)m;
-
 	/* Every field unset: a policy overrides only what it names. */
-	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
-		f[i] = FERRY_UNSET;
+	mset_clear(&((struct ferry_policy_cfg *)p)->mig);
 }
 
 #define TOFF(f) offsetof(struct ferry_token_cfg, f)
@@ -256,6 +253,21 @@ static int check_strlist(struct schema_err *e, const char *key, char *const *l, 
 	return 0;
 }
 
+/* The defaults, and a policy over them, must make a working set of
+ * settings on their own (no request or spec needed to fix them), so a bad
+ * pair is refused when ferryd starts rather than at each migration. */
+static int check_mig_combination(struct schema_err *e, const char *path,
+				 const struct ferry_migration_defaults *policy,
+				 const struct ferry_migration_defaults *defaults)
+{
+	struct mset set;
+	char msg[300];
+
+	if (mset_resolve(NULL, NULL, policy, defaults, &set, msg, sizeof(msg)) == 0)
+		return 0;
+	return schema_fail(e, path, "%s: %s", path, msg);
+}
+
 static int config_check(const struct ferry_config *c, struct schema_err *e)
 {
 	struct sockaddr_un sun;
@@ -313,7 +325,8 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 		return schema_fail(e, "limits.parallel_inbound",
 				   "limits.parallel_inbound must be between 1 and 64 (got %d)",
 				   c->parallel_inbound);
-	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)))
+	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)) ||
+	    (rc = check_mig_combination(e, "migration", NULL, &c->mig)))
 		return rc;
 	for (size_t i = 0; i < c->n_tokens; i++) {
 		const struct ferry_token_cfg *t = &c->tokens[i];
@@ -341,7 +354,8 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 		if ((rc = schema_check_labels(e, p, pl->selector, pl->n_selector)))
 			return rc;
 		snprintf(p, sizeof(p), "policies[%zu].migration", i);
-		if ((rc = ferry_migration_check(e, p, &pl->mig, 1)))
+		if ((rc = ferry_migration_check(e, p, &pl->mig, 1)) ||
+		    (rc = check_mig_combination(e, p, &pl->mig, &c->mig)))
 			return rc;
 	}
 	for (size_t i = 0; i < c->n_peers; i++) {

@@ -1,4 +1,5 @@
 #include "engine/vmspec.h"
+#include "engine/mig_settings.h"
 #include "util/uuid.h"
 
 #include <ctype.h>
@@ -1110,53 +1111,6 @@ int schema_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
-int ferry_migration_check(struct schema_err *e, const char *path,
-			  const struct ferry_migration_defaults *m, int allow_unset)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-		int min, max;
-	} r[] = {
-		{"progress_timeout_s",
-		 offsetof(struct ferry_migration_defaults, progress_timeout_s), 1, 86400},
-		{"completion_timeout_s_per_gib",
-		 offsetof(struct ferry_migration_defaults, completion_timeout_s_per_gib), 1, 86400},
-		{"max_bandwidth_mibps",
-		 offsetof(struct ferry_migration_defaults, max_bandwidth_mibps), 0, 1048576},
-		/* QEMU refuses a downtime-limit above 2000 s. */
-		{"downtime_limit_ms",
-		 offsetof(struct ferry_migration_defaults, downtime_limit_ms), 1, 2000000},
-		{"compress", offsetof(struct ferry_migration_defaults, compress), 0, 1},
-		/* QEMU's multifd-channels is a uint8; more than 64 links between two
-		 * agents buys nothing. */
-		{"multifd_channels",
-		 offsetof(struct ferry_migration_defaults, multifd_channels), 0, 64},
-		{"auto_converge", offsetof(struct ferry_migration_defaults, auto_converge), 0, 1},
-		{"post_copy", offsetof(struct ferry_migration_defaults, post_copy), 0, 1},
-		{"downtime_step_ms",
-		 offsetof(struct ferry_migration_defaults, downtime_step_ms), 0, 2000000},
-		{"downtime_max_ms",
-		 offsetof(struct ferry_migration_defaults, downtime_max_ms), 1, 2000000},
-		{"escalate_after_s",
-		 offsetof(struct ferry_migration_defaults, escalate_after_s), 1, 86400},
-	};
-	char p[192];
-
-	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
-		int v = *CAT(m, r[i].off, int);
-
-		if (allow_unset && v == FERRY_UNSET)
-			continue;
-		if (v < r[i].min || v > r[i].max) {
-			snprintf(p, sizeof(p), "%s.%s", path, r[i].key);
-			return schema_fail(e, p, "%s must be between %d and %d (got %d)", p,
-					   r[i].min, r[i].max, v);
-		}
-	}
-	return 0;
-}
-
 /* ========================================================================
  * The VM spec
  * ====================================================================== */
@@ -1252,17 +1206,7 @@ static void spec_defaults(struct vm_spec *s)
 	s->vcpus = 1;
 	snprintf(s->machine, sizeof(s->machine), "pc");
 	snprintf(s->cpu_model, sizeof(s->cpu_model), "qemu64");
-	s->mig.progress_timeout_s = FERRY_UNSET;
-	s->mig.completion_timeout_s_per_gib = FERRY_UNSET;
-	s->mig.max_bandwidth_mibps = FERRY_UNSET;
-	s->mig.downtime_limit_ms = FERRY_UNSET;
-	s->mig.compress = FERRY_UNSET;
-	s->mig.multifd_channels = FERRY_UNSET;
-	s->mig.auto_converge = FERRY_UNSET;
-	s->mig.post_copy = FERRY_UNSET;
-	s->mig.downtime_step_ms = FERRY_UNSET;
-	s->mig.downtime_max_ms = FERRY_UNSET;
-	s->mig.escalate_after_s = FERRY_UNSET;
+	mset_clear(&s->mig);
 }
 
 /* Defaults that depend on other fields, and normalisation, applied after

@@ -19,6 +19,7 @@
 #ifndef FERRY_ENGINE_VMSPEC_H
 #define FERRY_ENGINE_VMSPEC_H
 
+#include <limits.h>
 #include <stddef.h>
 
 struct json_object;
@@ -29,8 +30,9 @@ struct ferry_kv {
 };
 
 /* Migration tuning. In ferryd's config these are the agent defaults; in a
- * VM spec they are per-VM overrides where FERRY_UNSET means "use the agent
- * default". compress is a boolean (0/1) or FERRY_UNSET. */
+ * VM spec or a policy they are overrides where FERRY_UNSET means "not named
+ * here". compress is a boolean (0/1) or FERRY_UNSET. Ranges, precedence and
+ * the checks are engine/mig_settings.h's (mset_). */
 struct ferry_migration_defaults {
 	int progress_timeout_s;          /* abort when remaining data sets no new low for this long */
 	int completion_timeout_s_per_gib; /* abort after this many s per GiB of RAM + copied disk */
@@ -47,7 +49,9 @@ struct ferry_migration_defaults {
 	int escalate_after_s;            /* no progress for this long: next step */
 };
 
-#define FERRY_UNSET (-1)
+/* "Not set": outside every setting's range, so no value (0 and -1
+ * included) is ever mistaken for it. */
+#define FERRY_UNSET INT_MIN
 
 /* Limits checked by vmspec_validate. */
 #define VM_MEMORY_MIB_MIN 16
@@ -144,7 +148,7 @@ enum schema_kind {
 	SCHEMA_RESERVED, /* accepted only as an empty list (a key of a later version) */
 };
 
-/* FERRY_UNSET (-1) means "absent": schema_encode leaves such a field out. */
+/* FERRY_UNSET means "absent": schema_encode leaves such a field out. */
 #define SCHEMA_F_UNSET_OMIT 0x1
 
 struct schema_field {
@@ -205,10 +209,6 @@ int schema_check_name(struct schema_err *e, const char *path, const char *v, siz
 /* label keys [A-Za-z0-9._/-]{1,253}, values [A-Za-z0-9._-]{0,63}, unique keys */
 int schema_check_labels(struct schema_err *e, const char *path, const struct ferry_kv *kv,
 			size_t n);
-/* Migration settings in range (see docs/config.md); with allow_unset,
- * FERRY_UNSET passes (a VM's "use the agent default"). path prefixes keys. */
-int ferry_migration_check(struct schema_err *e, const char *path,
-			  const struct ferry_migration_defaults *m, int allow_unset);
 /* Split "host:port" or "[v6addr]:port"; port 1..65535. 0 or -EINVAL. */
 int schema_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
