@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "schema/mig_settings.h"
 #include "engine/preflight.h"
 #include "engine/storage.h"
 #include "qmp/qmp.h"
@@ -433,7 +434,6 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	snprintf(a->env.state_dir, sizeof(a->env.state_dir), "%s", cfg->state_dir);
 	a->env.qemu.binary = cfg->qemu_binary;
 	a->env.qemu.accel = cfg->accel;
-	a->env.defaults = cfg->mig;
 	a->env.agent = a;
 	a->env.on_source_done = on_source_done;
 	a->env.on_target_arrived = on_target_arrived;
@@ -1002,9 +1002,14 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	struct agent_mig *am = NULL;
 	struct migration *m = NULL;
 	struct agent_vm *v;
+	struct mset_request rset;
 	char picked[64];
 	int r = 0;
 
+	/* Bad settings are refused before anything else happens. */
+	r = mset_request_from_json(opts, &rset, err, errlen);
+	if (r < 0)
+		return r;
 	if (!node || !node[0]) {
 		struct vm_spec *spec = NULL;
 
@@ -1065,34 +1070,11 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 	snprintf(req.target_node, sizeof(req.target_node), "%s", node);
 	snprintf(req.target_host, sizeof(req.target_host), "%s", peer->host);
 	req.target_port = peer->port;
-	req.multifd_channels = opt_int(opts, "multifdChannels", FERRY_UNSET);
-	req.compress = opt_int(opts, "compress", FERRY_UNSET);
-	req.max_bandwidth_mibps = opt_int(opts, "maxBandwidthMiBps", FERRY_UNSET);
-	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
 	req.verify_memory = opt_int(opts, "verifyMemory", 0);
 	req.keep_paused = opt_int(opts, "paused", 0);
 	snprintf(req.name, sizeof(req.name), "%s",
 		 opts && json_object_get_string(json_object_object_get(opts, "name"))
 			 ? json_object_get_string(json_object_object_get(opts, "name")) : "");
-	req.progress_timeout_s = opt_int(opts, "progressTimeoutS", FERRY_UNSET);
-	req.auto_converge = opt_int(opts, "autoConverge", FERRY_UNSET);
-	req.post_copy = opt_int(opts, "postCopy", FERRY_UNSET);
-	req.post_copy_now = opt_int(opts, "postCopyNow", 0);
-	if (req.post_copy_now)
-		req.post_copy = 1;
-	req.downtime_step_ms = opt_int(opts, "downtimeStepMs", FERRY_UNSET);
-	req.escalate_after_s = opt_int(opts, "escalateAfterS", FERRY_UNSET);
-	req.completion_timeout_s_per_gib = opt_int(opts, "completionTimeoutSPerGiB", FERRY_UNSET);
-	if ((req.progress_timeout_s != FERRY_UNSET && req.progress_timeout_s < 0) ||
-	    (req.completion_timeout_s_per_gib != FERRY_UNSET && req.completion_timeout_s_per_gib < 0)) {
-		snprintf(err, errlen, "timeouts must be 0 (off) or a number of seconds");
-		return -EINVAL;
-	}
-	if (req.multifd_channels != FERRY_UNSET &&
-	    (req.multifd_channels < 0 || req.multifd_channels > 64)) {
-		snprintf(err, errlen, "multifdChannels must be between 0 and 64");
-		return -EINVAL;
-	}
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, vm);
@@ -1120,26 +1102,24 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 			return -EPERM;
 		}
 	}
-	uuid_v4(req.id);
-	am = calloc(1, sizeof(*am));
 	{
-		/* A matching named policy overrides the agent defaults for this
-		 * VM; the VM's own spec and the request still come first. */
+		/* Request, then the VM's spec, then the first matching named
+		 * policy, then the agent defaults. */
 		const struct ferry_policy_cfg *pl =
 			config_match_policy(a->cfg, v->q->spec->labels, v->q->spec->n_labels);
-		struct mig_env env = a->env;
 
-		if (pl) {
-			const int *src = (const int *)&pl->mig;
-			int *dst = (int *)&env.defaults;
-
-			for (size_t i = 0; i < sizeof(pl->mig) / sizeof(int); i++)
-				if (src[i] != FERRY_UNSET)
-					dst[i] = src[i];
-			snprintf(req.policy, sizeof(req.policy), "%s", pl->name);
+		r = mset_resolve(&rset, &v->q->spec->mig, pl ? &pl->mig : NULL, &a->cfg->mig,
+				 &req.set, err, errlen);
+		if (r < 0) {
+			pthread_mutex_unlock(&a->mu);
+			return r;
 		}
-		r = am ? mig_source_start(&env, &req, v->q, &m) : -ENOMEM;
+		if (pl)
+			snprintf(req.policy, sizeof(req.policy), "%s", pl->name);
 	}
+	uuid_v4(req.id);
+	am = calloc(1, sizeof(*am));
+	r = am ? mig_source_start(&a->env, &req, v->q, &m) : -ENOMEM;
 	if (r < 0) {
 		pthread_mutex_unlock(&a->mu);
 		free(am);

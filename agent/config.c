@@ -10,6 +10,7 @@
 
 #include "schema/check.h"
 #include "schema/input.h"
+#include "schema/mig_settings.h"
 #include "schema/yaml.h"
 #include "util/log.h"
 
@@ -217,6 +218,21 @@ static int check_strlist(struct schema_err *e, const char *key, char *const *l, 
 	return 0;
 }
 
+/* The defaults, and a policy over them, must make a working set of
+ * settings on their own (no request or spec needed to fix them), so a bad
+ * pair is refused when ferryd starts rather than at each migration. */
+static int check_mig_combination(struct schema_err *e, const char *path,
+				 const struct ferry_migration_defaults *policy,
+				 const struct ferry_migration_defaults *defaults)
+{
+	struct mset set;
+	char msg[300];
+
+	if (mset_resolve(NULL, NULL, policy, defaults, &set, msg, sizeof(msg)) == 0)
+		return 0;
+	return schema_fail(e, path, "%s: %s", path, msg);
+}
+
 static int config_check(const struct ferry_config *c, struct schema_err *e)
 {
 	struct sockaddr_un sun;
@@ -274,7 +290,8 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 		return schema_fail(e, "limits.parallel_inbound",
 				   "limits.parallel_inbound must be between 1 and 64 (got %d)",
 				   c->parallel_inbound);
-	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)))
+	if ((rc = ferry_migration_check(e, "migration", &c->mig, 0)) ||
+	    (rc = check_mig_combination(e, "migration", NULL, &c->mig)))
 		return rc;
 	for (size_t i = 0; i < c->n_tokens; i++) {
 		const struct ferry_token_cfg *t = &c->tokens[i];
@@ -302,7 +319,8 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 		if ((rc = schema_check_labels(e, p, pl->selector, pl->n_selector)))
 			return rc;
 		snprintf(p, sizeof(p), "policies[%zu].migration", i);
-		if ((rc = ferry_migration_check(e, p, &pl->mig, 1)))
+		if ((rc = ferry_migration_check(e, p, &pl->mig, 1)) ||
+		    (rc = check_mig_combination(e, p, &pl->mig, &c->mig)))
 			return rc;
 	}
 	for (size_t i = 0; i < c->n_peers; i++) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +363,25 @@ static int wait_migration(struct ctl *c, const char *id)
 	return r;
 }
 
+/* A numeric migration option: the whole argument must be a decimal
+ * integer (atoi would send "abc" as 0, which means "unlimited" for the
+ * bandwidth). The agent checks the range and names the setting. */
+static int add_number(struct json_object *body, const char *key, const char *opt,
+		      const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (!arg[0] || *end || errno || v < INT_MIN || v > INT_MAX) {
+		fprintf(stderr, "ferryctl migrate: --%s wants a whole number, not \"%s\"\n", opt, arg);
+		return -1;
+	}
+	json_object_object_add(body, key, json_object_new_int((int)v));
+	return 0;
+}
+
 static int cmd_migrate(struct ctl *c, int argc, char **argv)
 {
 	static const struct option o[] = {{"node", required_argument, NULL, 'n'},
@@ -381,7 +401,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 					  {NULL, 0, NULL, 0}};
 	struct json_object *body = json_object_new_object(), *out = NULL;
 	const char *vm = NULL;
-	int wait = 0, ch, r;
+	int wait = 0, ch, r, bad = 0;
 	long st;
 
 	/* getopt wants the command name in argv[0]: it sits just before. */
@@ -392,22 +412,26 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		switch (ch) {
 		case 'n': json_object_object_add(body, "node", json_object_new_string(optarg)); break;
 		case 'w': wait = 1; break;
-		case 'm': json_object_object_add(body, "multifdChannels", json_object_new_int(atoi(optarg))); break;
+		case 'm': bad |= add_number(body, "multifdChannels", "multifd", optarg); break;
 		case 'C': json_object_object_add(body, "compress", json_object_new_boolean(0)); break;
 		case 'V': json_object_object_add(body, "verifyMemory", json_object_new_boolean(1)); break;
 		case 'p': json_object_object_add(body, "paused", json_object_new_boolean(1)); break;
-		case 'b': json_object_object_add(body, "maxBandwidthMiBps", json_object_new_int(atoi(optarg))); break;
-		case 'P': json_object_object_add(body, "progressTimeoutS", json_object_new_int(atoi(optarg))); break;
-		case 'T': json_object_object_add(body, "completionTimeoutSPerGiB", json_object_new_int(atoi(optarg))); break;
+		case 'b': bad |= add_number(body, "maxBandwidthMiBps", "max-bandwidth", optarg); break;
+		case 'P': bad |= add_number(body, "progressTimeoutS", "progress-timeout", optarg); break;
+		case 'T': bad |= add_number(body, "completionTimeoutSPerGiB", "completion-timeout-per-gib", optarg); break;
 		case 'A': json_object_object_add(body, "autoConverge", json_object_new_boolean(1)); break;
 		case 'Y': json_object_object_add(body, "postCopy", json_object_new_boolean(1)); break;
 		case 'N': json_object_object_add(body, "postCopyNow", json_object_new_boolean(1)); break;
-		case 'D': json_object_object_add(body, "downtimeStepMs", json_object_new_int(atoi(optarg))); break;
-		case 'E': json_object_object_add(body, "escalateAfterS", json_object_new_int(atoi(optarg))); break;
+		case 'D': bad |= add_number(body, "downtimeStepMs", "downtime-step", optarg); break;
+		case 'E': bad |= add_number(body, "escalateAfterS", "escalate-after", optarg); break;
 		default:
 			json_object_put(body);
 			return 2;
 		}
+	}
+	if (bad) {
+		json_object_put(body);
+		return 2;
 	}
 	if (optind < argc)
 		vm = argv[optind];

@@ -35,8 +35,6 @@
 
 static int start_ram(struct migration *m, char *err, size_t errlen);
 
-static int pick(int req, int spec, int agent) { return req != FERRY_UNSET ? req : spec != FERRY_UNSET ? spec : agent; }
-
 /* The source's thread is the only writer of m->state, so it reads it
  * without the lock. */
 static int in_postcopy(const struct migration *m)
@@ -420,21 +418,19 @@ out:
 static int set_parameters(struct migration *m, char *err, size_t errlen)
 {
 	struct json_object *args = json_object_new_object();
-	int bw = pick(m->req.max_bandwidth_mibps, m->vm->spec->mig.max_bandwidth_mibps,
-		      m->env.defaults.max_bandwidth_mibps);
-	int dt = pick(m->req.downtime_limit_ms, m->vm->spec->mig.downtime_limit_ms,
-		      m->env.defaults.downtime_limit_ms);
+	uint64_t bw = mset_max_bandwidth_bps(&m->req.set);
+	int dt;
 	int r;
 
 	/* QEMU's default max-bandwidth throttles at 128 MiB/s: always set it.
 	 * "Unlimited" is 1 TiB/s. */
 	json_object_object_add(args, "max-bandwidth",
-			       json_object_new_int64(bw > 0 ? (int64_t)bw << 20 : (int64_t)1 << 40));
+			       json_object_new_int64(bw ? (int64_t)bw : (int64_t)1 << 40));
 	/* A cap per migration covers its post-copy phase too (QEMU keeps a
 	 * separate, unlimited one by default). */
-	if (bw > 0)
-		json_object_object_add(args, "max-postcopy-bandwidth", json_object_new_int64((int64_t)bw << 20));
-	m->downtime_ceiling_ms = dt > 0 ? dt : 300;
+	if (bw)
+		json_object_object_add(args, "max-postcopy-bandwidth", json_object_new_int64((int64_t)bw));
+	m->downtime_ceiling_ms = m->req.set.v.downtime_limit_ms;
 	/* No pause tuning under auto-converge: every extra pass is spent with
 	 * the guest's vCPUs throttled, a worse cost than a longer pause. */
 	if (!m->auto_converge && m->downtime_ceiling_ms > PAUSE_TUNE_START_MS)
@@ -524,9 +520,8 @@ static int start_postcopy(struct migration *m, struct monitor *mon)
  * taken. */
 static int escalate(struct migration *m, struct monitor *mon)
 {
-	int step = pick(m->req.downtime_step_ms, m->vm->spec->mig.downtime_step_ms,
-			m->env.defaults.downtime_step_ms);
-	int max = pick(FERRY_UNSET, m->vm->spec->mig.downtime_max_ms, m->env.defaults.downtime_max_ms);
+	int step = m->req.set.v.downtime_step_ms;
+	int max = m->req.set.v.downtime_max_ms;
 	int cur, next = 0;
 
 	pthread_mutex_lock(&m->mu);
@@ -911,11 +906,10 @@ static int monitor(struct migration *m, struct monitor *mon)
 				tune_pause(m, mon, smp.t_ms);
 			/* Post-copy right away, when asked: the first pass is under
 			 * way, so the target has somewhere to start from. */
-			if (m->postcopy && m->req.post_copy_now && m->state == MS_SRC_PRECOPY && v == MON_OK)
+			if (m->postcopy && m->req.set.post_copy_now && m->state == MS_SRC_PRECOPY && v == MON_OK)
 				start_postcopy(m, mon);
 			{
-				int after = pick(m->req.escalate_after_s, m->vm->spec->mig.escalate_after_s,
-						 m->env.defaults.escalate_after_s);
+				int after = m->req.set.v.escalate_after_s;
 				uint64_t since = mon->best_at_ms > last_escalation ? mon->best_at_ms : last_escalation;
 
 				if (pol_escalation_due(after, v, smp.iterations, smp.t_ms, since) && escalate(m, mon))
@@ -1110,17 +1104,12 @@ static int source_run(struct migration *m, struct source_run *c)
 	 * progress_timeout_s, or past completion_timeout_s_per_gib for each
 	 * GiB of memory (plus copied disk, once storage migrates). */
 	{
-		int pt = pick(m->req.progress_timeout_s, m->vm->spec->mig.progress_timeout_s,
-			      m->env.defaults.progress_timeout_s);
-		int ct = pick(m->req.completion_timeout_s_per_gib,
-			      m->vm->spec->mig.completion_timeout_s_per_gib,
-			      m->env.defaults.completion_timeout_s_per_gib);
-		/* GiB * 1024 of memory plus copied disk */
-		uint64_t gib_x1024 = (uint64_t)m->vm->spec->memory_mib + (stor_bytes(m->stor) >> 20);
+		uint64_t mib = (uint64_t)m->vm->spec->memory_mib + (stor_bytes(m->stor) >> 20);
 
-		mon_init(mon, time_mono_ms(), (uint64_t)(pt > 0 ? pt : 0) * 1000ull,
-			 (uint64_t)(ct > 0 ? ct : 0) * 1000ull * gib_x1024 / 1024ull);
-		log_info("mig", "event=policy progress_timeout_s=%d completion_timeout_s=%llu", pt,
+		mon_init(mon, time_mono_ms(), mset_progress_timeout_ms(&m->req.set),
+			 mset_completion_timeout_ms(&m->req.set, mib));
+		log_info("mig", "event=policy progress_timeout_s=%d completion_timeout_s=%llu",
+			 m->req.set.v.progress_timeout_s,
 			 (unsigned long long)(mon->completion_timeout_ms / 1000));
 	}
 	c->t_migrate = time_mono_ms();
@@ -1130,14 +1119,11 @@ static int source_run(struct migration *m, struct source_run *c)
 	/* Disks first: RAM pre-copy starts once every mirror is in sync
 	 * (monitor), so the two do not fight over the link. */
 	if (stor_count(m->stor)) {
-		int bw = pick(m->req.max_bandwidth_mibps, m->vm->spec->mig.max_bandwidth_mibps,
-			      m->env.defaults.max_bandwidth_mibps);
-
 		(void)mig_enter(m, MS_SRC_MIRRORING);
 		pthread_mutex_lock(&m->mu);
 		snprintf(m->st.storage_copy_mode, sizeof(m->st.storage_copy_mode), "background");
 		pthread_mutex_unlock(&m->mu);
-		r = stor_source_start(m->stor, m->qmp, m->nbd.path, bw > 0 ? (uint64_t)bw << 20 : 0, 0,
+		r = stor_source_start(m->stor, m->qmp, m->nbd.path, mset_max_bandwidth_bps(&m->req.set), 0,
 				      qcaps_has(&m->caps, QCAP_BLOCK_JOB_CHANGE), err, sizeof(err));
 	} else {
 		r = start_ram(m, err, sizeof(err));
@@ -1297,17 +1283,16 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 		return -ENOMEM;
 	m->req = *req;
 	m->vm = vm;
-	m->multifd = pick(req->multifd_channels, vm->spec->mig.multifd_channels,
-			  env->defaults.multifd_channels);
-	m->compress = pick(req->compress, vm->spec->mig.compress, env->defaults.compress);
-	m->auto_converge = pick(req->auto_converge, vm->spec->mig.auto_converge, env->defaults.auto_converge) > 0;
-	m->postcopy = pick(req->post_copy, vm->spec->mig.post_copy, env->defaults.post_copy) > 0;
+	/* Resolved and checked by the caller; post_copy already forced
+	 * multifd_channels to 0 (QEMU up to 10.0 refuses the pair). */
+	m->multifd = req->set.v.multifd_channels;
+	m->compress = req->set.v.compress;
+	m->auto_converge = req->set.v.auto_converge;
+	m->postcopy = req->set.v.post_copy;
 	if (stor_plan(vm->spec, &m->stor) < 0) {
 		mig_free(m);
 		return -ENOMEM;
 	}
-	if (m->postcopy)
-		m->multifd = 0; /* QEMU up to 10.0 refuses post-copy with multifd */
 	snprintf(m->mig_dir, sizeof(m->mig_dir), "%s/migrations/%s", env->state_dir, req->id);
 	snprintf(m->out.path, sizeof(m->out.path), "%s/out.sock", m->mig_dir);
 	snprintf(m->nbd.path, sizeof(m->nbd.path), "%s/nbd.sock", m->mig_dir);

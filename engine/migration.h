@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "engine/channel.h"
+#include "schema/mig_settings.h"
 #include "engine/qemu_proc.h"
 #include "engine/vmspec.h"
 #include "transport/peer.h"
@@ -44,7 +45,6 @@ struct mig_env {
 	char node[64];
 	char state_dir[256];
 	struct qemu_env qemu;
-	struct ferry_migration_defaults defaults;
 	void *agent;
 	/* Source: the migration ended; succeeded = the VM now lives on the
 	 * target and the source QEMU is gone. */
@@ -71,17 +71,12 @@ struct mig_request {
 	char target_node[64];
 	char target_host[256];
 	int target_port;
-	int multifd_channels;    /* FERRY_UNSET = spec, then agent default */
-	int compress;            /* FERRY_UNSET = spec, then agent default */
-	int max_bandwidth_mibps; /* FERRY_UNSET = ...; 0 = unlimited */
-	int downtime_limit_ms;   /* FERRY_UNSET = ... */
+	/* The settings, resolved by the caller (mset_resolve: request, VM
+	 * spec, policy, agent defaults) and checked before anything starts. */
+	struct mset set;
 	int verify_memory;       /* target starts paused; both sides hash guest RAM
 				    after the switchover and must match */
-	int progress_timeout_s;  /* FERRY_UNSET = spec, then agent default; 0 = off */
-	int completion_timeout_s_per_gib; /* likewise */
-	int auto_converge, post_copy, downtime_step_ms, escalate_after_s; /* likewise */
 	char policy[64];         /* the named policy applied, "" for none */
-	int post_copy_now;       /* with post_copy: switch during the first pass */
 	int keep_paused;         /* the guest arrives paused and stays so (libvirt's
 				    VIR_MIGRATE_PAUSED): someone resumes it later */
 	char name[64];           /* a VirtualMachineInstanceMigration's metadata.name, or "" */

@@ -20,6 +20,7 @@
 #ifndef FERRY_SCHEMA_SCHEMA_H
 #define FERRY_SCHEMA_SCHEMA_H
 
+#include <limits.h>
 #include <stddef.h>
 
 struct json_object;
@@ -29,8 +30,10 @@ struct ferry_kv {
 	char *key, *value;
 };
 
-/* An int field holding FERRY_UNSET is "absent" (see SCHEMA_F_UNSET_OMIT). */
-#define FERRY_UNSET (-1)
+/* An int field holding FERRY_UNSET is "absent" (see SCHEMA_F_UNSET_OMIT).
+ * It lies outside every setting's range, so no value (0 and -1 included)
+ * is ever mistaken for it. */
+#define FERRY_UNSET INT_MIN
 
 enum schema_kind {
 	SCHEMA_END = 0,
@@ -45,7 +48,7 @@ enum schema_kind {
 	SCHEMA_RESERVED, /* accepted only as an empty list (a key of a later version) */
 };
 
-/* FERRY_UNSET (-1) means "absent": schema_encode leaves such a field out. */
+/* FERRY_UNSET means "absent": schema_encode leaves such a field out. */
 #define SCHEMA_F_UNSET_OMIT 0x1
 
 struct schema_field {

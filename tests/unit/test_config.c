@@ -196,6 +196,13 @@ static void test_bad_values(void **state)
 	assert_string_equal(parse_fail("node: a\nmigration: {downtime_limit_ms: -1}\n"),
 			    "ferryd.yaml:2: migration.downtime_limit_ms must be between 1 and 2000000 "
 			    "(got -1)");
+	/* A combination that cannot work is refused at load, naming both. */
+	assert_string_equal(parse_fail("node: a\nmigration: {downtime_step_ms: 100, "
+				       "downtime_limit_ms: 2000}\n"),
+			    "ferryd.yaml:2: migration: downtime_max_ms (2000, agent default) must "
+			    "be above downtime_limit_ms (2000, agent default) while "
+			    "downtime_step_ms (100, agent default) is on: a step could not raise "
+			    "the limit");
 	assert_string_equal(parse_fail("node: a\ntokens: [{name: t, role: admin}]\n"),
 			    "ferryd.yaml:2: tokens[0].token must be at least 16 characters");
 	assert_string_equal(parse_fail("node: a\ntokens: [{name: t, token: 0123456789abcdef, role: root}]\n"),
@@ -295,6 +302,12 @@ static void test_policies(void **state)
 
 	assert_non_null(strstr(parse_fail("node: n1\npolicies:\n  - name: x\n    migration: {escalate_after_s: 0}\n"),
 			       "escalate_after_s must be between 1 and 86400"));
+	/* A policy over the defaults must work too: post-copy after 200 s
+	 * would come after the 150 s progress timeout. */
+	assert_non_null(strstr(parse_fail("node: n1\npolicies:\n  - name: x\n    migration: "
+					  "{post_copy: true, escalate_after_s: 200}\n"),
+			       "policies[0].migration: escalate_after_s (200, policy) must be below "
+			       "progress_timeout_s (150, agent default)"));
 	assert_non_null(strstr(parse_fail("node: n1\npolicies:\n  - name: x\n  - name: x\n"),
 			       "duplicate policy"));
 }

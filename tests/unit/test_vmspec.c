@@ -353,6 +353,11 @@ static void test_errors(void **state)
 	assert_string_equal(parse_fail("name: a\nmigration:\n  multifd_channels: 65\n"),
 			    "vm.yaml:3: migration.multifd_channels must be between 0 and 64 "
 			    "(got 65)");
+	/* -1 is a value, not "unset": a negative bandwidth is refused, not
+	 * taken as the agent default (or as unlimited). */
+	assert_string_equal(parse_fail("name: a\nmigration:\n  max_bandwidth_mibps: -1\n"),
+			    "vm.yaml:3: migration.max_bandwidth_mibps must be between 0 and "
+			    "1048576 (got -1)");
 	assert_string_equal(parse_fail("name: a\nlabels: {\"a b\": c}\n"),
 			    "vm.yaml:2: labels: label key \"a b\" must be 1..253 characters of "
 			    "A-Z, a-z, 0-9, '.', '_', '/', '-' starting with a letter or digit");
