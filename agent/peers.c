@@ -197,7 +197,8 @@ static void peer_accept_cb(struct loop_op *op, int res)
 		/* Out of fds or similar: keep serving peers, but do not spin. */
 		log_error("peer", "event=accept_failed err=%s action=retry_in_200ms", strerror(-res));
 		a->peer_retry_op.cb = peer_retry_cb;
-		loop_timeout(a->lp, &a->peer_retry_op, 200);
+		if (loop_timeout(a->lp, &a->peer_retry_op, 200) < 0)
+			log_error("peer", "event=peer_listener_stopped reason=\"cannot queue a retry\"");
 		return;
 	}
 	pc = malloc(sizeof(*pc));
@@ -219,8 +220,12 @@ static void arm(void *arg)
 {
 	struct agent *a = arg;
 
+	int r;
+
 	a->peer_accept_op.cb = peer_accept_cb;
-	loop_accept(a->lp, &a->peer_accept_op, a->peer_fd);
+	r = loop_accept(a->lp, &a->peer_accept_op, a->peer_fd);
+	if (r < 0)
+		peer_accept_cb(&a->peer_accept_op, r); /* retried after a pause */
 }
 
 int peers_start(struct agent *a, char *err, size_t errlen)
@@ -240,7 +245,13 @@ int peers_start(struct agent *a, char *err, size_t errlen)
 			 a->cfg->listen_port, strerror(-r));
 		return r;
 	}
-	loop_post(a->lp, arm, a);
+	r = loop_post(a->lp, arm, a);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start the peer listener: %s", strerror(-r));
+		close(a->peer_fd);
+		a->peer_fd = -1;
+		return r;
+	}
 	log_info("peer", "event=listening addr=%s:%d", a->cfg->listen_host, a->cfg->listen_port);
 	return 0;
 }
@@ -256,7 +267,7 @@ void peers_stop(struct agent *a)
 {
 	if (a->peer_fd < 0)
 		return;
-	loop_post(a->lp, cancel, a);
+	loop_post_must(a->lp, cancel, a);
 	/* The loop stops later; closing now only makes pending accepts fail. */
 	shutdown(a->peer_fd, SHUT_RDWR);
 }

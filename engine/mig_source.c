@@ -137,8 +137,11 @@ static void *channel_thread(void *arg)
 	}
 	log_info("mig", "event=channel_relayed kind=%s channel=%d stream=%u", channel_kind_name(kind),
 		 id, sid);
-	relay_add_stream(m->relay, cs->fd, pfd, sid, label, m->compress);
+	/* The relay owns both sockets from here, even when it fails. */
+	r = relay_add_stream(m->relay, cs->fd, pfd, sid, label, m->compress);
 	cs->fd = pfd = -1;
+	if (r < 0)
+		setup_error(m, "cannot relay channel %s: %s", label, strerror(-r));
 out:
 	if (cs->fd >= 0)
 		close(cs->fd);
@@ -198,8 +201,12 @@ static void listener_arm(void *arg)
 {
 	struct mig_listener *l = arg;
 
+	int r;
+
 	l->op.cb = accept_cb;
-	loop_accept(l->m->env.lp, &l->op, l->fd);
+	r = loop_accept(l->m->env.lp, &l->op, l->fd);
+	if (r < 0)
+		accept_cb(&l->op, r); /* closes it: stop_listener must not wait */
 }
 
 static void listener_cancel(void *arg)
@@ -216,7 +223,7 @@ static int open_listener(struct mig_listener *l)
 	if (r < 0)
 		return r;
 	l->open = 1;
-	loop_post(l->m->env.lp, listener_arm, l);
+	loop_post_must(l->m->env.lp, listener_arm, l);
 	return 0;
 }
 
@@ -227,7 +234,7 @@ static void stop_listener(struct mig_listener *l)
 	pthread_mutex_lock(&m->mu);
 	if (l->open) {
 		pthread_mutex_unlock(&m->mu);
-		loop_post(m->env.lp, listener_cancel, l);
+		loop_post_must(m->env.lp, listener_cancel, l);
 		pthread_mutex_lock(&m->mu);
 		while (l->open)
 			pthread_cond_wait(&m->cv, &m->mu);

@@ -114,8 +114,12 @@ static void dispatch(struct loop *lp, struct io_uring_cqe *cqe)
 	}
 	if (op->multishot && res >= 0 && !(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The kernel ended a multishot accept: deliver, then re-arm. */
+		int r;
+
 		op->cb(op, res);
-		loop_accept(lp, op, op->fb_fd);
+		r = loop_accept(lp, op, op->fb_fd);
+		if (r < 0)
+			op->cb(op, r); /* the listener's owner learns it stopped */
 		return;
 	}
 	op->cb(op, res);
@@ -292,7 +296,7 @@ void loop_free(struct loop *lp)
 {
 	if (!lp)
 		return;
-	loop_post(lp, stop_fn, lp);
+	loop_post_must(lp, stop_fn, lp);
 	pthread_join(lp->thread, NULL);
 	close(lp->efd);
 	pthread_mutex_destroy(&lp->mu);
@@ -302,7 +306,6 @@ void loop_free(struct loop *lp)
 
 const struct loop_features *loop_features(const struct loop *lp) { return &lp->feat; }
 
-int loop_on_thread(const struct loop *lp) { return t_current == lp; }
 
 int loop_post(struct loop *lp, void (*fn)(void *), void *arg)
 {
@@ -321,9 +324,23 @@ int loop_post(struct loop *lp, void (*fn)(void *), void *arg)
 		lp->head = p;
 	lp->tail = p;
 	pthread_mutex_unlock(&lp->mu);
-	if (write(lp->efd, &one, sizeof(one)) < 0)
-		return -errno;
+	/* The only failure, EAGAIN, means the counter is already non-zero:
+	 * the loop wakes either way, and the item is queued. */
+	(void)!write(lp->efd, &one, sizeof(one));
 	return 0;
+}
+
+void loop_post_must(struct loop *lp, void (*fn)(void *), void *arg)
+{
+	/* Only a failed allocation stops a post; a lost post hangs whoever
+	 * waits for it, so try for a second, then stop loudly. */
+	for (int i = 0; i < 1000; i++) {
+		if (loop_post(lp, fn, arg) == 0)
+			return;
+		poll(NULL, 0, 1); /* memory may come back; nothing to wait on */
+	}
+	log_error("loop", "event=post_failed reason=\"out of memory\"");
+	abort();
 }
 
 int loop_recv(struct loop *lp, struct loop_op *op, int fd, void *buf, size_t len, int flags)

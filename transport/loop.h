@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "util/compiler.h"
+
 struct loop;
 struct loop_op;
 
@@ -43,19 +45,22 @@ int loop_new(struct loop **out);
  * stop the users first. */
 void loop_free(struct loop *lp);
 const struct loop_features *loop_features(const struct loop *lp);
-int loop_on_thread(const struct loop *lp);
 
-/* Run fn(arg) on the loop thread, in order. Thread-safe. */
-int loop_post(struct loop *lp, void (*fn)(void *), void *arg);
+/* Run fn(arg) on the loop thread, in order. Thread-safe. 0, or -ENOMEM
+ * (nothing was queued). */
+FERRY_MUST_CHECK int loop_post(struct loop *lp, void (*fn)(void *), void *arg);
+/* The same for a caller that cannot go on without it (a completion, a
+ * stop): retries for a second, then aborts the process. */
+void loop_post_must(struct loop *lp, void (*fn)(void *), void *arg);
 
 /* The following must be called on the loop thread. They return 0 or -errno
  * (only -ENOMEM-like setup failures; I/O errors arrive in the callback). */
-int loop_recv(struct loop *lp, struct loop_op *op, int fd, void *buf, size_t len, int flags);
-int loop_send(struct loop *lp, struct loop_op *op, int fd, const void *buf, size_t len, int flags);
+FERRY_MUST_CHECK int loop_recv(struct loop *lp, struct loop_op *op, int fd, void *buf, size_t len, int flags);
+FERRY_MUST_CHECK int loop_send(struct loop *lp, struct loop_op *op, int fd, const void *buf, size_t len, int flags);
 /* Accepts repeatedly: the callback runs once per connection (res = new fd,
  * already non-blocking and close-on-exec) until it gets an error. */
-int loop_accept(struct loop *lp, struct loop_op *op, int listen_fd);
-int loop_timeout(struct loop *lp, struct loop_op *op, unsigned ms);
+FERRY_MUST_CHECK int loop_accept(struct loop *lp, struct loop_op *op, int listen_fd);
+FERRY_MUST_CHECK int loop_timeout(struct loop *lp, struct loop_op *op, unsigned ms);
 /* Cancel every op on fd (best effort; their callbacks run with -ECANCELED). */
 int loop_cancel_fd(struct loop *lp, int fd);
 

@@ -503,10 +503,22 @@ static void enc_send_cb(struct loop_op *op, int res)
 	pump_check_done(p);
 }
 
+/* An I/O that could not be queued (r < 0): nothing will ever complete it,
+ * so undo its accounting and fail the stream; otherwise the pump would
+ * never go idle and relay_free would wait forever. */
+static void arm_failed(struct pump *p, int *busy, int r, const char *what)
+{
+	*busy = 0;
+	p->inflight--;
+	pump_abort(p, r, "cannot queue a %s: %s", what, strerror(-r));
+}
+
 /* Arms whatever can run now: a recv into the next free slot, a send of the
  * oldest ready slot. Order on the wire is slot order. */
 static void enc_pump(struct pump *p)
 {
+	int r;
+
 	struct enc_slot *s;
 
 	if (p->dead)
@@ -517,14 +529,20 @@ static void enc_pump(struct pump *p)
 		s->state = SLOT_BUSY;
 		p->enc_recv_busy = 1;
 		p->inflight++;
-		loop_recv(p->r->lp, &p->enc_recv_op, p->plain, s->raw, PUMP_CHUNK, 0);
+		r = loop_recv(p->r->lp, &p->enc_recv_op, p->plain, s->raw, PUMP_CHUNK, 0);
+		if (r < 0) {
+			arm_failed(p, &p->enc_recv_busy, r, "receive from QEMU");
+			return;
+		}
 	}
 	s = &p->enc[p->enc_head % PUMP_SLOTS];
 	if (!p->enc_send_busy && p->enc_head != p->enc_fill && s->state == SLOT_READY) {
 		p->enc_send_busy = 1;
 		p->inflight++;
-		loop_send(p->r->lp, &p->enc_send_op, p->framed, s->frame + p->enc_send_off,
-			  (size_t)s->frame_len - p->enc_send_off, 0);
+		r = loop_send(p->r->lp, &p->enc_send_op, p->framed, s->frame + p->enc_send_off,
+			      (size_t)s->frame_len - p->enc_send_off, 0);
+		if (r < 0)
+			arm_failed(p, &p->enc_send_busy, r, "send to the peer");
 	}
 }
 
@@ -742,6 +760,7 @@ static void dec_send_cb(struct loop_op *op, int res)
 
 static void dec_pump(struct pump *p)
 {
+	int r = 0;
 	struct dec_slot *s;
 
 	if (p->dead)
@@ -761,8 +780,12 @@ static void dec_pump(struct pump *p)
 		}
 		p->dec_send_busy = 1;
 		p->inflight++;
-		loop_send(p->r->lp, &p->dec_send_op, p->plain, s->out + p->dec_send_off,
-			  (size_t)s->out_len - p->dec_send_off, 0);
+		r = loop_send(p->r->lp, &p->dec_send_op, p->plain, s->out + p->dec_send_off,
+			      (size_t)s->out_len - p->dec_send_off, 0);
+		if (r < 0) {
+			arm_failed(p, &p->dec_send_busy, r, "send to QEMU");
+			return;
+		}
 		break;
 	}
 	/* After the peer's FIN, read on into the tail slot (see struct pump)
@@ -773,22 +796,20 @@ static void dec_pump(struct pump *p)
 	if (p->dec_in_payload) {
 		p->dec_recv_busy = 1;
 		p->inflight++;
-		loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->wire + p->dec_got,
-			  s->h.wire_len - p->dec_got, MSG_WAITALL);
+		r = loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->wire + p->dec_got,
+			      s->h.wire_len - p->dec_got, MSG_WAITALL);
 	} else if (s == &p->tail ||
 		   (s->state == SLOT_FREE && p->dec_fill - p->dec_head < PUMP_SLOTS)) {
 		p->dec_recv_busy = 1;
 		p->inflight++;
-		loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->hdr + p->dec_got,
-			  FRAME_HDR_LEN - p->dec_got, MSG_WAITALL);
+		r = loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->hdr + p->dec_got,
+			      FRAME_HDR_LEN - p->dec_got, MSG_WAITALL);
 	}
+	if (r < 0)
+		arm_failed(p, &p->dec_recv_busy, r, "receive from the peer");
 }
 
 /* ---- start ------------------------------------------------------------- */
-
-struct start_req {
-	struct pump *p;
-};
 
 static void pump_start(void *arg)
 {
@@ -877,6 +898,13 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	rs->pump = p;
 
 	pthread_mutex_lock(&r->mu);
+	if (r->n >= RELAY_MAX_STREAMS) {
+		pthread_mutex_unlock(&r->mu);
+		log_warn("relay", "event=stream_refused stream=%u reason=\"more than %d streams\"", stream_id,
+			 RELAY_MAX_STREAMS);
+		ret = -EMFILE;
+		goto fail;
+	}
 	if (r->n == r->cap) {
 		size_t nc = r->cap ? r->cap * 2 : 8;
 		struct relay_stream **ns = realloc(r->streams, nc * sizeof(*ns));
@@ -893,7 +921,7 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	pthread_mutex_unlock(&r->mu);
 	log_info("relay", "event=stream_started stream=%u label=%s compress=%d", stream_id,
 		 rs->st.label, compress);
-	loop_post(r->lp, pump_start, p);
+	loop_post_must(r->lp, pump_start, p);
 	return 0;
 fail:
 	if (p) {
@@ -911,19 +939,16 @@ fail:
 	return ret;
 }
 
-struct abort_all {
-	struct relay *r;
-};
-
 static void abort_all_fn(void *arg)
 {
 	struct relay *r = arg;
-	struct pump *live[256];
+	struct pump *live[RELAY_MAX_STREAMS];
 	size_t n = 0;
 
-	/* Collect under the lock, abort outside it: release takes the lock. */
+	/* Collect under the lock, abort outside it: release takes the lock.
+	 * relay_add_stream keeps r->n within the array. */
 	pthread_mutex_lock(&r->mu);
-	for (size_t i = 0; i < r->n && n < 256; i++)
+	for (size_t i = 0; i < r->n && n < RELAY_MAX_STREAMS; i++)
 		if (r->streams[i]->pump)
 			live[n++] = r->streams[i]->pump;
 	pthread_mutex_unlock(&r->mu);

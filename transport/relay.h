@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/compiler.h"
+
 struct loop;
 struct workers;
 struct relay;
@@ -41,11 +43,15 @@ enum relay_compress {
 	RELAY_COMPRESS_ZSTD = 3,   /* zstd on every chunk (tests) */
 };
 
-int relay_new(struct loop *lp, struct workers *w, struct relay **out);
+FERRY_MUST_CHECK int relay_new(struct loop *lp, struct workers *w, struct relay **out);
+
+/* Streams one relay carries at most: a main channel, up to 64 multifd
+ * channels and a disk mirror per disk fit many times over. */
+#define RELAY_MAX_STREAMS 256
 
 /* Starts a stream. Takes ownership of both fds, also on failure.
- * compress: an enum relay_compress. */
-int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
+ * compress: an enum relay_compress. -EMFILE past RELAY_MAX_STREAMS. */
+FERRY_MUST_CHECK int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
 		     const char *label, int compress);
 
 /* Aborts every stream: an ABORT frame with the reason goes to the peer where

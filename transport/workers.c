@@ -48,7 +48,7 @@ static void *worker_main(void *arg)
 			break; /* stopping and queue empty */
 		j->work(j->arg, c);
 		/* The job node rides along to the loop thread only as its arg. */
-		loop_post(w->lp, j->done, j->arg);
+		loop_post_must(w->lp, j->done, j->arg);
 		free(j);
 	}
 	codec_free(c);

@@ -1390,6 +1390,40 @@ static void test_fallback(void **state)
 	alarm(0);
 }
 
+/* Regression: a relay with more than 256 streams used to overflow the
+ * abort's fixed list and hang relay_free. Now the stream past the cap is
+ * refused (its sockets closed), and abort and free of a full relay end. */
+static void test_stream_cap(void **state)
+{
+	struct agent A;
+	int keep[RELAY_MAX_STREAMS][2], fd0 = count_fds(), sv[2], tv[2];
+
+	(void)state;
+	watchdog("stream_cap", 40);
+	agent_start(&A);
+	for (int i = 0; i < RELAY_MAX_STREAMS; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv), 0);
+		assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], (uint32_t)i + 1, "s", RELAY_COMPRESS_OFF), 0);
+		keep[i][0] = sv[1];
+		keep[i][1] = tv[1];
+	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv), 0);
+	assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], 9999, "over", RELAY_COMPRESS_OFF), -EMFILE);
+	/* the refused stream's sockets are closed: our ends see EOF */
+	assert_int_equal(wait_eof(sv[1], 2000), 0);
+	close(sv[1]);
+	close(tv[1]);
+	relay_abort(A.r, "cap test");
+	agent_stop(&A);
+	for (int i = 0; i < RELAY_MAX_STREAMS; i++) {
+		close(keep[i][0]);
+		close(keep[i][1]);
+	}
+	assert_int_equal(count_fds(), fd0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1401,6 +1435,7 @@ int main(void)
 		cmocka_unit_test(test_adaptive_slow_link),
 		cmocka_unit_test(test_peer_closes),
 		cmocka_unit_test(test_fallback),
+		cmocka_unit_test(test_stream_cap),
 	};
 	const char *mib = getenv("FERRY_RELAY_TEST_MIB");
 	const char *only = getenv("FERRY_RELAY_TEST_ONLY"); /* cmocka pattern, e.g. "*abort*" */
