@@ -56,28 +56,6 @@ struct qmp {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint64_t deadline_of(int timeout_ms)
-{
-	if (timeout_ms < 0)
-		return UINT64_MAX;
-	return time_mono_ms() + (uint64_t)timeout_ms;
-}
-
-/* Milliseconds left until deadline, in poll()'s terms (-1 = forever). */
-static int remaining_ms(uint64_t deadline)
-{
-	uint64_t now;
-
-	if (deadline == UINT64_MAX)
-		return -1;
-	now = time_mono_ms();
-	if (now >= deadline)
-		return 0;
-	if (deadline - now > INT_MAX)
-		return INT_MAX;
-	return (int)(deadline - now);
-}
-
 static void fill_err(struct qmp_error *err, const char *cls, const char *desc)
 {
 	if (!err)
@@ -153,7 +131,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	int n, rc;
 
 	for (;;) {
-		n = poll(&pfd, 1, remaining_ms(deadline));
+		n = poll(&pfd, 1, time_remaining_ms(deadline));
 		if (n > 0) {
 			rc = (pfd.revents & POLLNVAL) ? -EBADF : 0;
 			break;
@@ -607,7 +585,7 @@ static int exec_common(struct qmp *q, const char *cmd, struct json_object *args,
 	const char *s;
 	char *line = NULL;
 	char id[32];
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	int saved_errno = errno;
 	size_t len;
 	int rc = 0;
@@ -710,7 +688,7 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_object *greet = NULL, *ver;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	struct qmp *q = NULL;
 	int saved_errno = errno;
 	int rc = 0, e, wait;
@@ -762,7 +740,7 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 			set_error(q, "cannot connect to %s: %s", sock_path, strerror(e));
 			goto out;
 		}
-		wait = remaining_ms(deadline);
+		wait = time_remaining_ms(deadline);
 		if (wait == 0) {
 			rc = -ETIMEDOUT;
 			set_error(q, "cannot connect to %s within %d ms: %s", sock_path,
@@ -785,7 +763,7 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 			  json_object_to_json_string_ext(greet, JSON_C_TO_STRING_PLAIN));
 		goto out;
 	}
-	rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err, remaining_ms(deadline));
+	rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err, time_remaining_ms(deadline));
 	if (rc)
 		goto out;
 	ver = json_object_object_get(json_object_object_get(json_object_object_get(greet, "QMP"),
@@ -836,7 +814,7 @@ int qmp_take_event(struct qmp *q, const char *name, struct qmp_event *ev)
 int qmp_wait_event(struct qmp *q, const char *name, int timeout_ms,
 		   struct qmp_event *ev)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	int saved_errno = errno;
 	int rc;
 
@@ -871,7 +849,7 @@ out:
 
 int qmp_pump(struct qmp *q, int timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	int saved_errno = errno;
 	int rc = 0, i;
 

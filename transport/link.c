@@ -16,13 +16,6 @@
 
 #include "util/timeutil.h"
 
-static int remaining_ms(uint64_t deadline)
-{
-	uint64_t now = time_mono_ms();
-
-	return now >= deadline ? 0 : (int)(deadline - now);
-}
-
 int link_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 {
 	const char *c = strrchr(s, ':');
@@ -125,7 +118,7 @@ static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t sl, uin
 		if (errno != EINPROGRESS)
 			return -errno;
 		for (;;) {
-			int n = poll(&pfd, 1, remaining_ms(deadline));
+			int n = poll(&pfd, 1, time_remaining_ms(deadline));
 
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -186,7 +179,7 @@ int link_connect_unix(const char *path, int timeout_ms, int *fd_out)
 			return 0;
 		}
 		close(fd);
-		if ((r != -ENOENT && r != -ECONNREFUSED) || remaining_ms(deadline) == 0 ||
+		if ((r != -ENOENT && r != -ECONNREFUSED) || time_remaining_ms(deadline) == 0 ||
 		    attempt > 10000)
 			return r;
 		/* The socket's creator (QEMU) has not bound it yet and offers
@@ -223,7 +216,7 @@ int link_send_all(int fd, const void *buf, size_t len, int timeout_ms)
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (poll(&pfd, 1, remaining_ms(deadline)) == 0)
+		if (poll(&pfd, 1, time_remaining_ms(deadline)) == 0)
 			return -ETIMEDOUT;
 	}
 	return 0;
@@ -247,7 +240,7 @@ int link_recv_all(int fd, void *buf, size_t len, int timeout_ms)
 			return -ECONNRESET;
 		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (poll(&pfd, 1, remaining_ms(deadline)) == 0)
+		if (poll(&pfd, 1, time_remaining_ms(deadline)) == 0)
 			return -ETIMEDOUT;
 	}
 	return 0;
