@@ -59,12 +59,41 @@ struct timespec time_cond_deadline(int ms)
 	return ts;
 }
 
-void time_format_rfc3339(uint64_t real_us, char *buf, unsigned len)
+/* "YYYY-MM-DDTHH:MM:SS", then ".mmm" when with_ms, then "Z". */
+static size_t format_utc(uint64_t real_us, int with_ms, char *buf, size_t len)
 {
 	time_t s = (time_t)(real_us / 1000000ull);
 	struct tm tm;
+	size_t n;
+	int k;
 
-	gmtime_r(&s, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (!len)
+		return 0;
+	buf[0] = '\0';
+	if (!gmtime_r(&s, &tm))
+		return 0;
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!n)
+		goto out_too_small;
+	if (with_ms)
+		k = snprintf(buf + n, len - n, ".%03uZ",
+			     (unsigned)(real_us / 1000ull % 1000ull));
+	else
+		k = snprintf(buf + n, len - n, "Z");
+	if (k < 0 || (size_t)k >= len - n)
+		goto out_too_small;
+	return n + (size_t)k;
+out_too_small:
+	buf[0] = '\0';
+	return 0;
+}
+
+size_t time_format_rfc3339(uint64_t real_us, char *buf, size_t len)
+{
+	return format_utc(real_us, 0, buf, len);
+}
+
+size_t time_format_rfc3339_ms(uint64_t real_us, char *buf, size_t len)
+{
+	return format_utc(real_us, 1, buf, len);
 }

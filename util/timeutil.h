@@ -2,6 +2,7 @@
 #ifndef FERRY_UTIL_TIMEUTIL_H
 #define FERRY_UTIL_TIMEUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -22,7 +23,11 @@ int time_remaining_ms(uint64_t deadline);
  * clock. */
 struct timespec time_cond_deadline(int ms);
 
-/* RFC 3339 UTC ("2026-11-21T23:01:02Z") of a realtime microsecond value. */
-void time_format_rfc3339(uint64_t real_us, char *buf, unsigned len);
+/* RFC 3339 UTC of a realtime microsecond value, whole seconds
+ * ("2026-11-21T23:01:02Z") or with milliseconds ("2026-11-21T23:01:02.345Z").
+ * Returns the length written; 0 (and an empty buf, if len > 0) when buf is
+ * too small. */
+size_t time_format_rfc3339(uint64_t real_us, char *buf, size_t len);
+size_t time_format_rfc3339_ms(uint64_t real_us, char *buf, size_t len);
 
 #endif
