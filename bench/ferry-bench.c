@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/net.h"
 #include "util/timeutil.h"
 
 #define MAX_CHILD 64
@@ -449,21 +450,6 @@ static void qmp_note_event(struct qmp *q, struct json_object *j, const char *nam
 	}
 }
 
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* One JSON line from QMP, NULL on timeout/EOF. Records STOP and RESUME. */
 static struct json_object *qmp_read(struct qmp *q, uint64_t deadline)
 {
@@ -583,7 +569,7 @@ static struct qmp *qmp_open(const char *path, int timeout_s)
 
 	if (!q)
 		return NULL;
-	while ((q->fd = unix_connect(path)) < 0) {
+	while (net_connect_unix(path, 0, &q->fd) < 0) {
 		if (time_mono_ms() >= end || g_stop) {
 			free(q);
 			return NULL;

@@ -10,9 +10,11 @@
 #include "qmp/qmp.h"
 
 #include "util/log.h"
+#include "util/net.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -30,7 +32,6 @@
 #define QMP_EVQ_INITIAL 16
 #define QMP_JSON_DEPTH 64
 /* Pause between connect attempts while QEMU has not created the socket. */
-#define QMP_CONNECT_RETRY_MS 20
 /* qmp_pump reads at most this many chunks per call so that a chatty QEMU
  * cannot keep the caller inside it; the fd stays readable for the next
  * poll. */
@@ -686,12 +687,11 @@ int qmp_execute_fd(struct qmp *q, const char *cmd, struct json_object *args,
 int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 		struct qmp_error *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_object *greet = NULL, *ver;
 	uint64_t deadline = time_deadline_ms(timeout_ms);
 	struct qmp *q = NULL;
 	int saved_errno = errno;
-	int rc = 0, e, wait;
+	int rc = 0;
 
 	fill_err(err, "", "");
 	if (out)
@@ -701,12 +701,11 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 		rc = -EINVAL;
 		goto out;
 	}
-	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
+	if (strlen(sock_path) >= sizeof(q->path)) {
 		fill_err(err, QMP_LOCAL_CLASS, "QMP socket path too long");
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
-	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
 	q = calloc(1, sizeof(*q));
 	if (q)
 		q->rx = malloc(QMP_RX_INITIAL);
@@ -721,35 +720,21 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 
 	/* QEMU creates the socket some time after it was started: retry
 	 * while the socket is absent or nobody listens on it yet. */
-	for (;;) {
-		q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (q->fd < 0) {
-			rc = -errno;
-			set_error(q, "socket(AF_UNIX) failed: %s", strerror(errno));
-			goto out;
-		}
-		if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		e = errno;
-		close(q->fd);
-		q->fd = -1;
-		if (e == EINTR)
-			continue;
-		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN) {
-			rc = -e;
-			set_error(q, "cannot connect to %s: %s", sock_path, strerror(e));
-			goto out;
-		}
-		wait = time_remaining_ms(deadline);
-		if (wait == 0) {
-			rc = -ETIMEDOUT;
-			set_error(q, "cannot connect to %s within %d ms: %s", sock_path,
-				  timeout_ms, strerror(e));
-			goto out;
-		}
-		if (wait < 0 || wait > QMP_CONNECT_RETRY_MS)
-			wait = QMP_CONNECT_RETRY_MS;
-		poll(NULL, 0, wait);
+	rc = net_connect_unix(sock_path, timeout_ms, &q->fd);
+	if (rc == -ENOENT || rc == -ECONNREFUSED || rc == -EAGAIN) {
+		set_error(q, "cannot connect to %s within %d ms: %s", sock_path,
+			  timeout_ms, strerror(-rc));
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	if (rc) {
+		set_error(q, "cannot connect to %s: %s", sock_path, strerror(-rc));
+		goto out;
+	}
+	if (fcntl(q->fd, F_SETFL, fcntl(q->fd, F_GETFL) | O_NONBLOCK) < 0) {
+		rc = -errno;
+		set_error(q, "cannot make the QMP socket non-blocking: %s", strerror(errno));
+		goto out;
 	}
 
 	rc = rx_next_msg(q, deadline, &greet);

@@ -18,7 +18,7 @@ int link_listen_unix(const char *path, int *fd_out); /* unlinks a stale file fir
 
 /* Blocking connects with a deadline; the returned fd is blocking,
  * close-on-exec. Unix connects retry while the socket does not exist yet or
- * refuses (a QEMU that is still starting). */
+ * refuses (a QEMU that is still starting): net_connect_unix(). */
 int link_connect_tcp(const char *host, int port, int timeout_ms, int *fd_out);
 int link_connect_unix(const char *path, int timeout_ms, int *fd_out);
 
