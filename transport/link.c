@@ -16,23 +16,6 @@
 #include "util/net.h"
 #include "util/timeutil.h"
 
-int link_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-	const char *c = strrchr(s, ':');
-	char *end;
-	long p;
-
-	if (!c || c == s || (size_t)(c - s) >= hostlen)
-		return -EINVAL;
-	p = strtol(c + 1, &end, 10);
-	if (*end || p <= 0 || p > 65535)
-		return -EINVAL;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct addrinfo hints = {0}, *res = NULL;

@@ -29,7 +29,4 @@ void link_tune_peer(int fd);
 int link_send_all(int fd, const void *buf, size_t len, int timeout_ms);
 int link_recv_all(int fd, void *buf, size_t len, int timeout_ms);
 
-/* "host:port" → parts. */
-int link_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
-
 #endif

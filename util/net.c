@@ -1,13 +1,70 @@
 #include "util/net.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "util/timeutil.h"
+
+/* Sets *why when the caller asked for it; returns -EINVAL for a tail call. */
+static int bad(const char **why, const char *sentence)
+{
+	if (why)
+		*why = sentence;
+	return -EINVAL;
+}
+
+int net_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
+		       const char **why)
+{
+	const char *h, *colon, *end;
+	size_t hl;
+	char *ep;
+	long p;
+
+	if (*s == '[') {
+		/* IPv6 literal: the brackets keep its colons apart from the port. */
+		h = s + 1;
+		end = strchr(h, ']');
+		if (!end)
+			return bad(why, "'[' without a closing ']'");
+		if (end[1] != ':')
+			return bad(why, "no \":port\" after the ']'");
+		hl = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		h = s;
+		colon = strrchr(s, ':');
+		if (!colon)
+			return bad(why, "no \":port\"");
+		if (memchr(s, ':', (size_t)(colon - s)))
+			return bad(why, "an IPv6 address needs brackets: [addr]:port");
+		hl = (size_t)(colon - s);
+	}
+	if (!hl)
+		return bad(why, "the host is empty");
+	if (hl >= hostlen)
+		return bad(why, "the host is too long");
+	if (memchr(h, ',', hl) || memchr(h, ' ', hl))
+		return bad(why, "the host holds a ',' or a space");
+	if (!isdigit((unsigned char)colon[1]))
+		return bad(why, "the port is not a number");
+	errno = 0;
+	p = strtol(colon + 1, &ep, 10);
+	if (*ep)
+		return bad(why, "the port is not a number");
+	if (errno || p < 1 || p > 65535)
+		return bad(why, "the port is not in 1..65535");
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
 
 /* Non-blocking connect, wait for writability, then back to blocking. */
 int net_connect_deadline(int fd, const struct sockaddr *sa, socklen_t sl, uint64_t deadline)

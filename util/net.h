@@ -1,8 +1,9 @@
 /* Socket helpers shared by the transport, the QMP client, the agent and the
- * tools: connects bounded by a deadline. */
+ * tools: host:port parsing and connects bounded by a deadline. */
 #ifndef FERRY_UTIL_NET_H
 #define FERRY_UTIL_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,6 +11,15 @@
 /* A unix connect that finds no socket (ENOENT) or no listener yet
  * (ECONNREFUSED, EAGAIN: backlog full) tries again after this long. */
 #define NET_UNIX_RETRY_MS 10
+
+/* Splits "host:port" or "[v6addr]:port" into host (brackets dropped) and
+ * port. The host is non-empty, shorter than hostlen, holds no ',' or ' ',
+ * and a host without brackets holds no ':'; the port is decimal, 1..65535.
+ * Returns 0 or -EINVAL; on -EINVAL, *why (if why is not NULL) points to a
+ * static sentence saying what is wrong. host and *port are written only on
+ * success. Pure: no I/O, no name lookup. */
+int net_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
+		       const char **why);
 
 /* Fills sa with an AF_UNIX address for path. 0, or -ENAMETOOLONG when path
  * does not fit in sun_path (with its NUL). */
