@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/fsutil.h"
 #include "util/net.h"
 #include "util/timeutil.h"
 
@@ -644,23 +645,6 @@ static int wait_file(const char *path, int ms)
 
 /* ---------- disks ---------- */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * The disk content every run starts from, made once per invocation: a raw
  * image of --disk-mib, whose first --disk-fill-mib hold half random bytes
@@ -697,7 +681,7 @@ static int disk_make_template(void)
 		size_t n = rnd - done < chunk ? (size_t)(rnd - done) : chunk;
 		ssize_t got = read(ur, buf, n);
 
-		if (got <= 0 || write_all(fd, buf, (size_t)got) < 0)
+		if (got <= 0 || fs_write_all(fd, buf, (size_t)got) < 0)
 			goto out;
 		done += (uint64_t)got;
 	}
@@ -713,7 +697,7 @@ static int disk_make_template(void)
 			used += k;
 			line++;
 		}
-		if (write_all(fd, buf, n) < 0)
+		if (fs_write_all(fd, buf, n) < 0)
 			goto out;
 		done += n;
 	}
