@@ -190,14 +190,8 @@ static int acquire_slot(void *agent, struct migration *m, char *why, size_t len)
 		}
 		pthread_mutex_lock(&a->mu);
 		{
-			struct timespec ts;
+			struct timespec ts = time_cond_deadline(300);
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 300 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&a->slot_cv, &a->mu, &ts);
 		}
 		pthread_mutex_unlock(&a->mu);

@@ -33,6 +33,7 @@
 #include "agent/console.h"
 #include "transport/link.h"
 #include "util/log.h"
+#include "util/net.h"
 
 #define API_BODY_MAX (1u << 20)
 
@@ -525,11 +526,16 @@ int api_start(struct agent *a, char *err, size_t errlen)
 	}
 	log_info("api", "event=listening socket=%s", a->cfg->api_socket);
 	if (a->cfg->api_listen[0]) {
+		const char *why = "";
 		char host[256];
 		int port;
 
-		if (link_parse_hostport(a->cfg->api_listen, host, sizeof(host), &port) < 0 ||
-		    link_listen_tcp(host, port, &a->api_tcp_fd) < 0) {
+		/* config_check has accepted it already, with the same parser. */
+		if (net_parse_hostport(a->cfg->api_listen, host, sizeof(host), &port, &why) < 0) {
+			snprintf(err, errlen, "api_listen \"%s\": %s", a->cfg->api_listen, why);
+			return -EINVAL;
+		}
+		if (link_listen_tcp(host, port, &a->api_tcp_fd) < 0) {
 			snprintf(err, errlen, "cannot listen for the API on %s", a->cfg->api_listen);
 			return -EADDRINUSE;
 		}

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/fsutil.h"
+#include "util/net.h"
 #include "util/timeutil.h"
 
 #define MAX_CHILD 64
@@ -449,21 +451,6 @@ static void qmp_note_event(struct qmp *q, struct json_object *j, const char *nam
 	}
 }
 
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* One JSON line from QMP, NULL on timeout/EOF. Records STOP and RESUME. */
 static struct json_object *qmp_read(struct qmp *q, uint64_t deadline)
 {
@@ -583,7 +570,7 @@ static struct qmp *qmp_open(const char *path, int timeout_s)
 
 	if (!q)
 		return NULL;
-	while ((q->fd = unix_connect(path)) < 0) {
+	while (net_connect_unix(path, 0, &q->fd) < 0) {
 		if (time_mono_ms() >= end || g_stop) {
 			free(q);
 			return NULL;
@@ -658,23 +645,6 @@ static int wait_file(const char *path, int ms)
 
 /* ---------- disks ---------- */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * The disk content every run starts from, made once per invocation: a raw
  * image of --disk-mib, whose first --disk-fill-mib hold half random bytes
@@ -711,7 +681,7 @@ static int disk_make_template(void)
 		size_t n = rnd - done < chunk ? (size_t)(rnd - done) : chunk;
 		ssize_t got = read(ur, buf, n);
 
-		if (got <= 0 || write_all(fd, buf, (size_t)got) < 0)
+		if (got <= 0 || fs_write_all(fd, buf, (size_t)got) < 0)
 			goto out;
 		done += (uint64_t)got;
 	}
@@ -727,7 +697,7 @@ static int disk_make_template(void)
 			used += k;
 			line++;
 		}
-		if (write_all(fd, buf, n) < 0)
+		if (fs_write_all(fd, buf, n) < 0)
 			goto out;
 		done += n;
 	}

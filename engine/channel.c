@@ -41,7 +41,7 @@ int channel_peek(int fd, int timeout_ms, enum channel_kind *kind, int *id)
 
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		uint64_t now = time_mono_ms();
+		int left = time_remaining_ms(deadline);
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 
 		if (n == 0)
@@ -51,14 +51,14 @@ int channel_peek(int fd, int timeout_ms, enum channel_kind *kind, int *id)
 		need = channel_classify(buf, n > 0 ? (unsigned)n : 0, kind, id);
 		if (need <= 0)
 			return need;
-		if (now >= deadline)
+		if (left == 0)
 			return -ETIMEDOUT;
 		/* POLLIN stays set while unread data is queued, so a partial
 		 * prefix would spin: wait for more with a short poll instead. */
 		if (n > 0)
 			poll(NULL, 0, 1);
 		else
-			poll(&pfd, 1, (int)(deadline - now));
+			poll(&pfd, 1, left);
 	}
 }
 

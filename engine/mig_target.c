@@ -127,14 +127,8 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	pthread_mutex_lock(&m->mu);
 	while (kind == CHANNEL_MULTIFD && !m->main_connected && !m->closing &&
 	       time_mono_ms() < deadline) {
-		struct timespec ts;
+		struct timespec ts = time_cond_deadline(50);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
 	}
 	if (strcmp(peer, m->st.source_node)) {
@@ -264,10 +258,8 @@ static int target_recover(struct migration *m, const char *why)
 	}
 	pthread_mutex_lock(&m->mu);
 	while (m->resume_fd < 0 && time_mono_ms() < deadline) {
-		struct timespec ts;
+		struct timespec ts = time_cond_deadline(1000);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
 		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
 	}
 	fd = m->resume_fd;

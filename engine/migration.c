@@ -16,6 +16,7 @@
 #include "qmp/qmp.h"
 #include "transport/frame.h"
 #include "transport/relay.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -56,15 +57,15 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 }
 
 /* The record survives an agent restart: written on every phase change and
- * at the end, atomically (temp file, fsync, rename), so a reader never sees
+ * at the end with fs_write_atomic, so a reader never sees
  * half a record. */
 static void persist(struct migration *m)
 {
 	struct mig_status st;
 	struct json_object *o;
-	char dir[400], path[480], tmp[500];
+	char dir[400], path[480];
 	const char *txt;
-	FILE *f;
+	int r;
 
 	if (!m->req.id[0])
 		return;
@@ -74,18 +75,9 @@ static void persist(struct migration *m)
 	snprintf(dir, sizeof(dir), "%s/records", m->env.state_dir);
 	mkdir(dir, 0700);
 	snprintf(path, sizeof(path), "%s/%s.json", dir, m->req.id);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (f && fputs(txt, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0) {
-		fclose(f);
-		if (rename(tmp, path) < 0)
-			log_warn("mig", "event=record_write_failed path=%s err=%s", path, strerror(errno));
-	} else {
-		log_warn("mig", "event=record_write_failed path=%s err=%s", tmp, strerror(errno));
-		if (f)
-			fclose(f);
-		unlink(tmp);
-	}
+	r = fs_write_atomic(path, txt, strlen(txt), 0644);
+	if (r < 0)
+		log_warn("mig", "event=record_write_failed path=%s err=%s", path, strerror(-r));
 	json_object_put(o);
 }
 

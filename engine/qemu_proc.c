@@ -135,15 +135,15 @@ void qemu_vm_remove_files(struct qemu_vm *vm)
 int qemu_vm_save_spec(const struct qemu_vm *vm)
 {
 	struct json_object *o = vmspec_to_json(vm->spec);
-	char path[480], tmp[500];
-	int r = 0;
+	const char *txt;
+	char path[480];
+	int r;
 
+	if (!o)
+		return -EIO;
+	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(path, sizeof(path), "%s/spec.json", vm->run_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN) < 0 || rename(tmp, path) < 0) {
-		r = -EIO;
-		unlink(tmp);
-	}
+	r = fs_write_atomic(path, txt, strlen(txt), 0644) < 0 ? -EIO : 0;
 	json_object_put(o);
 	return r;
 }

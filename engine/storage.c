@@ -608,15 +608,15 @@ static int qemu_img_create(const char *format, const char *path, uint64_t size, 
 	}
 	for (;;) {
 		struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
-		uint64_t now = time_mono_ms();
+		int left = time_remaining_ms(deadline);
 		ssize_t n;
 
-		if (now >= deadline) {
+		if (left == 0) {
 			kill(pid, SIGKILL);
 			snprintf(out, sizeof(out), "timed out");
 			break;
 		}
-		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+		if (poll(&pfd, 1, left) <= 0)
 			continue;
 		n = read(pipefd[0], out + used, sizeof(out) - 1 - used);
 		if (n <= 0)

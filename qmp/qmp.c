@@ -10,9 +10,11 @@
 #include "qmp/qmp.h"
 
 #include "util/log.h"
+#include "util/net.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -30,7 +32,6 @@
 #define QMP_EVQ_INITIAL 16
 #define QMP_JSON_DEPTH 64
 /* Pause between connect attempts while QEMU has not created the socket. */
-#define QMP_CONNECT_RETRY_MS 20
 /* qmp_pump reads at most this many chunks per call so that a chatty QEMU
  * cannot keep the caller inside it; the fd stays readable for the next
  * poll. */
@@ -55,28 +56,6 @@ struct qmp {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t deadline_of(int timeout_ms)
-{
-	if (timeout_ms < 0)
-		return UINT64_MAX;
-	return time_mono_ms() + (uint64_t)timeout_ms;
-}
-
-/* Milliseconds left until deadline, in poll()'s terms (-1 = forever). */
-static int remaining_ms(uint64_t deadline)
-{
-	uint64_t now;
-
-	if (deadline == UINT64_MAX)
-		return -1;
-	now = time_mono_ms();
-	if (now >= deadline)
-		return 0;
-	if (deadline - now > INT_MAX)
-		return INT_MAX;
-	return (int)(deadline - now);
-}
 
 static void fill_err(struct qmp_error *err, const char *cls, const char *desc)
 {
@@ -153,7 +132,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	int n, rc;
 
 	for (;;) {
-		n = poll(&pfd, 1, remaining_ms(deadline));
+		n = poll(&pfd, 1, time_remaining_ms(deadline));
 		if (n > 0) {
 			rc = (pfd.revents & POLLNVAL) ? -EBADF : 0;
 			break;
@@ -607,7 +586,7 @@ static int exec_common(struct qmp *q, const char *cmd, struct json_object *args,
 	const char *s;
 	char *line = NULL;
 	char id[32];
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	int saved_errno = errno;
 	size_t len;
 	int rc = 0;
@@ -708,12 +687,11 @@ int qmp_execute_fd(struct qmp *q, const char *cmd, struct json_object *args,
 int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 		struct qmp_error *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_object *greet = NULL, *ver;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	struct qmp *q = NULL;
 	int saved_errno = errno;
-	int rc = 0, e, wait;
+	int rc = 0;
 
 	fill_err(err, "", "");
 	if (out)
@@ -723,12 +701,11 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 		rc = -EINVAL;
 		goto out;
 	}
-	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
+	if (strlen(sock_path) >= sizeof(q->path)) {
 		fill_err(err, QMP_LOCAL_CLASS, "QMP socket path too long");
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
-	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
 	q = calloc(1, sizeof(*q));
 	if (q)
 		q->rx = malloc(QMP_RX_INITIAL);
@@ -743,35 +720,21 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 
 	/* QEMU creates the socket some time after it was started: retry
 	 * while the socket is absent or nobody listens on it yet. */
-	for (;;) {
-		q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (q->fd < 0) {
-			rc = -errno;
-			set_error(q, "socket(AF_UNIX) failed: %s", strerror(errno));
-			goto out;
-		}
-		if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		e = errno;
-		close(q->fd);
-		q->fd = -1;
-		if (e == EINTR)
-			continue;
-		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN) {
-			rc = -e;
-			set_error(q, "cannot connect to %s: %s", sock_path, strerror(e));
-			goto out;
-		}
-		wait = remaining_ms(deadline);
-		if (wait == 0) {
-			rc = -ETIMEDOUT;
-			set_error(q, "cannot connect to %s within %d ms: %s", sock_path,
-				  timeout_ms, strerror(e));
-			goto out;
-		}
-		if (wait < 0 || wait > QMP_CONNECT_RETRY_MS)
-			wait = QMP_CONNECT_RETRY_MS;
-		poll(NULL, 0, wait);
+	rc = net_connect_unix(sock_path, timeout_ms, &q->fd);
+	if (rc == -ENOENT || rc == -ECONNREFUSED || rc == -EAGAIN) {
+		set_error(q, "cannot connect to %s within %d ms: %s", sock_path,
+			  timeout_ms, strerror(-rc));
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	if (rc) {
+		set_error(q, "cannot connect to %s: %s", sock_path, strerror(-rc));
+		goto out;
+	}
+	if (fcntl(q->fd, F_SETFL, fcntl(q->fd, F_GETFL) | O_NONBLOCK) < 0) {
+		rc = -errno;
+		set_error(q, "cannot make the QMP socket non-blocking: %s", strerror(errno));
+		goto out;
 	}
 
 	rc = rx_next_msg(q, deadline, &greet);
@@ -785,7 +748,7 @@ int qmp_connect(const char *sock_path, int timeout_ms, struct qmp **out,
 			  json_object_to_json_string_ext(greet, JSON_C_TO_STRING_PLAIN));
 		goto out;
 	}
-	rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err, remaining_ms(deadline));
+	rc = qmp_execute(q, "qmp_capabilities", NULL, NULL, err, time_remaining_ms(deadline));
 	if (rc)
 		goto out;
 	ver = json_object_object_get(json_object_object_get(json_object_object_get(greet, "QMP"),
@@ -836,7 +799,7 @@ int qmp_take_event(struct qmp *q, const char *name, struct qmp_event *ev)
 int qmp_wait_event(struct qmp *q, const char *name, int timeout_ms,
 		   struct qmp_event *ev)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	int saved_errno = errno;
 	int rc;
 
@@ -871,7 +834,7 @@ out:
 
 int qmp_pump(struct qmp *q, int timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = time_deadline_ms(timeout_ms);
 	int saved_errno = errno;
 	int rc = 0, i;
 

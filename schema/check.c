@@ -1,4 +1,5 @@
 #include "schema/check.h"
+#include "util/net.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -72,36 +73,5 @@ int schema_check_abs_path(struct schema_err *e, const char *path, const char *v)
 
 int schema_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 {
-	const char *h, *colon, *end;
-	size_t hl;
-	char *ep;
-	long p;
-
-	if (*s == '[') {
-		/* IPv6 literal: the brackets keep its colons apart from the port. */
-		h = s + 1;
-		end = strchr(h, ']');
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		hl = (size_t)(end - h);
-		colon = end + 1;
-	} else {
-		h = s;
-		colon = strrchr(s, ':');
-		if (!colon || memchr(s, ':', (size_t)(colon - s)))
-			return -EINVAL;
-		hl = (size_t)(colon - s);
-	}
-	if (!hl || hl >= hostlen || memchr(h, ',', hl) || memchr(h, ' ', hl))
-		return -EINVAL;
-	if (!isdigit((unsigned char)colon[1]))
-		return -EINVAL;
-	errno = 0;
-	p = strtol(colon + 1, &ep, 10);
-	if (*ep || errno || p < 1 || p > 65535)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = (int)p;
-	return 0;
+	return net_parse_hostport(s, host, hostlen, port, NULL);
 }

@@ -466,10 +466,10 @@ static int exchange(int fd, const uint8_t *out, size_t out_len, uint8_t *in, siz
 
 	while ((out_off < out_len && !out_dead) || in_off < in_len) {
 		struct pollfd pfd = { .fd = fd };
-		uint64_t now = time_mono_ms();
+		int left = time_remaining_ms(deadline);
 		int r;
 
-		if (now >= deadline) {
+		if (left == 0) {
 			if (in_off < in_len)
 				put_reason(why, why_len,
 					   "peer silent: handshake not done within %d ms (%s: "
@@ -486,7 +486,7 @@ static int exchange(int fd, const uint8_t *out, size_t out_len, uint8_t *in, siz
 			pfd.events |= POLLOUT;
 		if (in_off < in_len)
 			pfd.events |= POLLIN;
-		r = poll(&pfd, 1, (int)(deadline - now));
+		r = poll(&pfd, 1, left);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;

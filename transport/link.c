@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,31 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/net.h"
 #include "util/timeutil.h"
-
-static int remaining_ms(uint64_t deadline)
-{
-	uint64_t now = time_mono_ms();
-
-	return now >= deadline ? 0 : (int)(deadline - now);
-}
-
-int link_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-	const char *c = strrchr(s, ':');
-	char *end;
-	long p;
-
-	if (!c || c == s || (size_t)(c - s) >= hostlen)
-		return -EINVAL;
-	p = strtol(c + 1, &end, 10);
-	if (*end || p <= 0 || p > 65535)
-		return -EINVAL;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = '\0';
-	*port = (int)p;
-	return 0;
-}
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -81,22 +57,12 @@ int link_listen_tcp(const char *host, int port, int *fd_out)
 	return 0;
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa->sun_path, path);
-	return 0;
-}
-
 int link_listen_unix(const char *path, int *fd_out)
 {
 	struct sockaddr_un sa;
 	int fd, r;
 
-	r = unix_addr(path, &sa);
+	r = net_unix_addr(path, &sa);
 	if (r < 0)
 		return r;
 	unlink(path);
@@ -109,38 +75,6 @@ int link_listen_unix(const char *path, int *fd_out)
 		return r;
 	}
 	*fd_out = fd;
-	return 0;
-}
-
-/* Non-blocking connect, wait for writability, then back to blocking. */
-static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t sl, uint64_t deadline)
-{
-	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-	int err = 0, fl;
-	socklen_t el = sizeof(err);
-
-	fl = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	if (connect(fd, sa, sl) < 0) {
-		if (errno != EINPROGRESS)
-			return -errno;
-		for (;;) {
-			int n = poll(&pfd, 1, remaining_ms(deadline));
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n == 0)
-				return -ETIMEDOUT;
-			if (n < 0)
-				return -errno;
-			break;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-			return -errno;
-		if (err)
-			return -err;
-	}
-	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	return 0;
 }
 
@@ -158,7 +92,7 @@ int link_connect_tcp(const char *host, int port, int timeout_ms, int *fd_out)
 	if (fd < 0)
 		return -errno;
 	link_tune_peer(fd);
-	r = connect_deadline(fd, (struct sockaddr *)&ss, sl, deadline);
+	r = net_connect_deadline(fd, (struct sockaddr *)&ss, sl, deadline);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -169,30 +103,7 @@ int link_connect_tcp(const char *host, int port, int timeout_ms, int *fd_out)
 
 int link_connect_unix(const char *path, int timeout_ms, int *fd_out)
 {
-	struct sockaddr_un sa;
-	uint64_t deadline = time_mono_ms() + (uint64_t)timeout_ms;
-	int fd, r;
-
-	r = unix_addr(path, &sa);
-	if (r < 0)
-		return r;
-	for (unsigned attempt = 0;; attempt++) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		r = connect_deadline(fd, (struct sockaddr *)&sa, sizeof(sa), deadline);
-		if (r == 0) {
-			*fd_out = fd;
-			return 0;
-		}
-		close(fd);
-		if ((r != -ENOENT && r != -ECONNREFUSED) || remaining_ms(deadline) == 0 ||
-		    attempt > 10000)
-			return r;
-		/* The socket's creator (QEMU) has not bound it yet and offers
-		 * nothing to wait on; back off briefly within the deadline. */
-		poll(NULL, 0, 10);
-	}
+	return net_connect_unix(path, timeout_ms, fd_out);
 }
 
 void link_tune_peer(int fd)
@@ -223,7 +134,7 @@ int link_send_all(int fd, const void *buf, size_t len, int timeout_ms)
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (poll(&pfd, 1, remaining_ms(deadline)) == 0)
+		if (poll(&pfd, 1, time_remaining_ms(deadline)) == 0)
 			return -ETIMEDOUT;
 	}
 	return 0;
@@ -247,7 +158,7 @@ int link_recv_all(int fd, void *buf, size_t len, int timeout_ms)
 			return -ECONNRESET;
 		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (poll(&pfd, 1, remaining_ms(deadline)) == 0)
+		if (poll(&pfd, 1, time_remaining_ms(deadline)) == 0)
 			return -ETIMEDOUT;
 	}
 	return 0;

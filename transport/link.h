@@ -18,7 +18,7 @@ int link_listen_unix(const char *path, int *fd_out); /* unlinks a stale file fir
 
 /* Blocking connects with a deadline; the returned fd is blocking,
  * close-on-exec. Unix connects retry while the socket does not exist yet or
- * refuses (a QEMU that is still starting). */
+ * refuses (a QEMU that is still starting): net_connect_unix(). */
 int link_connect_tcp(const char *host, int port, int timeout_ms, int *fd_out);
 int link_connect_unix(const char *path, int timeout_ms, int *fd_out);
 
@@ -28,8 +28,5 @@ void link_tune_peer(int fd);
 /* Blocking exact I/O with a deadline (poll-based; no sleeps). */
 int link_send_all(int fd, const void *buf, size_t len, int timeout_ms);
 int link_recv_all(int fd, void *buf, size_t len, int timeout_ms);
-
-/* "host:port" → parts. */
-int link_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 #endif

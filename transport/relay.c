@@ -982,16 +982,9 @@ void relay_abort(struct relay *r, const char *reason)
 
 int relay_wait(struct relay *r, int timeout_ms)
 {
-	struct timespec dl;
+	struct timespec dl = time_cond_deadline(timeout_ms);
 	int ret = 0;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&r->mu);
 	while (r->live > 0 && !r->failed) {
 		if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT) {

@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "util/timeutil.h"
 
 static enum log_level g_level = LOG_INFO;
 static __thread char t_mig[64];
@@ -33,9 +34,7 @@ void log_set_migration(const char *mig_id)
 void log_msg(enum log_level lvl, const char *component, const char *fmt, ...)
 {
 	static int env_checked;
-	char line[2048];
-	struct timespec ts;
-	struct tm tm;
+	char line[2048], ts[40];
 	size_t n;
 	va_list ap;
 
@@ -47,13 +46,9 @@ void log_msg(enum log_level lvl, const char *component, const char *fmt, ...)
 	}
 	if (lvl < g_level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = (size_t)snprintf(line, sizeof(line),
-			     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s ",
-			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_name(lvl),
-			     component);
+	time_format_rfc3339_ms(time_real_us(), ts, sizeof(ts));
+	n = (size_t)snprintf(line, sizeof(line), "ts=%s level=%s comp=%s ", ts,
+			     level_name(lvl), component);
 	if (t_mig[0] && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "mig=%s ", t_mig);
 	if (n < sizeof(line)) {
