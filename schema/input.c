@@ -81,8 +81,11 @@ int schema_json_parse(const char *text, size_t len, const char *origin, struct j
 	end = json_tokener_get_parse_end(tok);
 	if (!o && jerr == json_tokener_continue)
 		jerr = json_tokener_error_parse_eof;
-	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
-		jerr = json_tokener_error_parse_unexpected; /* trailing garbage */
+	/* Trailing garbage: anything but blanks up to len (text need not be
+	 * NUL-terminated, and a NUL inside it is garbage too). */
+	for (size_t i = end; jerr == json_tokener_success && i < len; i++)
+		if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n')
+			jerr = json_tokener_error_parse_unexpected;
 	if (jerr != json_tokener_success) {
 		for (size_t i = 0; i < end && i < len; i++)
 			line += text[i] == '\n';

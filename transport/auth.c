@@ -544,7 +544,7 @@ static int exchange(int fd, const uint8_t *out, size_t out_len, uint8_t *in, siz
 				 * is not ferry may never send a whole HELLO, and
 				 * should not hold us until the timeout. */
 				if (check_magic && in_off < AUTH_MAGIC_LEN &&
-				    memcmp(in + in_off, AUTH_MAGIC + in_off,
+				    memcmp(in + in_off, &AUTH_MAGIC[in_off],
 					   (m < AUTH_MAGIC_LEN ? m : AUTH_MAGIC_LEN) - in_off)) {
 					put_reason(why, why_len, "not a ferry peer (bad magic)");
 					return -EPROTO;
