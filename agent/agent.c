@@ -365,7 +365,7 @@ static void adopt_vms(struct agent *a)
 			continue;
 		snprintf(run, sizeof(run), "%s/%s", dir, de->d_name);
 		if (qemu_vm_adopt(run, &q, err, sizeof(err)) < 0) {
-			log_warn("agent", "event=vm_not_adopted run_dir=%s reason=\"%s\"", run, err);
+			log_warn("agent", "event=vm_not_adopted run_dir=%s reason=\"%s\"", run, log_q(err));
 			continue;
 		}
 		v = add_vm(a, q->spec->name);

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 	r = agent_init(&a, cfg, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ferryd: %s\n", err);
-		log_error("agent", "event=start_failed reason=\"%s\"", err);
+		log_error("agent", "event=start_failed reason=\"%s\"", log_q(err));
 		return 1;
 	}
 	log_info("agent", "event=ready node=%s", cfg->node);

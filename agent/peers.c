@@ -92,14 +92,14 @@ static void handle_open(struct agent *a, int fd, const char *peer, struct json_o
 
 	if (!m || kind == CHANNEL_UNKNOWN || stream <= 0 || stream > 0xffff) {
 		snprintf(reason, sizeof(reason), "%s", !m ? "unknown migration" : "bad stream open");
-		log_warn("peer", "event=open_refused mig=%s reason=\"%s\"", id ? id : "-", reason);
+		log_warn("peer", "event=open_refused mig=%s reason=\"%s\"", id ? id : "-", log_q(reason));
 		send_refusal(fd, reason);
 		close(fd);
 		return;
 	}
 	log_set_migration(id);
 	if (mig_target_attach(m, fd, peer, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
-		log_warn("peer", "event=attach_failed kind=%s channel=%d reason=\"%s\"", kind_s, chan, reason);
+		log_warn("peer", "event=attach_failed kind=%s channel=%d reason=\"%s\"", kind_s, chan, log_q(reason));
 	log_set_migration(NULL);
 }
 
@@ -149,7 +149,7 @@ static void *peer_thread(void *arg)
 			if (m && mig_target_resume(m, fd, peer, why, sizeof(why)) == 0) {
 				fd = -1; /* the target thread owns it now */
 			} else {
-				log_warn("peer", "event=resume_refused peer=%s reason=\"%s\"", peer, why);
+				log_warn("peer", "event=resume_refused peer=%s reason=\"%s\"", peer, log_q(why));
 				send_refusal(fd, why);
 			}
 		} else if (op && !strcmp(op, "facts")) {

@@ -327,7 +327,7 @@ static void ensure_source_running(struct migration *m)
 	if (!vm_running(m)) {
 		log_warn("mig", "event=resume_source reason=\"guest not running after failure\"");
 		if (mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err)) < 0)
-			log_error("mig", "event=resume_source_failed err=\"%s\"", err);
+			log_error("mig", "event=resume_source_failed err=\"%s\"", log_q(err));
 	}
 }
 
@@ -471,7 +471,7 @@ static int set_downtime_limit(struct migration *m, int ms)
 	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, sizeof(err));
 	json_object_put(args);
 	if (r < 0) {
-		log_warn("mig", "event=downtime_limit_failed ms=%d err=\"%s\"", ms, err);
+		log_warn("mig", "event=downtime_limit_failed ms=%d err=\"%s\"", ms, log_q(err));
 		return r;
 	}
 	pthread_mutex_lock(&m->mu);
@@ -504,7 +504,7 @@ static int start_postcopy(struct migration *m, struct monitor *mon)
 	char err[256];
 
 	if (mig_qmp(m, "migrate-start-postcopy", NULL, NULL, 5000, err, sizeof(err)) < 0) {
-		log_warn("mig", "event=post_copy_failed err=\"%s\"", err);
+		log_warn("mig", "event=post_copy_failed err=\"%s\"", log_q(err));
 		return -EIO;
 	}
 	/* Post-copy cannot be undone: the target runs the guest from now on,
@@ -623,7 +623,7 @@ static int recover_postcopy(struct migration *m)
 			close(fd);
 			fd = -1;
 		}
-		log_info("mig", "event=recover_retry err=\"%s\"", err);
+		log_info("mig", "event=recover_retry err=\"%s\"", log_q(err));
 		poll(NULL, 0, 1000); /* the peer is away; retry at a steady pace */
 	}
 	if (fd < 0) {
@@ -944,7 +944,7 @@ static int confirm_with_target(struct migration *m)
 
 	if (m->req.verify_memory &&
 	    mig_memory_digest(m, m->mig_dir, hex, err, sizeof(err)) < 0)
-		log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
+		log_warn("mig", "event=memory_digest_failed err=\"%s\"", log_q(err));
 	json_object_object_add(msg, "op", json_object_new_string("complete"));
 	if (hex[0])
 		json_object_object_add(msg, "memory_digest", json_object_new_string(hex));
@@ -1064,7 +1064,7 @@ static int source_run(struct migration *m, struct source_run *c)
 			close(m->ctl_fd);
 		m->ctl_fd = -1;
 		(void)mig_enter(m, MS_SRC_PENDING);
-		log_info("mig", "event=pending reason=\"%s\"", err);
+		log_info("mig", "event=pending reason=\"%s\"", log_q(err));
 		if (time_mono_ms() >= pend_dl) {
 			mig_set_failure(m, "waited %d s in Pending: %s", m->env.pending_timeout_s, err);
 			return 0;
@@ -1156,7 +1156,7 @@ static enum mig_state source_after_failure(struct migration *m, struct source_ru
 	if (!ram_started(m) || !m->qmp)
 		return MS_SRC_ROLLING_BACK;
 	if (query_migrate(m, status, sizeof(status), NULL, 0) == 0 && !strcmp(status, "completed")) {
-		log_warn("mig", "event=failure_after_completion reason=\"%s\"", m->st.failure_reason);
+		log_warn("mig", "event=failure_after_completion reason=\"%s\"", log_q(m->st.failure_reason));
 		pthread_mutex_lock(&m->mu);
 		m->st.failure_reason[0] = '\0';
 		if (!m->st.total_ms)

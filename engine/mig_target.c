@@ -217,7 +217,7 @@ static int target_recover(struct migration *m, const char *why)
 	enum mig_state from;
 	int fd = -1, r, pr;
 
-	log_warn("mig", "event=postcopy_broken action=wait_for_resume why=\"%s\"", why);
+	log_warn("mig", "event=postcopy_broken action=wait_for_resume why=\"%s\"", log_q(why));
 	r = relay_new(m->env.lp, m->env.w, &nr);
 	if (r < 0)
 		return r;
@@ -253,7 +253,7 @@ static int target_recover(struct migration *m, const char *why)
 	r = mig_qmp(m, "migrate-recover", args, NULL, 10000, err, sizeof(err));
 	json_object_put(args);
 	if (r < 0) {
-		log_error("mig", "event=migrate_recover_failed err=\"%s\"", err);
+		log_error("mig", "event=migrate_recover_failed err=\"%s\"", log_q(err));
 		return r;
 	}
 	pthread_mutex_lock(&m->mu);
@@ -310,7 +310,7 @@ static void resume_after_storage(struct migration *m)
 
 	stor_target_unexport(m->stor, m->qmp);
 	if (mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err)) < 0)
-		log_error("mig", "event=resume_failed err=\"%s\"", err);
+		log_error("mig", "event=resume_failed err=\"%s\"", log_q(err));
 }
 
 /* serve()'s helpers answer this to go on: never a target state. */
@@ -401,7 +401,7 @@ static enum mig_state on_complete(struct migration *m, struct tgt_watch *w, stru
 		 * let the guest go. */
 		if (json_object_object_get(msg, "memory_digest") &&
 		    mig_memory_digest(m, m->vm->run_dir, hex, err, sizeof(err)) < 0)
-			log_warn("mig", "event=memory_digest_failed err=\"%s\"", err);
+			log_warn("mig", "event=memory_digest_failed err=\"%s\"", log_q(err));
 		stor_target_unexport(m->stor, m->qmp);
 		if (json_object_get_boolean(json_object_object_get(m->prepare, "stay_paused"))) {
 			/* Asked to arrive paused: the guest waits here for
@@ -411,7 +411,7 @@ static enum mig_state on_complete(struct migration *m, struct tgt_watch *w, stru
 			pthread_mutex_unlock(&m->mu);
 			w->resumed = 1;
 		} else if (mig_qmp(m, "cont", NULL, NULL, 10000, err, sizeof(err)) < 0) {
-			log_error("mig", "event=resume_failed err=\"%s\"", err);
+			log_error("mig", "event=resume_failed err=\"%s\"", log_q(err));
 		}
 		for (dl = time_mono_ms() + 10000; !w->resumed && time_mono_ms() < dl &&
 						   qmp_pump(m->qmp, TICK_MS) >= 0;)
@@ -456,7 +456,7 @@ static enum mig_state on_control(struct migration *m, struct tgt_watch *w)
 			return postcopy_broken(m, err);
 		if (w->qemu_done && w->resumed) {
 			/* The guest already runs here: it lives here now. */
-			log_warn("mig", "event=source_lost_after_switchover action=keep_guest err=\"%s\"", err);
+			log_warn("mig", "event=source_lost_after_switchover action=keep_guest err=\"%s\"", log_q(err));
 			return MS_TGT_SUCCEEDED;
 		}
 		mig_set_failure(m, "lost the source agent: %s", err);

@@ -164,7 +164,7 @@ void mig_set_failure(struct migration *m, const char *fmt, ...)
 	if (!m->st.failure_reason[0])
 		snprintf(m->st.failure_reason, sizeof(m->st.failure_reason), "%s", buf);
 	pthread_mutex_unlock(&m->mu);
-	log_warn("mig", "event=failure vm=%s reason=\"%s\"", m->st.vm, buf);
+	log_warn("mig", "event=failure vm=%s reason=\"%s\"", m->st.vm, log_q(buf));
 }
 
 int mig_take_cancel(struct migration *m, char *reason, size_t len)
@@ -209,7 +209,7 @@ void mig_finish(struct migration *m, enum mig_state terminal)
 		 m->st.role, m->st.vm, succeeded ? "Succeeded" : "Failed",
 		 (unsigned long long)m->st.total_ms, (long long)m->st.pause_ms,
 		 (unsigned long long)m->st.raw_bytes, (unsigned long long)m->st.wire_bytes,
-		 m->st.failure_reason);
+		 log_q(m->st.failure_reason));
 }
 
 int mig_cancel(struct migration *m, const char *reason)

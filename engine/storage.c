@@ -568,10 +568,10 @@ void stor_source_abort(struct stor *st, struct qmp *q)
 		snprintf(job, sizeof(job), JOB_PREFIX "%s", d->name);
 		snprintf(node, sizeof(node), NODE_PREFIX "%s", d->name);
 		if (d->job_running && cancel_job(q, job, 1, 30000, err, sizeof(err)) < 0)
-			log_warn("storage", "event=abort_job_failed disk=%s err=\"%s\"", d->name, err);
+			log_warn("storage", "event=abort_job_failed disk=%s err=\"%s\"", d->name, log_q(err));
 		d->job_running = 0;
 		if (d->node_added && del_node(q, node, err, sizeof(err)) < 0)
-			log_warn("storage", "event=abort_node_failed disk=%s err=\"%s\"", d->name, err);
+			log_warn("storage", "event=abort_node_failed disk=%s err=\"%s\"", d->name, log_q(err));
 		d->node_added = 0;
 	}
 	log_info("storage", "event=mirror_aborted disks=%zu", st->n);
@@ -772,7 +772,7 @@ void stor_target_unexport(struct stor *st, struct qmp *q)
 		return;
 	/* Stops the server and removes every NBD export with it. */
 	if (qmp_call(q, "nbd-server-stop", NULL, NULL, QMP_TIMEOUT_MS, err, sizeof(err)) < 0)
-		log_warn("storage", "event=nbd_stop_failed err=\"%s\"", err);
+		log_warn("storage", "event=nbd_stop_failed err=\"%s\"", log_q(err));
 	st->exporting = 0;
 }
 
@@ -785,7 +785,7 @@ void stor_target_remove_images(struct stor *st)
 			continue;
 		if (unlink(st->d[i].image) < 0 && errno != ENOENT)
 			log_warn("storage", "event=image_remove_failed path=%s err=\"%s\"", st->d[i].image,
-				 strerror(errno));
+				 log_q(strerror(errno)));
 		st->d[i].created = 0;
 		snprintf(dir, sizeof(dir), "%s", st->d[i].image);
 		slash = strrchr(dir, '/');

@@ -104,7 +104,7 @@ static int fail(struct qmp *q, int rc, const char *fmt, ...)
 	q->dead = rc;
 	q->dead_reported = 0;
 	log_warn("qmp", "event=qmp_session_broken path=%s rc=%d reason=\"%s\"",
-		 q->path, rc, q->last_err);
+		 q->path, rc, log_q(q->last_err));
 	return rc;
 }
 
@@ -764,7 +764,7 @@ out:
 		fill_err(err, QMP_LOCAL_CLASS, q->last_err);
 	if (rc && q)
 		log_warn("qmp", "event=qmp_connect_failed path=%s rc=%d reason=\"%s\"",
-			 sock_path, rc, err && err->desc[0] ? err->desc : q->last_err);
+			 sock_path, rc, log_q(err && err->desc[0] ? err->desc : q->last_err));
 	json_object_put(greet);
 	qmp_close(q);
 	errno = saved_errno;

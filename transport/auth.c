@@ -630,7 +630,7 @@ cleanup:
 		put_reason(reason, reason_len, "%s", why);
 		log_warn("auth", "event=auth_refused peer_addr=%s peer=%s role=%s err=%d reason=\"%s\"",
 			 addr, a && auth_peer_name(a)[0] ? auth_peer_name(a) : "-",
-			 is_server ? "server" : "client", ret, why);
+			 is_server ? "server" : "client", ret, log_q(why));
 	}
 	auth_free(a);
 	OPENSSL_cleanse(in, sizeof(in));

@@ -216,7 +216,7 @@ static void pump_abort(struct pump *p, int err, const char *fmt, ...)
 	vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
 	va_end(ap);
 	log_warn("relay", "event=stream_aborted stream=%u label=%s reason=\"%s\"", p->id,
-		 p->rs->st.label, p->reason);
+		 p->rs->st.label, log_q(p->reason));
 	send_abort_frame(p, p->reason);
 	/* Shutting both sockets down completes every pending op promptly. */
 	shutdown(p->plain, SHUT_RDWR);

@@ -6,6 +6,8 @@
 #ifndef FERRY_UTIL_LOG_H
 #define FERRY_UTIL_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Lines below this level are dropped (default LOG_INFO; FERRY_LOG=debug). */
@@ -18,6 +20,19 @@ void log_set_migration(const char *mig_id);
  * fmt: the rest of the line, conventionally "event=... key=value ...". */
 void log_msg(enum log_level lvl, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A value for key="..." with its quotes and backslashes escaped, so a
+ * value from outside cannot close the quotes and forge keys. Returns buf
+ * (always terminated; cut when too long). Control characters are escaped
+ * by log_msg itself for every line. */
+const char *log_quote(const char *s, char *buf, size_t len);
+/* The same into one of LOG_Q_SLOTS buffers of this thread, taken in turn:
+ * for the arguments of one log call (at most LOG_Q_SLOTS of them). */
+#define LOG_Q_SLOTS 4
+const char *log_q(const char *s);
+/* What log_msg does to every line: control characters written as \n, \r,
+ * \t or \xNN. out is always terminated. */
+void log_escape_controls(const char *in, char *out, size_t len);
 
 #define log_debug(c, ...) log_msg(LOG_DEBUG, c, __VA_ARGS__)
 #define log_info(c, ...) log_msg(LOG_INFO, c, __VA_ARGS__)
