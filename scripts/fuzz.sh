@@ -18,10 +18,7 @@ case "$secs" in
 esac
 build="${FERRY_FUZZ_BUILD:-build-fuzz}"
 
-if ! command -v clang >/dev/null; then
-	echo "== installing clang"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
-fi
+command -v clang >/dev/null || scripts/setup.sh >/dev/null # installs clang
 
 # Every fuzz/NAME.c but the replay driver is a harness (fuzz/CMakeLists.txt).
 harnesses=$(cd fuzz && ls -- *.c | sed -n 's/\.c$//p' | grep -vx replay)

@@ -40,7 +40,7 @@ fi
 
 PKGS="build-essential cmake pkg-config gcc-multilib
       liburing-dev liblz4-dev libzstd-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
-      libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2 curl gnuplot-nox"
+      libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2 curl gnuplot-nox clang"
 missing=""
 for p in $PKGS; do
 	installed "$p" || missing="$missing $p"
