@@ -983,22 +983,12 @@ struct json_object *agent_vm_candidates_json(struct agent *a, const char *name)
 
 /* ---- migrations ------------------------------------------------------------ */
 
-static int opt_int(struct json_object *opts, const char *k, int dflt)
+int agent_migrate(struct agent *a, const struct mig_request *in, char *id_out, size_t idlen, char *err,
+		  size_t errlen)
 {
-	struct json_object *v = opts ? json_object_object_get(opts, k) : NULL;
-
-	if (!v)
-		return dflt;
-	if (json_object_is_type(v, json_type_boolean))
-		return json_object_get_boolean(v);
-	return json_object_get_int(v);
-}
-
-int agent_migrate(struct agent *a, const char *vm, const char *node, struct json_object *opts,
-		  char *id_out, size_t idlen, char *err, size_t errlen)
-{
+	const char *vm = in->vm, *node = in->target_node;
 	const struct ferry_peer_cfg *peer;
-	struct mig_request req = {0};
+	struct mig_request req = *in;
 	struct agent_mig *am = NULL;
 	struct migration *m = NULL;
 	struct agent_vm *v;
@@ -1061,28 +1051,11 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, a->cfg->node);
 		return -ENOENT;
 	}
-	snprintf(req.vm, sizeof(req.vm), "%s", vm);
 	snprintf(req.target_node, sizeof(req.target_node), "%s", node);
 	snprintf(req.target_host, sizeof(req.target_host), "%s", peer->host);
 	req.target_port = peer->port;
-	req.multifd_channels = opt_int(opts, "multifdChannels", FERRY_UNSET);
-	req.compress = opt_int(opts, "compress", FERRY_UNSET);
-	req.max_bandwidth_mibps = opt_int(opts, "maxBandwidthMiBps", FERRY_UNSET);
-	req.downtime_limit_ms = opt_int(opts, "downtimeLimitMs", FERRY_UNSET);
-	req.verify_memory = opt_int(opts, "verifyMemory", 0);
-	req.keep_paused = opt_int(opts, "paused", 0);
-	snprintf(req.name, sizeof(req.name), "%s",
-		 opts && json_object_get_string(json_object_object_get(opts, "name"))
-			 ? json_object_get_string(json_object_object_get(opts, "name")) : "");
-	req.progress_timeout_s = opt_int(opts, "progressTimeoutS", FERRY_UNSET);
-	req.auto_converge = opt_int(opts, "autoConverge", FERRY_UNSET);
-	req.post_copy = opt_int(opts, "postCopy", FERRY_UNSET);
-	req.post_copy_now = opt_int(opts, "postCopyNow", 0);
 	if (req.post_copy_now)
 		req.post_copy = 1;
-	req.downtime_step_ms = opt_int(opts, "downtimeStepMs", FERRY_UNSET);
-	req.escalate_after_s = opt_int(opts, "escalateAfterS", FERRY_UNSET);
-	req.completion_timeout_s_per_gib = opt_int(opts, "completionTimeoutSPerGiB", FERRY_UNSET);
 	if ((req.progress_timeout_s != FERRY_UNSET && req.progress_timeout_s < 0) ||
 	    (req.completion_timeout_s_per_gib != FERRY_UNSET && req.completion_timeout_s_per_gib < 0)) {
 		snprintf(err, errlen, "timeouts must be 0 (off) or a number of seconds");

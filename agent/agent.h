@@ -85,8 +85,12 @@ int agent_vm_resume(struct agent *a, const char *name, char *err, size_t errlen)
 struct json_object *agent_vm_json(struct agent *a, const char *name); /* NULL: unknown */
 struct json_object *agent_vms_json(struct agent *a);
 
-int agent_migrate(struct agent *a, const char *vm, const char *node, struct json_object *opts,
-		  char *id_out, size_t idlen, char *err, size_t errlen);
+/* Starts migrating req->vm to req->target_node ("": the eligible peer
+ * chosen here) with req's settings (FERRY_UNSET: the spec's, the policy's,
+ * then this agent's defaults) and its name. The id, target address and
+ * policy are filled here; req comes from the API (api_migration_request). */
+int agent_migrate(struct agent *a, const struct mig_request *req, char *id_out, size_t idlen, char *err,
+		  size_t errlen);
 int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
 /* One server-sent event for migration status m ("event: migration\ndata:
@@ -111,5 +115,11 @@ int peers_start(struct agent *a, char *err, size_t errlen);
 void peers_stop(struct agent *a);
 int api_start(struct agent *a, char *err, size_t errlen);
 void api_stop(struct agent *a);
+/* The body of POST /v1/migrations ({"vm", "node"?, "name"?, settings},
+ * docs/api.md) as a request: absent settings FERRY_UNSET (flags 0). 0, or
+ * -EINVAL (no "vm") / -ENOENT (a vm or node name too long to be one, with
+ * self, this node, in the message) with a message. Pure. */
+int api_migration_request(struct json_object *body, const char *self, struct mig_request *req, char *err,
+			  size_t errlen);
 
 #endif

@@ -312,18 +312,69 @@ int api_migrations(const struct route_call *c, struct route_reply *out, char *er
 	return 0;
 }
 
-int api_migrate(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+static int opt_int(struct json_object *opts, const char *k, int dflt)
 {
-	const char *vm = json_object_get_string(json_object_object_get(c->body, "vm"));
-	const char *node = json_object_get_string(json_object_object_get(c->body, "node"));
-	char id[64];
-	int r;
+	struct json_object *v = opts ? json_object_object_get(opts, k) : NULL;
 
+	if (!v)
+		return dflt;
+	if (json_object_is_type(v, json_type_boolean))
+		return json_object_get_boolean(v);
+	return json_object_get_int(v);
+}
+
+static const char *opt_str(struct json_object *opts, const char *k)
+{
+	return json_object_get_string(json_object_object_get(opts, k));
+}
+
+int api_migration_request(struct json_object *body, const char *self, struct mig_request *req, char *err,
+			  size_t errlen)
+{
+	const char *vm = opt_str(body, "vm"), *node = opt_str(body, "node");
+
+	memset(req, 0, sizeof(*req));
 	if (!vm) {
 		snprintf(err, errlen, "a migration needs \"vm\"");
 		return -EINVAL;
 	}
-	r = agent_migrate(c->a, vm, node, c->body, id, sizeof(id), err, errlen);
+	/* Too long to be a VM or a peer here: what the agent would say. */
+	if (strlen(vm) >= sizeof(req->vm)) {
+		snprintf(err, errlen, "no VM named %s runs on node %s", vm, self);
+		return -ENOENT;
+	}
+	if (node && strlen(node) >= sizeof(req->target_node)) {
+		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, self);
+		return -ENOENT;
+	}
+	snprintf(req->vm, sizeof(req->vm), "%s", vm);
+	snprintf(req->target_node, sizeof(req->target_node), "%s", node ?: "");
+	snprintf(req->name, sizeof(req->name), "%s", opt_str(body, "name") ?: "");
+	req->multifd_channels = opt_int(body, "multifdChannels", FERRY_UNSET);
+	req->compress = opt_int(body, "compress", FERRY_UNSET);
+	req->max_bandwidth_mibps = opt_int(body, "maxBandwidthMiBps", FERRY_UNSET);
+	req->downtime_limit_ms = opt_int(body, "downtimeLimitMs", FERRY_UNSET);
+	req->verify_memory = opt_int(body, "verifyMemory", 0);
+	req->keep_paused = opt_int(body, "paused", 0);
+	req->progress_timeout_s = opt_int(body, "progressTimeoutS", FERRY_UNSET);
+	req->auto_converge = opt_int(body, "autoConverge", FERRY_UNSET);
+	req->post_copy = opt_int(body, "postCopy", FERRY_UNSET);
+	req->post_copy_now = opt_int(body, "postCopyNow", 0);
+	req->downtime_step_ms = opt_int(body, "downtimeStepMs", FERRY_UNSET);
+	req->escalate_after_s = opt_int(body, "escalateAfterS", FERRY_UNSET);
+	req->completion_timeout_s_per_gib = opt_int(body, "completionTimeoutSPerGiB", FERRY_UNSET);
+	return 0;
+}
+
+int api_migrate(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	struct mig_request req;
+	char id[64];
+	int r;
+
+	r = api_migration_request(c->body, c->a->cfg->node, &req, err, errlen);
+	if (r == 0)
+		r = agent_migrate(c->a, &req, id, sizeof(id), err, errlen);
 	if (r < 0)
 		return r;
 	out->status = 201;
