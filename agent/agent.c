@@ -977,33 +977,18 @@ struct json_object *agent_vm_candidates_json(struct agent *a, const char *name)
 
 /* ---- migrations ------------------------------------------------------------ */
 
-static int opt_int(struct json_object *opts, const char *k, int dflt)
-{
-	struct json_object *v = opts ? json_object_object_get(opts, k) : NULL;
-
-	if (!v)
-		return dflt;
-	if (json_object_is_type(v, json_type_boolean))
-		return json_object_get_boolean(v);
-	return json_object_get_int(v);
-}
-
-int agent_migrate(struct agent *a, const char *vm, const char *node, struct json_object *opts,
+int agent_migrate(struct agent *a, const struct mig_request *in, const struct mset_request *rset,
 		  char *id_out, size_t idlen, char *err, size_t errlen)
 {
+	const char *vm = in->vm, *node = in->target_node;
 	const struct ferry_peer_cfg *peer;
-	struct mig_request req = {0};
+	struct mig_request req = *in;
 	struct agent_mig *am = NULL;
 	struct migration *m = NULL;
 	struct agent_vm *v;
-	struct mset_request rset;
 	char picked[64];
 	int r = 0;
 
-	/* Bad settings are refused before anything else happens. */
-	r = mset_request_from_json(opts, &rset, err, errlen);
-	if (r < 0)
-		return r;
 	if (!node || !node[0]) {
 		struct vm_spec *spec = NULL;
 
@@ -1060,15 +1045,9 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, a->cfg->node);
 		return -ENOENT;
 	}
-	snprintf(req.vm, sizeof(req.vm), "%s", vm);
 	snprintf(req.target_node, sizeof(req.target_node), "%s", node);
 	snprintf(req.target_host, sizeof(req.target_host), "%s", peer->host);
 	req.target_port = peer->port;
-	req.verify_memory = opt_int(opts, "verifyMemory", 0);
-	req.keep_paused = opt_int(opts, "paused", 0);
-	snprintf(req.name, sizeof(req.name), "%s",
-		 opts && json_object_get_string(json_object_object_get(opts, "name"))
-			 ? json_object_get_string(json_object_object_get(opts, "name")) : "");
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, vm);
@@ -1102,7 +1081,7 @@ int agent_migrate(struct agent *a, const char *vm, const char *node, struct json
 		const struct ferry_policy_cfg *pl =
 			config_match_policy(a->cfg, v->q->spec->labels, v->q->spec->n_labels);
 
-		r = mset_resolve(&rset, &v->q->spec->mig, pl ? &pl->mig : NULL, &a->cfg->mig,
+		r = mset_resolve(rset, &v->q->spec->mig, pl ? &pl->mig : NULL, &a->cfg->mig,
 				 &req.set, err, errlen);
 		if (r < 0) {
 			pthread_mutex_unlock(&a->mu);

@@ -85,7 +85,13 @@ int agent_vm_resume(struct agent *a, const char *name, char *err, size_t errlen)
 struct json_object *agent_vm_json(struct agent *a, const char *name); /* NULL: unknown */
 struct json_object *agent_vms_json(struct agent *a);
 
-int agent_migrate(struct agent *a, const char *vm, const char *node, struct json_object *opts,
+/* Starts migrating req->vm to req->target_node ("": the eligible peer
+ * chosen here), named req->name, with req's flags; settings is the
+ * request's layer of the migration settings, resolved here against the
+ * VM's spec, its policy and this agent's defaults (mset_resolve). The id,
+ * target address, resolved settings and policy are filled here; both come
+ * from the API (api_migration_request). */
+int agent_migrate(struct agent *a, const struct mig_request *req, const struct mset_request *settings,
 		  char *id_out, size_t idlen, char *err, size_t errlen);
 int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
@@ -111,5 +117,13 @@ int peers_start(struct agent *a, char *err, size_t errlen);
 void peers_stop(struct agent *a);
 int api_start(struct agent *a, char *err, size_t errlen);
 void api_stop(struct agent *a);
+/* The body of POST /v1/migrations ({"vm", "node"?, "name"?, settings},
+ * docs/api.md) as a request: vm, target_node, name and the flags into req,
+ * the settings into settings (mset_request_from_json: absent ones unset).
+ * 0, or -EINVAL (no "vm", a bad setting) / -ENOENT (a vm or node name too
+ * long to be one, with self, this node, in the message) with a message.
+ * Pure. */
+int api_migration_request(struct json_object *body, const char *self, struct mig_request *req,
+			  struct mset_request *settings, char *err, size_t errlen);
 
 #endif

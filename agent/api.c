@@ -1,19 +1,11 @@
 /* ferryd's REST API: HTTP/JSON (libmicrohttpd) on a unix socket.
  *
- * Routes (docs/api.md):
- *   GET    /v1/node
- *   GET    /v1/vms                  POST /v1/vms (VM spec as JSON)
- *   GET    /v1/vms/NAME             DELETE /v1/vms/NAME   POST /v1/vms/NAME/stop
- *   GET    /v1/vms/NAME/candidates  each peer as a target: eligible or why not
- *   GET    /v1/migrations[?vm=NAME] POST /v1/migrations {"vm","node",...}
- *   GET    /v1/migrations/ID        DELETE /v1/migrations/ID-or-VM (cancel)
- *   GET    /v1/migrations/ID/samples  the monitor's time series
- *   GET    /v1/migrations/ID/events   server-sent events until it ends
- *   GET    /metrics                   Prometheus text
- *   GET    /v1/whoami                 the caller's role (the console asks)
- *   GET    /v1/cluster/vms, /v1/cluster/migrations, ANY /v1/nodes/NODE/...
- *                                     the cluster through this node (cluster.c)
- *   GET    /, /console/...            the web console's files, no token (console.c)
+ * Routes: the table in routes.c (docs/api.md lists the same rows). Here:
+ * the caller's role (root on the unix socket, or a bearer token), the
+ * dispatch of a request to its row, here or through the gateway
+ * (/v1/nodes/NODE/...) on the peer that owns the VM (cluster.c), and the
+ * handlers, which answer a row whichever transport carries it. The web
+ * console's files (GET /, /console/...) need no token (console.c).
  * Errors: {"error":{"code":"not_found","message":"..."}} with a fitting status. */
 #include <errno.h>
 #include <json-c/json.h>
@@ -31,6 +23,7 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/console.h"
+#include "agent/routes.h"
 #include "transport/link.h"
 #include "util/log.h"
 #include "util/net.h"
@@ -43,17 +36,26 @@ struct req_body {
 	int too_big;
 };
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, struct json_object *o)
+/* Queues o (and drops it), with an Allow header when allow is given. */
+static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, struct json_object *o,
+				  const char *allow)
 {
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), (void *)s, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
 
 	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (allow)
+		MHD_add_response_header(r, "Allow", allow);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	json_object_put(o);
 	return ret;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, struct json_object *o)
+{
+	return queue_json(c, status, o, NULL);
 }
 
 static const char *code_of(int err)
@@ -81,27 +83,27 @@ static unsigned status_of(int err)
 	}
 }
 
-static enum MHD_Result respond_error(struct MHD_Connection *c, int err, const char *msg)
+/* {"error": {"code": code, "message": msg}} with status (and Allow). */
+static enum MHD_Result respond_status(struct MHD_Connection *c, unsigned status, const char *code,
+				      const char *msg, const char *allow)
 {
 	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
 
-	json_object_object_add(e, "code", json_object_new_string(code_of(err)));
+	json_object_object_add(e, "code", json_object_new_string(code));
 	json_object_object_add(e, "message", json_object_new_string(msg));
 	json_object_object_add(o, "error", e);
-	return respond_json(c, status_of(err), o);
+	return queue_json(c, status, o, allow);
 }
 
-enum role { ROLE_NONE, ROLE_VIEWER, ROLE_MIGRATOR, ROLE_ADMIN };
-
-static const char *role_name(enum role r)
+static enum MHD_Result respond_error(struct MHD_Connection *c, int err, const char *msg)
 {
-	return r == ROLE_ADMIN ? "admin" : r == ROLE_MIGRATOR ? "migrator" : r == ROLE_VIEWER ? "viewer" : "none";
+	return respond_status(c, status_of(err), code_of(err), msg, NULL);
 }
 
 /* Who is asking: root on the unix socket is admin (it could run QEMU
  * itself); anyone else shows a bearer token from the config. Tokens are
  * compared in constant time and never logged. */
-static enum role caller_role(struct agent *a, struct MHD_Connection *c, int is_tcp, int *had_token)
+static enum route_role caller_role(struct agent *a, struct MHD_Connection *c, int is_tcp, int *had_token)
 {
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	const union MHD_ConnectionInfo *ci;
@@ -129,34 +131,6 @@ static enum role caller_role(struct agent *a, struct MHD_Connection *c, int is_t
 			       : !strcmp(t->role, "migrator") ? ROLE_MIGRATOR : ROLE_VIEWER;
 	}
 	return ROLE_NONE;
-}
-
-/* Reading is for everyone with a role; starting and cancelling migrations
- * needs the migrate role (the product rule: "only holders of the migrate role or
- * administrators"); creating and deleting VMs is for administrators. */
-static enum role role_needed(const char *method, const char *url)
-{
-	char node[64], inner[512];
-
-	if (!strcmp(method, "GET"))
-		return ROLE_VIEWER;
-	/* Through the gateway, the route on the node decides. */
-	if (cluster_split_url(url, node, sizeof(node), inner, sizeof(inner)) == 0)
-		url = inner;
-	if (!strncmp(url, "/v1/migrations", 14))
-		return ROLE_MIGRATOR;
-	return ROLE_ADMIN;
-}
-
-static enum MHD_Result respond_status(struct MHD_Connection *c, unsigned status, const char *code,
-				      const char *msg)
-{
-	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-
-	json_object_object_add(e, "code", json_object_new_string(code));
-	json_object_object_add(e, "message", json_object_new_string(msg));
-	json_object_object_add(o, "error", e);
-	return respond_json(c, status, o);
 }
 
 /* Server-sent events: the migration's status as one `data:` line every
@@ -235,38 +209,282 @@ static enum MHD_Result serve_events(struct agent *a, struct MHD_Connection *c, c
 	return ret;
 }
 
-static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const char *method,
-			     const char *url, struct req_body *b);
+/* ---- the handlers (routes.c's table) -------------------------------------- *
+ * Each answers one row for whichever transport carries it: HTTP here, or
+ * the peer op "api" (cluster.c) when a gateway forwarded the call. */
 
-/* The cluster through this node (agent/cluster.c): the aggregated views,
- * and /v1/nodes/NODE/... answered here for this node, forwarded to NODE
- * over the peer link otherwise. The caller's role was checked already. */
-static enum MHD_Result route_cluster(struct agent *a, struct MHD_Connection *c, const char *method,
-				     const char *url, struct req_body *b)
+int api_node(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
-	const char *vm = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "vm");
-	char node[64], path[512], err[600] = "", id[64];
-	struct json_object *body = NULL, *o = NULL;
-	enum MHD_Result ret;
-	unsigned status;
-	size_t n;
+	(void)err;
+	(void)errlen;
+	out->body = agent_node_json(c->a);
+	return 0;
+}
+
+int api_vms(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->body = agent_vms_json(c->a);
+	return 0;
+}
+
+int api_vm_create(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	struct vm_spec *spec = NULL;
+	char name[64];
 	int r;
 
-	if (!strcmp(url, "/v1/cluster/vms") && !strcmp(method, "GET"))
-		return respond_json(c, 200, cluster_vms_json(a));
-	if (!strcmp(url, "/v1/cluster/migrations") && !strcmp(method, "GET"))
-		return respond_json(c, 200, cluster_migrations_json(a, vm));
-	if (cluster_split_url(url, node, sizeof(node), path, sizeof(path)) < 0)
-		return respond_error(c, -ENOENT, "no such route");
-	if (!strcmp(node, a->cfg->node))
-		return route(a, c, method, path, b);
-	n = strlen(path);
-	if (!strcmp(method, "GET") && !strncmp(path, "/v1/migrations/", 15) && n > 22 &&
-	    !strcmp(path + n - 7, "/events")) {
-		struct MHD_Response *resp;
+	r = c->body ? vmspec_from_json(c->body, &spec, err, errlen) : -EINVAL;
+	if (r == 0)
+		r = vmspec_validate(spec, err, errlen);
+	if (r < 0) {
+		vmspec_free(spec);
+		if (!err[0])
+			snprintf(err, errlen, "missing VM spec");
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%s", spec->name);
+	r = agent_vm_create(c->a, spec, err, errlen);
+	if (r < 0)
+		return r;
+	out->status = 201;
+	out->body = agent_vm_json(c->a, name);
+	return 0;
+}
 
-		snprintf(id, sizeof(id), "%.*s", (int)(n - 15 - 7), path + 15);
-		r = cluster_events(a, node, id, &resp, err, sizeof(err));
+/* A VM or migration by name: its JSON, or "no such ... on <where>". */
+static int found(const struct route_call *c, struct route_reply *out, struct json_object *o, const char *what,
+		 char *err, size_t errlen)
+{
+	if (!o) {
+		snprintf(err, errlen, "no such %s on %s", what, c->where);
+		return -ENOENT;
+	}
+	out->body = o;
+	return 0;
+}
+
+int api_vm(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	return found(c, out, agent_vm_json(c->a, c->p->v[0]), "VM", err, errlen);
+}
+
+int api_vm_candidates(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	return found(c, out, agent_vm_candidates_json(c->a, c->p->v[0]), "VM", err, errlen);
+}
+
+int api_vm_delete(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	int r = agent_vm_delete(c->a, c->p->v[0], err, errlen);
+
+	if (r < 0)
+		return r;
+	out->body = json_object_new_object();
+	return 0;
+}
+
+int api_vm_stop(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	int r = agent_vm_stop(c->a, c->p->v[0], err, errlen);
+
+	if (r < 0)
+		return r;
+	out->body = agent_vm_json(c->a, c->p->v[0]);
+	return 0;
+}
+
+int api_vm_resume(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	int r = agent_vm_resume(c->a, c->p->v[0], err, errlen);
+
+	if (r < 0)
+		return r;
+	out->body = agent_vm_json(c->a, c->p->v[0]);
+	return 0;
+}
+
+int api_migrations(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->body = agent_migrations_json(c->a, c->vm);
+	return 0;
+}
+
+static int opt_int(struct json_object *opts, const char *k, int dflt)
+{
+	struct json_object *v = opts ? json_object_object_get(opts, k) : NULL;
+
+	if (!v)
+		return dflt;
+	if (json_object_is_type(v, json_type_boolean))
+		return json_object_get_boolean(v);
+	return json_object_get_int(v);
+}
+
+static const char *opt_str(struct json_object *opts, const char *k)
+{
+	return json_object_get_string(json_object_object_get(opts, k));
+}
+
+int api_migration_request(struct json_object *body, const char *self, struct mig_request *req,
+			  struct mset_request *settings, char *err, size_t errlen)
+{
+	const char *vm = opt_str(body, "vm"), *node = opt_str(body, "node");
+	int r;
+
+	memset(req, 0, sizeof(*req));
+	if (!vm) {
+		snprintf(err, errlen, "a migration needs \"vm\"");
+		return -EINVAL;
+	}
+	/* Bad settings are refused before anything else happens. */
+	r = mset_request_from_json(body, settings, err, errlen);
+	if (r < 0)
+		return r;
+	/* Too long to be a VM or a peer here: what the agent would say. */
+	if (strlen(vm) >= sizeof(req->vm)) {
+		snprintf(err, errlen, "no VM named %s runs on node %s", vm, self);
+		return -ENOENT;
+	}
+	if (node && strlen(node) >= sizeof(req->target_node)) {
+		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, self);
+		return -ENOENT;
+	}
+	snprintf(req->vm, sizeof(req->vm), "%s", vm);
+	snprintf(req->target_node, sizeof(req->target_node), "%s", node ?: "");
+	snprintf(req->name, sizeof(req->name), "%s", opt_str(body, "name") ?: "");
+	req->verify_memory = opt_int(body, "verifyMemory", 0);
+	req->keep_paused = opt_int(body, "paused", 0);
+	return 0;
+}
+
+int api_migrate(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	struct mset_request settings;
+	struct mig_request req;
+	char id[64];
+	int r;
+
+	r = api_migration_request(c->body, c->a->cfg->node, &req, &settings, err, errlen);
+	if (r == 0)
+		r = agent_migrate(c->a, &req, &settings, id, sizeof(id), err, errlen);
+	if (r < 0)
+		return r;
+	out->status = 201;
+	out->body = agent_migration_json(c->a, id);
+	return 0;
+}
+
+int api_migration(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	return found(c, out, agent_migration_json(c->a, c->p->v[0]), "migration", err, errlen);
+}
+
+int api_migration_samples(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	return found(c, out, agent_migration_samples_json(c->a, c->p->v[0]), "migration", err, errlen);
+}
+
+int api_migration_cancel(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	int r = agent_migration_cancel(c->a, c->p->v[0], err, errlen);
+
+	if (r < 0)
+		return r;
+	out->status = 202;
+	out->body = json_object_new_object();
+	return 0;
+}
+
+/* The console shows the Migrate action to everyone and says "not
+ * permitted" up front to a viewer. */
+int api_whoami(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->body = json_object_new_object();
+	json_object_object_add(out->body, "role", json_object_new_string(route_role_name(c->role)));
+	json_object_object_add(out->body, "node", json_object_new_string(c->a->cfg->node));
+	json_object_object_add(out->body, "canMigrate", json_object_new_boolean(c->role >= ROLE_MIGRATOR));
+	return 0;
+}
+
+int api_metrics(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->text = agent_metrics_text(c->a);
+	out->type = "text/plain; version=0.0.4";
+	return 0;
+}
+
+int api_cluster_vms(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->body = cluster_vms_json(c->a);
+	return 0;
+}
+
+int api_cluster_migrations(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->body = cluster_migrations_json(c->a, c->vm);
+	return 0;
+}
+
+/* ---- routing --------------------------------------------------------------- */
+
+/* 404 or 405 (with the Allow header) for a path no row takes as asked. */
+static enum MHD_Result respond_unrouted(struct MHD_Connection *c, unsigned status, const char *method,
+					const char *allow)
+{
+	char msg[200];
+
+	if (status != 405)
+		return respond_error(c, -ENOENT, "no such route");
+	snprintf(msg, sizeof(msg), "this route does not take %s, only %s", method, allow);
+	return respond_status(c, 405, "method_not_allowed", msg, allow);
+}
+
+/* The reply of a handler that ran on this node. */
+static enum MHD_Result respond_reply(struct MHD_Connection *c, struct route_reply *rep)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!rep->text)
+		return respond_json(c, rep->status, rep->body);
+	r = MHD_create_response_from_buffer(strlen(rep->text), rep->text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", rep->type);
+	ret = MHD_queue_response(c, rep->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A forwardable row through the gateway, run on peer node. */
+static enum MHD_Result forward(struct agent *a, struct MHD_Connection *c, const char *node,
+			       const struct route *rt, const struct route_params *p, const char *path,
+			       const char *vm, struct json_object *body)
+{
+	struct json_object *o = NULL;
+	char err[600] = "";
+	unsigned status;
+	int r;
+
+	if (!(rt->flags & ROUTE_FORWARD)) {
+		snprintf(err, sizeof(err), "%s %s is not a route peers forward (docs/api.md)", rt->method, path);
+		return respond_error(c, -ENOENT, err);
+	}
+	if (rt->flags & ROUTE_EVENTS) {
+		struct MHD_Response *resp;
+		enum MHD_Result ret;
+
+		r = cluster_events(a, node, p->v[0], &resp, err, sizeof(err));
 		if (r < 0)
 			return respond_error(c, r, err);
 		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -275,26 +493,52 @@ static enum MHD_Result route_cluster(struct agent *a, struct MHD_Connection *c, 
 		MHD_destroy_response(resp);
 		return ret;
 	}
-	if (b->len) {
-		body = json_tokener_parse(b->buf);
-		if (!body || !json_object_is_type(body, json_type_object)) {
-			json_object_put(body);
-			return respond_error(c, -EINVAL, "request body is not a JSON object");
-		}
-	}
-	r = cluster_forward(a, node, method, path, vm, body, &status, &o, err, sizeof(err));
-	json_object_put(body);
+	r = cluster_forward(a, node, rt->method, path, vm, body, &status, &o, err, sizeof(err));
 	return r < 0 ? respond_error(c, r, err) : respond_json(c, status, o);
 }
 
-static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const char *method,
-			     const char *url, struct req_body *b)
+/* A row on this node. */
+static enum MHD_Result run(struct agent *a, struct MHD_Connection *c, const struct route *rt,
+			   const struct route_params *p, const char *vm, struct json_object *body,
+			   enum route_role have)
 {
+	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .where = "this node"};
+	struct route_reply rep = {.status = 200};
 	char err[600] = "";
-	struct json_object *body = NULL, *o;
-	enum MHD_Result ret;
 	int r;
 
+	if (rt->flags & ROUTE_EVENTS)
+		return serve_events(a, c, p->v[0]);
+	r = rt->fn(&call, &rep, err, sizeof(err));
+	return r < 0 ? respond_error(c, r, err) : respond_reply(c, &rep);
+}
+
+/* Finds the row (through the gateway: the row of the route on NODE),
+ * checks the caller's role against it, and runs it here or on NODE. */
+static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const char *method,
+				const char *url, struct req_body *b, enum route_role have)
+{
+	const char *vm = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "vm");
+	char node[64] = "", path[512], allow[64], msg[200];
+	struct json_object *body = NULL;
+	const struct route *rt;
+	struct route_params p;
+	enum MHD_Result ret;
+	unsigned status;
+
+	if (!strncmp(url, "/v1/nodes/", 10)) {
+		if (cluster_split_url(url, node, sizeof(node), path, sizeof(path)) < 0)
+			return respond_error(c, -ENOENT, "no such route");
+		url = path;
+	}
+	rt = route_find(method, url, &p, &status, allow, sizeof(allow));
+	if (!rt)
+		return respond_unrouted(c, status, method, allow);
+	if (have < rt->role) {
+		snprintf(msg, sizeof(msg), "role %s may not do this: it needs the %s role or higher",
+			 route_role_name(have), route_role_name(rt->role));
+		return respond_status(c, 403, "forbidden", msg, NULL);
+	}
 	if (b->len) {
 		body = json_tokener_parse(b->buf);
 		if (!body || !json_object_is_type(body, json_type_object)) {
@@ -302,103 +546,10 @@ static enum MHD_Result route(struct agent *a, struct MHD_Connection *c, const ch
 			return respond_error(c, -EINVAL, "request body is not a JSON object");
 		}
 	}
-	if (!strncmp(url, "/v1/nodes/", 10) || !strncmp(url, "/v1/cluster/", 12)) {
-		json_object_put(body);
-		return route_cluster(a, c, method, url, b);
-	}
-	if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
-		char *txt = agent_metrics_text(a);
-		struct MHD_Response *r = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
-
-		MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-		ret = MHD_queue_response(c, 200, r);
-		MHD_destroy_response(r);
-	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "GET") &&
-		   strlen(url) > 22 && !strcmp(url + strlen(url) - 7, "/events")) {
-		char id[64];
-
-		snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - 15 - 7), url + 15);
-		ret = serve_events(a, c, id);
-	} else if (!strcmp(url, "/v1/node") && !strcmp(method, "GET")) {
-		ret = respond_json(c, 200, agent_node_json(a));
-	} else if (!strcmp(url, "/v1/vms") && !strcmp(method, "GET")) {
-		ret = respond_json(c, 200, agent_vms_json(a));
-	} else if (!strcmp(url, "/v1/vms") && !strcmp(method, "POST")) {
-		struct vm_spec *spec = NULL;
-
-		r = body ? vmspec_from_json(body, &spec, err, sizeof(err)) : -EINVAL;
-		if (r == 0)
-			r = vmspec_validate(spec, err, sizeof(err));
-		if (r < 0) {
-			vmspec_free(spec);
-			ret = respond_error(c, -EINVAL, err[0] ? err : "missing VM spec");
-		} else {
-			char name[64];
-
-			snprintf(name, sizeof(name), "%s", spec->name);
-			r = agent_vm_create(a, spec, err, sizeof(err));
-			ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 201, agent_vm_json(a, name));
-		}
-	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "GET") &&
-		   strlen(url) > 19 && !strcmp(url + strlen(url) - 11, "/candidates")) {
-		char name[64];
-
-		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 11), url + 8);
-		o = agent_vm_candidates_json(a, name);
-		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such VM on this node");
-	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "GET")) {
-		o = agent_vm_json(a, url + 8);
-		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such VM on this node");
-	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "POST") &&
-		   strlen(url) > 13 && !strcmp(url + strlen(url) - 5, "/stop")) {
-		char name[64];
-
-		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 5), url + 8);
-		r = agent_vm_stop(a, name, err, sizeof(err));
-		ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 200, agent_vm_json(a, name));
-	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "POST") &&
-		   strlen(url) > 15 && !strcmp(url + strlen(url) - 7, "/resume")) {
-		char name[64];
-
-		snprintf(name, sizeof(name), "%.*s", (int)(strlen(url) - 8 - 7), url + 8);
-		r = agent_vm_resume(a, name, err, sizeof(err));
-		ret = r < 0 ? respond_error(c, r, err) : respond_json(c, 200, agent_vm_json(a, name));
-	} else if (!strncmp(url, "/v1/vms/", 8) && !strcmp(method, "DELETE")) {
-		r = agent_vm_delete(a, url + 8, err, sizeof(err));
-		ret = r < 0 ? respond_error(c, r, err)
-			    : respond_json(c, 200, json_object_new_object());
-	} else if (!strcmp(url, "/v1/migrations") && !strcmp(method, "GET")) {
-		ret = respond_json(c, 200, agent_migrations_json(a,
-			MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "vm")));
-	} else if (!strcmp(url, "/v1/migrations") && !strcmp(method, "POST")) {
-		const char *vm = json_object_get_string(json_object_object_get(body, "vm"));
-		const char *node = json_object_get_string(json_object_object_get(body, "node"));
-		char id[64];
-
-		if (!vm) {
-			ret = respond_error(c, -EINVAL, "a migration needs \"vm\"");
-		} else {
-			r = agent_migrate(a, vm, node, body, id, sizeof(id), err, sizeof(err));
-			ret = r < 0 ? respond_error(c, r, err)
-				    : respond_json(c, 201, agent_migration_json(a, id));
-		}
-	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "GET") &&
-		   strlen(url) > 23 && !strcmp(url + strlen(url) - 8, "/samples")) {
-		char id[64];
-
-		snprintf(id, sizeof(id), "%.*s", (int)(strlen(url) - 15 - 8), url + 15);
-		o = agent_migration_samples_json(a, id);
-		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such migration on this node");
-	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "GET")) {
-		o = agent_migration_json(a, url + 15);
-		ret = o ? respond_json(c, 200, o) : respond_error(c, -ENOENT, "no such migration on this node");
-	} else if (!strncmp(url, "/v1/migrations/", 15) && !strcmp(method, "DELETE")) {
-		r = agent_migration_cancel(a, url + 15, err, sizeof(err));
-		ret = r < 0 ? respond_error(c, r, err)
-			    : respond_json(c, 202, json_object_new_object());
-	} else {
-		ret = respond_error(c, -ENOENT, "no such route");
-	}
+	if (node[0] && strcmp(node, a->cfg->node))
+		ret = forward(a, c, node, rt, &p, url, vm, body);
+	else
+		ret = run(a, c, rt, &p, vm, body, have);
 	json_object_put(body);
 	return ret;
 }
@@ -407,7 +558,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			       const char *method, const char *version, const char *upload,
 			       size_t *upload_size, void **con_cls)
 {
+	struct api_listener *l = cls;
 	struct req_body *b = *con_cls;
+	enum route_role have;
+	int had_token;
 
 	(void)version;
 	if (!b) {
@@ -438,35 +592,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	/* The console's files are public; its API calls carry the token. */
 	if (!strcmp(method, "GET") && console_is_path(url))
 		return (enum MHD_Result)console_serve(c, url);
-	{
-		struct api_listener *l = cls;
-		int had_token;
-		enum role have = caller_role(l->a, c, l->is_tcp, &had_token);
-		enum role need = role_needed(method, url);
-		char msg[200];
-
-		log_debug("api", "event=request method=%s url=%s role=%s", method, url, role_name(have));
-		if (have == ROLE_NONE)
-			return respond_status(c, 401, "unauthorized",
-					      had_token ? "the bearer token is not valid"
-							: "a bearer token is required (ferryctl --token)");
-		if (have < need) {
-			snprintf(msg, sizeof(msg), "role %s may not do this: it needs the %s role or higher",
-				 role_name(have), role_name(need));
-			return respond_status(c, 403, "forbidden", msg);
-		}
-		if (!strcmp(url, "/v1/whoami") && !strcmp(method, "GET")) {
-			/* The console shows the Migrate action to everyone and
-			 * says "not permitted" up front to a viewer. */
-			struct json_object *o = json_object_new_object();
-
-			json_object_object_add(o, "role", json_object_new_string(role_name(have)));
-			json_object_object_add(o, "node", json_object_new_string(l->a->cfg->node));
-			json_object_object_add(o, "canMigrate", json_object_new_boolean(have >= ROLE_MIGRATOR));
-			return respond_json(c, 200, o);
-		}
-		return route(l->a, c, method, url, b);
-	}
+	have = caller_role(l->a, c, l->is_tcp, &had_token);
+	log_debug("api", "event=request method=%s url=%s role=%s", method, url, route_role_name(have));
+	if (have == ROLE_NONE)
+		return respond_status(c, 401, "unauthorized",
+				      had_token ? "the bearer token is not valid"
+						: "a bearer token is required (ferryctl --token)",
+				      NULL);
+	return dispatch(l->a, c, method, url, b, have);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/routes.h"
 #include "transport/peer.h"
 #include "util/log.h"
 
@@ -467,73 +468,27 @@ static void send_error(int fd, int r, const char *msg)
 	json_object_put(o);
 }
 
-/* path is prefix ARG suffix, ARG non-empty and without '/'. */
-static int path_arg(const char *path, const char *prefix, const char *suffix, char *arg, size_t len)
-{
-	size_t p = strlen(prefix), s = strlen(suffix), n = strlen(path);
-
-	if (n <= p + s || strncmp(path, prefix, p) || strcmp(path + n - s, suffix))
-		return 0;
-	if (n - p - s >= len || memchr(path + p, '/', n - p - s))
-		return 0;
-	snprintf(arg, len, "%.*s", (int)(n - p - s), path + p);
-	return 1;
-}
-
-/* The forwarded routes, as api.c's route() answers them on this node. */
-static int exec_api(struct agent *a, const char *method, const char *path, const char *vm,
+/* A forwarded row (routes.c, ROUTE_FORWARD) run here for a gateway, with
+ * this node's name in its messages. The gateway checked the caller's
+ * role; this node trusts the cluster key, as it does for prepare. */
+static int exec_api(struct agent *a, const struct route *rt, const struct route_params *p, const char *vm,
 		    struct json_object *body, unsigned *status, struct json_object **out, char *err,
 		    size_t errlen)
 {
-	int get = !strcmp(method, "GET");
-	char arg[64], id[64];
+	char where[80];
+	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = rt->role, .where = where};
+	struct route_reply rep = {.status = 200};
 	int r;
 
-	*status = 200;
-	*out = NULL;
-	if (get && !strcmp(path, "/v1/node")) {
-		*out = agent_node_json(a);
-	} else if (get && !strcmp(path, "/v1/vms")) {
-		*out = agent_vms_json(a);
-	} else if (get && path_arg(path, "/v1/vms/", "/candidates", arg, sizeof(arg))) {
-		*out = agent_vm_candidates_json(a, arg);
-		if (!*out)
-			snprintf(err, errlen, "no such VM on node %s", a->cfg->node);
-	} else if (get && path_arg(path, "/v1/vms/", "", arg, sizeof(arg))) {
-		*out = agent_vm_json(a, arg);
-		if (!*out)
-			snprintf(err, errlen, "no such VM on node %s", a->cfg->node);
-	} else if (get && !strcmp(path, "/v1/migrations")) {
-		*out = agent_migrations_json(a, vm);
-	} else if (!strcmp(method, "POST") && !strcmp(path, "/v1/migrations")) {
-		const char *v = jstr(body, "vm");
-
-		if (!v) {
-			snprintf(err, errlen, "a migration needs \"vm\"");
-			return -EINVAL;
-		}
-		r = agent_migrate(a, v, jstr(body, "node"), body, id, sizeof(id), err, errlen);
-		if (r < 0)
-			return r;
-		*status = 201;
-		*out = agent_migration_json(a, id);
-	} else if (get && path_arg(path, "/v1/migrations/", "/samples", arg, sizeof(arg))) {
-		*out = agent_migration_samples_json(a, arg);
-		if (!*out)
-			snprintf(err, errlen, "no such migration on node %s", a->cfg->node);
-	} else if (get && path_arg(path, "/v1/migrations/", "", arg, sizeof(arg))) {
-		*out = agent_migration_json(a, arg);
-		if (!*out)
-			snprintf(err, errlen, "no such migration on node %s", a->cfg->node);
-	} else if (!strcmp(method, "DELETE") && path_arg(path, "/v1/migrations/", "", arg, sizeof(arg))) {
-		r = agent_migration_cancel(a, arg, err, errlen);
-		if (r < 0)
-			return r;
-		*status = 202;
-		*out = json_object_new_object();
-	} else {
-		snprintf(err, errlen, "%s %s is not a route peers forward (docs/api.md)", method, path);
-		return -ENOENT;
+	snprintf(where, sizeof(where), "node %s", a->cfg->node);
+	r = rt->fn(&call, &rep, err, errlen);
+	free(rep.text); /* no forwarded row answers text */
+	*status = rep.status;
+	*out = rep.body;
+	if (r < 0) {
+		json_object_put(rep.body);
+		*out = NULL;
+		return r;
 	}
 	return *out ? 0 : -ENOENT;
 }
@@ -568,7 +523,9 @@ void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *o
 {
 	struct json_object *ans = json_object_new_object(), *out = NULL;
 	const char *method = jstr(msg, "method"), *path = jstr(msg, "path");
-	char err[600] = "", id[64];
+	const struct route *rt;
+	struct route_params p;
+	char err[600] = "";
 	unsigned status = 0;
 	int r;
 
@@ -588,12 +545,18 @@ void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *o
 		log_info("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
 	else
 		log_debug("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
-	if (!strcmp(method, "GET") && path_arg(path, "/v1/migrations/", "/events", id, sizeof(id))) {
-		stream_events(a, fd, id);
+	rt = route_find(method, path, &p, &status, NULL, 0);
+	if (!rt || !(rt->flags & ROUTE_FORWARD)) {
+		snprintf(err, sizeof(err), "%s %s is not a route peers forward (docs/api.md)", method, path);
+		send_error(fd, -ENOENT, err);
 		goto out;
 	}
-	r = exec_api(a, method, path, jstr(msg, "vm"), json_object_object_get(msg, "body"), &status, &out,
-		     err, sizeof(err));
+	if (rt->flags & ROUTE_EVENTS) {
+		stream_events(a, fd, p.v[0]);
+		goto out;
+	}
+	r = exec_api(a, rt, &p, jstr(msg, "vm"), json_object_object_get(msg, "body"), &status, &out, err,
+		     sizeof(err));
 	if (r < 0) {
 		send_error(fd, r, err[0] ? err : strerror(-r));
 		goto out;

@@ -3,9 +3,10 @@
  * The web console signs in to one ferryd and shows and acts on every VM of
  * every node. Instead of the browser holding a token per node, the ferryd
  * it talks to is a gateway: it asks its peers over the authenticated peer
- * link (the cluster key, as for migrations) and forwards a small set of
- * API calls to the node that owns a VM. The caller's role is checked once,
- * on the gateway; a peer trusts the cluster key, as it does for prepare.
+ * link (the cluster key, as for migrations) and forwards the API calls
+ * the route table marks ROUTE_FORWARD (agent/routes.c) to the node that
+ * owns a VM. The caller's role is checked once, on the gateway, against
+ * the row; a peer trusts the cluster key, as it does for prepare.
  *
  *   GET /v1/cluster/vms                 every VM of every node, one entry per VM
  *   GET /v1/cluster/migrations[?vm=N]   every node's source records
@@ -29,7 +30,7 @@ struct json_object *cluster_migrations_json(struct agent *a, const char *vm);
 /* "/v1/nodes/NODE/REST": NODE into node and "/v1/REST" into path; -EINVAL
  * when url is not of that form (or nests another /nodes/). */
 int cluster_split_url(const char *url, char *node, size_t nodelen, char *path, size_t pathlen);
-/* Runs method+path (a forwarded route: docs/api.md) on peer node; 0 with
+/* Runs method+path (a ROUTE_FORWARD row) on peer node; 0 with
  * the HTTP status and answer, or -errno with a message (the peer's own
  * error, or -EHOSTUNREACH when it cannot be asked). */
 int cluster_forward(struct agent *a, const char *node, const char *method, const char *path,
@@ -39,8 +40,8 @@ int cluster_forward(struct agent *a, const char *node, const char *method, const
 int cluster_events(struct agent *a, const char *node, const char *id, struct MHD_Response **out,
 		   char *err, size_t errlen);
 
-/* Peer side: answers op "vms" or "api" on an accepted, authenticated link.
- * Does not close fd. */
+/* Peer side: answers op "vms" or "api" (a ROUTE_FORWARD row, else
+ * not_found) on an accepted, authenticated link. Does not close fd. */
 void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *op,
 			struct json_object *msg);
 
