@@ -11,13 +11,14 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ferryd --config FILE\n");
+	fprintf(stderr, "usage: ferryd --config FILE | --version\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	struct ferry_config *cfg = NULL;
 	struct agent a;
@@ -29,6 +30,9 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		if (c == 'c') {
 			path = optarg;
+		} else if (c == 'V') {
+			printf("ferryd %s\n", FERRY_VERSION);
+			return 0;
 		} else {
 			usage();
 			return c == 'h' ? 0 : 2;

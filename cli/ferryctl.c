@@ -841,6 +841,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage();
 			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("ferryctl %s\n", FERRY_VERSION);
+			return 0;
 		} else {
 			fprintf(stderr, "ferryctl: unknown option %s\n", argv[i]);
 			usage();
