@@ -1245,8 +1245,15 @@ static void source_end(struct migration *m, struct source_run *c, enum mig_state
 	}
 	if (c->have_slot)
 		m->env.release_slot(m->env.agent, m);
-	mig_finish(m, end);
+	/* The agent updates the VM first, so that whoever sees the migration
+	 * end (ferryctl --wait, the API) finds the VM where it now is. */
+	if (end == MS_SRC_HELD) {
+		pthread_mutex_lock(&m->mu);
+		m->st.guest_paused_on_source = 1;
+		pthread_mutex_unlock(&m->mu);
+	}
 	m->env.on_source_done(m->env.agent, m, end == MS_SRC_SUCCEEDED);
+	mig_finish(m, end);
 }
 
 static void *source_main(void *arg)
