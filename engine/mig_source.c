@@ -750,187 +750,207 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 
 /* Watches the running migration until QEMU completes it or something says
  * stop. Returns 1 completed, 0 failed (reason recorded). */
+/* The monitor's loop state between ticks. */
+struct mon_loop {
+	uint64_t next_query, last_escalation, ram_bytes;
+	struct disk_watch dw;
+};
+
+/* What a step of the monitor says: go on, QEMU completed, or failed
+ * (the reason recorded). */
+enum mon_step { MON_GO_ON, MON_COMPLETED, MON_FAILED };
+
+/* One QEMU event. */
+static enum mon_step on_qemu_event(struct migration *m, const struct monitor *mon, struct mon_loop *ml,
+				   struct qmp_event *ev)
+{
+	char status[64], desc[256], reason[300], s[32];
+	int r = stor_source_event(m->stor, ev, reason, sizeof(reason));
+
+	if (r > 0) {
+		/* A mirror got in sync: look now, RAM may start. */
+		if (!strcmp(ev->name, "BLOCK_JOB_READY"))
+			ml->next_query = 0;
+		return MON_GO_ON;
+	}
+	if (r < 0) {
+		mig_set_failure(m, "storage: %s", reason);
+		return MON_FAILED;
+	}
+	if (!strcmp(ev->name, "STOP")) {
+		/* QEMU stopped the guest for the last copy (or, in post-copy,
+		 * to send the device state): from here the outcome is QEMU's
+		 * and the target's to decide, and a cancel is refused. The STOP
+		 * event is the one sign every QEMU gives: "device" comes only
+		 * with pause-before-switchover. */
+		pthread_mutex_lock(&m->mu);
+		m->st.stop_ts_us = ev->ts_us;
+		pthread_mutex_unlock(&m->mu);
+		if (m->state == MS_SRC_PRECOPY)
+			(void)mig_enter(m, MS_SRC_SWITCHOVER);
+		relay_set_final(m->relay);
+		return MON_GO_ON;
+	}
+	if (!strcmp(ev->name, "MIGRATION_PASS")) {
+		log_info("mig", "event=iteration pass=%lld remaining=%llu dirty_bps=%llu copy_bps=%.0f converging=%d",
+			 (long long)json_object_get_int64(json_object_object_get(ev->data, "pass")),
+			 (unsigned long long)mon->remaining, (unsigned long long)mon->dirty_bps, mon->copy_bps,
+			 mon->converging);
+		return MON_GO_ON;
+	}
+	if (strcmp(ev->name, "MIGRATION"))
+		return MON_GO_ON;
+	snprintf(s, sizeof(s), "%s",
+		 json_object_get_string(json_object_object_get(ev->data, "status")) ?: "?");
+	log_info("mig", "event=qemu_status status=%s qemu_ts_us=%llu", s, (unsigned long long)ev->ts_us);
+	if (!strcmp(s, "completed")) {
+		query_migrate(m, status, sizeof(status), NULL, 0);
+		return MON_COMPLETED;
+	}
+	if (!strcmp(s, "pre-switchover"))
+		return switchover_disks(m) < 0 ? MON_FAILED : MON_GO_ON;
+	if (!strcmp(s, "postcopy-paused"))
+		return recover_postcopy(m) < 0 ? MON_FAILED : MON_GO_ON;
+	if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
+		query_migrate(m, status, sizeof(status), desc, sizeof(desc));
+		if (relay_failed(m->relay, reason, sizeof(reason)))
+			mig_set_failure(m, "transport failed: %s", reason);
+		else if (m->setup_error[0])
+			mig_set_failure(m, "%s", m->setup_error);
+		mig_set_failure(m, "QEMU reports the migration %s%s%s", s, desc[0] ? ": " : "", desc);
+		return MON_FAILED;
+	}
+	return MON_GO_ON;
+}
+
+/* Cancels, the relay, channel set-up and the target's control link. */
+static enum mon_step check_outside(struct migration *m)
+{
+	char reason[300];
+	struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+
+	if (mig_take_cancel(m, reason, sizeof(reason))) {
+		mig_set_failure(m, "cancelled: %s", reason);
+		return MON_FAILED;
+	}
+	/* In post-copy a broken link is QEMU's postcopy-paused, which we
+	 * recover from instead of failing. */
+	if (!in_postcopy(m) && relay_failed(m->relay, reason, sizeof(reason))) {
+		mig_set_failure(m, "transport failed: %s", reason);
+		return MON_FAILED;
+	}
+	if (m->setup_error[0]) {
+		mig_set_failure(m, "%s", m->setup_error);
+		return MON_FAILED;
+	}
+	/* The control link only speaks up when the target has trouble. */
+	if (m->ctl_fd < 0 || poll(&pfd, 1, 0) <= 0)
+		return MON_GO_ON;
+	if (in_postcopy(m)) {
+		/* The target is waiting for us to resume, or gone: QEMU will
+		 * say postcopy-paused if it matters. */
+		close(m->ctl_fd);
+		m->ctl_fd = -1;
+		return MON_GO_ON;
+	}
+	{
+		struct json_object *msg = NULL;
+		char err[256];
+
+		if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+			mig_set_failure(m, "lost the target agent: %s", err);
+		} else {
+			mig_set_failure(m, "target failed: %s",
+					json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
+			json_object_put(msg);
+		}
+	}
+	return MON_FAILED;
+}
+
+/* Every QUERY_EVERY_MS: QEMU's and ferry's figures into the monitor, the
+ * policy's decisions (pause tuning, post-copy now, escalations), and the
+ * monitor's verdict. */
+static enum mon_step sample_tick(struct migration *m, struct monitor *mon, struct mon_loop *ml)
+{
+	struct relay_stream_stats tot;
+	struct mon_sample smp;
+	struct mig_sample ms;
+	enum mon_verdict v;
+	char status[64], desc[256];
+	uint64_t since;
+
+	ml->next_query = time_mono_ms() + QUERY_EVERY_MS;
+	if (ram_started(m) && query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
+	    !strcmp(status, "completed"))
+		return MON_COMPLETED;
+	if (stor_count(m->stor) && !in_postcopy(m) && watch_disks(m, &ml->dw, time_mono_ms()) < 0)
+		return MON_FAILED;
+	/* Copy rate from ferry's own counters (RAM and disk), dirty rate and
+	 * what is left from QEMU: RAM not yet started counts whole, so
+	 * starting it is not a step back. */
+	relay_totals(m->relay, &tot);
+	pthread_mutex_lock(&m->mu);
+	smp = (struct mon_sample){time_mono_ms(),
+				  m->st.disk_remaining + (ram_started(m) ? m->st.ram_remaining : ml->ram_bytes),
+				  m->st.dirty_rate_bps + m->st.disk_dirty_rate_bps,
+				  tot.raw_in, tot.wire_out, m->st.iterations};
+	pthread_mutex_unlock(&m->mu);
+	v = mon_sample(mon, &smp);
+	ms = (struct mig_sample){(uint32_t)(smp.t_ms - mon->start_ms), smp.remaining, smp.dirty_bps,
+				 (uint64_t)mon->copy_bps, (uint64_t)mon->wire_bps};
+	mig_add_sample(m, &ms);
+	pthread_mutex_lock(&m->mu);
+	m->st.copy_rate_bps = (uint64_t)mon->copy_bps;
+	m->st.wire_rate_bps = (uint64_t)mon->wire_bps;
+	m->st.converging = mon->converging;
+	m->st.eta_ms = mon->eta_ms;
+	pthread_mutex_unlock(&m->mu);
+	if (ram_started(m) && !in_postcopy(m))
+		tune_pause(m, mon, smp.t_ms);
+	/* Post-copy right away, when asked: the first pass is under way, so
+	 * the target has somewhere to start from. */
+	if (m->postcopy && m->req.set.post_copy_now && m->state == MS_SRC_PRECOPY && v == MON_OK)
+		start_postcopy(m, mon);
+	since = mon->best_at_ms > ml->last_escalation ? mon->best_at_ms : ml->last_escalation;
+	if (pol_escalation_due(m->req.set.v.escalate_after_s, v, smp.iterations, smp.t_ms, since) &&
+	    escalate(m, mon))
+		ml->last_escalation = smp.t_ms;
+	if (v != MON_OK) {
+		char why[400];
+
+		mon_explain(mon, v, why, sizeof(why));
+		mig_set_failure(m, "%s", why);
+		return MON_FAILED;
+	}
+	return MON_GO_ON;
+}
+
+/* Watches the migration until QEMU completes (1) or it fails (0, the
+ * reason recorded). */
 static int monitor(struct migration *m, struct monitor *mon)
 {
-	uint64_t next_query = 0, last_escalation = 0;
-	uint64_t ram_bytes = (uint64_t)m->vm->spec->memory_mib << 20;
-	char status[64], desc[256], reason[300];
-	struct disk_watch dw = {0};
+	struct mon_loop ml = {.ram_bytes = (uint64_t)m->vm->spec->memory_mib << 20};
+	enum mon_step step = MON_GO_ON;
 	struct qmp_event ev;
 	int r;
 
-	for (;;) {
+	while (step == MON_GO_ON) {
 		r = qmp_pump(m->qmp, MONITOR_TICK_MS);
 		if (r < 0 && r != -ETIMEDOUT) {
-			mig_set_failure(m, "lost the source QEMU's QMP connection: %s",
-					qmp_last_error(m->qmp));
+			mig_set_failure(m, "lost the source QEMU's QMP connection: %s", qmp_last_error(m->qmp));
 			return 0;
 		}
-		while (qmp_take_event(m->qmp, NULL, &ev) == 0) {
-			r = stor_source_event(m->stor, &ev, reason, sizeof(reason));
-			if (r != 0) {
-				/* A mirror got in sync: look now, RAM may start. */
-				if (r > 0 && !strcmp(ev.name, "BLOCK_JOB_READY"))
-					next_query = 0;
-				qmp_event_clear(&ev);
-				if (r > 0)
-					continue;
-				mig_set_failure(m, "storage: %s", reason);
-				return 0;
-			}
-			if (!strcmp(ev.name, "STOP")) {
-				/* QEMU stopped the guest for the last copy (or, in
-				 * post-copy, to send the device state): from here the
-				 * outcome is QEMU's and the target's to decide, and a
-				 * cancel is refused. The STOP event is the one sign
-				 * every QEMU gives: "device" comes only with
-				 * pause-before-switchover. */
-				pthread_mutex_lock(&m->mu);
-				m->st.stop_ts_us = ev.ts_us;
-				pthread_mutex_unlock(&m->mu);
-				if (m->state == MS_SRC_PRECOPY)
-					(void)mig_enter(m, MS_SRC_SWITCHOVER);
-				relay_set_final(m->relay);
-			} else if (!strcmp(ev.name, "MIGRATION")) {
-				char s[32];
-
-				/* A copy: the event (and its strings) is freed below. */
-				snprintf(s, sizeof(s), "%s", json_object_get_string(
-					json_object_object_get(ev.data, "status")) ?: "?");
-
-				log_info("mig", "event=qemu_status status=%s qemu_ts_us=%llu", s,
-					 (unsigned long long)ev.ts_us);
-				if (!strcmp(s, "completed")) {
-					qmp_event_clear(&ev);
-					query_migrate(m, status, sizeof(status), NULL, 0);
-					return 1;
-				}
-				if (!strcmp(s, "pre-switchover")) {
-					qmp_event_clear(&ev);
-					if (switchover_disks(m) < 0)
-						return 0;
-					continue;
-				}
-				if (!strcmp(s, "postcopy-paused")) {
-					qmp_event_clear(&ev);
-					if (recover_postcopy(m) < 0)
-						return 0;
-					continue;
-				}
-				if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
-					qmp_event_clear(&ev);
-					query_migrate(m, status, sizeof(status), desc, sizeof(desc));
-					if (relay_failed(m->relay, reason, sizeof(reason)))
-						mig_set_failure(m, "transport failed: %s", reason);
-					else if (m->setup_error[0])
-						mig_set_failure(m, "%s", m->setup_error);
-					mig_set_failure(m, "QEMU reports the migration %s%s%s", s,
-							desc[0] ? ": " : "", desc);
-					return 0;
-				}
-			} else if (!strcmp(ev.name, "MIGRATION_PASS")) {
-				log_info("mig", "event=iteration pass=%lld remaining=%llu dirty_bps=%llu copy_bps=%.0f converging=%d",
-					 (long long)json_object_get_int64(
-						 json_object_object_get(ev.data, "pass")),
-					 (unsigned long long)mon->remaining,
-					 (unsigned long long)mon->dirty_bps, mon->copy_bps, mon->converging);
-			}
+		while (step == MON_GO_ON && qmp_take_event(m->qmp, NULL, &ev) == 0) {
+			step = on_qemu_event(m, mon, &ml, &ev);
 			qmp_event_clear(&ev);
 		}
-		if (mig_take_cancel(m, reason, sizeof(reason))) {
-			mig_set_failure(m, "cancelled: %s", reason);
-			return 0;
-		}
-		/* In post-copy a broken link is QEMU's postcopy-paused (above),
-		 * which we recover from instead of failing. */
-		if (!in_postcopy(m) && relay_failed(m->relay, reason, sizeof(reason))) {
-			mig_set_failure(m, "transport failed: %s", reason);
-			return 0;
-		}
-		if (m->setup_error[0]) {
-			mig_set_failure(m, "%s", m->setup_error);
-			return 0;
-		}
-		/* The control link only speaks up when the target has trouble. */
-		if (m->ctl_fd >= 0) {
-			struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
-
-			if (poll(&pfd, 1, 0) > 0 && in_postcopy(m)) {
-				/* The target is waiting for us to resume, or gone:
-				 * QEMU will say postcopy-paused if it matters. */
-				close(m->ctl_fd);
-				m->ctl_fd = -1;
-			} else if (poll(&pfd, 1, 0) > 0) {
-				struct json_object *msg = NULL;
-				char err[256];
-
-				if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
-					mig_set_failure(m, "lost the target agent: %s", err);
-				} else {
-					mig_set_failure(m, "target failed: %s",
-							json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
-					json_object_put(msg);
-				}
-				return 0;
-			}
-		}
-		if (time_mono_ms() >= next_query) {
-			struct relay_stream_stats tot;
-			struct mon_sample smp;
-			enum mon_verdict v;
-
-			next_query = time_mono_ms() + QUERY_EVERY_MS;
-			if (ram_started(m) && query_migrate(m, status, sizeof(status), desc, sizeof(desc)) == 0 &&
-			    !strcmp(status, "completed"))
-				return 1;
-			if (stor_count(m->stor) && !in_postcopy(m) && watch_disks(m, &dw, time_mono_ms()) < 0)
-				return 0;
-			/* Copy rate from ferry's own counters (RAM and disk), dirty
-			 * rate and what is left from QEMU: RAM not yet started counts
-			 * whole, so starting it is not a step back. */
-			relay_totals(m->relay, &tot);
-			pthread_mutex_lock(&m->mu);
-			smp = (struct mon_sample){time_mono_ms(),
-						  m->st.disk_remaining + (ram_started(m) ? m->st.ram_remaining : ram_bytes),
-						  m->st.dirty_rate_bps + m->st.disk_dirty_rate_bps,
-						  tot.raw_in, tot.wire_out, m->st.iterations};
-			pthread_mutex_unlock(&m->mu);
-			v = mon_sample(mon, &smp);
-			{
-				struct mig_sample ms = {(uint32_t)(smp.t_ms - mon->start_ms), smp.remaining,
-							smp.dirty_bps, (uint64_t)mon->copy_bps,
-							(uint64_t)mon->wire_bps};
-
-				mig_add_sample(m, &ms);
-			}
-			pthread_mutex_lock(&m->mu);
-			m->st.copy_rate_bps = (uint64_t)mon->copy_bps;
-			m->st.wire_rate_bps = (uint64_t)mon->wire_bps;
-			m->st.converging = mon->converging;
-			m->st.eta_ms = mon->eta_ms;
-			pthread_mutex_unlock(&m->mu);
-			if (ram_started(m) && !in_postcopy(m))
-				tune_pause(m, mon, smp.t_ms);
-			/* Post-copy right away, when asked: the first pass is under
-			 * way, so the target has somewhere to start from. */
-			if (m->postcopy && m->req.set.post_copy_now && m->state == MS_SRC_PRECOPY && v == MON_OK)
-				start_postcopy(m, mon);
-			{
-				int after = m->req.set.v.escalate_after_s;
-				uint64_t since = mon->best_at_ms > last_escalation ? mon->best_at_ms : last_escalation;
-
-				if (pol_escalation_due(after, v, smp.iterations, smp.t_ms, since) && escalate(m, mon))
-					last_escalation = smp.t_ms;
-			}
-			if (v != MON_OK) {
-				char why[400];
-
-				mon_explain(mon, v, why, sizeof(why));
-				mig_set_failure(m, "%s", why);
-				return 0;
-			}
-		}
+		if (step == MON_GO_ON)
+			step = check_outside(m);
+		if (step == MON_GO_ON && time_mono_ms() >= ml.next_query)
+			step = sample_tick(m, mon, &ml);
 	}
+	return step == MON_COMPLETED;
 }
 
 /* After QEMU completed: the target must confirm the guest runs there before
