@@ -75,6 +75,11 @@ struct pump {
 	int dead;     /* aborting: no new ops, release when inflight hits 0 */
 	int err;
 	char reason[256];
+	/* I/O that could not be queued: still counted in inflight (and its
+	 * busy flag set) until arm_failed_post runs, so that the pump outlives
+	 * the callback that tried to queue it. */
+	int arm_failed_ops, arm_failed_err;
+	const char *arm_failed_what;
 
 	/* plain -> framed */
 	struct enc_slot enc[PUMP_SLOTS];
@@ -503,14 +508,34 @@ static void enc_send_cb(struct loop_op *op, int res)
 	pump_check_done(p);
 }
 
-/* An I/O that could not be queued (r < 0): nothing will ever complete it,
- * so undo its accounting and fail the stream; otherwise the pump would
- * never go idle and relay_free would wait forever. */
-static void arm_failed(struct pump *p, int *busy, int r, const char *what)
+/* Runs on the loop thread after the callback that failed to queue I/O
+ * has returned: drops the failed ops from inflight and fails the stream
+ * (releasing the pump once idle). */
+static void arm_failed_post(void *arg)
 {
-	*busy = 0;
-	p->inflight--;
-	pump_abort(p, r, "cannot queue a %s: %s", what, strerror(-r));
+	struct pump *p = arg;
+
+	p->inflight -= p->arm_failed_ops;
+	p->arm_failed_ops = 0;
+	if (p->dead)
+		pump_release_if_idle(p);
+	else
+		pump_abort(p, p->arm_failed_err, "cannot queue a %s: %s", p->arm_failed_what,
+			   strerror(-p->arm_failed_err));
+}
+
+/* An I/O that could not be queued (r < 0): nothing will ever complete it,
+ * so the stream fails; otherwise the pump would never go idle and
+ * relay_free would wait forever. Its busy flag stays set (nothing re-arms
+ * it) and its count stays in inflight until arm_failed_post: the callers
+ * go on using p after this returns. */
+static void arm_failed(struct pump *p, int r, const char *what)
+{
+	if (!p->arm_failed_ops++) {
+		p->arm_failed_err = r;
+		p->arm_failed_what = what;
+		loop_post_must(p->r->lp, arm_failed_post, p);
+	}
 }
 
 /* Arms whatever can run now: a recv into the next free slot, a send of the
@@ -531,7 +556,7 @@ static void enc_pump(struct pump *p)
 		p->inflight++;
 		r = loop_recv(p->r->lp, &p->enc_recv_op, p->plain, s->raw, PUMP_CHUNK, 0);
 		if (r < 0) {
-			arm_failed(p, &p->enc_recv_busy, r, "receive from QEMU");
+			arm_failed(p, r, "receive from QEMU");
 			return;
 		}
 	}
@@ -542,7 +567,7 @@ static void enc_pump(struct pump *p)
 		r = loop_send(p->r->lp, &p->enc_send_op, p->framed, s->frame + p->enc_send_off,
 			      (size_t)s->frame_len - p->enc_send_off, 0);
 		if (r < 0)
-			arm_failed(p, &p->enc_send_busy, r, "send to the peer");
+			arm_failed(p, r, "send to the peer");
 	}
 }
 
@@ -783,7 +808,7 @@ static void dec_pump(struct pump *p)
 		r = loop_send(p->r->lp, &p->dec_send_op, p->plain, s->out + p->dec_send_off,
 			      (size_t)s->out_len - p->dec_send_off, 0);
 		if (r < 0) {
-			arm_failed(p, &p->dec_send_busy, r, "send to QEMU");
+			arm_failed(p, r, "send to QEMU");
 			return;
 		}
 		break;
@@ -806,7 +831,7 @@ static void dec_pump(struct pump *p)
 			      FRAME_HDR_LEN - p->dec_got, MSG_WAITALL);
 	}
 	if (r < 0)
-		arm_failed(p, &p->dec_recv_busy, r, "receive from the peer");
+		arm_failed(p, r, "receive from the peer");
 }
 
 /* ---- start ------------------------------------------------------------- */
