@@ -205,8 +205,10 @@ static void listener_arm(void *arg)
 
 	l->op.cb = accept_cb;
 	r = loop_accept(l->m->env.lp, &l->op, l->fd);
-	if (r < 0)
+	if (r < 0) {
+		setup_error(l->m, "cannot accept QEMU's channels (%s): %s", l->nbd ? "disks" : "migration", strerror(-r));
 		accept_cb(&l->op, r); /* closes it: stop_listener must not wait */
+	}
 }
 
 static void listener_cancel(void *arg)
@@ -503,6 +505,9 @@ static int start_postcopy(struct migration *m, struct monitor *mon)
 {
 	char err[256];
 
+	/* Only from pre-copy: at or past the switchover it is too late. */
+	if (m->state != MS_SRC_PRECOPY)
+		return -EALREADY;
 	if (mig_qmp(m, "migrate-start-postcopy", NULL, NULL, 5000, err, sizeof(err)) < 0) {
 		log_warn("mig", "event=post_copy_failed err=\"%s\"", log_q(err));
 		return -EIO;
@@ -511,6 +516,7 @@ static int start_postcopy(struct migration *m, struct monitor *mon)
 	 * so nothing may abort the migration any more (the state refuses
 	 * cancels, the timeouts go). */
 	(void)mig_enter(m, MS_SRC_POSTCOPY);
+	m->postcopy_entered = 1;
 	mon->progress_timeout_ms = 0;
 	mon->completion_timeout_ms = 0;
 	pthread_mutex_lock(&m->mu);
@@ -748,8 +754,6 @@ static int watch_disks(struct migration *m, struct disk_watch *w, uint64_t now)
 	return 0;
 }
 
-/* Watches the running migration until QEMU completes it or something says
- * stop. Returns 1 completed, 0 failed (reason recorded). */
 /* The monitor's loop state between ticks. */
 struct mon_loop {
 	uint64_t next_query, last_escalation, ram_bytes;
@@ -911,7 +915,7 @@ static enum mon_step sample_tick(struct migration *m, struct monitor *mon, struc
 	/* Post-copy right away, when asked: the first pass is under way, so
 	 * the target has somewhere to start from. */
 	if (m->postcopy && m->req.set.post_copy_now && m->state == MS_SRC_PRECOPY && v == MON_OK)
-		start_postcopy(m, mon);
+		(void)start_postcopy(m, mon); /* a refusal is logged; the escalations go on */
 	since = mon->best_at_ms > ml->last_escalation ? mon->best_at_ms : ml->last_escalation;
 	if (pol_escalation_due(m->req.set.v.escalate_after_s, v, smp.iterations, smp.t_ms, since) &&
 	    escalate(m, mon))
@@ -926,8 +930,8 @@ static enum mon_step sample_tick(struct migration *m, struct monitor *mon, struc
 	return MON_GO_ON;
 }
 
-/* Watches the migration until QEMU completes (1) or it fails (0, the
- * reason recorded). */
+/* Watches the running migration until QEMU completes it (1) or something
+ * says stop (0, the reason recorded). */
 static int monitor(struct migration *m, struct monitor *mon)
 {
 	struct mon_loop ml = {.ram_bytes = (uint64_t)m->vm->spec->memory_mib << 20};
@@ -1226,6 +1230,10 @@ static enum mig_state source_confirm(struct migration *m)
 		return MS_SRC_SUCCEEDED;
 	if (confirmed == 0)
 		return MS_SRC_HELD; /* no word: resuming here could run it twice */
+	/* After post-copy the target ran the guest and wrote to it: the
+	 * memory here is stale, so it is kept paused, never resumed. */
+	if (m->postcopy_entered)
+		return MS_SRC_HELD;
 	/* The target has nothing: the guest runs here again. */
 	(void)mig_enter(m, MS_SRC_ROLLING_BACK);
 	ensure_source_running(m);

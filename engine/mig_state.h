@@ -77,11 +77,12 @@ enum mig_guest {
 struct mig_state_info {
 	const char *name;      /* for logs: "precopy" */
 	enum mig_role role;
-	enum mig_phase phase;  /* the public phase it shows */
+	enum mig_phase phase;  /* the public phase it shows (unless keep_phase) */
 	const char *mode;      /* the status mode it sets, NULL keeps the last */
 	enum mig_guest guest;
 	unsigned cancellable : 1; /* mig_cancel is taken */
 	unsigned terminal : 1;
+	unsigned keep_phase : 1;  /* shows the phase it came from (a short undo) */
 };
 
 const struct mig_state_info *mstate_info(enum mig_state s);

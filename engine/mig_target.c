@@ -113,7 +113,7 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		      int chan_id, uint32_t stream_id, char *reason, size_t len)
 {
 	struct json_object *ack = json_object_new_object();
-	char label[32];
+	char label[32], to[448];
 	int qfd = -1, r = 0, counted = 0, recovering = 0;
 	struct relay *relay = NULL;
 	uint64_t deadline = time_mono_ms() + MAIN_WAIT_MS;
@@ -152,14 +152,16 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 		counted = 1;
 		recovering = kind == CHANNEL_MAIN && m->recover_next_main;
 		relay = m->relay;
+		/* A copy under the lock: the target thread may hand m->vm over
+		 * once it stops waiting for attachers. */
+		snprintf(to, sizeof(to), "%s", kind == CHANNEL_NBD ? m->nbd_path : recovering ? m->recover_path :
+						m->vm->incoming_path);
 	}
 	pthread_mutex_unlock(&m->mu);
 
 	if (r == 0) {
 		/* Connects are serialized so accept order equals connect order;
 		 * this lock is held only by attachers, never by status readers. */
-		const char *to = kind == CHANNEL_NBD ? m->nbd_path : recovering ? m->recover_path :
-				 m->vm->incoming_path;
 
 		/* NBD connections go to QEMU's NBD server: no order to keep. */
 		if (kind != CHANNEL_NBD)
@@ -254,6 +256,9 @@ static int target_recover(struct migration *m, const char *why)
 	json_object_put(args);
 	if (r < 0) {
 		log_error("mig", "event=migrate_recover_failed err=\"%s\"", log_q(err));
+		pthread_mutex_lock(&m->mu);
+		m->closing = 1; /* no resume can be taken now */
+		pthread_mutex_unlock(&m->mu);
 		return r;
 	}
 	pthread_mutex_lock(&m->mu);
@@ -264,8 +269,11 @@ static int target_recover(struct migration *m, const char *why)
 	}
 	fd = m->resume_fd;
 	m->resume_fd = -1;
-	/* Leaving AWAITING_RESUME under the lock: a second resume is refused. */
+	/* Leaving AWAITING_RESUME under the lock: a later resume is refused,
+	 * whether we go on or give up. */
 	pr = fd >= 0 ? mig_enter_locked(m, MS_TGT_POSTCOPY, &from) : 0;
+	if (fd < 0)
+		m->closing = 1;
 	pthread_mutex_unlock(&m->mu);
 	if (fd < 0)
 		return -ETIMEDOUT;
@@ -284,7 +292,7 @@ int mig_target_resume(struct migration *m, int fd, const char *peer, char *reaso
 	int r = 0;
 
 	pthread_mutex_lock(&m->mu);
-	if (strcmp(m->st.role, "target") || m->state != MS_TGT_AWAITING_RESUME) {
+	if (strcmp(m->st.role, "target") || m->state != MS_TGT_AWAITING_RESUME || m->closing) {
 		snprintf(reason, len, "migration %s is not waiting to resume", m->req.id);
 		r = -ESRCH;
 	} else if (strcmp(peer, m->st.source_node)) {
@@ -314,7 +322,7 @@ static void resume_after_storage(struct migration *m)
 }
 
 /* serve()'s helpers answer this to go on: never a target state. */
-#define KEEP_SERVING MS_SRC_PENDING
+#define KEEP_SERVING MS_COUNT
 
 /* What the target learned from its QEMU so far. */
 struct tgt_watch {
@@ -392,6 +400,12 @@ static enum mig_state on_complete(struct migration *m, struct tgt_watch *w, stru
 			break;
 	}
 	if (!w->qemu_done || !(w->resumed || w->paused_mode)) {
+		if (m->state == MS_TGT_POSTCOPY) {
+			/* The guest ran here and wrote to its memory: stopping
+			 * it, or letting the source resume, would lose that. */
+			mig_set_failure(m, "post-copy: the target QEMU did not complete; the guest is kept here, paused, for an operator");
+			return MS_TGT_HELD;
+		}
 		mig_set_failure(m, "target QEMU did not finish loading the guest");
 		reply(m, "error", m->st.failure_reason);
 		return MS_TGT_FAILED;
@@ -592,6 +606,12 @@ static void *target_main(void *arg)
 	}
 	if (!ok && m->admitted)
 		m->env.on_target_failed(m->env.agent, m->st.vm);
+	if (end == MS_TGT_HELD) {
+		/* Before the hand-over: the agent shows the guest Paused. */
+		pthread_mutex_lock(&m->mu);
+		m->st.guest_paused_on_source = 1; /* "paused here": split, not lost */
+		pthread_mutex_unlock(&m->mu);
+	}
 	if (ok) {
 		struct qemu_vm *vm = m->vm;
 
@@ -618,6 +638,11 @@ static void *target_main(void *arg)
 	}
 	close(m->ctl_fd);
 	m->ctl_fd = -1;
+	pthread_mutex_lock(&m->mu);
+	if (m->resume_fd >= 0) /* a resume that came too late */
+		close(m->resume_fd);
+	m->resume_fd = -1;
+	pthread_mutex_unlock(&m->mu);
 	log_set_migration(NULL);
 	return NULL;
 }

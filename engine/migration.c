@@ -92,6 +92,7 @@ static void end_locked(struct migration *m, const struct mig_state_info *ti)
 {
 	int succeeded = ti->phase == MIG_SUCCEEDED;
 
+	m->st.phase = ti->phase;
 	m->st.end_us = time_real_us();
 	m->st.completed = succeeded;
 	m->st.failed = !succeeded;
@@ -117,13 +118,14 @@ int mig_enter_locked(struct migration *m, enum mig_state to, enum mig_state *fro
 	if (!ti || !mstate_edge(*from, to))
 		return -EINVAL;
 	m->state = to;
-	m->st.phase = ti->phase;
+	if (!ti->keep_phase)
+		m->st.phase = ti->phase;
 	if (ti->mode)
 		snprintf(m->st.mode, sizeof(m->st.mode), "%s", ti->mode);
 	if (ti->terminal)
 		end_locked(m, ti);
 	pthread_cond_broadcast(&m->cv);
-	return old_phase != ti->phase;
+	return old_phase != m->st.phase;
 }
 
 void mig_entered(struct migration *m, enum mig_state from, enum mig_state to, int r)

@@ -63,6 +63,7 @@ struct migration {
 	char mig_dir[400];
 	int compress, multifd;
 	int postcopy, auto_converge; /* allowed for this migration */
+	int postcopy_entered;        /* source: the target ran the guest (it may have written to it) */
 	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
 	struct pol_pause pause;      /* source: pause tuning's memory (engine/policy.h) */
 	int recover_next_main;       /* post-copy resume: the next main channel goes to recovery */
@@ -83,7 +84,7 @@ struct migration {
 	 * attachers under way; connects to QEMU serialized by attach_mu. */
 	int main_connected;
 	int attaching;
-	int closing; /* target: the thread tears down; no more channels */
+	int closing; /* target: the thread tears down or gave up on a resume; no more channels or resumes */
 	pthread_mutex_t attach_mu;
 };
 
