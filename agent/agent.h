@@ -69,6 +69,7 @@ struct agent {
 	struct MHD_Daemon *api, *api_tcp_daemon;
 	int api_fd, api_tcp_fd;
 	struct api_listener api_unix, api_tcp;
+	char *api_tls_mem[2]; /* the TCP API's certificate and key, PEM in memory */
 };
 
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);

@@ -25,6 +25,7 @@
 #include "agent/console.h"
 #include "agent/routes.h"
 #include "transport/link.h"
+#include "schema/input.h"
 #include "util/log.h"
 #include "util/net.h"
 
@@ -34,7 +35,19 @@ struct req_body {
 	char *buf;
 	size_t len;
 	int too_big;
+	enum route_role role; /* decided from the headers, before any body byte is read */
+	const char *who;      /* the token's name, root@unix, or "-" */
 };
+
+/* The status of the response this thread queued last (for the audit line);
+ * MHD runs one connection per thread here. */
+static __thread unsigned t_status;
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
+{
+	t_status = status;
+	return MHD_queue_response(c, status, r);
+}
 
 /* Queues o (and drops it), with an Allow header when allow is given. */
 static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, struct json_object *o,
@@ -47,7 +60,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, str
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
-	ret = MHD_queue_response(c, status, r);
+	ret = queue(c, status, r);
 	MHD_destroy_response(r);
 	json_object_put(o);
 	return ret;
@@ -103,22 +116,27 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, int err, const ch
 /* Who is asking: root on the unix socket is admin (it could run QEMU
  * itself); anyone else shows a bearer token from the config. Tokens are
  * compared in constant time and never logged. */
-static enum route_role caller_role(struct agent *a, struct MHD_Connection *c, int is_tcp, int *had_token)
+static enum route_role caller_role(struct agent *a, struct MHD_Connection *c, int is_tcp, int *had_token,
+				   const char **who)
 {
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	const union MHD_ConnectionInfo *ci;
 
 	*had_token = 0;
+	*who = "-";
 	if (!is_tcp) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 
 		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-		    cred.uid == 0)
+		    cred.uid == 0) {
+			*who = "root@unix";
 			return ROLE_ADMIN;
+		}
 	}
-	if (!auth || strncmp(auth, "Bearer ", 7))
+	/* RFC 7235: the scheme is case-insensitive. */
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
 		return ROLE_NONE;
 	*had_token = 1;
 	auth += 7;
@@ -126,8 +144,10 @@ static enum route_role caller_role(struct agent *a, struct MHD_Connection *c, in
 		const struct ferry_token_cfg *t = &a->cfg->tokens[i];
 		size_t n = strlen(t->token);
 
-		if (strlen(auth) == n && CRYPTO_memcmp(auth, t->token, n) == 0)
-			return !strcmp(t->role, "admin") ? ROLE_ADMIN
+		if (strlen(auth) != n || CRYPTO_memcmp(auth, t->token, n) != 0)
+			continue;
+		*who = t->name;
+		return !strcmp(t->role, "admin") ? ROLE_ADMIN
 			       : !strcmp(t->role, "migrator") ? ROLE_MIGRATOR : ROLE_VIEWER;
 	}
 	return ROLE_NONE;
@@ -204,7 +224,7 @@ static enum MHD_Result serve_events(struct agent *a, struct MHD_Connection *c, c
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, e, sse_free);
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
-	ret = MHD_queue_response(c, 200, r);
+	ret = queue(c, 200, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -461,7 +481,7 @@ static enum MHD_Result respond_reply(struct MHD_Connection *c, struct route_repl
 		return respond_json(c, rep->status, rep->body);
 	r = MHD_create_response_from_buffer(strlen(rep->text), rep->text, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type", rep->type);
-	ret = MHD_queue_response(c, rep->status, r);
+	ret = queue(c, rep->status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -489,7 +509,7 @@ static enum MHD_Result forward(struct agent *a, struct MHD_Connection *c, const 
 			return respond_error(c, r, err);
 		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 		MHD_add_response_header(resp, "Cache-Control", "no-cache");
-		ret = MHD_queue_response(c, 200, resp);
+		ret = queue(c, 200, resp);
 		MHD_destroy_response(resp);
 		return ret;
 	}
@@ -560,15 +580,27 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 {
 	struct api_listener *l = cls;
 	struct req_body *b = *con_cls;
-	enum route_role have;
-	int had_token;
+	enum MHD_Result ret;
 
 	(void)version;
 	if (!b) {
+		int had_token;
+
 		b = calloc(1, sizeof(*b));
 		if (!b)
 			return MHD_NO;
 		*con_cls = b;
+		/* The console's files are public; its API calls carry the token. */
+		if (!strcmp(method, "GET") && console_is_path(url))
+			return MHD_YES;
+		/* Who asks is known from the headers: a caller without a valid
+		 * token is answered now, before a byte of its body is read. */
+		b->role = caller_role(l->a, c, l->is_tcp, &had_token, &b->who);
+		if (b->role == ROLE_NONE)
+			return respond_status(c, 401, "unauthorized",
+					      had_token ? "the bearer token is not valid"
+							: "a bearer token is required (ferryctl --token-file)",
+					      NULL);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -589,17 +621,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (b->too_big)
 		return respond_error(c, -EINVAL, "request body over 1 MiB");
-	/* The console's files are public; its API calls carry the token. */
 	if (!strcmp(method, "GET") && console_is_path(url))
 		return (enum MHD_Result)console_serve(c, url);
-	have = caller_role(l->a, c, l->is_tcp, &had_token);
-	log_debug("api", "event=request method=%s url=%s role=%s", method, url, route_role_name(have));
-	if (have == ROLE_NONE)
-		return respond_status(c, 401, "unauthorized",
-				      had_token ? "the bearer token is not valid"
-						: "a bearer token is required (ferryctl --token)",
-				      NULL);
-	return dispatch(l->a, c, method, url, b, have);
+	log_debug("api", "event=request method=%s url=%s role=%s", method, log_q(url), route_role_name(b->role));
+	t_status = 0;
+	ret = dispatch(l->a, c, method, url, b, b->role);
+	/* One audit line per call that would change something, refused ones
+	 * included: who, what, the answer. */
+	if (strcmp(method, "GET"))
+		log_info("audit", "event=api_call who=%s role=%s method=%s path=%s status=%u", log_q(b->who),
+			 route_role_name(b->role), method, log_q(url), t_status);
+	return ret;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -617,12 +649,54 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-static struct MHD_Daemon *start_daemon(struct api_listener *l, int fd)
+/* The unix socket is root's (and ferryctl's on this host): no caps. */
+static struct MHD_Daemon *start_unix_daemon(struct api_listener *l, int fd)
 {
 	return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
 				NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+}
+
+/* The network listener is bounded, so that nobody without a token can
+ * take the agent's descriptors or threads: API_TCP_MAX connections in all,
+ * API_TCP_PER_IP from one address, and API_TCP_IDLE_S to send the next
+ * byte of a request (slow headers). The event stream and a --wait keep a
+ * connection busy, not idle. HTTPS when api_tls is configured. */
+#define API_TCP_MAX 128
+#define API_TCP_PER_IP 16
+#define API_TCP_IDLE_S 10
+
+static struct MHD_Daemon *start_tcp_daemon(struct api_listener *l, int fd, const char *cert,
+					   const char *key)
+{
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+
+	if (!cert)
+		return MHD_start_daemon(flags, 0, NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, fd,
+					MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TCP_IDLE_S,
+					MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_TCP_MAX,
+					MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_TCP_PER_IP, MHD_OPTION_END);
+	return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, l, MHD_OPTION_LISTEN_SOCKET, fd,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TCP_IDLE_S,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_TCP_MAX,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_TCP_PER_IP,
+				MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+				MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+				MHD_OPTION_END);
+}
+
+/* A PEM file into memory (NUL-terminated), at most 1 MiB. */
+static char *read_pem(const char *path, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	if (schema_read_file(path, &text, &len, err, errlen) < 0)
+		return NULL;
+	return text;
 }
 
 int api_start(struct agent *a, char *err, size_t errlen)
@@ -652,7 +726,7 @@ int api_start(struct agent *a, char *err, size_t errlen)
 	chmod(a->cfg->api_socket, 0600);
 	a->api_unix.a = a;
 	a->api_unix.is_tcp = 0;
-	a->api = start_daemon(&a->api_unix, a->api_fd);
+	a->api = start_unix_daemon(&a->api_unix, a->api_fd);
 	if (!a->api) {
 		snprintf(err, errlen, "cannot start the HTTP API");
 		return -EIO;
@@ -674,12 +748,28 @@ int api_start(struct agent *a, char *err, size_t errlen)
 		}
 		a->api_tcp.a = a;
 		a->api_tcp.is_tcp = 1;
-		a->api_tcp_daemon = start_daemon(&a->api_tcp, a->api_tcp_fd);
+		if (a->cfg->api_tls_cert[0]) {
+			char *cert = read_pem(a->cfg->api_tls_cert, err, errlen), *key = NULL;
+
+			if (cert)
+				key = read_pem(a->cfg->api_tls_key, err, errlen);
+			if (cert && key)
+				a->api_tcp_daemon = start_tcp_daemon(&a->api_tcp, a->api_tcp_fd, cert, key);
+			/* MHD copies neither: keep them as long as the daemon. */
+			a->api_tls_mem[0] = cert;
+			a->api_tls_mem[1] = key;
+			if (!cert || !key)
+				return -EINVAL;
+		} else {
+			a->api_tcp_daemon = start_tcp_daemon(&a->api_tcp, a->api_tcp_fd, NULL, NULL);
+		}
 		if (!a->api_tcp_daemon) {
-			snprintf(err, errlen, "cannot start the HTTP API on %s", a->cfg->api_listen);
+			snprintf(err, errlen, "cannot start the %s API on %s (a bad certificate or key?)",
+				 a->cfg->api_tls_cert[0] ? "HTTPS" : "HTTP", a->cfg->api_listen);
 			return -EIO;
 		}
-		log_info("api", "event=listening addr=%s tokens=%zu", a->cfg->api_listen, a->cfg->n_tokens);
+		log_info("api", "event=listening addr=%s tokens=%zu tls=%d max_conns=%d per_ip=%d", a->cfg->api_listen,
+			 a->cfg->n_tokens, a->cfg->api_tls_cert[0] != 0, API_TCP_MAX, API_TCP_PER_IP);
 	}
 	return 0;
 }
@@ -695,6 +785,10 @@ void api_stop(struct agent *a)
 	if (a->api_tcp_fd >= 0)
 		close(a->api_tcp_fd);
 	a->api_tcp_fd = -1;
+	for (int i = 0; i < 2; i++) {
+		free(a->api_tls_mem[i]);
+		a->api_tls_mem[i] = NULL;
+	}
 	if (a->api_fd >= 0) {
 		close(a->api_fd);
 		unlink(a->cfg->api_socket);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <json-c/json.h>
@@ -13,6 +14,7 @@
 #include "schema/mig_settings.h"
 #include "schema/yaml.h"
 #include "util/log.h"
+#include "util/net.h"
 
 #define COFF(m) offsetof(struct ferry_config, m)
 #define POFF(m) offsetof(struct ferry_peer_cfg, m)
@@ -62,6 +64,12 @@ static const struct schema_field peer_fields[] = {
 	{0},
 };
 
+static const struct schema_field api_tls_fields[] = {
+	{"cert", SCHEMA_STR, COFF(api_tls_cert), SZ(struct ferry_config, api_tls_cert), 0, NULL, NULL, 0},
+	{"key", SCHEMA_STR, COFF(api_tls_key), SZ(struct ferry_config, api_tls_key), 0, NULL, NULL, 0},
+	{0},
+};
+
 static const struct schema_field config_fields[] = {
 	{"node", SCHEMA_STR, COFF(node), SZ(struct ferry_config, node), 0, NULL, NULL, 0},
 	{"listen", SCHEMA_HOSTPORT, COFF(listen_host), SZ(struct ferry_config, listen_host),
@@ -70,6 +78,8 @@ static const struct schema_field config_fields[] = {
 	 NULL, 0},
 	{"api_listen", SCHEMA_STR, COFF(api_listen), SZ(struct ferry_config, api_listen), 0, NULL,
 	 NULL, 0},
+	{"api_tls", SCHEMA_OBJ, 0, 0, 0, api_tls_fields, NULL, 0},
+	{"insecure_api", SCHEMA_BOOL, COFF(insecure_api), 0, 0, NULL, NULL, 0},
 	{"state_dir", SCHEMA_STR, COFF(state_dir), SZ(struct ferry_config, state_dir), 0, NULL,
 	 NULL, 0},
 	{"cluster_key", SCHEMA_STR, COFF(cluster_key), SZ(struct ferry_config, cluster_key), 0,
@@ -253,6 +263,18 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 				   "api_listen must be empty or host:port with a port in 1..65535 "
 				   "(got \"%s\")",
 				   c->api_listen);
+	if (!c->api_tls_cert[0] != !c->api_tls_key[0])
+		return schema_fail(e, "api_tls", "api_tls needs both cert and key");
+	if (c->api_tls_cert[0] && ((rc = schema_check_abs_path(e, "api_tls.cert", c->api_tls_cert)) ||
+				   (rc = schema_check_abs_path(e, "api_tls.key", c->api_tls_key))))
+		return rc;
+	/* Tokens and everything the API does would cross the network in
+	 * clear: only on loopback, or when the operator says so. */
+	if (c->api_listen[0] && !c->api_tls_cert[0] && !c->insecure_api && !net_is_loopback(host))
+		return schema_fail(e, "api_listen",
+				   "api_listen %s is not a loopback address: set api_tls {cert, key} for HTTPS, "
+				   "or insecure_api: true to serve plain HTTP there",
+				   c->api_listen);
 	if ((rc = schema_check_abs_path(e, "state_dir", c->state_dir)))
 		return rc;
 	if ((rc = schema_check_abs_path(e, "cluster_key", c->cluster_key)))
@@ -414,6 +436,35 @@ out:
 	return rc;
 }
 
+/* A file holding a secret must be readable by its owner only. */
+static int check_private(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s %s is mode %04o: it holds a secret, make it 0600 (chmod 600 %s)", what,
+			 path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The config itself when it holds API tokens, and the API's TLS key. */
+int config_check_secrets(const char *path, const struct ferry_config *c, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (c->n_tokens)
+		rc = check_private("the config", path, err, errlen);
+	if (!rc && c->api_tls_key[0])
+		rc = check_private("api_tls.key", c->api_tls_key, err, errlen);
+	return rc;
+}
+
 int config_load(const char *path, struct ferry_config **out, char *err, size_t errlen)
 {
 	char *text = NULL;
@@ -427,6 +478,12 @@ int config_load(const char *path, struct ferry_config **out, char *err, size_t e
 	rc = config_parse(text, len, path, out, err, errlen);
 	if (rc)
 		goto out;
+	rc = config_check_secrets(path, *out, err, errlen);
+	if (rc) {
+		config_free(*out);
+		*out = NULL;
+		goto out;
+	}
 	log_info("config", "event=config_loaded path=%s node=%s listen=%s:%d peers=%zu accel=%s",
 		 path, (*out)->node, (*out)->listen_host, (*out)->listen_port, (*out)->n_peers,
 		 (*out)->accel);

@@ -43,6 +43,9 @@ struct ferry_config {
 	int listen_port;         /* default 7700 */
 	char api_socket[256];    /* default /run/ferry/api.sock (ferryctl default) */
 	char api_listen[256];    /* "" (default) or host:port for the REST API */
+	char api_tls_cert[256];  /* api_tls.cert: PEM certificate (chain) for HTTPS on api_listen */
+	char api_tls_key[256];   /* api_tls.key: its PEM key, mode 0600 */
+	int insecure_api;        /* plain HTTP on a non-loopback api_listen, explicitly */
 	char state_dir[256];     /* default /var/lib/ferry/<node> */
 	char cluster_key[256];   /* default /etc/ferry/cluster.key */
 	char qemu_binary[256];   /* default qemu-system-x86_64 */
@@ -64,6 +67,10 @@ struct ferry_config {
 	struct ferry_token_cfg *tokens;
 	size_t n_tokens;
 };
+
+/* Files that hold secrets (the config when it lists tokens, api_tls.key)
+ * must be mode 0600 or stricter. 0, or -EPERM/-errno with the reason. */
+int config_check_secrets(const char *path, const struct ferry_config *c, char *err, size_t errlen);
 
 /* The first policy whose selector matches these VM labels, or NULL. */
 const struct ferry_policy_cfg *config_match_policy(const struct ferry_config *c,

@@ -15,10 +15,36 @@
 #include "util/timeutil.h"
 
 struct ctl {
-	const char *server; /* unix socket of ferryd's API, or http://host:port */
+	const char *server; /* unix socket of ferryd's API, or http(s)://host:port */
 	const char *token;  /* bearer token, or NULL */
 	const char *output; /* table | json */
+	const char *cacert; /* CA bundle that signs ferryd's HTTPS certificate, or NULL (system CAs) */
+	char token_buf[512];
 };
+
+/* A token comes from a file or the environment, never from the command
+ * line (where `ps` shows it to every user). 0, or -1 with a message. */
+static int read_token_file(struct ctl *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "ferryctl: cannot read the token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = fread(c->token_buf, 1, sizeof(c->token_buf) - 1, f);
+	fclose(f);
+	c->token_buf[n] = '\0';
+	while (n && (c->token_buf[n - 1] == '\n' || c->token_buf[n - 1] == '\r' || c->token_buf[n - 1] == ' '))
+		c->token_buf[--n] = '\0';
+	if (!n) {
+		fprintf(stderr, "ferryctl: the token file %s is empty\n", path);
+		return -1;
+	}
+	c->token = c->token_buf;
+	return 0;
+}
 
 struct buf {
 	char *p;
@@ -51,8 +77,12 @@ static long call(struct ctl *c, const char *method, const char *path, struct jso
 	long status = -1;
 	CURLcode rc;
 
-	if (!strncmp(c->server, "http://", 7)) {
+	if (!strncmp(c->server, "http://", 7) || !strncmp(c->server, "https://", 8)) {
 		snprintf(url, sizeof(url), "%s%s", c->server, path);
+		/* curl verifies the certificate and the host name by default;
+		 * --cacert names the cluster's own CA. */
+		if (c->cacert)
+			curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
 	} else {
 		snprintf(url, sizeof(url), "http://ferryd%s", path);
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->server);
@@ -815,25 +845,36 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ferryctl [--server SOCKET|http://HOST:PORT] [--token TOKEN] [-o table|json|yaml] COMMAND ...\n\ncommands:\n");
+	fprintf(stderr, "usage: ferryctl [--server SOCKET|https://HOST:PORT] [--token-file FILE] [--cacert FILE] [-o table|json|yaml] COMMAND ...\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %s\n", commands[i].help);
-	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock; the token to $FERRY_TOKEN.\n");
+	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock; the token to $FERRY_TOKEN\n"
+			"(or the file $FERRY_TOKEN_FILE); the CA to $FERRY_CACERT, else the system's.\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct ctl c = {getenv("FERRY_SERVER"), getenv("FERRY_TOKEN"), "table"};
+	struct ctl c = {getenv("FERRY_SERVER"), getenv("FERRY_TOKEN"), "table", getenv("FERRY_CACERT"), ""};
 	int i = 1, r = 2;
 
 	if (!c.server)
 		c.server = "/run/ferry/api.sock";
+	if (!c.token && getenv("FERRY_TOKEN_FILE") && read_token_file(&c, getenv("FERRY_TOKEN_FILE")) < 0)
+		return 2;
 	while (i < argc && argv[i][0] == '-') {
 		if ((!strcmp(argv[i], "--server") || !strcmp(argv[i], "-s")) && i + 1 < argc) {
 			c.server = argv[i + 1];
 			i += 2;
-		} else if (!strcmp(argv[i], "--token") && i + 1 < argc) {
-			c.token = argv[i + 1];
+		} else if (!strcmp(argv[i], "--token")) {
+			fprintf(stderr, "ferryctl: --token would show the token to every user in ps: put it in a file "
+					"(mode 0600) and use --token-file FILE, or set FERRY_TOKEN\n");
+			return 2;
+		} else if (!strcmp(argv[i], "--token-file") && i + 1 < argc) {
+			if (read_token_file(&c, argv[i + 1]) < 0)
+				return 2;
+			i += 2;
+		} else if (!strcmp(argv[i], "--cacert") && i + 1 < argc) {
+			c.cacert = argv[i + 1];
 			i += 2;
 		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
 			c.output = argv[i + 1];

@@ -3,11 +3,16 @@
 component, event, level, keys. docs/log-events.md holds this table;
 tests/lint/log_events.sh fails when the two differ.
 
-    scripts/log-events.py [SOURCE_ROOT]
+    scripts/log-events.py [SOURCE_ROOT]          print the table
+    scripts/log-events.py --write [SOURCE_ROOT]  rewrite docs/log-events.md's table
 """
 import glob, os, re, sys
 
-root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..')
+args = sys.argv[1:]
+write = bool(args) and args[0] == '--write'
+if write:
+    args = args[1:]
+root = args[0] if args else os.path.join(os.path.dirname(__file__), '..')
 call = re.compile(r'\blog_(debug|info|warn|error)\(\s*"([a-z_]+)"\s*,\s*((?:"(?:[^"\\]|\\.)*"\s*)+)')
 rows = {}
 for d in ('agent', 'engine', 'transport', 'qmp', 'schema', 'util', 'cli'):
@@ -25,8 +30,16 @@ for d in ('agent', 'engine', 'transport', 'qmp', 'schema', 'util', 'cli'):
             r[0].add(level)
             r[1].update(keys)
             r[2].add(os.path.relpath(f, root))
-print('| component | event | level | keys | where |')
-print('|---|---|---|---|---|')
+lines = ['| component | event | level | keys | where |', '|---|---|---|---|---|']
 for (comp, ev), (levels, keys, files) in sorted(rows.items()):
-    print('| %s | `%s` | %s | %s | %s |' % (comp, ev, ', '.join(sorted(levels)),
-          ' '.join('`%s`' % k for k in sorted(keys)) or '–', ', '.join('`%s`' % f for f in sorted(files))))
+    lines.append('| %s | `%s` | %s | %s | %s |' % (comp, ev, ', '.join(sorted(levels)),
+                 ' '.join('`%s`' % k for k in sorted(keys)) or '–', ', '.join('`%s`' % f for f in sorted(files))))
+if not write:
+    print('\n'.join(lines))
+    sys.exit(0)
+doc = os.path.join(root, 'docs', 'log-events.md')
+text = open(doc, encoding='utf-8').read()
+begin = text.index('<!-- BEGIN GENERATED')
+begin = text.index('\n', begin) + 1
+end = text.index('<!-- END GENERATED')
+open(doc, 'w', encoding='utf-8').write(text[:begin] + '\n'.join(lines) + '\n' + text[end:])

@@ -1,6 +1,7 @@
 #include "util/net.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -142,4 +143,18 @@ int net_connect_unix(const char *path, int timeout_ms, int *fd_out)
 			wait = NET_UNIX_RETRY_MS;
 		poll(NULL, 0, wait);
 	}
+}
+
+int net_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!strcmp(host, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return 0;
 }

@@ -21,6 +21,10 @@
 int net_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
 		       const char **why);
 
+/* 1 when host (as parse_hostport gives it) is a loopback address or
+ * "localhost": traffic to it never leaves the machine. Pure. */
+int net_is_loopback(const char *host);
+
 /* Fills sa with an AF_UNIX address for path. 0, or -ENAMETOOLONG when path
  * does not fit in sun_path (with its NUL). */
 int net_unix_addr(const char *path, struct sockaddr_un *sa);

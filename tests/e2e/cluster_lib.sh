@@ -148,6 +148,8 @@ YAML
 agent_start() {
 	local node=$1 i
 
+	# A config may hold tokens: ferryd wants it private.
+	chmod 600 "$WORK/$node.yaml"
 	# AGENT_WRAP: a command prefix for this start (e.g. another mount namespace).
 	if [ -n "$NETNS" ]; then
 		ip netns exec "$NETNS" ${AGENT_WRAP:-} "$FERRYD" --config "$WORK/$node.yaml" >> "$WORK/$node.log" 2>&1 &
