@@ -8,7 +8,7 @@ have=$(sed -n '/^<!-- BEGIN GENERATED/,/^<!-- END GENERATED/p' "$root/docs/log-e
 if [ "$want" != "$have" ]; then
 	echo "FAIL: docs/log-events.md is out of date with the sources:" >&2
 	diff <(echo "$have") <(echo "$want") >&2
-	echo "regenerate the table between the markers with scripts/log-events.py" >&2
+	echo "regenerate it: scripts/log-events.py --write" >&2
 	exit 1
 fi
 echo "PASS: $(echo "$want" | tail -n +3 | wc -l) events documented"
