@@ -1190,7 +1190,7 @@ struct json_object *agent_migration_samples_json(struct agent *a, const char *id
 	if (m)
 		return mig_samples_json(m);
 	/* An earlier run's migration: its series was saved with its record. */
-	if (strchr(id, '/') || strstr(id, ".."))
+	if (!uuid_valid(id))
 		return NULL;
 	snprintf(path, sizeof(path), "%s/records/%s.samples", a->cfg->state_dir, id);
 	return json_object_from_file(path);

@@ -14,6 +14,7 @@
 #include "transport/relay.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/uuid.h"
 
 #define TICK_MS 50
 #define MAIN_WAIT_MS 30000
@@ -643,8 +644,9 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
 	m->st.post_copy = m->postcopy;
-	if (m->multifd < 0 || m->multifd > 64 || !m->req.id[0] ||
-	    0) {
+	/* The id names the record file: peers.c checked it, this is the
+	 * engine's own guard. */
+	if (m->multifd < 0 || m->multifd > 64 || !uuid_valid(id)) {
 		mig_free(m);
 		return -EINVAL;
 	}
