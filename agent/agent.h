@@ -69,6 +69,7 @@ struct agent {
 	struct MHD_Daemon *api, *api_tcp_daemon;
 	int api_fd, api_tcp_fd;
 	struct api_listener api_unix, api_tcp;
+	const char **allowed_dirs; /* allowed_paths + STATE/disks, for env.qemu */
 };
 
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);
