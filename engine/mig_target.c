@@ -21,6 +21,11 @@
 /* How long the target waits for the source's word once its own QEMU has
  * finished loading; past it the source is presumed gone. */
 #define COMPLETE_WAIT_MS 120000
+/* Data links a migration may open beyond main + multifd channels + one per
+ * copied disk: post-copy recovery reconnects. A peer cannot make the
+ * target open links (and relay streams, threads, QEMU connects) without
+ * bound. */
+#define LINKS_SLACK 16
 
 static void reply_busy(struct migration *m, const char *op, const char *reason, int busy)
 {
@@ -147,7 +152,11 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	} else if (kind == CHANNEL_MAIN && m->main_connected) {
 		snprintf(reason, len, "a second main channel");
 		r = -EPROTO;
+	} else if (m->links_opened >= 1 + m->multifd + (int)stor_count(m->stor) + LINKS_SLACK) {
+		snprintf(reason, len, "too many data links for this migration (%d)", m->links_opened);
+		r = -EMFILE;
 	} else {
+		m->links_opened++;
 		/* The target thread waits for attachers before freeing the relay. */
 		m->attaching++;
 		counted = 1;
