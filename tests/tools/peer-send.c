@@ -25,6 +25,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: peer-send KEYFILE NODE HOST PORT control|open JSON\n");
 		return 1;
 	}
+	k.len = sizeof(k.key);
 	if (auth_load_key(argv[1], k.key, &k.len, reason, sizeof(reason)) < 0) {
 		fprintf(stderr, "key: %s\n", reason);
 		return 1;
