@@ -13,6 +13,7 @@
 
 #include "schema/mig_settings.h"
 #include "engine/preflight.h"
+#include "engine/qemu_confine.h"
 #include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/auth.h"
@@ -261,12 +262,21 @@ static void cleanup_stale_incoming(struct agent *a)
 		snprintf(path, sizeof(path), "%s/%s/qemu.pid", dir, de->d_name);
 		f = fopen(path, "r");
 		if (f) {
-			if (fscanf(f, "%d", &pid) == 1 && pid > 1)
-				kill(pid, SIGKILL);
+			if (fscanf(f, "%d", &pid) != 1 || pid <= 1)
+				pid = 0;
 			fclose(f);
 		}
-		log_warn("agent", "event=stale_incoming_removed vm=%s pid=%d", de->d_name, pid);
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		/* The pid may have been reused by any process since: kill it
+		 * only if it is this VM's QEMU. */
+		if (pid > 0 && qemu_confine_is_vm_qemu(&a->env.qemu, pid, path)) {
+			kill(pid, SIGKILL);
+		} else if (pid > 0) {
+			log_warn("agent", "event=stale_pid_spared vm=%s pid=%d reason=\"not this VM's QEMU\"",
+				 de->d_name, pid);
+			pid = 0;
+		}
+		log_warn("agent", "event=stale_incoming_removed vm=%s pid=%d", de->d_name, pid);
 		qemu_run_dir_remove(path);
 		/* Its half-copied disks too. */
 		stor_remove_vm_images(a->cfg->state_dir, de->d_name);
@@ -382,12 +392,35 @@ static void adopt_vms(struct agent *a)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-static int mkdirs(const char *base)
+/* How QEMU runs here: binary, accel, the directories VM files may be in,
+ * its user and sandbox (engine/qemu_confine.h). */
+static int qemu_setup(struct agent *a, const struct ferry_config *cfg, char *err, size_t errlen)
+{
+	struct qemu_env *q = &a->env.qemu;
+
+	q->binary = cfg->qemu_binary;
+	q->accel = cfg->accel;
+	snprintf(q->disks_dir, sizeof(q->disks_dir), "%s/disks", cfg->state_dir);
+	a->allowed_dirs = calloc(cfg->n_allowed_paths + 2, sizeof(*a->allowed_dirs));
+	if (!a->allowed_dirs)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_allowed_paths; i++)
+		a->allowed_dirs[i] = cfg->allowed_paths[i];
+	a->allowed_dirs[cfg->n_allowed_paths] = q->disks_dir; /* ferry's own images */
+	q->allowed_dirs = a->allowed_dirs;
+	q->n_allowed_dirs = cfg->n_allowed_paths + 1;
+	return qemu_confine_init(q, cfg->qemu_user, err, errlen);
+}
+
+/* The state dir and the dirs QEMU passes through (run dirs, migration
+ * dirs, images) belong to root; the QEMU user's group may traverse them. */
+static int mkdirs(struct agent *a, const char *base)
 {
 	char p[512];
-	const char *subs[] = {"", "/vms", "/migrations"};
+	int r;
+	const char *subs[] = {"", "/vms", "/migrations", "/disks"};
 
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s%s", base, subs[i]);
 		for (char *c = p + 1; *c; c++) {
 			if (*c != '/')
@@ -398,6 +431,9 @@ static int mkdirs(const char *base)
 		}
 		if (mkdir(p, 0700) < 0 && errno != EEXIST)
 			return -errno;
+		r = qemu_confine_share_dir(&a->env.qemu, p);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -412,7 +448,10 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->peer_fd = a->api_fd = a->api_tcp_fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->slot_cv, NULL);
-	r = mkdirs(cfg->state_dir);
+	r = qemu_setup(a, cfg, err, errlen);
+	if (r < 0)
+		return r;
+	r = mkdirs(a, cfg->state_dir);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create state dir %s: %s", cfg->state_dir, strerror(-r));
 		return r;
@@ -426,8 +465,6 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	snprintf(a->env.key.node, sizeof(a->env.key.node), "%s", cfg->node);
 	snprintf(a->env.node, sizeof(a->env.node), "%s", cfg->node);
 	snprintf(a->env.state_dir, sizeof(a->env.state_dir), "%s", cfg->state_dir);
-	a->env.qemu.binary = cfg->qemu_binary;
-	a->env.qemu.accel = cfg->accel;
 	a->env.agent = a;
 	a->env.on_source_done = on_source_done;
 	a->env.on_target_arrived = on_target_arrived;
@@ -472,6 +509,8 @@ void agent_shutdown(struct agent *a)
 		free(am);
 	}
 	workers_free(a->w);
+	free(a->allowed_dirs);
+	a->allowed_dirs = NULL;
 	loop_free(a->lp);
 	if (a->peer_fd >= 0)
 		close(a->peer_fd);
@@ -502,6 +541,14 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 	struct agent_vm *v;
 	char run_dir[512];
 	int r;
+
+	/* Its files must be where this node allows VM files, before the name
+	 * is taken (qemu_vm_start checks again). */
+	if (qemu_confine_spec(&a->env.qemu, spec, err, errlen) < 0) {
+		log_warn("agent", "event=vm_refused vm=%s reason=\"%s\"", spec->name, log_q(err));
+		vmspec_free(spec);
+		return -EINVAL;
+	}
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, spec->name);
@@ -1190,7 +1237,7 @@ struct json_object *agent_migration_samples_json(struct agent *a, const char *id
 	if (m)
 		return mig_samples_json(m);
 	/* An earlier run's migration: its series was saved with its record. */
-	if (strchr(id, '/') || strstr(id, ".."))
+	if (!uuid_valid(id))
 		return NULL;
 	snprintf(path, sizeof(path), "%s/records/%s.samples", a->cfg->state_dir, id);
 	return json_object_from_file(path);

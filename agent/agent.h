@@ -70,6 +70,7 @@ struct agent {
 	int api_fd, api_tcp_fd;
 	struct api_listener api_unix, api_tcp;
 	char *api_tls_mem[2]; /* the TCP API's certificate and key, PEM in memory */
+	const char **allowed_dirs; /* allowed_paths + STATE/disks, for env.qemu */
 };
 
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);

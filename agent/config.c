@@ -24,6 +24,7 @@ static const struct schema_field qemu_fields[] = {
 	{"binary", SCHEMA_STR, COFF(qemu_binary), SZ(struct ferry_config, qemu_binary), 0, NULL,
 	 NULL, 0},
 	{"accel", SCHEMA_STR, COFF(accel), SZ(struct ferry_config, accel), 0, NULL, NULL, 0},
+	{"user", SCHEMA_STR, COFF(qemu_user), SZ(struct ferry_config, qemu_user), 0, NULL, NULL, 0},
 	{0},
 };
 
@@ -87,6 +88,8 @@ static const struct schema_field config_fields[] = {
 	{"labels", SCHEMA_KV, COFF(labels), 0, COFF(n_labels), NULL, NULL, 0},
 	{"networks", SCHEMA_STRLIST, COFF(networks), 0, COFF(n_networks), NULL, NULL, 0},
 	{"cpu_models", SCHEMA_STRLIST, COFF(cpu_models), 0, COFF(n_cpu_models), NULL, NULL, 0},
+	{"allowed_paths", SCHEMA_STRLIST, COFF(allowed_paths), 0, COFF(n_allowed_paths), NULL, NULL,
+	 0},
 	{"qemu", SCHEMA_OBJ, 0, 0, 0, qemu_fields, NULL, 0},
 	{"limits", SCHEMA_OBJ, 0, 0, 0, limits_fields, NULL, 0},
 	/* The agent defaults: never FERRY_UNSET once checked. */
@@ -126,12 +129,15 @@ static int strlist_set(char ***l, size_t *n, const char *const *vals)
 static int config_defaults(struct ferry_config *c)
 {
 	static const char *const networks[] = {"default", NULL};
+	static const char *const allowed[] = {"/var/lib/ferry/images", NULL};
+	int r;
 
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7700;
 	snprintf(c->cluster_key, sizeof(c->cluster_key), "/etc/ferry/cluster.key");
 	snprintf(c->qemu_binary, sizeof(c->qemu_binary), "qemu-system-x86_64");
 	snprintf(c->accel, sizeof(c->accel), "kvm:tcg");
+	snprintf(c->qemu_user, sizeof(c->qemu_user), "ferry-qemu");
 	c->parallel_outbound = 2;
 	c->pending_timeout_s = 600;
 	c->parallel_cluster = 5;
@@ -149,7 +155,8 @@ static int config_defaults(struct ferry_config *c)
 	c->mig.downtime_step_ms = 0;
 	c->mig.downtime_max_ms = 2000;
 	c->mig.escalate_after_s = 30;
-	return strlist_set(&c->networks, &c->n_networks, networks);
+	r = strlist_set(&c->allowed_paths, &c->n_allowed_paths, allowed);
+	return r < 0 ? r : strlist_set(&c->networks, &c->n_networks, networks);
 }
 
 static int accel_has(const char *accel, const char *what)
@@ -281,6 +288,13 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 		return rc;
 	if (!c->qemu_binary[0])
 		return schema_fail(e, "qemu.binary", "qemu.binary must not be empty");
+	if (!c->qemu_user[0])
+		return schema_fail(e, "qemu.user", "qemu.user must not be empty (root: no drop)");
+	for (size_t i = 0; i < c->n_allowed_paths; i++) {
+		snprintf(p, sizeof(p), "allowed_paths[%zu]", i);
+		if ((rc = schema_check_abs_path(e, p, c->allowed_paths[i])))
+			return rc;
+	}
 	if ((rc = check_accel(e, c->accel)))
 		return rc;
 	if ((rc = schema_check_labels(e, "labels", c->labels, c->n_labels)))

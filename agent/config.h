@@ -50,6 +50,9 @@ struct ferry_config {
 	char cluster_key[256];   /* default /etc/ferry/cluster.key */
 	char qemu_binary[256];   /* default qemu-system-x86_64 */
 	char accel[32];          /* kvm | tcg | kvm:tcg (default kvm:tcg) */
+	char qemu_user[64];      /* the user QEMU runs as (default ferry-qemu; root = no drop) */
+	char **allowed_paths;    /* dirs VM spec files may be in (default [/var/lib/ferry/images]) */
+	size_t n_allowed_paths;
 	struct ferry_kv *labels;
 	size_t n_labels;
 	char **networks;         /* default [default] */

@@ -16,6 +16,7 @@
 #include "transport/link.h"
 #include "transport/peer.h"
 #include "util/log.h"
+#include "util/uuid.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000
 #define FIRST_FRAME_TIMEOUT_MS 10000
@@ -46,6 +47,22 @@ static void send_refusal(int fd, const char *reason)
 	send_refusal_busy(fd, reason, 0);
 }
 
+/* Every id a peer sends names files here and appears in log lines: only a
+ * canonical UUID is taken. 1 if id is one; else the link is refused with
+ * the reason (and the caller closes it). */
+static int peer_id_ok(int fd, const char *peer, const char *op, const char *id)
+{
+	char why[160];
+
+	if (uuid_valid(id))
+		return 1;
+	snprintf(why, sizeof(why), "%s: the migration id must be a UUID", op);
+	log_warn("peer", "event=bad_migration_id peer=%s op=%s id=\"%.40s\"", peer, op,
+		 log_q(id ? id : "-"));
+	send_refusal(fd, why);
+	return 0;
+}
+
 static void handle_prepare(struct agent *a, int fd, const char *peer, struct json_object *msg)
 {
 	struct json_object *spec = json_object_object_get(msg, "spec");
@@ -53,6 +70,10 @@ static void handle_prepare(struct agent *a, int fd, const char *peer, struct jso
 	struct migration *m = NULL;
 	int r;
 
+	if (!peer_id_ok(fd, peer, "prepare", json_object_get_string(json_object_object_get(msg, "mig")))) {
+		close(fd);
+		return;
+	}
 	if (!vm) {
 		send_refusal(fd, "prepare without a VM spec");
 		close(fd);
@@ -87,9 +108,14 @@ static void handle_open(struct agent *a, int fd, const char *peer, struct json_o
 	int chan = json_object_get_int(json_object_object_get(msg, "channel"));
 	int64_t stream = json_object_get_int64(json_object_object_get(msg, "stream"));
 	enum channel_kind kind = kind_s ? channel_kind_parse(kind_s) : CHANNEL_UNKNOWN;
-	struct migration *m = id ? agent_find_migration(a, id) : NULL;
+	struct migration *m;
 	char reason[256];
 
+	if (!peer_id_ok(fd, peer, "open", id)) {
+		close(fd);
+		return;
+	}
+	m = agent_find_migration(a, id);
 	if (!m || kind == CHANNEL_UNKNOWN || stream <= 0 || stream > 0xffff) {
 		snprintf(reason, sizeof(reason), "%s", !m ? "unknown migration" : "bad stream open");
 		log_warn("peer", "event=open_refused mig=%s reason=\"%s\"", id ? id : "-", log_q(reason));
@@ -143,10 +169,12 @@ static void *peer_thread(void *arg)
 			fd = -1;
 		} else if (op && !strcmp(op, "resume")) {
 			const char *id = json_object_get_string(json_object_object_get(msg, "mig"));
-			struct migration *m = id ? agent_find_migration(a, id) : NULL;
+			struct migration *m = uuid_valid(id) ? agent_find_migration(a, id) : NULL;
 			char why[256] = "unknown migration";
 
-			if (m && mig_target_resume(m, fd, peer, why, sizeof(why)) == 0) {
+			if (!peer_id_ok(fd, peer, "resume", id)) {
+				/* refused above */
+			} else if (m && mig_target_resume(m, fd, peer, why, sizeof(why)) == 0) {
 				fd = -1; /* the target thread owns it now */
 			} else {
 				log_warn("peer", "event=resume_refused peer=%s reason=\"%s\"", peer, log_q(why));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/migration_int.h"
+#include "engine/qemu_confine.h"
 #include "engine/monitor.h"
 #include "engine/policy.h"
 #include "engine/storage.h"
@@ -224,6 +225,13 @@ static int open_listener(struct mig_listener *l)
 
 	if (r < 0)
 		return r;
+	/* QEMU connects to it as its own user. */
+	r = qemu_confine_give(&l->m->env.qemu, l->path);
+	if (r < 0) {
+		close(l->fd);
+		l->fd = -1;
+		return r;
+	}
 	l->open = 1;
 	loop_post_must(l->m->env.lp, listener_arm, l);
 	return 0;
@@ -1052,6 +1060,12 @@ static int source_run(struct migration *m, struct source_run *c)
 	(void)mig_enter(m, MS_SRC_PREPARING);
 	if (mkdir(m->mig_dir, 0700) < 0 && errno != EEXIST) {
 		mig_set_failure(m, "cannot create %s: %s", m->mig_dir, strerror(errno));
+		return 0;
+	}
+	/* QEMU connects to its sockets and writes its verify dump there. */
+	r = qemu_confine_give(&m->env.qemu, m->mig_dir);
+	if (r < 0) {
+		mig_set_failure(m, "cannot give %s to the QEMU user: %s", m->mig_dir, strerror(-r));
 		return 0;
 	}
 	/* QMP before the target prepares: it needs the disks' sizes. */

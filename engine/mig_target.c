@@ -14,12 +14,18 @@
 #include "transport/relay.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/uuid.h"
 
 #define TICK_MS 50
 #define MAIN_WAIT_MS 30000
 /* How long the target waits for the source's word once its own QEMU has
  * finished loading; past it the source is presumed gone. */
 #define COMPLETE_WAIT_MS 120000
+/* Data links a migration may open beyond main + multifd channels + one per
+ * copied disk: post-copy recovery reconnects. A peer cannot make the
+ * target open links (and relay streams, threads, QEMU connects) without
+ * bound. */
+#define LINKS_SLACK 16
 
 static void reply_busy(struct migration *m, const char *op, const char *reason, int busy)
 {
@@ -146,7 +152,11 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 	} else if (kind == CHANNEL_MAIN && m->main_connected) {
 		snprintf(reason, len, "a second main channel");
 		r = -EPROTO;
+	} else if (m->links_opened >= 1 + m->multifd + (int)stor_count(m->stor) + LINKS_SLACK) {
+		snprintf(reason, len, "too many data links for this migration (%d)", m->links_opened);
+		r = -EMFILE;
 	} else {
+		m->links_opened++;
 		/* The target thread waits for attachers before freeing the relay. */
 		m->attaching++;
 		counted = 1;
@@ -668,8 +678,9 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
 	m->st.post_copy = m->postcopy;
-	if (m->multifd < 0 || m->multifd > 64 || !m->req.id[0] ||
-	    0) {
+	/* The id names the record file: peers.c checked it, this is the
+	 * engine's own guard. */
+	if (m->multifd < 0 || m->multifd > 64 || !uuid_valid(id)) {
 		mig_free(m);
 		return -EINVAL;
 	}

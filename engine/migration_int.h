@@ -83,6 +83,7 @@ struct migration {
 	/* Target: main channel connected to QEMU (multifd waits for it);
 	 * attachers under way; connects to QEMU serialized by attach_mu. */
 	int main_connected;
+	int links_opened; /* target: data links attached so far (capped) */
 	int attaching;
 	int closing; /* target: the thread tears down or gave up on a resume; no more channels or resumes */
 	pthread_mutex_t attach_mu;

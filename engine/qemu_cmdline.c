@@ -242,6 +242,10 @@ int qemu_cmdline_build(const struct vm_spec *s, const struct qemu_launch *l, cha
 	}
 	add_disks(&b, s);
 	add_nics(&b, s);
+	if (l->sandbox) {
+		argv_add(&b, "-sandbox");
+		argv_add(&b, l->sandbox);
+	}
 	if (l->pidfile) {
 		argv_add(&b, "-pidfile");
 		argv_add(&b, l->pidfile);

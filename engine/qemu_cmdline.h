@@ -43,6 +43,7 @@ struct qemu_launch {
 	const char *serial_log;    /* may be NULL: copy of the serial output */
 	int incoming_defer;        /* target side: -incoming defer */
 	const char *pidfile;       /* may be NULL */
+	const char *sandbox;       /* may be NULL: -sandbox value (qemu_confine_sandbox) */
 };
 
 /* Build a NULL-terminated argv (argv[0] is the binary). 0, -EINVAL for a

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "engine/qemu_cmdline.h"
+#include "engine/qemu_confine.h"
 #include "engine/vmspec.h"
 #include "qmp/qmp.h"
 #include "util/fsutil.h"
@@ -252,7 +253,15 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 		snprintf(vm->incoming_path, sizeof(vm->incoming_path), "%s/incoming.sock", run_dir);
 		snprintf(vm->incoming_marker, sizeof(vm->incoming_marker), "%s/incoming", run_dir);
 	}
+	/* Before anything is created: a refused spec leaves no trace. */
+	r = qemu_confine_spec(env, spec, err, errlen);
+	if (r < 0) {
+		vm->run_dir[0] = '\0'; /* not ours to remove */
+		goto fail;
+	}
 	r = fs_mkdir_p(run_dir);
+	if (r == 0)
+		r = qemu_confine_give(env, run_dir); /* QEMU makes its sockets here */
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create run directory %s: %s", run_dir, strerror(-r));
 		goto fail;
@@ -272,6 +281,7 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 	l.serial_log = spec->serial ? vm->serial_log : NULL;
 	l.incoming_defer = incoming;
 	l.pidfile = vm->pidfile;
+	l.sandbox = qemu_confine_sandbox(env, spec);
 	r = qemu_cmdline_build(spec, &l, &argv);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot build the QEMU command line: %s", strerror(-r));
@@ -314,6 +324,12 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 		dup2(nul, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
+		int dr = qemu_confine_drop(env);
+
+		if (dr < 0) {
+			dprintf(2, "cannot become the QEMU user %s: %s\n", env->user, strerror(-dr));
+			_exit(126);
+		}
 		execvp(argv2[0], argv2);
 		dprintf(2, "exec %s: %s\n", argv2[0], strerror(errno));
 		_exit(127);
@@ -340,7 +356,7 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 fail:
 	if (vm && vm->pid > 0)
 		qemu_vm_stop(vm, 3000);
-	if (vm)
+	if (vm && vm->run_dir[0])
 		qemu_vm_remove_files(vm);
 	qemu_vm_free(vm);
 out:

@@ -10,9 +10,20 @@
 
 struct vm_spec;
 
+/* How this host runs QEMU (engine/qemu_confine.h for the confinement). */
 struct qemu_env {
 	const char *binary; /* qemu-system-x86_64 */
 	const char *accel;  /* tcg | kvm | kvm:tcg */
+	/* Directories the files of a VM spec may be in (STATE/disks among
+	 * them); none means nothing is allowed. */
+	const char *const *allowed_dirs;
+	size_t n_allowed_dirs;
+	char disks_dir[300]; /* STATE/disks: ferry's own images */
+	/* qemu_confine_init: the user QEMU runs as; uid 0 = root, no drop. */
+	char user[64];
+	uid_t uid;
+	gid_t gid;
+	int sandbox; /* the binary has seccomp (-sandbox) */
 };
 
 struct qemu_vm {

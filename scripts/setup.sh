@@ -73,6 +73,13 @@ if [ "$want" != "$have" ]; then
 fi
 # ---- end of the web console block ---------------------------------------------
 
+# QEMU runs as this unprivileged user (ferryd.yaml qemu.user, docs/config.md).
+if ! id -u ferry-qemu >/dev/null 2>&1; then
+	echo "== creating the system user ferry-qemu"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin ferry-qemu
+fi
+
 BUILD=${FERRY_BUILD:-build}
 echo "== building into $BUILD"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include "util/timeutil.h"
 
 #define AUTH_LABEL "ferry-auth-v1"
@@ -627,10 +628,15 @@ int auth_handshake_fd(int fd, const uint8_t *key, size_t key_len, int is_server,
 		 is_server ? "server" : "client");
 cleanup:
 	if (ret) {
+		/* Anyone who can reach the port can provoke these. */
+		static struct ratelimit refused_rl = RATELIMIT_INIT(5, 1000);
+		unsigned suppressed = 0;
+
 		put_reason(reason, reason_len, "%s", why);
-		log_warn("auth", "event=auth_refused peer_addr=%s peer=%s role=%s err=%d reason=\"%s\"",
-			 addr, a && auth_peer_name(a)[0] ? auth_peer_name(a) : "-",
-			 is_server ? "server" : "client", ret, log_q(why));
+		if (!is_server || ratelimit_allow(&refused_rl, time_mono_ms(), &suppressed))
+			log_warn("auth", "event=auth_refused peer_addr=%s peer=%s role=%s err=%d reason=\"%s\" suppressed=%u",
+				 addr, a && auth_peer_name(a)[0] ? auth_peer_name(a) : "-",
+				 is_server ? "server" : "client", ret, log_q(why), suppressed);
 	}
 	auth_free(a);
 	OPENSSL_cleanse(in, sizeof(in));

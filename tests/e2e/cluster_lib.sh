@@ -40,6 +40,15 @@ cluster_init() {
 		[ -e "$f" ] || die "$f missing (build first)"
 	done
 	WORK=$(mktemp -d /tmp/ferry-e2e.XXXXXX)
+	# QEMU runs as ferry-qemu (scripts/setup.sh creates it) and must pass
+	# through $WORK to the agents' state dirs and the test's images.
+	chmod 711 "$WORK"
+	if id -u ferry-qemu >/dev/null 2>&1; then
+		QEMU_USER=ferry-qemu
+	else
+		QEMU_USER=root
+		echo "note: no user ferry-qemu (scripts/setup.sh makes it): QEMU runs as root"
+	fi
 	head -c 48 /dev/urandom | base64 > "$WORK/cluster.key"
 	chmod 600 "$WORK/cluster.key"
 	# Each test takes ports from its own block (from its PID), below the
@@ -130,6 +139,8 @@ cluster_netns() {
 
 agent_config() {
 	local node=$1 port=$2 peer=$3 pport=$4 key=${5:-$WORK/cluster.key}
+	# VM files: the test's images and the guest kernel (ALLOWED_PATHS overrides).
+	local allowed=${ALLOWED_PATHS:-"[$WORK, $BUILD/guest]"}
 
 	mkdir -p "$WORK/$node"
 	cat > "$WORK/$node.yaml" <<YAML
@@ -138,11 +149,22 @@ listen: 127.0.0.1:$port
 api_socket: $WORK/$node/api.sock
 state_dir: $WORK/$node/state
 cluster_key: $key
-qemu: {binary: qemu-system-x86_64, accel: tcg}
+qemu: {binary: qemu-system-x86_64, accel: tcg, user: $QEMU_USER}
+allowed_paths: $allowed
 migration: {progress_timeout_s: 150, completion_timeout_s_per_gib: 800}
 peers:
   - {name: $peer, address: 127.0.0.1:$pport}
 YAML
+}
+
+# QEMU (as $QEMU_USER) must read and write the images a spec names.
+qemu_give_paths() {
+	local p
+
+	for p in $(echo "$1" | sed -n 's/.*path: \([^,}]*\).*/\1/p'); do
+		[ -e "$p" ] && [ "$QEMU_USER" != root ] && chown "$QEMU_USER:" "$p"
+	done
+	return 0
 }
 
 agent_start() {
@@ -204,6 +226,7 @@ kernel: $GUEST_ELF
 append: "$append"
 $extra
 YAML
+	qemu_give_paths "$extra"
 	ctl "$node" vm create -f "$WORK/$name.yaml" || die "vm create failed"
 	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
 	# READY is printed once; a client that connects later sees heartbeats,

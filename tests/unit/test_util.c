@@ -22,6 +22,7 @@
 #include "schema/check.h"
 #include "util/fsutil.h"
 #include "util/net.h"
+#include "util/ratelimit.h"
 #include "util/timeutil.h"
 
 /* ---- host:port -------------------------------------------------------- */
@@ -396,6 +397,25 @@ static void test_connect_unix(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Refused-handshake lines: a burst per window, then a count of the rest. */
+static void test_ratelimit(void **state)
+{
+	struct ratelimit rl = RATELIMIT_INIT(3, 1000);
+	unsigned sup = 99;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		assert_true(ratelimit_allow(&rl, 5000, &sup));
+		assert_int_equal(sup, 0);
+	}
+	for (int i = 0; i < 10; i++)
+		assert_false(ratelimit_allow(&rl, 5500, &sup));
+	assert_true(ratelimit_allow(&rl, 6000, &sup));
+	assert_int_equal(sup, 10);
+	assert_true(ratelimit_allow(&rl, 6001, &sup));
+	assert_int_equal(sup, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_write_all),
 		cmocka_unit_test(test_connect_unix),
+		cmocka_unit_test(test_ratelimit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
