@@ -68,6 +68,10 @@ struct bench_cfg {
 	int guest_writes_disk; /* --append has disk=N>0: the guest writes to it */
 	/* set up by main */
 	char work[PATH_MAX];          /* temp dir, removed at exit */
+	/* ferry's agents run QEMU as this user (as in production), when the
+	 * host has it (scripts/setup.sh makes ferry-qemu); else root. */
+	char qemu_user[32];
+	int qemu_uid, qemu_gid;
 	char template[PATH_MAX + 32]; /* the filled raw image every run copies */
 	int port_base;
 };

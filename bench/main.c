@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,11 +89,19 @@ static int setup(void)
 {
 	mkdir(cfg.out, 0755);
 	snprintf(cfg.work, sizeof(cfg.work), "/tmp/ferry-bench.XXXXXX");
+	{
+		struct passwd *pw = getpwnam("ferry-qemu");
+
+		snprintf(cfg.qemu_user, sizeof(cfg.qemu_user), "%s", pw ? "ferry-qemu" : "root");
+		cfg.qemu_uid = pw ? (int)pw->pw_uid : 0;
+		cfg.qemu_gid = pw ? (int)pw->pw_gid : 0;
+	}
 	if (!mkdtemp(cfg.work)) {
 		msg("mkdtemp: %s", strerror(errno));
 		cfg.work[0] = 0;
 		return -1;
 	}
+	chmod(cfg.work, 0711); /* the agents' unprivileged QEMU passes through */
 	if (write_cluster_key() < 0)
 		return -1;
 	if (cfg.disk_mib > 0 && make_disk() < 0)

@@ -4,6 +4,7 @@
  * `ferryctl migrate --wait` timed from outside; the figures come from its
  * JSON, the target agent's log (QEMU's completion timestamp) and /proc.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,14 +38,15 @@ static int agent_config(const char *dir, const char *node, int port, const char 
 	char path[PATH_MAX + 64], text[PATH_MAX * 4];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, node);
-	mkdir(path, 0700);
+	mkdir(path, 0711);
 	snprintf(path, sizeof(path), "%s/%s.yaml", dir, node);
 	snprintf(text, sizeof(text),
 		 "node: %s\nlisten: 127.0.0.1:%d\napi_socket: %s/%s/api.sock\nstate_dir: %s/%s/state\n"
-		 "cluster_key: %s/cluster.key\nqemu: {binary: qemu-system-x86_64, accel: tcg}\n"
+		 "cluster_key: %s/cluster.key\nqemu: {binary: qemu-system-x86_64, accel: tcg, user: %s}\n"
+		 "allowed_paths: [%s, %s/guest]\n"
 		 "migration: {progress_timeout_s: 150, completion_timeout_s_per_gib: 800}\n"
 		 "peers:\n  - {name: %s, address: 127.0.0.1:%d}\n",
-		 node, port, dir, node, dir, node, cfg.work, peer, pport);
+		 node, port, dir, node, dir, node, cfg.work, cfg.qemu_user, cfg.work, cfg.build, peer, pport);
 	return write_text(path, text);
 }
 
@@ -181,6 +183,10 @@ static int ferry_agents(struct frun *f)
 	if (f->disk) {
 		if (disk_prepare(f->dir, f->img_src, NULL, sizeof(f->img_src)) < 0)
 			return res_fail(f->res, "cannot prepare the disk image (see qemu-img.log)");
+		/* The agent's QEMU opens it as the unprivileged user. */
+		if (chown(f->img_src, (uid_t)cfg.qemu_uid, (gid_t)cfg.qemu_gid) < 0)
+			return res_fail(f->res, "cannot hand the disk image to %s: %s", cfg.qemu_user,
+					strerror(errno));
 		f->data0 = disk_data_bytes(f->dir, f->img_src);
 		if (f->data0 < 0)
 			return res_fail(f->res, "qemu-img map of the source image failed");

@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-head -c 48 /dev/urandom | base64 > "$W/cluster.key"
+chmod 711 "$W" # QEMU runs unprivileged (ferry-qemu, made by setup.sh) and passes through
+head -c 48 /dev/urandom | base64 -w0 > "$W/cluster.key"
 chmod 600 "$W/cluster.key"
 for n in a b; do
 	port=$([ $n = a ] && echo 7711 || echo 7712)
@@ -32,7 +33,8 @@ listen: 127.0.0.1:$port
 api_socket: $W/$n/api.sock
 state_dir: $W/$n/state
 cluster_key: $W/cluster.key
-qemu: {binary: qemu-system-x86_64, accel: tcg}
+qemu: {binary: qemu-system-x86_64, accel: tcg, user: ferry-qemu}
+allowed_paths: [$BUILD/guest]
 peers:
   - {name: node-$peer, address: 127.0.0.1:$pport}
 YAML

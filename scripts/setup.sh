@@ -79,6 +79,14 @@ if ! id -u ferry-qemu >/dev/null 2>&1; then
 	useradd --system --user-group --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin ferry-qemu
 fi
+# Post-copy needs userfaultfd; an unprivileged QEMU gets it from
+# /dev/userfaultfd (QEMU 8.1+) when vm.unprivileged_userfaultfd is 0.
+# packaging/60-ferry-userfaultfd.rules does the same at every boot.
+if [ -c /dev/userfaultfd ] && [ "$(stat -c %G /dev/userfaultfd)" != ferry-qemu ]; then
+	echo "== /dev/userfaultfd for the ferry-qemu group (post-copy)"
+	chgrp ferry-qemu /dev/userfaultfd
+	chmod 0660 /dev/userfaultfd
+fi
 
 BUILD=${FERRY_BUILD:-build}
 echo "== building into $BUILD"

@@ -40,7 +40,8 @@ node_cfg() { # NODE PORT NETWORKS PEER PORT...
 		echo "state_dir: $WORK/$node/state"
 		echo "cluster_key: $WORK/cluster.key"
 		echo "networks: [$nets]"
-		echo "qemu: {binary: qemu-system-x86_64, accel: tcg}"
+		echo "qemu: {binary: qemu-system-x86_64, accel: tcg, user: $QEMU_USER}"
+		echo "allowed_paths: [$WORK, $BUILD/guest]"
 		# Slow enough that the progress bar and the chart have seconds to show.
 		echo "migration: {max_bandwidth_mibps: 8}"
 		echo "peers:"
@@ -75,6 +76,7 @@ guest node-a g1 128 "fill=48 profile=random dirty=2 wss=8" "nics: [{name: net0, 
 guest node-b g2 256 "fill=128 profile=random dirty=2 wss=16"
 # g3 has a CD-ROM with media: listed as not live-migratable, with the reason.
 head -c 4096 /dev/zero > "$WORK/tools.iso"
+qemu_give_paths "path: $WORK/tools.iso"
 guest node-c g3 64 "fill=8 profile=zero dirty=0" "disks: [{name: tools, path: $WORK/tools.iso, type: cdrom}]"
 guest_ready node-a g1
 guest_ready node-b g2

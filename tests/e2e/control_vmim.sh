@@ -19,7 +19,8 @@ node_cfg() { # NODE PORT ZONE PEERS...
 		echo "state_dir: $WORK/$node/state"
 		echo "cluster_key: $WORK/cluster.key"
 		echo "labels: {zone: $zone}"
-		echo "qemu: {binary: qemu-system-x86_64, accel: tcg}"
+		echo "qemu: {binary: qemu-system-x86_64, accel: tcg, user: $QEMU_USER}"
+		echo "allowed_paths: [$WORK, $BUILD/guest]"
 		echo "migration: {max_bandwidth_mibps: 32}"
 		echo "peers:"
 		while [ $# -gt 0 ]; do echo "  - {name: $1, address: 127.0.0.1:$2}"; shift 2; done
