@@ -15,6 +15,28 @@
 
 #define SKEW_S 3600L
 
+/* mkdir -p, mode 0700 for what it creates. 0 or -errno. */
+static int make_dir(const char *dir, char *err, size_t errlen)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *c = p + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			goto fail;
+		*c = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+	return -errno;
+}
+
 /* Opens path for writing with mode (created, truncated). */
 static FILE *open_out(const char *path, mode_t mode, int excl, char *err, size_t errlen, int *r)
 {
@@ -142,11 +164,10 @@ int pki_init_ca(const char *dir, int days, char *err, size_t errlen)
 
 	snprintf(kp, sizeof(kp), "%s/ca.key", dir);
 	snprintf(cp, sizeof(cp), "%s/ca.crt", dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		r = -errno;
-		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	r = make_dir(dir, err, errlen);
+	if (r < 0)
 		goto out;
-	}
+	r = -EIO;
 	if (!k || !(c = make_cert(k, "ferry cluster CA", NULL, NULL, days, 1))) {
 		snprintf(err, errlen, "cannot make the CA key and certificate");
 		goto out;
@@ -199,11 +220,9 @@ int pki_issue(const char *ca_dir, const char *node, const char *out_dir, int day
 	r = load_ca(ca_dir, &ca, &cak, err, errlen);
 	if (r < 0)
 		goto out;
-	if (mkdir(out_dir, 0700) < 0 && errno != EEXIST) {
-		r = -errno;
-		snprintf(err, errlen, "cannot create %s: %s", out_dir, strerror(errno));
+	r = make_dir(out_dir, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	r = -EIO;
 	k = EVP_EC_gen("P-256");
 	if (!k || !(c = make_cert(k, node, ca, cak, days, 0))) {
