@@ -481,6 +481,8 @@ int tls_handshake(struct tls_ident *id, int fd, int is_server, const char *expec
 	}
 	out->ssl = ssl;
 	out->is_server = is_server;
+	log_debug("tls", "event=auth_ok role=%s peer=%s aead=%s", is_server ? "server" : "client",
+		  out->peer, seal_aead_name(out->aead));
 	return 0;
 }
 
