@@ -23,7 +23,7 @@
 #include "transport/auth.h"
 #include "transport/seal.h"
 
-/* 3: TLS 1.3 + sealed frames (2 was the HMAC handshake of ferry <= 0.x). */
+/* 3: TLS 1.3 + sealed frames (2 was an HMAC handshake before TLS). */
 #define TLS_PROTO_VERSION 3
 #define TLS_HELLO_MAGIC "FERRYH3" /* 8 bytes with its NUL */
 #define TLS_REFUSE_MAGIC "FERRYNO"
