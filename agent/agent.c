@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,9 @@
 #include "engine/qemu_confine.h"
 #include "engine/storage.h"
 #include "qmp/qmp.h"
+#include "agent/cluster.h"
 #include "transport/auth.h"
+#include "transport/tls.h"
 #include "transport/peer.h"
 #include "transport/workers.h"
 #include "util/log.h"
@@ -438,6 +441,59 @@ static int mkdirs(struct agent *a, const char *base)
 	return 0;
 }
 
+/* Our node identity for peer links, from the config: certificate mode
+ * with a tls: section, else the cluster key as a pre-shared key. The
+ * configured peers are the only names a link may come from or go to. */
+static int agent_ident_new(const struct ferry_config *cfg, struct tls_ident **out, char *reason,
+			   size_t len)
+{
+	struct tls_ident_cfg ic = {.node = cfg->node, .insecure = cfg->insecure_transport};
+	const char **names = calloc(cfg->n_peers + 1, sizeof(*names));
+	uint8_t key[AUTH_KEY_MAX];
+	size_t key_len = sizeof(key);
+	int r;
+
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_peers; i++)
+		names[i] = cfg->peers[i].name;
+	ic.peers = names;
+	ic.npeers = cfg->n_peers;
+	if (cfg->tls_cert[0]) {
+		ic.ca = cfg->tls_ca;
+		ic.cert = cfg->tls_cert;
+		ic.key = cfg->tls_key;
+	} else {
+		r = auth_load_key(cfg->cluster_key, key, &key_len, reason, len);
+		if (r < 0)
+			goto out_free_names;
+		ic.psk = key;
+		ic.psk_len = key_len;
+	}
+	r = tls_ident_new(&ic, out, reason, len);
+	if (cfg->insecure_transport && r == 0)
+		log_warn("agent", "event=insecure_transport listen=%s note=\"frames between agents are not encrypted\"",
+			 cfg->listen_host);
+	tls_probe_ktls();
+out_free_names:
+	OPENSSL_cleanse(key, sizeof(key));
+	free(names);
+	return r;
+}
+
+int agent_reload_tls(struct agent *a)
+{
+	char reason[400];
+	int r = tls_ident_reload(a->env.ident, reason, sizeof(reason));
+
+	if (r < 0)
+		log_error("agent", "event=tls_reload_failed reason=\"%s\" note=\"keeping the old certificate\"",
+			  log_q(reason));
+	else
+		log_info("agent", "event=tls_reloaded mode=%s", tls_ident_cert_mode(a->env.ident) ? "certificate" : "psk");
+	return r;
+}
+
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen)
 {
 	char reason[256];
@@ -456,13 +512,11 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "cannot create state dir %s: %s", cfg->state_dir, strerror(-r));
 		return r;
 	}
-	a->env.key.len = sizeof(a->env.key.key);
-	r = auth_load_key(cfg->cluster_key, a->env.key.key, &a->env.key.len, reason, sizeof(reason));
+	r = agent_ident_new(cfg, &a->env.ident, reason, sizeof(reason));
 	if (r < 0) {
 		snprintf(err, errlen, "%s", reason);
 		return r;
 	}
-	snprintf(a->env.key.node, sizeof(a->env.key.node), "%s", cfg->node);
 	snprintf(a->env.node, sizeof(a->env.node), "%s", cfg->node);
 	snprintf(a->env.state_dir, sizeof(a->env.state_dir), "%s", cfg->state_dir);
 	a->env.agent = a;
@@ -512,6 +566,8 @@ void agent_shutdown(struct agent *a)
 	free(a->allowed_dirs);
 	a->allowed_dirs = NULL;
 	loop_free(a->lp);
+	tls_ident_free(a->env.ident);
+	a->env.ident = NULL;
 	if (a->peer_fd >= 0)
 		close(a->peer_fd);
 	while (a->records) {
@@ -878,21 +934,19 @@ static struct json_object *judge_peers(struct agent *a, const struct vm_spec *sp
 	for (size_t i = 0; i < a->cfg->n_peers; i++) {
 		const struct ferry_peer_cfg *pc = &a->cfg->peers[i];
 		struct json_object *o = json_object_new_object(), *facts = NULL, *req;
-		char reason[400] = "", peer[64], err[256];
-		int fd = -1, ok = 0;
+		struct peer_link *pl = NULL;
+		char reason[400] = "", err[320];
+		int ok = 0;
 
 		json_object_object_add(o, "name", json_object_new_string(pc->name));
-		if (peer_connect(&a->env.key, pc->host, pc->port, 2000, &fd, peer, sizeof(peer), err,
-				 sizeof(err)) < 0) {
+		req = json_object_new_object();
+		json_object_object_add(req, "op", json_object_new_string("facts"));
+		if (cluster_peer_open(a, pc->name, req, 2000, &pl, err, sizeof(err)) < 0)
 			snprintf(reason, sizeof(reason), "unreachable: %s", err);
-		} else {
-			req = json_object_new_object();
-			json_object_object_add(req, "op", json_object_new_string("facts"));
-			if (mig_ctl_send(fd, req) < 0 || mig_ctl_recv(fd, 3000, &facts, err, sizeof(err)) < 0)
-				snprintf(reason, sizeof(reason), "no facts: %s", err);
-			json_object_put(req);
-			close(fd);
-		}
+		else if (peer_recv_json(pl, 3000, &facts, err, sizeof(err)) < 0)
+			snprintf(reason, sizeof(reason), "no facts: %s", err);
+		json_object_put(req);
+		peer_link_close(pl);
 		if (facts) {
 			int64_t free_mib = json_object_get_int64(json_object_object_get(facts, "freeMemoryMiB"));
 			struct json_object *labels = json_object_object_get(facts, "labels");
@@ -987,19 +1041,17 @@ static int peers_outbound(struct agent *a)
 	for (size_t i = 0; i < a->cfg->n_peers; i++) {
 		const struct ferry_peer_cfg *pc = &a->cfg->peers[i];
 		struct json_object *req, *facts = NULL;
-		char peer[64], err[256];
-		int fd = -1;
+		struct peer_link *pl = NULL;
+		char err[320];
 
-		if (peer_connect(&a->env.key, pc->host, pc->port, 1000, &fd, peer, sizeof(peer), err,
-				 sizeof(err)) < 0)
-			continue;
 		req = json_object_new_object();
 		json_object_object_add(req, "op", json_object_new_string("facts"));
-		if (mig_ctl_send(fd, req) == 0 && mig_ctl_recv(fd, 2000, &facts, err, sizeof(err)) == 0)
+		if (cluster_peer_open(a, pc->name, req, 1000, &pl, err, sizeof(err)) == 0 &&
+		    peer_recv_json(pl, 2000, &facts, err, sizeof(err)) == 0)
 			sum += json_object_get_int(json_object_object_get(facts, "outbound"));
 		json_object_put(req);
 		json_object_put(facts);
-		close(fd);
+		peer_link_close(pl);
 	}
 	return sum;
 }

@@ -75,6 +75,9 @@ struct agent {
 
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);
 void agent_shutdown(struct agent *a);
+/* SIGHUP: re-reads the TLS certificate, key and CA for new links (running
+ * migrations keep theirs). 0, or -errno with the old ones kept (logged). */
+int agent_reload_tls(struct agent *a);
 
 /* VM operations (called by the API). Errors: -errno with a message. */
 int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t errlen);

@@ -81,50 +81,44 @@ static struct json_object *local_vms(struct agent *a)
 
 /* ---- asking a peer --------------------------------------------------------- */
 
-static int peer_open(struct agent *a, const char *node, struct json_object *req, int *fd_out,
-		     char *err, size_t errlen)
+/* The one way the agent asks a peer: connect to node's configured address,
+ * and go on only if the TLS handshake authenticates exactly that node
+ * (peer_connect's expect), then send req. */
+int cluster_peer_open(struct agent *a, const char *node, struct json_object *req, int timeout_ms,
+		      struct peer_link **out, char *err, size_t errlen)
 {
 	const struct ferry_peer_cfg *pc = config_find_peer(a->cfg, node);
-	char peer[64], why[256];
-	int fd = -1, r;
+	struct peer_link *pl = NULL;
+	char why[300];
+	int r;
 
 	if (!pc) {
 		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, a->cfg->node);
 		return -ENOENT;
 	}
-	r = peer_connect(&a->env.key, pc->host, pc->port, CLUSTER_CONNECT_MS, &fd, peer, sizeof(peer), why,
-			 sizeof(why));
+	r = peer_connect(a->env.ident, pc->host, pc->port, node, timeout_ms, &pl, why, sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen, "node %s is unreachable: %s", node, why);
 		return -EHOSTUNREACH;
 	}
-	/* The key proves a cluster member, the name which one. */
-	if (strcmp(peer, node)) {
-		snprintf(err, errlen, "node %s answered as %s", node, peer);
-		r = -EHOSTUNREACH;
-		goto fail;
-	}
-	r = mig_ctl_send(fd, req);
+	r = peer_send_json(pl, req);
 	if (r < 0) {
 		snprintf(err, errlen, "node %s is unreachable: %s", node, strerror(-r));
-		r = -EHOSTUNREACH;
-		goto fail;
+		peer_link_close(pl);
+		return -EHOSTUNREACH;
 	}
-	*fd_out = fd;
+	*out = pl;
 	return 0;
-fail:
-	close(fd);
-	return r;
 }
 
 /* One answer: {"ok":true,...} or the peer's error. A peer's refusal of an
  * unknown op comes as {"op":"error","reason":...} (an older ferryd). */
-static int peer_answer(const char *node, int fd, int timeout_ms, struct json_object **ans, char *err,
+static int peer_answer(const char *node, struct peer_link *pl, int timeout_ms, struct json_object **ans, char *err,
 		       size_t errlen)
 {
 	struct json_object *m = NULL;
 	char why[256];
-	int r = mig_ctl_recv(fd, timeout_ms, &m, why, sizeof(why));
+	int r = peer_recv_json(pl, timeout_ms, &m, why, sizeof(why));
 
 	*ans = NULL;
 	if (r < 0) {
@@ -148,12 +142,13 @@ static int peer_answer(const char *node, int fd, int timeout_ms, struct json_obj
 static int peer_ask(struct agent *a, const char *node, struct json_object *req, int timeout_ms,
 		    struct json_object **ans, char *err, size_t errlen)
 {
-	int fd = -1, r = peer_open(a, node, req, &fd, err, errlen);
+	struct peer_link *pl = NULL;
+	int r = cluster_peer_open(a, node, req, CLUSTER_CONNECT_MS, &pl, err, errlen);
 
 	if (r < 0)
 		return r;
-	r = peer_answer(node, fd, timeout_ms, ans, err, errlen);
-	close(fd);
+	r = peer_answer(node, pl, timeout_ms, ans, err, errlen);
+	peer_link_close(pl);
 	return r;
 }
 
@@ -344,7 +339,7 @@ int cluster_forward(struct agent *a, const char *node, const char *method, const
 
 /* The relayed stream: each peer answer becomes one event. */
 struct relay_sse {
-	int fd;
+	struct peer_link *pl;
 	char node[64];
 	char *pending;
 	size_t len, off;
@@ -376,7 +371,7 @@ static ssize_t relay_sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 		if (e->done)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (peer_answer(e->node, e->fd, CLUSTER_STREAM_IDLE_MS, &ans, err, sizeof(err)) < 0)
+		if (peer_answer(e->node, e->pl, CLUSTER_STREAM_IDLE_MS, &ans, err, sizeof(err)) < 0)
 			return MHD_CONTENT_READER_END_OF_STREAM; /* the peer ended it */
 		r = sse_format(e, ans);
 		json_object_put(ans);
@@ -394,7 +389,7 @@ static void relay_sse_free(void *cls)
 {
 	struct relay_sse *e = cls;
 
-	close(e->fd); /* the peer sees it and stops streaming */
+	peer_link_close(e->pl); /* the peer sees it and stops streaming */
 	free(e->pending);
 	free(e);
 }
@@ -405,17 +400,18 @@ int cluster_events(struct agent *a, const char *node, const char *id, struct MHD
 	char path[120];
 	struct json_object *req, *first = NULL;
 	struct relay_sse *e;
-	int fd = -1, r;
+	struct peer_link *pl = NULL;
+	int r;
 
 	*out = NULL;
 	snprintf(path, sizeof(path), "/v1/migrations/%s/events", id);
 	req = api_request("GET", path, NULL, NULL);
-	r = peer_open(a, node, req, &fd, err, errlen);
+	r = cluster_peer_open(a, node, req, CLUSTER_CONNECT_MS, &pl, err, errlen);
 	json_object_put(req);
 	if (r < 0)
 		return r;
 	/* The first answer says whether the migration exists there. */
-	r = peer_answer(node, fd, CLUSTER_REPLY_MS, &first, err, errlen);
+	r = peer_answer(node, pl, CLUSTER_REPLY_MS, &first, err, errlen);
 	if (r < 0)
 		goto fail;
 	e = calloc(1, sizeof(*e));
@@ -423,7 +419,7 @@ int cluster_events(struct agent *a, const char *node, const char *id, struct MHD
 		r = -ENOMEM;
 		goto fail;
 	}
-	e->fd = fd;
+	e->pl = pl;
 	snprintf(e->node, sizeof(e->node), "%s", node);
 	if (sse_format(e, first) < 0 ||
 	    !(*out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, relay_sse_read, e,
@@ -438,33 +434,33 @@ int cluster_events(struct agent *a, const char *node, const char *id, struct MHD
 	return 0;
 fail:
 	json_object_put(first);
-	close(fd);
+	peer_link_close(pl);
 	return r;
 }
 
 /* ---- peer side ------------------------------------------------------------- */
 
-static void send_error(int fd, int r, const char *msg);
+static void send_error(struct peer_link *pl, int r, const char *msg);
 
-static void send_answer(int fd, struct json_object *ans)
+static void send_answer(struct peer_link *pl, struct json_object *ans)
 {
 	const char *s = json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN);
 	size_t n = strlen(s);
 
 	if (n > PEER_MSG_MAX)
-		send_error(fd, -EMSGSIZE, "the answer is too large for the peer link");
+		send_error(pl, -EMSGSIZE, "the answer is too large for the peer link");
 	else
-		peer_send_msg(fd, FRAME_CONTROL, 0, s, n, 5000);
+		(void)peer_send_msg(pl, FRAME_CONTROL, s, n, 5000);
 }
 
-static void send_error(int fd, int r, const char *msg)
+static void send_error(struct peer_link *pl, int r, const char *msg)
 {
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	json_object_object_add(o, "err", json_object_new_int(r));
 	json_object_object_add(o, "message", json_object_new_string(msg));
-	send_answer(fd, o);
+	send_answer(pl, o);
 	json_object_put(o);
 }
 
@@ -495,16 +491,16 @@ static int exec_api(struct agent *a, const struct route *rt, const struct route_
 
 /* A migration's status every STREAM_INTERVAL_MS until it ends or the
  * gateway hangs up (its side readable: closed). */
-static void stream_events(struct agent *a, int fd, const char *id)
+static void stream_events(struct agent *a, struct peer_link *pl, const char *id)
 {
 	for (int n = 0;; n++) {
 		struct json_object *m = agent_migration_json(a, id), *ans;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p = {.fd = pl->fd, .events = POLLIN};
 		int done;
 
 		if (!m) {
 			if (!n)
-				send_error(fd, -ENOENT, "no such migration on this node");
+				send_error(pl, -ENOENT, "no such migration on this node");
 			return;
 		}
 		done = phase_final(jstr(m, "phase"));
@@ -512,14 +508,14 @@ static void stream_events(struct agent *a, int fd, const char *id)
 		json_object_object_add(ans, "ok", json_object_new_boolean(1));
 		json_object_object_add(ans, "status", json_object_new_int(200));
 		json_object_object_add(ans, "body", m);
-		send_answer(fd, ans);
+		send_answer(pl, ans);
 		json_object_put(ans);
 		if (done || poll(&p, 1, STREAM_INTERVAL_MS) != 0)
 			return;
 	}
 }
 
-void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *op, struct json_object *msg)
+void cluster_peer_serve(struct agent *a, struct peer_link *pl, const char *op, struct json_object *msg)
 {
 	struct json_object *ans = json_object_new_object(), *out = NULL;
 	const char *method = jstr(msg, "method"), *path = jstr(msg, "path");
@@ -533,38 +529,38 @@ void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *o
 		json_object_object_add(ans, "ok", json_object_new_boolean(1));
 		json_object_object_add(ans, "node", json_object_new_string(a->cfg->node));
 		json_object_object_add(ans, "vms", local_vms(a));
-		send_answer(fd, ans);
+		send_answer(pl, ans);
 		goto out;
 	}
 	if (!method || !path) {
-		send_error(fd, -EINVAL, "an api request needs method and path");
+		send_error(pl, -EINVAL, "an api request needs method and path");
 		goto out;
 	}
 	/* Changes are worth a line; the console's polling is not. */
 	if (strcmp(method, "GET"))
-		log_info("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
+		log_info("cluster", "event=peer_api peer=%s method=%s path=%s", pl->peer, method, path);
 	else
-		log_debug("cluster", "event=peer_api peer=%s method=%s path=%s", peer, method, path);
+		log_debug("cluster", "event=peer_api peer=%s method=%s path=%s", pl->peer, method, path);
 	rt = route_find(method, path, &p, &status, NULL, 0);
 	if (!rt || !(rt->flags & ROUTE_FORWARD)) {
 		snprintf(err, sizeof(err), "%s %s is not a route peers forward (docs/api.md)", method, path);
-		send_error(fd, -ENOENT, err);
+		send_error(pl, -ENOENT, err);
 		goto out;
 	}
 	if (rt->flags & ROUTE_EVENTS) {
-		stream_events(a, fd, p.v[0]);
+		stream_events(a, pl, p.v[0]);
 		goto out;
 	}
 	r = exec_api(a, rt, &p, jstr(msg, "vm"), json_object_object_get(msg, "body"), &status, &out, err,
 		     sizeof(err));
 	if (r < 0) {
-		send_error(fd, r, err[0] ? err : strerror(-r));
+		send_error(pl, r, err[0] ? err : strerror(-r));
 		goto out;
 	}
 	json_object_object_add(ans, "ok", json_object_new_boolean(1));
 	json_object_object_add(ans, "status", json_object_new_int((int)status));
 	json_object_object_add(ans, "body", out);
-	send_answer(fd, ans);
+	send_answer(pl, ans);
 out:
 	json_object_put(ans);
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 struct agent;
+struct peer_link;
 struct json_object;
 struct MHD_Response;
 
@@ -41,8 +42,14 @@ int cluster_events(struct agent *a, const char *node, const char *id, struct MHD
 		   char *err, size_t errlen);
 
 /* Peer side: answers op "vms" or "api" (a ROUTE_FORWARD row, else
- * not_found) on an accepted, authenticated link. Does not close fd. */
-void cluster_peer_serve(struct agent *a, int fd, const char *peer, const char *op,
+ * not_found) on an accepted, authenticated link. Does not close it. */
+void cluster_peer_serve(struct agent *a, struct peer_link *pl, const char *op,
 			struct json_object *msg);
+
+/* The agent's one way to ask a peer: a link to node's configured address
+ * that the handshake proved is node (any other name is refused), with req
+ * sent on it. 0, or -ENOENT (not in peers:), -EHOSTUNREACH with err. */
+int cluster_peer_open(struct agent *a, const char *node, struct json_object *req, int timeout_ms,
+		      struct peer_link **out, char *err, size_t errlen);
 
 #endif

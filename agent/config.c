@@ -28,6 +28,13 @@ static const struct schema_field qemu_fields[] = {
 	{0},
 };
 
+static const struct schema_field tls_fields[] = {
+	{"ca", SCHEMA_STR, COFF(tls_ca), SZ(struct ferry_config, tls_ca), 0, NULL, NULL, 0},
+	{"cert", SCHEMA_STR, COFF(tls_cert), SZ(struct ferry_config, tls_cert), 0, NULL, NULL, 0},
+	{"key", SCHEMA_STR, COFF(tls_key), SZ(struct ferry_config, tls_key), 0, NULL, NULL, 0},
+	{0},
+};
+
 static const struct schema_field limits_fields[] = {
 	{"parallel_outbound", SCHEMA_INT, COFF(parallel_outbound), 0, 0, NULL, NULL, 0},
 	{"pending_timeout_s", SCHEMA_INT, COFF(pending_timeout_s), 0, 0, NULL, NULL, 0},
@@ -85,6 +92,10 @@ static const struct schema_field config_fields[] = {
 	 NULL, 0},
 	{"cluster_key", SCHEMA_STR, COFF(cluster_key), SZ(struct ferry_config, cluster_key), 0,
 	 NULL, NULL, 0},
+	{"tls", SCHEMA_OBJ, 0, 0, 0, tls_fields, NULL, 0},
+	{"insecure_transport", SCHEMA_BOOL, COFF(insecure_transport), 0, 0, NULL, NULL, 0},
+	{"insecure_transport_remote", SCHEMA_BOOL, COFF(insecure_transport_remote), 0, 0, NULL,
+	 NULL, 0},
 	{"labels", SCHEMA_KV, COFF(labels), 0, COFF(n_labels), NULL, NULL, 0},
 	{"networks", SCHEMA_STRLIST, COFF(networks), 0, COFF(n_networks), NULL, NULL, 0},
 	{"cpu_models", SCHEMA_STRLIST, COFF(cpu_models), 0, COFF(n_cpu_models), NULL, NULL, 0},
@@ -186,6 +197,33 @@ static int config_finish(struct ferry_config *c, int cpu_models_given)
 			   accel_has(c->accel, "kvm") ? with_host : tcg_only);
 }
 
+static int is_loopback(const char *host)
+{
+	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+	       !strcmp(host, "[::1]");
+}
+
+/* tls: all three paths or none; unsealed frames only where nobody else can
+ * reach the links, unless the operator says so twice. */
+static int check_transport(struct schema_err *e, const struct ferry_config *c)
+{
+	int n = !!c->tls_ca[0] + !!c->tls_cert[0] + !!c->tls_key[0];
+	int rc;
+
+	if (n && n != 3)
+		return schema_fail(e, "tls", "tls needs all of ca, cert and key");
+	if (n && ((rc = schema_check_abs_path(e, "tls.ca", c->tls_ca)) ||
+		  (rc = schema_check_abs_path(e, "tls.cert", c->tls_cert)) ||
+		  (rc = schema_check_abs_path(e, "tls.key", c->tls_key))))
+		return rc;
+	if (c->insecure_transport && !is_loopback(c->listen_host) && !c->insecure_transport_remote)
+		return schema_fail(e, "insecure_transport",
+				   "insecure_transport sends guest memory in clear; refused with a "
+				   "non-loopback listen (%s) unless insecure_transport_remote: true",
+				   c->listen_host);
+	return 0;
+}
+
 static int check_accel(struct schema_err *e, const char *a)
 {
 	char buf[32];
@@ -285,6 +323,8 @@ static int config_check(const struct ferry_config *c, struct schema_err *e)
 	if ((rc = schema_check_abs_path(e, "state_dir", c->state_dir)))
 		return rc;
 	if ((rc = schema_check_abs_path(e, "cluster_key", c->cluster_key)))
+		return rc;
+	if ((rc = check_transport(e, c)))
 		return rc;
 	if (!c->qemu_binary[0])
 		return schema_fail(e, "qemu.binary", "qemu.binary must not be empty");

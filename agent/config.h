@@ -47,7 +47,10 @@ struct ferry_config {
 	char api_tls_key[256];   /* api_tls.key: its PEM key, mode 0600 */
 	int insecure_api;        /* plain HTTP on a non-loopback api_listen, explicitly */
 	char state_dir[256];     /* default /var/lib/ferry/<node> */
-	char cluster_key[256];   /* default /etc/ferry/cluster.key */
+	char cluster_key[256];   /* default /etc/ferry/cluster.key; lab mode (PSK) */
+	char tls_ca[256], tls_cert[256], tls_key[256]; /* tls: certificate mode when set */
+	int insecure_transport;        /* frames unsealed (CRC32C only); default 0 */
+	int insecure_transport_remote; /* allows the above on a non-loopback listen */
 	char qemu_binary[256];   /* default qemu-system-x86_64 */
 	char accel[32];          /* kvm | tcg | kvm:tcg (default kvm:tcg) */
 	char qemu_user[64];      /* the user QEMU runs as (default ferry-qemu; root = no drop) */

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	r = agent_init(&a, cfg, err, sizeof(err));
@@ -60,7 +61,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("agent", "event=ready node=%s", cfg->node);
-	sigwait(&set, &sig);
+	for (;;) {
+		sigwait(&set, &sig);
+		if (sig != SIGHUP)
+			break;
+		(void)agent_reload_tls(&a);
+	}
 	log_info("agent", "event=stopping signal=%d", sig);
 	agent_shutdown(&a);
 	config_free(cfg);

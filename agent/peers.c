@@ -27,7 +27,7 @@ struct peer_conn {
 };
 
 /* busy: the peer may retry later (an inbound limit), rather than give up. */
-static void send_refusal_busy(int fd, const char *reason, int busy)
+static void send_refusal_busy(struct peer_link *pl, const char *reason, int busy)
 {
 	struct json_object *o = json_object_new_object();
 	const char *s;
@@ -38,45 +38,45 @@ static void send_refusal_busy(int fd, const char *reason, int busy)
 	if (busy)
 		json_object_object_add(o, "busy", json_object_new_boolean(1));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 2000);
+	(void)peer_send_msg(pl, FRAME_CONTROL, s, strlen(s), 2000);
 	json_object_put(o);
 }
 
-static void send_refusal(int fd, const char *reason)
+static void send_refusal(struct peer_link *pl, const char *reason)
 {
-	send_refusal_busy(fd, reason, 0);
+	send_refusal_busy(pl, reason, 0);
 }
 
 /* Every id a peer sends names files here and appears in log lines: only a
  * canonical UUID is taken. 1 if id is one; else the link is refused with
  * the reason (and the caller closes it). */
-static int peer_id_ok(int fd, const char *peer, const char *op, const char *id)
+static int peer_id_ok(struct peer_link *pl, const char *op, const char *id)
 {
 	char why[160];
 
 	if (uuid_valid(id))
 		return 1;
 	snprintf(why, sizeof(why), "%s: the migration id must be a UUID", op);
-	log_warn("peer", "event=bad_migration_id peer=%s op=%s id=\"%.40s\"", peer, op,
+	log_warn("peer", "event=bad_migration_id peer=%s op=%s id=\"%.40s\"", pl->peer, op,
 		 log_q(id ? id : "-"));
-	send_refusal(fd, why);
+	send_refusal(pl, why);
 	return 0;
 }
 
-static void handle_prepare(struct agent *a, int fd, const char *peer, struct json_object *msg)
+static void handle_prepare(struct agent *a, struct peer_link *pl, struct json_object *msg)
 {
 	struct json_object *spec = json_object_object_get(msg, "spec");
 	const char *vm = json_object_get_string(json_object_object_get(spec, "name"));
 	struct migration *m = NULL;
 	int r;
 
-	if (!peer_id_ok(fd, peer, "prepare", json_object_get_string(json_object_object_get(msg, "mig")))) {
-		close(fd);
+	if (!peer_id_ok(pl, "prepare", json_object_get_string(json_object_object_get(msg, "mig")))) {
+		peer_link_close(pl);
 		return;
 	}
 	if (!vm) {
-		send_refusal(fd, "prepare without a VM spec");
-		close(fd);
+		send_refusal(pl, "prepare without a VM spec");
+		peer_link_close(pl);
 		return;
 	}
 	{
@@ -86,22 +86,22 @@ static void handle_prepare(struct agent *a, int fd, const char *peer, struct jso
 		char why[200];
 
 		if (agent_inbound_full(a, why, sizeof(why))) {
-			send_refusal_busy(fd, why, 1);
-			close(fd);
+			send_refusal_busy(pl, why, 1);
+			peer_link_close(pl);
 			return;
 		}
 	}
-	r = mig_target_start(&a->env, fd, peer, msg, &m);
+	r = mig_target_start(&a->env, pl, msg, &m);
 	if (r < 0) {
-		log_warn("peer", "event=prepare_refused peer=%s err=%s", peer, strerror(-r));
-		send_refusal(fd, r == -EINVAL ? "malformed prepare request" : "target cannot start a migration now");
-		close(fd);
+		log_warn("peer", "event=prepare_refused peer=%s err=%s", pl->peer, strerror(-r));
+		send_refusal(pl, r == -EINVAL ? "malformed prepare request" : "target cannot start a migration now");
+		peer_link_close(pl);
 		return;
 	}
 	agent_add_migration(a, m, vm);
 }
 
-static void handle_open(struct agent *a, int fd, const char *peer, struct json_object *msg)
+static void handle_open(struct agent *a, struct peer_link *pl, struct json_object *msg)
 {
 	const char *id = json_object_get_string(json_object_object_get(msg, "mig"));
 	const char *kind_s = json_object_get_string(json_object_object_get(msg, "kind"));
@@ -111,20 +111,20 @@ static void handle_open(struct agent *a, int fd, const char *peer, struct json_o
 	struct migration *m;
 	char reason[256];
 
-	if (!peer_id_ok(fd, peer, "open", id)) {
-		close(fd);
+	if (!peer_id_ok(pl, "open", id)) {
+		peer_link_close(pl);
 		return;
 	}
 	m = agent_find_migration(a, id);
 	if (!m || kind == CHANNEL_UNKNOWN || stream <= 0 || stream > 0xffff) {
 		snprintf(reason, sizeof(reason), "%s", !m ? "unknown migration" : "bad stream open");
 		log_warn("peer", "event=open_refused mig=%s reason=\"%s\"", id ? id : "-", log_q(reason));
-		send_refusal(fd, reason);
-		close(fd);
+		send_refusal(pl, reason);
+		peer_link_close(pl);
 		return;
 	}
 	log_set_migration(id);
-	if (mig_target_attach(m, fd, peer, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
+	if (mig_target_attach(m, pl, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
 		log_warn("peer", "event=attach_failed kind=%s channel=%d reason=\"%s\"", kind_s, chan, log_q(reason));
 	log_set_migration(NULL);
 }
@@ -134,20 +134,26 @@ static void *peer_thread(void *arg)
 	struct peer_conn *pc = arg;
 	struct agent *a = pc->a;
 	struct json_object *msg = NULL;
+	struct peer_link *pl = NULL;
 	struct frame_hdr h;
-	char peer[64] = "", reason[256] = "";
-	char *buf = malloc(PEER_MSG_MAX + 1);
+	char reason[300] = "";
+	char *buf = malloc(PEER_MSG_MAX + 1 + FRAME_TAG_LEN);
+	const char *peer;
 	int fd = pc->fd, r;
 
 	free(pc);
-	if (!buf)
-		goto drop;
-	r = peer_accept(&a->env.key, fd, HANDSHAKE_TIMEOUT_MS, peer, sizeof(peer), reason, sizeof(reason));
-	if (r < 0) {
-		/* auth_handshake_fd has logged the reason; nothing starts. */
+	if (!buf) {
+		close(fd);
 		goto drop;
 	}
-	r = peer_recv_msg(fd, FIRST_FRAME_TIMEOUT_MS, &h, buf, PEER_MSG_MAX + 1);
+	/* Refuses nodes outside peers:, whichever side connected. */
+	r = peer_accept(a->env.ident, fd, HANDSHAKE_TIMEOUT_MS, &pl, reason, sizeof(reason));
+	if (r < 0) {
+		/* tls_handshake has logged the reason; nothing starts. */
+		goto drop;
+	}
+	peer = pl->peer;
+	r = peer_recv_msg(pl, FIRST_FRAME_TIMEOUT_MS, &h, buf, PEER_MSG_MAX + 1 + FRAME_TAG_LEN);
 	if (r < 0) {
 		log_warn("peer", "event=peer_dropped peer=%s reason=\"no valid first frame: %s\"", peer,
 			 strerror(-r));
@@ -159,39 +165,39 @@ static void *peer_thread(void *arg)
 		goto drop;
 	}
 	if (h.type == FRAME_OPEN) {
-		handle_open(a, fd, peer, msg);
-		fd = -1;
+		handle_open(a, pl, msg);
+		pl = NULL;
 	} else if (h.type == FRAME_CONTROL) {
 		const char *op = json_object_get_string(json_object_object_get(msg, "op"));
 
 		if (op && !strcmp(op, "prepare")) {
-			handle_prepare(a, fd, peer, msg);
-			fd = -1;
+			handle_prepare(a, pl, msg);
+			pl = NULL;
 		} else if (op && !strcmp(op, "resume")) {
 			const char *id = json_object_get_string(json_object_object_get(msg, "mig"));
 			struct migration *m = uuid_valid(id) ? agent_find_migration(a, id) : NULL;
 			char why[256] = "unknown migration";
 
-			if (!peer_id_ok(fd, peer, "resume", id)) {
+			if (!peer_id_ok(pl, "resume", id)) {
 				/* refused above */
-			} else if (m && mig_target_resume(m, fd, peer, why, sizeof(why)) == 0) {
-				fd = -1; /* the target thread owns it now */
+			} else if (m && mig_target_resume(m, pl, why, sizeof(why)) == 0) {
+				pl = NULL; /* the target thread owns it now */
 			} else {
 				log_warn("peer", "event=resume_refused peer=%s reason=\"%s\"", peer, log_q(why));
-				send_refusal(fd, why);
+				send_refusal(pl, why);
 			}
 		} else if (op && !strcmp(op, "facts")) {
 			struct json_object *n = agent_node_json(a);
 			const char *s = json_object_to_json_string_ext(n, JSON_C_TO_STRING_PLAIN);
 
-			peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 2000);
+			(void)peer_send_msg(pl, FRAME_CONTROL, s, strlen(s), 2000);
 			json_object_put(n);
 		} else if (op && (!strcmp(op, "vms") || !strcmp(op, "api"))) {
 			/* The cluster view and the gateway's forwarded calls. */
-			cluster_peer_serve(a, fd, peer, op, msg);
+			cluster_peer_serve(a, pl, op, msg);
 		} else {
 			log_warn("peer", "event=peer_dropped peer=%s reason=\"unknown op %s\"", peer, op ? op : "-");
-			send_refusal(fd, "unknown op");
+			send_refusal(pl, "unknown op");
 		}
 	} else {
 		log_warn("peer", "event=peer_dropped peer=%s reason=\"unexpected %s frame\"", peer,
@@ -200,8 +206,7 @@ static void *peer_thread(void *arg)
 drop:
 	json_object_put(msg);
 	free(buf);
-	if (fd >= 0)
-		close(fd);
+	peer_link_close(pl);
 	return NULL;
 }
 

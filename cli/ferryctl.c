@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/pki.h"
 #include "engine/vmspec.h"
 #include "schema/yaml.h"
 #include "util/timeutil.h"
@@ -811,6 +812,12 @@ static int cmd_candidates(struct ctl *c, int argc, char **argv)
 
 static int cmd_vm(struct ctl *c, int argc, char **argv);
 
+static int cmd_pki(struct ctl *c, int argc, char **argv)
+{
+	(void)c;
+	return pki_main(argc, argv);
+}
+
 static const struct subcommand {
 	const char *name;
 	int (*fn)(struct ctl *c, int argc, char **argv);
@@ -825,6 +832,7 @@ static const struct subcommand {
 	{"delete", cmd_delete, "delete vmim NAME     (cancel that migration)"},
 	{"candidates", cmd_candidates, "candidates VM        (each node as a target: eligible or why not)"},
 	{"nodes", cmd_nodes, "nodes               (this node and its peers)"},
+	{"pki", cmd_pki, PKI_HELP},
 };
 
 static int cmd_vm(struct ctl *c, int argc, char **argv)

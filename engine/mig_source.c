@@ -74,8 +74,10 @@ static void *channel_thread(void *arg)
 	struct migration *m = cs->m;
 	enum channel_kind kind;
 	struct json_object *open = NULL, *ack = NULL;
-	char reason[256] = "", peer[64], label[32];
-	int id = 0, pfd = -1, r, resume;
+	char reason[256] = "", label[32];
+	struct peer_link *pl = NULL;
+	struct seal_stream keys;
+	int id = 0, r, resume;
 	uint32_t sid;
 
 	log_set_migration(m->req.id);
@@ -109,8 +111,8 @@ static void *channel_thread(void *arg)
 		snprintf(label, sizeof(label), "main");
 	else
 		snprintf(label, sizeof(label), "%s-%d", channel_kind_name(kind), id);
-	r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 10000, &pfd, peer,
-			 sizeof(peer), reason, sizeof(reason));
+	r = peer_connect(m->env.ident, m->req.target_host, m->req.target_port, m->req.target_node,
+			 10000, &pl, reason, sizeof(reason));
 	if (r < 0) {
 		setup_error(m, "data link for channel %s: %s", label, reason);
 		goto out;
@@ -125,10 +127,10 @@ static void *channel_thread(void *arg)
 	{
 		const char *s = json_object_to_json_string_ext(open, JSON_C_TO_STRING_PLAIN);
 
-		r = peer_send_msg(pfd, FRAME_OPEN, sid, s, strlen(s), 10000);
+		r = peer_send_msg(pl, FRAME_OPEN, s, strlen(s), 10000);
 	}
 	if (r == 0)
-		r = mig_ctl_recv(pfd, CHANNEL_SETUP_TIMEOUT_MS, &ack, reason, sizeof(reason));
+		r = peer_recv_json(pl, CHANNEL_SETUP_TIMEOUT_MS, &ack, reason, sizeof(reason));
 	if (r < 0 || !json_object_get_boolean(json_object_object_get(ack, "ok"))) {
 		if (r == 0)
 			snprintf(reason, sizeof(reason), "%s",
@@ -139,15 +141,20 @@ static void *channel_thread(void *arg)
 	log_info("mig", "event=channel_relayed kind=%s channel=%d stream=%u", channel_kind_name(kind),
 		 id, sid);
 	/* The relay owns both sockets from here, even when it fails. */
-	r = relay_add_stream(m->relay, cs->fd, pfd, sid, label, m->compress);
-	cs->fd = pfd = -1;
+	if (peer_link_stream_keys(pl, sid, &keys) < 0) {
+		setup_error(m, "cannot derive the keys of channel %s%s", label, "");
+		goto out;
+	}
+	r = relay_add_stream(m->relay, cs->fd, peer_link_take_fd(pl), sid, label, m->compress, &keys);
+	seal_stream_wipe(&keys);
+	cs->fd = -1;
+	pl = NULL;
 	if (r < 0)
 		setup_error(m, "cannot relay channel %s: %s", label, strerror(-r));
 out:
 	if (cs->fd >= 0)
 		close(cs->fd);
-	if (pfd >= 0)
-		close(pfd);
+	peer_link_close(pl);
 	json_object_put(open);
 	json_object_put(ack);
 	pthread_mutex_lock(&m->mu);
@@ -366,19 +373,13 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 {
 	struct json_object *msg = json_object_new_object(), *reply = NULL;
 	const char *op;
-	char peer[64];
 	int r;
 
-	r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 10000, &m->ctl_fd,
-			 peer, sizeof(peer), err, errlen);
+	/* peer_connect refuses an agent that is not target_node. */
+	r = peer_connect(m->env.ident, m->req.target_host, m->req.target_port, m->req.target_node,
+			 10000, &m->ctl, err, errlen);
 	if (r < 0)
 		goto out;
-	if (strcmp(peer, m->req.target_node)) {
-		snprintf(err, errlen, "the agent at %s:%d is node %s, not %s", m->req.target_host,
-			 m->req.target_port, peer, m->req.target_node);
-		r = -EINVAL;
-		goto out;
-	}
 	json_object_object_add(msg, "op", json_object_new_string("prepare"));
 	json_object_object_add(msg, "mig", json_object_new_string(m->req.id));
 	json_object_object_add(msg, "source", json_object_new_string(m->env.node));
@@ -389,7 +390,7 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(msg, "stay_paused", json_object_new_boolean(m->req.keep_paused));
 	json_object_object_add(msg, "postcopy", json_object_new_boolean(m->postcopy));
 	json_object_object_add(msg, "disks", stor_to_json(m->stor));
-	r = mig_ctl_send(m->ctl_fd, msg);
+	r = peer_send_json(m->ctl, msg);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
 		goto out;
@@ -401,7 +402,7 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 		char why[256];
 
 		for (;;) {
-			struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+			struct pollfd pfd = {.fd = m->ctl->fd, .events = POLLIN};
 
 			if (mig_take_cancel(m, why, sizeof(why))) {
 				snprintf(err, errlen, "cancelled while preparing the target: %s", why);
@@ -417,7 +418,7 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 				break;
 		}
 	}
-	r = mig_ctl_recv(m->ctl_fd, 10000, &reply, err, errlen);
+	r = peer_recv_json(m->ctl, 10000, &reply, err, errlen);
 	if (r < 0)
 		goto out;
 	op = json_object_get_string(json_object_object_get(reply, "op"));
@@ -592,8 +593,9 @@ static int recover_postcopy(struct migration *m)
 	uint64_t deadline = time_mono_ms() + RECOVER_WAIT_MS;
 	struct json_object *msg, *reply = NULL, *args;
 	struct relay *old, *nr = NULL;
-	char err[320], peer[64], uri[480];
-	int fd = -1, r;
+	char err[320], uri[480];
+	struct peer_link *pl = NULL;
+	int r;
 
 	log_warn("mig", "event=postcopy_paused action=recover");
 	(void)mig_enter(m, MS_SRC_POSTCOPY_RECOVERING);
@@ -608,20 +610,19 @@ static int recover_postcopy(struct migration *m)
 	m->recover_next_main = 1;
 	pthread_mutex_unlock(&m->mu);
 	relay_free(old);
-	if (m->ctl_fd >= 0)
-		close(m->ctl_fd);
-	m->ctl_fd = -1;
+	peer_link_close(m->ctl);
+	m->ctl = NULL;
 	while (time_mono_ms() < deadline) {
-		r = peer_connect(&m->env.key, m->req.target_host, m->req.target_port, 5000, &fd, peer,
-				 sizeof(peer), err, sizeof(err));
+		r = peer_connect(m->env.ident, m->req.target_host, m->req.target_port,
+				 m->req.target_node, 5000, &pl, err, sizeof(err));
 		if (r == 0) {
 			msg = json_object_new_object();
 			json_object_object_add(msg, "op", json_object_new_string("resume"));
 			json_object_object_add(msg, "mig", json_object_new_string(m->req.id));
-			r = mig_ctl_send(fd, msg);
+			r = peer_send_json(pl, msg);
 			json_object_put(msg);
 			if (r == 0)
-				r = mig_ctl_recv(fd, 60000, &reply, err, sizeof(err));
+				r = peer_recv_json(pl, 60000, &reply, err, sizeof(err));
 			if (r == 0) {
 				const char *op = json_object_get_string(json_object_object_get(reply, "op"));
 
@@ -634,18 +635,18 @@ static int recover_postcopy(struct migration *m)
 			}
 			if (r == 0)
 				break;
-			close(fd);
-			fd = -1;
+			peer_link_close(pl);
+			pl = NULL;
 		}
 		log_info("mig", "event=recover_retry err=\"%s\"", log_q(err));
 		poll(NULL, 0, 1000); /* the peer is away; retry at a steady pace */
 	}
-	if (fd < 0) {
+	if (!pl) {
 		mig_set_failure(m, "post-copy interrupted and the target did not come back in %d s: the guest is split between both nodes and paused; neither side was stopped",
 				RECOVER_WAIT_MS / 1000);
 		return -ETIMEDOUT;
 	}
-	m->ctl_fd = fd;
+	m->ctl = pl;
 	args = json_object_new_object();
 	snprintf(uri, sizeof(uri), "unix:%s", m->out.path);
 	json_object_object_add(args, "uri", json_object_new_string(uri));
@@ -839,7 +840,7 @@ static enum mon_step on_qemu_event(struct migration *m, const struct monitor *mo
 static enum mon_step check_outside(struct migration *m)
 {
 	char reason[300];
-	struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+	struct pollfd pfd = {.fd = m->ctl ? m->ctl->fd : -1, .events = POLLIN};
 
 	if (mig_take_cancel(m, reason, sizeof(reason))) {
 		mig_set_failure(m, "cancelled: %s", reason);
@@ -856,20 +857,20 @@ static enum mon_step check_outside(struct migration *m)
 		return MON_FAILED;
 	}
 	/* The control link only speaks up when the target has trouble. */
-	if (m->ctl_fd < 0 || poll(&pfd, 1, 0) <= 0)
+	if (!m->ctl || poll(&pfd, 1, 0) <= 0)
 		return MON_GO_ON;
 	if (in_postcopy(m)) {
 		/* The target is waiting for us to resume, or gone: QEMU will
 		 * say postcopy-paused if it matters. */
-		close(m->ctl_fd);
-		m->ctl_fd = -1;
+		peer_link_close(m->ctl);
+		m->ctl = NULL;
 		return MON_GO_ON;
 	}
 	{
 		struct json_object *msg = NULL;
 		char err[256];
 
-		if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+		if (peer_recv_json(m->ctl, 5000, &msg, err, sizeof(err)) < 0) {
 			mig_set_failure(m, "lost the target agent: %s", err);
 		} else {
 			mig_set_failure(m, "target failed: %s",
@@ -980,8 +981,8 @@ static int confirm_with_target(struct migration *m)
 	json_object_object_add(msg, "op", json_object_new_string("complete"));
 	if (hex[0])
 		json_object_object_add(msg, "memory_digest", json_object_new_string(hex));
-	if (mig_ctl_send(m->ctl_fd, msg) < 0 ||
-	    mig_ctl_recv(m->ctl_fd, CONFIRM_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
+	if (peer_send_json(m->ctl, msg) < 0 ||
+	    peer_recv_json(m->ctl, CONFIRM_TIMEOUT_MS, &reply, err, sizeof(err)) < 0) {
 		mig_set_failure(m, "lost contact with the target after the switchover (%s); the guest stays paused on the source until the target's state is known",
 				err);
 		goto out;
@@ -1098,9 +1099,8 @@ static int source_run(struct migration *m, struct source_run *c)
 		if (r != -EBUSY)
 			break;
 		/* The target is at its inbound limit: back to Pending, retry. */
-		if (m->ctl_fd >= 0)
-			close(m->ctl_fd);
-		m->ctl_fd = -1;
+		peer_link_close(m->ctl);
+		m->ctl = NULL;
 		(void)mig_enter(m, MS_SRC_PENDING);
 		log_info("mig", "event=pending reason=\"%s\"", log_q(err));
 		if (time_mono_ms() >= pend_dl) {
@@ -1218,14 +1218,14 @@ static void source_roll_back(struct migration *m, int ram)
 	stor_source_abort(m->stor, m->qmp);
 	if (m->relay)
 		relay_abort(m->relay, m->st.failure_reason);
-	if (m->ctl_fd >= 0) {
+	if (m->ctl) {
 		struct json_object *ab = json_object_new_object(), *rep = NULL;
 
 		json_object_object_add(ab, "op", json_object_new_string("abort"));
 		json_object_object_add(ab, "reason", json_object_new_string(m->st.failure_reason));
-		(void)mig_ctl_send(m->ctl_fd, ab);
+		(void)peer_send_json(m->ctl, ab);
 		json_object_put(ab);
-		if (mig_ctl_recv(m->ctl_fd, 15000, &rep, err, sizeof(err)) == 0)
+		if (peer_recv_json(m->ctl, 15000, &rep, err, sizeof(err)) == 0)
 			json_object_put(rep);
 	}
 	ensure_source_running(m);
@@ -1273,9 +1273,8 @@ static void source_end(struct migration *m, struct source_run *c, enum mig_state
 	}
 	qmp_close(m->qmp);
 	m->qmp = NULL;
-	if (m->ctl_fd >= 0)
-		close(m->ctl_fd);
-	m->ctl_fd = -1;
+	peer_link_close(m->ctl);
+	m->ctl = NULL;
 	rmdir(m->mig_dir);
 	if (end == MS_SRC_SUCCEEDED) {
 		/* The guest runs on the target: the paused source copy goes. */

@@ -36,7 +36,7 @@ static void reply_busy(struct migration *m, const char *op, const char *reason, 
 		json_object_object_add(msg, "reason", json_object_new_string(reason));
 	if (busy)
 		json_object_object_add(msg, "busy", json_object_new_boolean(1));
-	mig_ctl_send(m->ctl_fd, msg);
+	(void)peer_send_json(m->ctl, msg);
 	json_object_put(msg);
 }
 
@@ -115,10 +115,12 @@ static int accepts_channels(enum mig_state s)
 	       s == MS_TGT_LOADED;
 }
 
-int mig_target_attach(struct migration *m, int fd, const char *peer, enum channel_kind kind,
+int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_kind kind,
 		      int chan_id, uint32_t stream_id, char *reason, size_t len)
 {
 	struct json_object *ack = json_object_new_object();
+	const char *peer = pl->peer;
+	struct seal_stream keys;
 	char label[32], to[448];
 	int qfd = -1, r = 0, counted = 0, recovering = 0;
 	struct relay *relay = NULL;
@@ -190,19 +192,25 @@ int mig_target_attach(struct migration *m, int fd, const char *peer, enum channe
 			pthread_mutex_unlock(&m->mu);
 		}
 	}
+	if (r == 0 && peer_link_stream_keys(pl, stream_id, &keys) < 0) {
+		snprintf(reason, len, "cannot derive the keys of stream %u", stream_id);
+		r = -EIO;
+	}
 	json_object_object_add(ack, "ok", json_object_new_boolean(r == 0));
 	if (r < 0)
 		json_object_object_add(ack, "reason", json_object_new_string(reason));
-	mig_ctl_send(fd, ack);
+	(void)peer_send_json(pl, ack);
 	json_object_put(ack);
 	if (r < 0) {
-		close(fd);
+		peer_link_close(pl);
 		if (qfd >= 0)
 			close(qfd);
 	} else {
 		log_info("mig", "event=channel_attached kind=%s channel=%d stream=%u",
 			 channel_kind_name(kind), chan_id, stream_id);
-		r = relay_add_stream(relay, qfd, fd, stream_id, label, m->compress);
+		r = relay_add_stream(relay, qfd, peer_link_take_fd(pl), stream_id, label, m->compress,
+				     &keys);
+		seal_stream_wipe(&keys);
 	}
 	if (counted) {
 		pthread_mutex_lock(&m->mu);
@@ -227,7 +235,8 @@ static int target_recover(struct migration *m, const char *why)
 	char err[256], uri[480], status[64] = "";
 	uint64_t deadline = time_mono_ms() + RECOVER_WAIT_MS;
 	enum mig_state from;
-	int fd = -1, r, pr;
+	struct peer_link *pl;
+	int r, pr;
 
 	log_warn("mig", "event=postcopy_broken action=wait_for_resume why=\"%s\"", log_q(why));
 	r = relay_new(m->env.lp, m->env.w, &nr);
@@ -244,9 +253,8 @@ static int target_recover(struct migration *m, const char *why)
 	pthread_mutex_unlock(&m->mu);
 	mig_entered(m, from, MS_TGT_AWAITING_RESUME, pr);
 	relay_free(old);
-	if (m->ctl_fd >= 0)
-		close(m->ctl_fd);
-	m->ctl_fd = -1;
+	peer_link_close(m->ctl);
+	m->ctl = NULL;
 	/* QEMU notices the broken channel on its own; recovery needs it paused. */
 	for (uint64_t dl = time_mono_ms() + 30000; time_mono_ms() < dl;) {
 		struct json_object *qm = NULL;
@@ -272,23 +280,23 @@ static int target_recover(struct migration *m, const char *why)
 		return r;
 	}
 	pthread_mutex_lock(&m->mu);
-	while (m->resume_fd < 0 && time_mono_ms() < deadline) {
+	while (!m->resume && time_mono_ms() < deadline) {
 		struct timespec ts = time_cond_deadline(1000);
 
 		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
 	}
-	fd = m->resume_fd;
-	m->resume_fd = -1;
+	pl = m->resume;
+	m->resume = NULL;
 	/* Leaving AWAITING_RESUME under the lock: a later resume is refused,
 	 * whether we go on or give up. */
-	pr = fd >= 0 ? mig_enter_locked(m, MS_TGT_POSTCOPY, &from) : 0;
-	if (fd < 0)
+	pr = pl ? mig_enter_locked(m, MS_TGT_POSTCOPY, &from) : 0;
+	if (!pl)
 		m->closing = 1;
 	pthread_mutex_unlock(&m->mu);
-	if (fd < 0)
+	if (!pl)
 		return -ETIMEDOUT;
 	mig_entered(m, from, MS_TGT_POSTCOPY, pr);
-	m->ctl_fd = fd;
+	m->ctl = pl;
 	reply(m, "recover-ready", NULL);
 	pthread_mutex_lock(&m->mu);
 	m->st.recoveries++;
@@ -297,8 +305,9 @@ static int target_recover(struct migration *m, const char *why)
 	return 0;
 }
 
-int mig_target_resume(struct migration *m, int fd, const char *peer, char *reason, size_t len)
+int mig_target_resume(struct migration *m, struct peer_link *pl, char *reason, size_t len)
 {
+	const char *peer = pl->peer;
 	int r = 0;
 
 	pthread_mutex_lock(&m->mu);
@@ -308,11 +317,11 @@ int mig_target_resume(struct migration *m, int fd, const char *peer, char *reaso
 	} else if (strcmp(peer, m->st.source_node)) {
 		snprintf(reason, len, "resume from %s for a migration from %s", peer, m->st.source_node);
 		r = -EPERM;
-	} else if (m->resume_fd >= 0) {
+	} else if (m->resume) {
 		snprintf(reason, len, "a resume is already under way");
 		r = -EBUSY;
 	} else {
-		m->resume_fd = fd;
+		m->resume = pl;
 		pthread_cond_broadcast(&m->cv);
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -461,7 +470,7 @@ static enum mig_state on_complete(struct migration *m, struct tgt_watch *w, stru
 	json_object_object_add(rep, "resume_ts_us", json_object_new_int64((int64_t)m->st.resume_ts_us));
 	if (hex[0])
 		json_object_object_add(rep, "memory_digest", json_object_new_string(hex));
-	if (mig_ctl_send(m->ctl_fd, rep) < 0)
+	if (peer_send_json(m->ctl, rep) < 0)
 		log_warn("mig", "event=running_not_sent note=\"the source will learn it from QEMU\"");
 	json_object_put(rep);
 	return MS_TGT_SUCCEEDED;
@@ -475,7 +484,7 @@ static enum mig_state on_control(struct migration *m, struct tgt_watch *w)
 	const char *op;
 	char err[256];
 
-	if (mig_ctl_recv(m->ctl_fd, 5000, &msg, err, sizeof(err)) < 0) {
+	if (peer_recv_json(m->ctl, 5000, &msg, err, sizeof(err)) < 0) {
 		if (m->state == MS_TGT_POSTCOPY)
 			return postcopy_broken(m, err);
 		if (w->qemu_done && w->resumed) {
@@ -510,7 +519,7 @@ static enum mig_state serve(struct migration *m)
 	w.paused_mode = json_object_get_boolean(json_object_object_get(m->prepare, "paused"));
 	for (;;) {
 		int r = qmp_pump(m->qmp, TICK_MS);
-		struct pollfd pfd = {.fd = m->ctl_fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = m->ctl ? m->ctl->fd : -1, .events = POLLIN};
 		enum mig_state end;
 
 		if (r < 0 && r != -ETIMEDOUT) {
@@ -646,18 +655,17 @@ static void *target_main(void *arg)
 		pthread_mutex_unlock(&m->mu);
 		relay_free(r);
 	}
-	close(m->ctl_fd);
-	m->ctl_fd = -1;
+	peer_link_close(m->ctl);
+	m->ctl = NULL;
 	pthread_mutex_lock(&m->mu);
-	if (m->resume_fd >= 0) /* a resume that came too late */
-		close(m->resume_fd);
-	m->resume_fd = -1;
+	peer_link_close(m->resume); /* a resume that came too late */
+	m->resume = NULL;
 	pthread_mutex_unlock(&m->mu);
 	log_set_migration(NULL);
 	return NULL;
 }
 
-int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_node,
+int mig_target_start(const struct mig_env *env, struct peer_link *ctl,
 		     struct json_object *prepare_msg, struct migration **out)
 {
 	struct migration *m = mig_alloc(env, "target");
@@ -665,11 +673,11 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 
 	if (!m)
 		return -ENOMEM;
-	m->ctl_fd = ctl_fd;
+	m->ctl = ctl;
 	m->prepare = json_object_get(prepare_msg);
 	snprintf(m->req.id, sizeof(m->req.id), "%s", id ? id : "");
 	snprintf(m->st.id, sizeof(m->st.id), "%s", m->req.id);
-	snprintf(m->st.source_node, sizeof(m->st.source_node), "%s", peer_node);
+	snprintf(m->st.source_node, sizeof(m->st.source_node), "%s", ctl->peer);
 	snprintf(m->st.target_node, sizeof(m->st.target_node), "%s", env->node);
 	m->multifd = json_object_get_int(json_object_object_get(prepare_msg, "multifd"));
 	m->compress = json_object_get_boolean(json_object_object_get(prepare_msg, "compress")) ?
@@ -681,10 +689,12 @@ int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_nod
 	/* The id names the record file: peers.c checked it, this is the
 	 * engine's own guard. */
 	if (m->multifd < 0 || m->multifd > 64 || !uuid_valid(id)) {
+		m->ctl = NULL; /* the caller keeps the link on failure */
 		mig_free(m);
 		return -EINVAL;
 	}
 	if (pthread_create(&m->thread, NULL, target_main, m) != 0) {
+		m->ctl = NULL;
 		mig_free(m);
 		return -EAGAIN;
 	}

@@ -37,11 +37,9 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	if (!m)
 		return NULL;
 	m->env = *env;
-	m->ctl_fd = -1;
 	m->out.fd = m->nbd.fd = -1;
 	m->out.m = m->nbd.m = m;
 	m->nbd.nbd = 1;
-	m->resume_fd = -1;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_mutex_init(&m->attach_mu, NULL);
 	pthread_cond_init(&m->cv, NULL);
@@ -482,53 +480,6 @@ int mig_set_capabilities(struct migration *m, char *err, size_t errlen)
 		json_object_object_add(args, "zero-page-detection", json_object_new_string("multifd"));
 	r = mig_qmp(m, "migrate-set-parameters", args, NULL, 5000, err, errlen);
 	json_object_put(args);
-	return r;
-}
-
-int mig_ctl_send(int fd, struct json_object *msg)
-{
-	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
-
-	return peer_send_msg(fd, FRAME_CONTROL, 0, s, strlen(s), 10000);
-}
-
-int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen)
-{
-	struct frame_hdr h;
-	char *buf = malloc(PEER_MSG_MAX + 1);
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	r = peer_recv_msg(fd, timeout_ms, &h, buf, PEER_MSG_MAX + 1);
-	if (r < 0) {
-		snprintf(err, errlen, "%s",
-			 r == -ETIMEDOUT ? "no answer from the peer agent in time"
-			 : r == -ECONNRESET ? "the peer agent closed the control link"
-			 : r == -EBADMSG || r == -EPROTO ? "bad frame on the control link"
-							  : strerror(-r));
-		goto out;
-	}
-	if (h.type == FRAME_ABORT) {
-		snprintf(err, errlen, "peer aborted: %s", buf);
-		r = -ECONNABORTED;
-		goto out;
-	}
-	if (h.type != FRAME_CONTROL) {
-		snprintf(err, errlen, "unexpected %s frame on the control link", frame_type_name(h.type));
-		r = -EPROTO;
-		goto out;
-	}
-	*msg = json_tokener_parse(buf);
-	if (!*msg || !json_object_is_type(*msg, json_type_object)) {
-		if (*msg)
-			json_object_put(*msg);
-		*msg = NULL;
-		snprintf(err, errlen, "control message is not a JSON object");
-		r = -EPROTO;
-	}
-out:
-	free(buf);
 	return r;
 }
 

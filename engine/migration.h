@@ -41,7 +41,7 @@ enum mig_phase {
 struct mig_env {
 	struct loop *lp;
 	struct workers *w;
-	struct peer_key key;
+	struct tls_ident *ident; /* our node identity for peer links */
 	char node[64];
 	char state_dir[256];
 	struct qemu_env qemu;
@@ -140,21 +140,21 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 		     struct qemu_vm *vm, struct migration **out);
 
 /* Target: the agent accepted a control link whose first message was a
- * "prepare"; on success this takes the socket and runs the target side (on
+ * "prepare"; on success this takes the link and runs the target side (on
  * failure the caller still owns it, to say why before closing). */
-int mig_target_start(const struct mig_env *env, int ctl_fd, const char *peer_node,
+int mig_target_start(const struct mig_env *env, struct peer_link *ctl,
 		     struct json_object *prepare, struct migration **out);
 
 /* Target: a data link for this migration arrived (its OPEN already read).
- * Takes fd. peer: the link's authenticated node, which must be the
- * migration's source. Connects the channel to the incoming QEMU in the right order,
- * acknowledges, and starts relaying. */
-int mig_target_attach(struct migration *m, int fd, const char *peer, enum channel_kind kind,
+ * Takes the link. Its authenticated node must be the migration's source.
+ * Connects the channel to the incoming QEMU in the right order,
+ * acknowledges, and starts relaying with the stream's keys. */
+int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_kind kind,
 		      int chan_id, uint32_t stream_id, char *reason, size_t len);
 
 /* Target: a new control link asks to resume this migration's broken
- * post-copy. Takes fd on success. */
-int mig_target_resume(struct migration *m, int fd, const char *peer, char *reason, size_t len);
+ * post-copy. Takes the link on success. */
+int mig_target_resume(struct migration *m, struct peer_link *pl, char *reason, size_t len);
 
 /* Thread-safe. Refused (-EBUSY) once the switchover has begun. */
 int mig_cancel(struct migration *m, const char *reason);
@@ -170,9 +170,6 @@ void mig_free(struct migration *m);
 /* The monitor's time series: [{"tMs","remaining","dirtyBps","copyBps","wireBps"}]. */
 struct json_object *mig_samples_json(struct migration *m);
 
-/* Control messages between agents: JSON objects in CONTROL frames. */
-int mig_ctl_send(int fd, struct json_object *msg);
-int mig_ctl_recv(int fd, int timeout_ms, struct json_object **msg, char *err, size_t errlen);
 
 const char *mig_phase_name(enum mig_phase p);
 struct json_object *mig_status_to_json(const struct mig_status *st);

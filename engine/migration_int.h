@@ -59,7 +59,7 @@ struct migration {
 	struct qmp *qmp;
 	struct qemu_caps caps; /* what this side's QEMU offers (mig_connect_qmp) */
 	struct relay *relay;
-	int ctl_fd;
+	struct peer_link *ctl;       /* the control link, NULL when none */
 	char mig_dir[400];
 	int compress, multifd;
 	int postcopy, auto_converge; /* allowed for this migration */
@@ -67,7 +67,7 @@ struct migration {
 	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
 	struct pol_pause pause;      /* source: pause tuning's memory (engine/policy.h) */
 	int recover_next_main;       /* post-copy resume: the next main channel goes to recovery */
-	int resume_fd;               /* target: new control link of a resume, -1 none */
+	struct peer_link *resume;    /* target: new control link of a resume, NULL none */
 	char recover_path[440];      /* target: QEMU's migrate-recover socket */
 	struct json_object *prepare; /* target: the prepare message */
 	struct stor *stor;           /* the disks copied (both ends; none: count 0) */

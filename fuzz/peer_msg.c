@@ -1,10 +1,13 @@
 /* Fuzzes the set-up messages between agents: the bytes after the handshake
  * on a control or data link, read with peer_recv_msg (transport/peer.h) and
- * mig_ctl_recv (engine/migration.h: a CONTROL frame holding a JSON object),
- * over a socketpair as the agents read them. Frames in the input whose crc
- * field is 0 get their real CRC (fuzz.h).
+ * peer_recv_json (a CONTROL frame holding a JSON object), over a socketpair
+ * as the agents read them. The link is an insecure_transport one (sealed
+ * frames only open with the key, which the fuzzer cannot forge; the AEAD is
+ * tested in tests/unit/test_auth.c), so the parsers behind the seal are
+ * reached. Frames in the input whose crc field is 0 get their real CRC
+ * (fuzz.h).
  *
- * Input: byte 0 bit 0 picks the reader: mig_ctl_recv until it fails, or
+ * Input: byte 0 bit 0 picks the reader: peer_recv_json until it fails, or
  * peer_recv_msg into a 512-byte buffer (so that the over-capacity path is
  * hit with small inputs); the rest is the byte stream.
  * Properties: a message that is returned is NUL-terminated within the
@@ -12,7 +15,6 @@
 #include <errno.h>
 #include <json-c/json.h>
 
-#include "engine/migration.h"
 #include "fuzz/fuzz.h"
 #include "transport/peer.h"
 
@@ -41,14 +43,14 @@ static void fix_crcs(uint8_t *buf, size_t size)
 	}
 }
 
-static void read_ctl(int fd)
+static void read_ctl(struct peer_link *l)
 {
 	struct json_object *msg;
 	char err[256];
 
 	for (;;) {
 		msg = NULL;
-		if (mig_ctl_recv(fd, 1000, &msg, err, sizeof(err)) < 0) {
+		if (peer_recv_json(l, 1000, &msg, err, sizeof(err)) < 0) {
 			fuzz_assert(msg == NULL && err[0] != '\0');
 			return;
 		}
@@ -57,12 +59,12 @@ static void read_ctl(int fd)
 	}
 }
 
-static void read_small(int fd)
+static void read_small(struct peer_link *l)
 {
 	char buf[512];
 	struct frame_hdr h;
 
-	while (peer_recv_msg(fd, 1000, &h, buf, sizeof(buf)) == 0) {
+	while (peer_recv_msg(l, 1000, &h, buf, sizeof(buf)) == 0) {
 		fuzz_assert(h.wire_len < sizeof(buf) && buf[h.wire_len] == '\0');
 		fuzz_assert(!(h.flags & FRAME_F_COMPRESSED));
 	}
@@ -83,10 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fix_crcs(copy, size);
 	fd = fuzz_stream(copy, size, STREAM_MAX, &peer);
 	if (fd >= 0) {
+		struct peer_link l = {.fd = fd}; /* SEAL_NONE keys, sequence 0 */
+
 		if (data[0] & 1)
-			read_small(fd);
+			read_small(&l);
 		else
-			read_ctl(fd);
+			read_ctl(&l);
 		close(fd);
 		close(peer);
 	}

@@ -8,7 +8,10 @@
  *     4     4  stream_id
  *     8     4  wire_len   payload bytes that follow the header
  *    12     4  raw_len    payload size after decompression (== wire_len if raw)
- *    16     4  crc        CRC32C of the header (this field as zero) + payload
+ *    16     4  crc        unsealed: CRC32C of the header (this field as zero)
+ *                          + payload; sealed: low 32 bits of the sequence number
+ *   20  wire_len  payload  (ciphertext when sealed)
+ *    .    16  tag          only when FRAME_F_SEALED: AEAD tag (transport/seal.h)
  *
  * The decoder validates every field before a single payload byte is trusted,
  * so a receiver can size its buffers from raw_len/wire_len without further
@@ -19,7 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_VERSION 1
+/* 2: FRAME_F_SEALED and the tag after the payload (transport/seal.h). */
+#define FRAME_VERSION 2
+#define FRAME_TAG_LEN 16
 #define FRAME_HDR_LEN 20
 /* Largest payload (after decompression) a frame may carry. Receivers size
  * their buffers from it, so it bounds the memory a peer can make us pin. */
@@ -39,7 +44,8 @@ enum frame_type {
 #define FRAME_F_LZ4 0x1u  /* payload is one LZ4 block */
 #define FRAME_F_ZSTD 0x2u /* payload is one zstd frame */
 #define FRAME_F_COMPRESSED (FRAME_F_LZ4 | FRAME_F_ZSTD)
-#define FRAME_F_KNOWN (FRAME_F_COMPRESSED)
+#define FRAME_F_SEALED 0x4u /* payload encrypted, FRAME_TAG_LEN tag follows it */
+#define FRAME_F_KNOWN (FRAME_F_COMPRESSED | FRAME_F_SEALED)
 
 struct frame_hdr {
 	uint8_t version, type;
@@ -66,6 +72,12 @@ uint32_t frame_crc(const uint8_t hdr[FRAME_HDR_LEN], const void *payload, size_t
  * bytes). 0 or -EBADMSG (reason in frame_strerror_last()). */
 int frame_check(const struct frame_hdr *h, const uint8_t hdr_bytes[FRAME_HDR_LEN],
 		const void *payload);
+
+/* Bytes of the whole frame on the wire: header, payload, tag if sealed. */
+static inline size_t frame_wire_size(const struct frame_hdr *h)
+{
+	return FRAME_HDR_LEN + (size_t)h->wire_len + ((h->flags & FRAME_F_SEALED) ? FRAME_TAG_LEN : 0);
+}
 
 /* "DATA", "FIN", ...; "UNKNOWN" for anything else. */
 const char *frame_type_name(uint8_t type);

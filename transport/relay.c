@@ -13,9 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "transport/codec.h"
 #include "transport/frame.h"
 #include "transport/loop.h"
+#include "transport/seal.h"
 #include "transport/workers.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -41,6 +44,7 @@ struct enc_slot {
 	uint8_t *frame;
 	ssize_t frame_len; /* < 0: packing failed */
 	int mode;          /* enum codec_mode want_compress chose for it */
+	uint64_t seq;      /* its sequence number under the stream's tx key */
 	uint64_t busy_ns;
 	struct pump *p;
 };
@@ -54,6 +58,7 @@ struct dec_slot {
 	uint8_t *raw;
 	const uint8_t *out; /* what goes to the plain socket: wire or raw */
 	ssize_t out_len;    /* < 0: unpacking failed */
+	uint64_t seq;       /* the sequence number it must open with */
 	char err[128];
 	uint64_t busy_ns;
 	struct pump *p;
@@ -71,6 +76,10 @@ struct pump {
 	int plain, framed;
 	uint32_t id;
 	int compress;
+	/* Sealing (transport/seal.h): sequence numbers are given out on the
+	 * loop in wire order, so workers may seal and open out of order. */
+	struct seal_key tx, rx;
+	uint64_t tx_seq, tx_wire_seq, rx_seq;
 	int inflight; /* ops + jobs not yet completed */
 	int dead;     /* aborting: no new ops, release when inflight hits 0 */
 	int err;
@@ -104,7 +113,7 @@ struct pump {
 	 * ABORT (or the peer vanishing) is noticed even while our direction
 	 * is idle; only ABORT and PING may come (dec_frame_complete). */
 	struct dec_slot tail;
-	uint8_t tail_wire[PUMP_ABORT_REASON_MAX];
+	uint8_t tail_wire[PUMP_ABORT_REASON_MAX + FRAME_TAG_LEN];
 	int dec_tail_closed; /* peer closed the link after both FINs: stop reading */
 };
 
@@ -160,6 +169,8 @@ static void pump_release_if_idle(struct pump *p)
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	log_debug("relay", "event=stream_released stream=%u err=%d", p->id, p->err);
+	OPENSSL_cleanse(&p->tx, sizeof(p->tx));
+	OPENSSL_cleanse(&p->rx, sizeof(p->rx));
 	for (int i = 0; i < PUMP_SLOTS; i++) {
 		free(p->enc[i].raw);
 		free(p->enc[i].frame);
@@ -194,9 +205,10 @@ static void pump_check_done(struct pump *p)
  * otherwise the peer would read our reason as the rest of a payload. */
 static void send_abort_frame(struct pump *p, const char *reason)
 {
-	uint8_t buf[FRAME_HDR_LEN + 256];
+	uint8_t buf[FRAME_HDR_LEN + 256 + FRAME_TAG_LEN];
 	struct frame_hdr h = {FRAME_VERSION, FRAME_ABORT, 0, p->id, 0, 0, 0};
 	size_t n = strnlen(reason, 256);
+	ssize_t len;
 
 	if (p->enc_send_busy)
 		return;
@@ -205,7 +217,10 @@ static void send_abort_frame(struct pump *p, const char *reason)
 	frame_hdr_encode(&h, buf);
 	h.crc = frame_crc(buf, buf + FRAME_HDR_LEN, n);
 	frame_hdr_encode(&h, buf);
-	if (send(p->framed, buf, FRAME_HDR_LEN + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	/* Frames queued behind the wire are dropped: the ABORT takes the
+	 * sequence number the peer expects next. */
+	len = seal_frame(&p->tx, p->tx_wire_seq, buf);
+	if (len < 0 || send(p->framed, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("relay", "event=abort_frame_unsent stream=%u err=%s", p->id, strerror(errno));
 }
 
@@ -240,6 +255,9 @@ static void enc_pack_work(void *arg, struct codec *c)
 
 	s->frame_len = codec_pack(c, FRAME_DATA, s->p->id, s->raw, s->raw_len, s->mode, s->frame,
 				  codec_frame_bound(PUMP_CHUNK));
+	/* Sealed after compression: ciphertext does not compress. */
+	if (s->frame_len >= 0)
+		s->frame_len = seal_frame(&s->p->tx, s->seq, s->frame);
 	s->busy_ns = time_mono_ns() - t0;
 }
 
@@ -256,7 +274,7 @@ static void enc_pack_done(void *arg)
 		return;
 	}
 	if (s->frame_len < 0) {
-		pump_abort(p, (int)s->frame_len, "compressing a chunk failed: %s",
+		pump_abort(p, (int)s->frame_len, "compressing or sealing a chunk failed: %s",
 			   strerror((int)-s->frame_len));
 		return;
 	}
@@ -426,6 +444,7 @@ static void enc_recv_cb(struct loop_op *op, int res)
 		return;
 	}
 	p->enc_fill++;
+	s->seq = p->tx_seq++;
 	if (res == 0) {
 		/* Local side closed its write half: a FIN frame, in order. */
 		p->enc_eof = 1;
@@ -433,7 +452,11 @@ static void enc_recv_cb(struct loop_op *op, int res)
 		frame_hdr_encode(&fin, s->frame);
 		fin.crc = frame_crc(s->frame, NULL, 0);
 		frame_hdr_encode(&fin, s->frame);
-		s->frame_len = FRAME_HDR_LEN;
+		s->frame_len = seal_frame(&p->tx, s->seq, s->frame);
+		if (s->frame_len < 0) {
+			pump_abort(p, (int)s->frame_len, "sealing the FIN frame failed");
+			return;
+		}
 		s->state = SLOT_READY;
 	} else {
 		stat_add(&p->rs->st.raw_in, (uint64_t)res);
@@ -442,7 +465,9 @@ static void enc_recv_cb(struct loop_op *op, int res)
 		if (s->mode != CODEC_RAW)
 			stat_add(s->mode == CODEC_LZ4 ? &p->rs->st.raw_lz4 : &p->rs->st.raw_zstd,
 				 s->raw_len);
-		if (s->mode != CODEC_RAW) {
+		/* Compression and sealing of full chunks run on a worker;
+		 * small chunks stay inline (see PUMP_INLINE_MAX). */
+		if (s->mode != CODEC_RAW || (p->tx.aead != SEAL_NONE && s->raw_len > PUMP_INLINE_MAX)) {
 			p->inflight++;
 			if (workers_submit(p->r->w, enc_pack_work, enc_pack_done, s) < 0) {
 				p->inflight--;
@@ -455,6 +480,8 @@ static void enc_recv_cb(struct loop_op *op, int res)
 			/* codec_pack without compression touches no codec state. */
 			s->frame_len = codec_pack(NULL, FRAME_DATA, p->id, s->raw, s->raw_len, CODEC_RAW,
 						  s->frame, codec_frame_bound(PUMP_CHUNK));
+			if (s->frame_len >= 0)
+				s->frame_len = seal_frame(&p->tx, s->seq, s->frame);
 			stat_add(&p->rs->st.busy_ns, time_mono_ns() - t0);
 			if (s->frame_len < 0) {
 				pump_abort(p, (int)s->frame_len, "framing a chunk failed");
@@ -496,6 +523,7 @@ static void enc_send_cb(struct loop_op *op, int res)
 	p->enc_send_off += (size_t)res;
 	if (p->enc_send_off >= (size_t)s->frame_len) {
 		p->enc_send_off = 0;
+		p->tx_wire_seq++;
 		if (s->fin)
 			p->enc_done = 1;
 		else
@@ -583,7 +611,8 @@ static void enc_pump(struct pump *p)
  * the reason in s->err. */
 static int dec_check(const struct pump *p, struct dec_slot *s)
 {
-	if (frame_check(&s->h, s->hdr, s->wire) < 0) {
+	/* Opens (decrypts in place) a sealed frame, checks the CRC otherwise. */
+	if (seal_open(&p->rx, s->seq, &s->h, s->hdr, s->wire) < 0) {
 		snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
 		return -EBADMSG;
 	}
@@ -609,6 +638,9 @@ static void dec_unpack_work(void *arg, struct codec *c)
 	r = dec_check(s->p, s);
 	if (r < 0) {
 		s->out_len = r;
+	} else if (!(s->h.flags & FRAME_F_COMPRESSED)) {
+		s->out = s->wire; /* sealed raw chunk, opened in place */
+		s->out_len = s->h.wire_len;
 	} else {
 		/* The worker's codec: zstd decodes with its context. */
 		s->out_len = codec_unpack(c, &s->h, s->wire, s->raw, PUMP_CHUNK);
@@ -646,8 +678,11 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 
 	p->dec_in_payload = 0;
 	p->dec_got = 0;
-	stat_add(&p->rs->st.wire_in, FRAME_HDR_LEN + (uint64_t)s->h.wire_len);
-	if (s->h.type == FRAME_DATA && (s->h.flags & FRAME_F_COMPRESSED) && s != &p->tail) {
+	stat_add(&p->rs->st.wire_in, (uint64_t)frame_wire_size(&s->h));
+	s->seq = p->rx_seq++;
+	if (s->h.type == FRAME_DATA && s != &p->tail &&
+	    ((s->h.flags & FRAME_F_COMPRESSED) ||
+	     (p->rx.aead != SEAL_NONE && s->h.wire_len > PUMP_INLINE_MAX))) {
 		/* Checked on the worker, together with the unpacking. */
 		p->dec_fill++;
 		s->state = SLOT_BUSY;
@@ -659,7 +694,7 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 		}
 		return 0;
 	}
-	/* Everything else is checked inline (CRC32C is cheap). */
+	/* Everything else is checked inline (CRC32C, or a small AEAD pass). */
 	t0 = time_mono_ns();
 	if (dec_check(p, s) < 0) {
 		pump_abort(p, -EBADMSG, "bad frame from peer: %s", s->err);
@@ -749,14 +784,20 @@ static void dec_recv_cb(struct loop_op *op, int res)
 				   frame_type_name(s->h.type), s->h.wire_len, cap);
 			return;
 		}
+		if ((s->h.flags & FRAME_F_SEALED) != (p->rx.aead != SEAL_NONE ? FRAME_F_SEALED : 0)) {
+			pump_abort(p, -EBADMSG, "bad frame from peer: %s frame on a%s link",
+				   s->h.flags & FRAME_F_SEALED ? "sealed" : "unsealed",
+				   p->rx.aead != SEAL_NONE ? " sealed" : "n insecure_transport");
+			return;
+		}
 		p->dec_got = 0;
 		p->dec_in_payload = 1;
-		if (s->h.wire_len == 0) {
+		if (frame_wire_size(&s->h) == FRAME_HDR_LEN) {
 			if (dec_frame_complete(p, s) < 0)
 				return;
 			goto rearm;
 		}
-	} else if (p->dec_got == s->h.wire_len) {
+	} else if (p->dec_got == frame_wire_size(&s->h) - FRAME_HDR_LEN) {
 		if (dec_frame_complete(p, s) < 0)
 			return;
 	}
@@ -822,7 +863,7 @@ static void dec_pump(struct pump *p)
 		p->dec_recv_busy = 1;
 		p->inflight++;
 		r = loop_recv(p->r->lp, &p->dec_recv_op, p->framed, s->wire + p->dec_got,
-			      s->h.wire_len - p->dec_got, MSG_WAITALL);
+			      frame_wire_size(&s->h) - FRAME_HDR_LEN - p->dec_got, MSG_WAITALL);
 	} else if (s == &p->tail ||
 		   (s->state == SLOT_FREE && p->dec_fill - p->dec_head < PUMP_SLOTS)) {
 		p->dec_recv_busy = 1;
@@ -881,7 +922,7 @@ static int set_nonblock(int fd)
 }
 
 int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
-		     const char *label, int compress)
+		     const char *label, int compress, const struct seal_stream *keys)
 {
 	struct relay_stream *rs = NULL;
 	struct pump *p = NULL;
@@ -899,8 +940,9 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 		p->enc[i].p = p;
 		p->dec[i].p = p;
 		p->enc[i].raw = malloc(PUMP_CHUNK);
-		p->enc[i].frame = malloc(codec_frame_bound(PUMP_CHUNK));
-		p->dec[i].wire = malloc(PUMP_CHUNK > PUMP_ABORT_REASON_MAX ? PUMP_CHUNK : PUMP_ABORT_REASON_MAX);
+		p->enc[i].frame = malloc(codec_frame_bound(PUMP_CHUNK) + FRAME_TAG_LEN);
+		p->dec[i].wire = malloc((PUMP_CHUNK > PUMP_ABORT_REASON_MAX ? PUMP_CHUNK : PUMP_ABORT_REASON_MAX) +
+					FRAME_TAG_LEN);
 		p->dec[i].raw = malloc(PUMP_CHUNK);
 		if (!p->enc[i].raw || !p->enc[i].frame || !p->dec[i].wire || !p->dec[i].raw)
 			goto fail;
@@ -913,6 +955,12 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	p->framed = framed_fd;
 	p->id = stream_id;
 	p->compress = compress;
+	if (!keys || keys->tx.stream_id != stream_id || keys->rx.stream_id != stream_id) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	p->tx = keys->tx;
+	p->rx = keys->rx;
 	p->nmodes = r->nmodes;
 	p->enc_recv_op.cb = enc_recv_cb;
 	p->enc_send_op.cb = enc_send_cb;
@@ -944,8 +992,8 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	r->streams[r->n++] = rs;
 	r->live++;
 	pthread_mutex_unlock(&r->mu);
-	log_info("relay", "event=stream_started stream=%u label=%s compress=%d", stream_id,
-		 rs->st.label, compress);
+	log_info("relay", "event=stream_started stream=%u label=%s compress=%d aead=%s", stream_id,
+		 rs->st.label, compress, seal_aead_name(keys->tx.aead));
 	loop_post_must(r->lp, pump_start, p);
 	return 0;
 fail:

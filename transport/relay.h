@@ -19,6 +19,7 @@
 struct loop;
 struct workers;
 struct relay;
+struct seal_stream;
 
 struct relay_stream_stats {
 	uint32_t stream_id;
@@ -50,9 +51,13 @@ FERRY_MUST_CHECK int relay_new(struct loop *lp, struct workers *w, struct relay 
 #define RELAY_MAX_STREAMS 256
 
 /* Starts a stream. Takes ownership of both fds, also on failure.
- * compress: an enum relay_compress. -EMFILE past RELAY_MAX_STREAMS. */
+ * compress: an enum relay_compress. keys: the stream's keys on its link
+ * (peer_link_stream_keys; copied, sequence numbers from 0); every frame is
+ * sealed with them and every frame received must open with them, else the
+ * stream aborts. -EMFILE past RELAY_MAX_STREAMS, -EINVAL for keys of
+ * another stream. */
 FERRY_MUST_CHECK int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
-		     const char *label, int compress);
+		     const char *label, int compress, const struct seal_stream *keys);
 
 /* Aborts every stream: an ABORT frame with the reason goes to the peer where
  * possible, sockets are shut down. Idempotent. */

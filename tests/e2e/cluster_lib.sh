@@ -49,7 +49,9 @@ cluster_init() {
 		QEMU_USER=root
 		echo "note: no user ferry-qemu (scripts/setup.sh makes it): QEMU runs as root"
 	fi
-	head -c 48 /dev/urandom | base64 > "$WORK/cluster.key"
+	# Lab mode: the cluster key is a TLS pre-shared key, hex or base64 of
+	# at least 32 random bytes (docs/security.md).
+	head -c 48 /dev/urandom | base64 -w0 > "$WORK/cluster.key"
 	chmod 600 "$WORK/cluster.key"
 	# Each test takes ports from its own block (from its PID), below the
 	# kernel's ephemeral range (32768-) where outgoing connections would

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 
-head -c 48 /dev/urandom | base64 > "$WORK/other.key"
+head -c 48 /dev/urandom | base64 -w0 > "$WORK/other.key"
 chmod 600 "$WORK/other.key"
 agent_config node-a "$PORT_A" node-b "$PORT_B"
 agent_config node-b "$PORT_B" node-a "$PORT_A" "$WORK/other.key"

@@ -55,11 +55,11 @@ guest_hb node-a g1 >/dev/null || die "the guest stopped"
 log "4. migration ids that are not UUIDs are refused"
 spec=$(vm_json node-a g1 | jq -c '{name: "g2", memory_mib: 64}')
 for op in prepare resume; do
-	out=$("$PEER_SEND" "$WORK/cluster.key" node-a 127.0.0.1 "$PORT_B" control \
+	out=$("$PEER_SEND" "$WORK/cluster.key" node-a node-b 127.0.0.1 "$PORT_B" control \
 		"{\"op\":\"$op\",\"mig\":\"../../../escape\",\"spec\":$spec}") || die "peer-send failed"
 	echo "$out" | grep -q "must be a UUID" || die "$op with a ../ id was not refused: $out"
 done
-out=$("$PEER_SEND" "$WORK/cluster.key" node-a 127.0.0.1 "$PORT_B" open \
+out=$("$PEER_SEND" "$WORK/cluster.key" node-a node-b 127.0.0.1 "$PORT_B" open \
 	'{"mig":"../x","kind":"main","channel":0,"stream":1}') || die "peer-send failed"
 echo "$out" | grep -q "must be a UUID" || die "open with a ../ id was not refused: $out"
 find "$WORK" -name 'escape*' | grep -q . && die "a file named by the id was written"

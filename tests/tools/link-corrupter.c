@@ -3,10 +3,14 @@
  * Tests put it between two agents to prove a damaged frame is caught (CRC)
  * and ends the migration cleanly, never delivered to QEMU.
  *
- *   link-corrupter LISTEN_PORT TARGET_PORT BYTES
+ *   link-corrupter LISTEN_PORT TARGET_PORT BYTES [CAPTURE_FILE]
+ * With CAPTURE_FILE, every client-to-server byte it forwards is appended
+ * there too (what a passive eavesdropper would see), so a test can check that
+ * guest memory does not cross the link in clear.
  * Prints "ready" once listening; runs until killed. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -18,6 +22,7 @@
 
 static int target_port;
 static unsigned long long flip_at;
+static int capture_fd = -1;
 
 struct pair {
 	int c, s;
@@ -46,6 +51,9 @@ static void *forward(void *arg)
 				fprintf(stderr, "link-corrupter: flipped a bit at offset %llu\n", flip_at);
 			}
 			up += (unsigned long long)n;
+			/* O_APPEND: chunks of concurrent links interleave whole. */
+			if (capture_fd >= 0 && write(capture_fd, buf, (size_t)n) != n)
+				fprintf(stderr, "link-corrupter: capture write failed\n");
 			if (write(p->s, buf, (size_t)n) != n)
 				break;
 		}
@@ -67,9 +75,16 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa = {0};
 	int lfd, one = 1;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: link-corrupter LISTEN_PORT TARGET_PORT BYTES\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: link-corrupter LISTEN_PORT TARGET_PORT BYTES [CAPTURE_FILE]\n");
 		return 64;
+	}
+	if (argc == 5) {
+		capture_fd = open(argv[4], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (capture_fd < 0) {
+			perror("link-corrupter: capture file");
+			return 1;
+		}
 	}
 	target_port = atoi(argv[2]);
 	flip_at = strtoull(argv[3], NULL, 10);

@@ -1,6 +1,9 @@
-/* Peer handshake: both ends over a socketpair in two threads, plus
- * hand-crafted peers that speak the wrong version, send garbage, reflect
- * our HELLO, hang up or stay silent. */
+/* Peer identity and sealed frames: the TLS 1.3 handshake in lab (PSK) and
+ * certificate mode between two threads over a socketpair, its refusals (wrong
+ * key, name not in peers:, wrong node, other CA, expired or misnamed
+ * certificate, insecure_transport on one side only), the cluster key file,
+ * and the AEAD: a tampered, replayed, reordered or cross-stream frame never
+ * opens. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -17,36 +20,53 @@
 #include <cmocka.h>
 
 #include "transport/auth.h"
-#include "util/timeutil.h"
+#include "transport/peer.h"
+#include "transport/pki.h"
+#include "transport/seal.h"
+#include "transport/tls.h"
 
-static const uint8_t key_a[] = "0123456789abcdef-cluster-key-A";
-static const uint8_t key_b[] = "0123456789abcdef-cluster-key-B";
-#define KEY_LEN (sizeof(key_a) - 1)
+static uint8_t key_a[32], key_b[32];
+static char pki_dir[64];
 
 struct side {
-	int fd;
-	int is_server;
-	const uint8_t *key;
-	size_t key_len;
-	const char *name;
-	int timeout_ms;
-	int ret;
-	char peer[AUTH_NAME_LEN];
-	char reason[256];
+	struct tls_ident *id;
+	int fd, is_server, ret;
+	const char *expect;
+	struct tls_session s;
+	char reason[300];
 };
 
 static void *run_side(void *arg)
 {
 	struct side *s = arg;
 
-	s->ret = auth_handshake_fd(s->fd, s->key, s->key_len, s->is_server, s->name,
-				   s->timeout_ms, s->peer, sizeof(s->peer), s->reason,
-				   sizeof(s->reason));
+	s->ret = tls_handshake(s->id, s->fd, s->is_server, s->expect, 3000, &s->s, s->reason,
+			       sizeof(s->reason));
 	return NULL;
 }
 
-/* Runs a full handshake between two real ends; the fds stay open until both
- * returned, like two agents that close only after giving up. */
+static struct tls_ident *ident(const char *node, const uint8_t *psk, const char *cert_dir,
+			       int insecure)
+{
+	static const char *const peers[] = {"alpha", "beta"};
+	struct tls_ident_cfg c = {.node = node, .psk = psk, .psk_len = 32, .peers = peers,
+				  .npeers = 2, .insecure = insecure};
+	char ca[128], crt[128], key[128], reason[300];
+	struct tls_ident *id = NULL;
+
+	if (cert_dir) {
+		snprintf(ca, sizeof(ca), "%s/ca.crt", cert_dir);
+		snprintf(crt, sizeof(crt), "%s/node.crt", cert_dir);
+		snprintf(key, sizeof(key), "%s/node.key", cert_dir);
+		c.ca = ca;
+		c.cert = crt;
+		c.key = key;
+	}
+	assert_int_equal(tls_ident_new(&c, &id, reason, sizeof(reason)), 0);
+	return id;
+}
+
+/* Handshake between srv and cli; fds closed afterwards. */
 static void pair(struct side *srv, struct side *cli)
 {
 	pthread_t ts, tc;
@@ -55,6 +75,8 @@ static void pair(struct side *srv, struct side *cli)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	srv->fd = sv[0];
 	cli->fd = sv[1];
+	srv->is_server = 1;
+	cli->is_server = 0;
 	assert_int_equal(pthread_create(&ts, NULL, run_side, srv), 0);
 	assert_int_equal(pthread_create(&tc, NULL, run_side, cli), 0);
 	pthread_join(ts, NULL);
@@ -63,321 +85,264 @@ static void pair(struct side *srv, struct side *cli)
 	close(sv[1]);
 }
 
-static void test_same_key(void **state)
+static void done(struct side *a, struct side *b)
 {
-	struct side srv = { .is_server = 1, .key = key_a, .key_len = KEY_LEN,
-			    .name = "node-b.example", .timeout_ms = 5000 };
-	struct side cli = { .is_server = 0, .key = key_a, .key_len = KEY_LEN,
-			    .name = "node-a", .timeout_ms = 5000 };
-	int sv[2];
-	uint8_t after[5];
+	tls_session_free(&a->s);
+	tls_session_free(&b->s);
+	tls_ident_free(a->id);
+	tls_ident_free(b->id);
+}
+
+static void test_psk_ok(void **state)
+{
+	struct side srv = {.id = ident("beta", key_a, NULL, 0)};
+	struct side cli = {.id = ident("alpha", key_a, NULL, 0), .expect = "beta"};
+	struct seal_stream ks, kc;
 
 	(void)state;
 	pair(&srv, &cli);
 	assert_int_equal(srv.ret, 0);
 	assert_int_equal(cli.ret, 0);
-	assert_string_equal(srv.peer, "node-a");
-	assert_string_equal(cli.peer, "node-b.example");
-
-	/* The handshake consumes exactly its own bytes: data the peer sends
-	 * right behind its PROOF stays on the socket for the frame reader. */
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	{
-		struct side s2 = srv, c2 = cli;
-		pthread_t t;
-
-		s2.fd = sv[0];
-		c2.fd = sv[1];
-		assert_int_equal(pthread_create(&t, NULL, run_side, &s2), 0);
-		run_side(&c2);
-		assert_int_equal(write(sv[1], "FRAME", 5), 5);
-		pthread_join(t, NULL);
-		assert_int_equal(s2.ret, 0);
-		assert_int_equal(c2.ret, 0);
-		assert_int_equal(read(sv[0], after, sizeof(after)), 5);
-		assert_memory_equal(after, "FRAME", 5);
-	}
-	close(sv[0]);
-	close(sv[1]);
+	assert_string_equal(srv.s.peer, "alpha");
+	assert_string_equal(cli.s.peer, "beta");
+	assert_int_not_equal(srv.s.aead, SEAL_NONE);
+	assert_int_equal(tls_stream_keys(&srv.s, 7, &ks), 0);
+	assert_int_equal(tls_stream_keys(&cli.s, 7, &kc), 0);
+	assert_memory_equal(ks.tx.key, kc.rx.key, SEAL_KEY_LEN);
+	assert_memory_equal(ks.rx.iv, kc.tx.iv, SEAL_IV_LEN);
+	assert_memory_not_equal(ks.tx.key, ks.rx.key, SEAL_KEY_LEN);
+	done(&srv, &cli);
 }
 
-static void test_wrong_key(void **state)
+static void test_psk_wrong_key(void **state)
 {
-	struct side srv = { .is_server = 1, .key = key_a, .key_len = KEY_LEN,
-			    .name = "node-b", .timeout_ms = 5000 };
-	struct side cli = { .is_server = 0, .key = key_b, .key_len = KEY_LEN,
-			    .name = "node-a", .timeout_ms = 5000 };
+	struct side srv = {.id = ident("beta", key_a, NULL, 0)};
+	struct side cli = {.id = ident("alpha", key_b, NULL, 0)};
 
 	(void)state;
 	pair(&srv, &cli);
 	assert_int_equal(srv.ret, -EACCES);
+	assert_int_not_equal(cli.ret, 0);
+	assert_non_null(strstr(srv.reason, "wrong cluster key"));
+	done(&srv, &cli);
+}
+
+static void test_not_in_peers(void **state)
+{
+	struct side srv = {.id = ident("beta", key_a, NULL, 0)};
+	struct side cli = {.id = ident("mallory", key_a, NULL, 0)};
+
+	(void)state;
+	pair(&srv, &cli);
+	assert_int_equal(srv.ret, -EACCES);
+	assert_non_null(strstr(srv.reason, "not in our peers list"));
 	assert_int_equal(cli.ret, -EACCES);
-	assert_string_equal(srv.reason, "peer node-a failed authentication (wrong cluster key?)");
-	assert_string_equal(cli.reason, "peer node-b failed authentication (wrong cluster key?)");
-	assert_string_equal(srv.peer, "");
+	assert_non_null(strstr(cli.reason, "refused us"));
+	done(&srv, &cli);
 }
 
-static void test_both_servers(void **state)
+static void test_wrong_node(void **state)
 {
-	struct side a = { .is_server = 1, .key = key_a, .key_len = KEY_LEN, .name = "node-a",
-			  .timeout_ms = 5000 };
-	struct side b = { .is_server = 1, .key = key_a, .key_len = KEY_LEN, .name = "node-b",
-			  .timeout_ms = 5000 };
+	struct side srv = {.id = ident("beta", key_a, NULL, 0)};
+	struct side cli = {.id = ident("alpha", key_a, NULL, 0), .expect = "alpha"};
 
 	(void)state;
-	pair(&a, &b);
-	assert_int_equal(a.ret, -EPROTO);
-	assert_int_equal(b.ret, -EPROTO);
-	assert_non_null(strstr(a.reason, "role server"));
+	pair(&srv, &cli);
+	assert_int_equal(cli.ret, -EACCES);
+	assert_non_null(strstr(cli.reason, "expected alpha"));
+	done(&srv, &cli);
 }
 
-/* ---- one real end against a scripted peer -------------------------------- */
+static void test_insecure_mismatch(void **state)
+{
+	struct side srv = {.id = ident("beta", key_a, NULL, 1)};
+	struct side cli = {.id = ident("alpha", key_a, NULL, 0)};
 
-struct scripted {
+	(void)state;
+	pair(&srv, &cli);
+	assert_int_not_equal(srv.ret, 0);
+	assert_non_null(strstr(srv.reason, "insecure_transport"));
+	assert_int_not_equal(cli.ret, 0);
+	done(&srv, &cli);
+}
+
+static void cert_dir(char *out, size_t len, const char *what)
+{
+	snprintf(out, len, "%s/%s", pki_dir, what);
+}
+
+static void test_cert_modes(void **state)
+{
+	char a[96], b[96], wrong[96], other[96], expired[96];
+	struct side srv, cli;
+
+	(void)state;
+	cert_dir(a, sizeof(a), "alpha");
+	cert_dir(b, sizeof(b), "beta");
+	cert_dir(wrong, sizeof(wrong), "wrongname");
+	cert_dir(other, sizeof(other), "otherca-alpha");
+	cert_dir(expired, sizeof(expired), "expired-alpha");
+
+	srv = (struct side){.id = ident("beta", NULL, b, 0)};
+	cli = (struct side){.id = ident("alpha", NULL, a, 0), .expect = "beta"};
+	pair(&srv, &cli);
+	assert_int_equal(srv.ret, 0);
+	assert_int_equal(cli.ret, 0);
+	assert_string_equal(srv.s.peer, "alpha");
+	done(&srv, &cli);
+
+	/* A valid certificate of the cluster, for another name. */
+	srv = (struct side){.id = ident("beta", NULL, b, 0)};
+	cli = (struct side){.id = ident("alpha", NULL, wrong, 0)};
+	pair(&srv, &cli);
+	assert_int_equal(srv.ret, -EACCES);
+	assert_non_null(strstr(srv.reason, "does not name it"));
+	done(&srv, &cli);
+
+	srv = (struct side){.id = ident("beta", NULL, b, 0)};
+	cli = (struct side){.id = ident("alpha", NULL, other, 0)};
+	pair(&srv, &cli);
+	assert_int_equal(srv.ret, -EACCES);
+	assert_non_null(strstr(srv.reason, "certificate"));
+	assert_int_not_equal(cli.ret, 0);
+	done(&srv, &cli);
+
+	srv = (struct side){.id = ident("beta", NULL, b, 0)};
+	cli = (struct side){.id = ident("alpha", NULL, expired, 0)};
+	pair(&srv, &cli);
+	assert_int_equal(srv.ret, -EACCES);
+	assert_non_null(strstr(srv.reason, "expired"));
+	done(&srv, &cli);
+
+	/* The same, the other way round: the client checks the server. */
+	srv = (struct side){.id = ident("beta", NULL, expired, 0)};
+	cli = (struct side){.id = ident("alpha", NULL, a, 0)};
+	pair(&srv, &cli);
+	assert_int_equal(cli.ret, -EACCES);
+	assert_non_null(strstr(cli.reason, "expired"));
+	done(&srv, &cli);
+}
+
+/* ---- sealing ------------------------------------------------------------ */
+
+static void keys(struct seal_stream *s, uint32_t sid)
+{
+	memset(s, 0, sizeof(*s));
+	s->tx.aead = s->rx.aead = seal_cpu_has_aes() ? SEAL_AES256GCM : SEAL_CHACHA20;
+	s->tx.stream_id = s->rx.stream_id = sid;
+	memset(s->tx.key, 0x11 + (int)sid, SEAL_KEY_LEN);
+	memset(s->tx.iv, 0x22, SEAL_IV_LEN);
+	s->rx = s->tx;
+}
+
+/* A sealed DATA frame of stream sid carrying text, sequence seq. */
+static size_t make(const struct seal_key *k, uint32_t sid, uint64_t seq, const char *text,
+		   uint8_t *out)
+{
+	size_t n = strlen(text);
+	struct frame_hdr h = {FRAME_VERSION, FRAME_DATA, 0, sid, (uint32_t)n, (uint32_t)n, 0};
+	ssize_t len;
+
+	frame_hdr_encode(&h, out);
+	memcpy(out + FRAME_HDR_LEN, text, n);
+	h.crc = frame_crc(out, out + FRAME_HDR_LEN, n);
+	frame_hdr_encode(&h, out);
+	len = seal_frame(k, seq, out);
+	assert_true(len == (ssize_t)(FRAME_HDR_LEN + n + FRAME_TAG_LEN));
+	/* Guest bytes never appear in clear. */
+	assert_null(memmem(out, (size_t)len, text, n));
+	return (size_t)len;
+}
+
+static int open_copy(const struct seal_key *k, uint64_t seq, const uint8_t *fr, size_t len)
+{
+	uint8_t buf[256];
+	struct frame_hdr h;
+
+	memcpy(buf, fr, len);
+	if (frame_hdr_decode(buf, FRAME_HDR_LEN, &h) < 0)
+		return -EPROTO;
+	return seal_open(k, seq, &h, buf, buf + FRAME_HDR_LEN);
+}
+
+static void test_seal(void **state)
+{
+	struct seal_stream s1, s2;
+	uint8_t f0[128], f1[128], bad[128];
+	size_t l0, l1;
+	struct frame_hdr h;
+
+	(void)state;
+	keys(&s1, 1);
+	keys(&s2, 2);
+	l0 = make(&s1.tx, 1, 0, "guest page zero", f0);
+	l1 = make(&s1.tx, 1, 1, "guest page one!", f1);
+
+	/* In order: both open, to the right bytes. */
+	memcpy(bad, f0, l0);
+	assert_int_equal(frame_hdr_decode(bad, FRAME_HDR_LEN, &h), 0);
+	assert_int_equal(seal_open(&s1.rx, 0, &h, bad, bad + FRAME_HDR_LEN), 0);
+	assert_memory_equal(bad + FRAME_HDR_LEN, "guest page zero", 15);
+	assert_int_equal(open_copy(&s1.rx, 1, f1, l1), 0);
+
+	/* Tampered: each byte of header, payload and tag in turn. */
+	for (size_t i = 0; i < l0; i++) {
+		memcpy(bad, f0, l0);
+		bad[i] ^= 0x01;
+		assert_int_not_equal(open_copy(&s1.rx, 0, bad, l0), 0);
+	}
+	/* Replayed: frame 0 again where 1 is due. */
+	assert_int_equal(open_copy(&s1.rx, 1, f0, l0), -EBADMSG);
+	/* Reordered: frame 1 first. */
+	assert_int_equal(open_copy(&s1.rx, 0, f1, l1), -EBADMSG);
+	assert_non_null(strstr(frame_strerror_last(), "failed authentication"));
+	/* Moved to another stream, with or without its header rewritten. */
+	assert_int_equal(open_copy(&s2.rx, 0, f0, l0), -EBADMSG);
+	memcpy(bad, f0, l0);
+	bad[7] = 2;
+	assert_int_equal(open_copy(&s2.rx, 0, bad, l0), -EBADMSG);
+	/* Stripped of its seal: an unsealed frame on a sealed link. */
+	memcpy(bad, f0, l0);
+	bad[3] &= (uint8_t)~FRAME_F_SEALED;
+	assert_int_equal(open_copy(&s1.rx, 0, bad, l0), -EBADMSG);
+}
+
+/* The set-up path over a socketpair: a replayed frame is refused. */
+static void test_peer_msg_replay(void **state)
+{
+	struct peer_link a = {0}, b = {0};
+	uint8_t copy[256];
+	struct frame_hdr h;
+	char buf[256];
 	int sv[2];
-	pthread_t t;
-	struct side real;
-};
-
-static void start_real(struct scripted *s, int is_server, int timeout_ms)
-{
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, s->sv), 0);
-	memset(&s->real, 0, sizeof(s->real));
-	s->real.fd = s->sv[0];
-	s->real.is_server = is_server;
-	s->real.key = key_a;
-	s->real.key_len = KEY_LEN;
-	s->real.name = "real-node";
-	s->real.timeout_ms = timeout_ms;
-	assert_int_equal(pthread_create(&s->t, NULL, run_side, &s->real), 0);
-}
-
-static void finish_real(struct scripted *s)
-{
-	pthread_join(s->t, NULL);
-	close(s->sv[0]);
-	if (s->sv[1] >= 0)
-		close(s->sv[1]);
-}
-
-static void read_full(int fd, uint8_t *buf, size_t len)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = read(fd, buf + off, len - off);
-
-		assert_true(n > 0);
-		off += (size_t)n;
-	}
-}
-
-/* A valid HELLO from a scripted client, to be edited by the test. */
-static void craft_hello(uint8_t h[AUTH_HELLO_LEN], uint16_t version, uint16_t role,
-			const char *name)
-{
-	size_t i;
-
-	memset(h, 0, AUTH_HELLO_LEN);
-	memcpy(h, "FERRYHS", 8);
-	h[8] = (uint8_t)(version >> 8);
-	h[9] = (uint8_t)version;
-	h[10] = (uint8_t)(role >> 8);
-	h[11] = (uint8_t)role;
-	for (i = 0; i < AUTH_NONCE_LEN; i++)
-		h[12 + i] = (uint8_t)(i * 7 + 1);
-	memcpy(h + 12 + AUTH_NONCE_LEN, name, strlen(name));
-}
-
-static void test_version_mismatch(void **state)
-{
-	struct scripted s;
-	uint8_t h[AUTH_HELLO_LEN], theirs[AUTH_HELLO_LEN];
+	ssize_t n;
 
 	(void)state;
-	start_real(&s, 1, 5000);
-	craft_hello(h, AUTH_VERSION + 1, AUTH_ROLE_CLIENT, "future-node");
-	assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-	read_full(s.sv[1], theirs, sizeof(theirs)); /* its HELLO says our version */
-	assert_int_equal(theirs[8] << 8 | theirs[9], AUTH_VERSION);
-	finish_real(&s);
-	assert_int_equal(s.real.ret, -EPROTONOSUPPORT);
-	{
-		char want[80];
-
-		snprintf(want, sizeof(want), "peer speaks handshake version %d, we speak %d",
-			 AUTH_VERSION + 1, AUTH_VERSION);
-		assert_string_equal(s.real.reason, want);
-	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	a.fd = sv[0];
+	b.fd = sv[1];
+	keys(&a.ctl, PEER_CTL_STREAM);
+	keys(&b.ctl, PEER_CTL_STREAM);
+	assert_int_equal(peer_send_msg(&a, FRAME_CONTROL, "{\"op\":\"prepare\"}", 16, 1000), 0);
+	n = recv(b.fd, copy, sizeof(copy), MSG_PEEK);
+	assert_true(n == FRAME_HDR_LEN + 16 + FRAME_TAG_LEN);
+	assert_int_equal(peer_recv_msg(&b, 1000, &h, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "{\"op\":\"prepare\"}");
+	/* An attacker on the wire sends the same frame again. */
+	assert_int_equal(send(a.fd, copy, (size_t)n, 0), n);
+	assert_int_equal(peer_recv_msg(&b, 1000, &h, buf, sizeof(buf)), -EBADMSG);
+	close(sv[0]);
+	close(sv[1]);
 }
 
-static void test_garbage(void **state)
-{
-	static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-	struct scripted s;
-	uint64_t t0 = time_mono_ms();
+/* ---- key file ----------------------------------------------------------- */
 
-	(void)state;
-	/* Shorter than a HELLO: refused on the magic, not after the timeout. */
-	start_real(&s, 1, 5000);
-	assert_int_equal(write(s.sv[1], http, sizeof(http) - 1), (ssize_t)sizeof(http) - 1);
-	finish_real(&s);
-	assert_int_equal(s.real.ret, -EPROTO);
-	assert_string_equal(s.real.reason, "not a ferry peer (bad magic)");
-	assert_true(time_mono_ms() - t0 < 2000);
-
-	/* Right magic, rubbish after it: bad role. */
-	{
-		uint8_t h[AUTH_HELLO_LEN];
-		size_t i;
-
-		for (i = 0; i < sizeof(h); i++)
-			h[i] = (uint8_t)(i * 131 + 7);
-		memcpy(h, "FERRYHS", 8);
-		h[8] = 0;
-		h[9] = AUTH_VERSION;
-		start_real(&s, 1, 5000);
-		assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-		finish_real(&s);
-		assert_int_equal(s.real.ret, -EPROTO);
-	}
-	/* Valid HELLO but a name that could forge log fields. */
-	{
-		uint8_t h[AUTH_HELLO_LEN];
-
-		craft_hello(h, AUTH_VERSION, AUTH_ROLE_CLIENT, "evil reason=\"ok\"");
-		start_real(&s, 1, 5000);
-		assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-		finish_real(&s);
-		assert_int_equal(s.real.ret, -EPROTO);
-		assert_non_null(strstr(s.real.reason, "invalid node name"));
-	}
-}
-
-static void test_reflected_hello(void **state)
-{
-	struct scripted s;
-	uint8_t h[AUTH_HELLO_LEN];
-
-	(void)state;
-	/* Send the real end's own HELLO straight back. */
-	start_real(&s, 1, 5000);
-	read_full(s.sv[1], h, sizeof(h));
-	assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-	finish_real(&s);
-	assert_int_equal(s.real.ret, -EPROTO);
-	assert_non_null(strstr(s.real.reason, "reflected"));
-
-	/* Reflected with the role flipped: the echoed nonce gives it away. */
-	start_real(&s, 0, 5000);
-	read_full(s.sv[1], h, sizeof(h));
-	h[11] = AUTH_ROLE_SERVER;
-	assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-	finish_real(&s);
-	assert_int_equal(s.real.ret, -EPROTO);
-	assert_string_equal(s.real.reason, "peer echoed our nonce (reflected HELLO)");
-}
-
-static void test_silent_peer(void **state)
-{
-	struct scripted s;
-	uint64_t t0 = time_mono_ms(), dt;
-
-	(void)state;
-	start_real(&s, 1, 300);
-	finish_real(&s);
-	dt = time_mono_ms() - t0;
-	assert_int_equal(s.real.ret, -ETIMEDOUT);
-	assert_non_null(strstr(s.real.reason, "within 300 ms"));
-	assert_true(dt >= 290 && dt < 1500);
-
-	/* A peer that sends its HELLO and then nothing times out in PROOF,
-	 * on the same overall deadline. */
-	{
-		uint8_t h[AUTH_HELLO_LEN];
-
-		t0 = time_mono_ms();
-		start_real(&s, 1, 300);
-		craft_hello(h, AUTH_VERSION, AUTH_ROLE_CLIENT, "slow-node");
-		assert_int_equal(write(s.sv[1], h, sizeof(h)), (ssize_t)sizeof(h));
-		finish_real(&s);
-		dt = time_mono_ms() - t0;
-		assert_int_equal(s.real.ret, -ETIMEDOUT);
-		assert_non_null(strstr(s.real.reason, "PROOF"));
-		assert_true(dt < 1500);
-	}
-}
-
-static void test_peer_closes(void **state)
-{
-	struct scripted s;
-	uint8_t h[AUTH_HELLO_LEN];
-
-	(void)state;
-	start_real(&s, 1, 5000);
-	craft_hello(h, AUTH_VERSION, AUTH_ROLE_CLIENT, "quitter");
-	assert_int_equal(write(s.sv[1], h, 50), 50);
-	close(s.sv[1]);
-	s.sv[1] = -1;
-	finish_real(&s);
-	assert_int_equal(s.real.ret, -ECONNRESET);
-	assert_non_null(strstr(s.real.reason, "received 50 of 108"));
-}
-
-/* ---- the sans-IO core ---------------------------------------------------- */
-
-static void test_core(void **state)
-{
-	struct auth *c = NULL, *s = NULL;
-	uint8_t hc[AUTH_HELLO_LEN], hs[AUTH_HELLO_LEN], pc[AUTH_PROOF_LEN], ps[AUTH_PROOF_LEN];
-	char longname[80];
-
-	(void)state;
-	assert_int_equal(auth_new(&c, key_a, KEY_LEN, 0, "alpha"), 0);
-	assert_int_equal(auth_new(&s, key_a, KEY_LEN, 1, "beta"), 0);
-	auth_hello(c, hc);
-	auth_hello(s, hs);
-	assert_int_equal(AUTH_HELLO_LEN, 108);
-	assert_memory_equal(hc, "FERRYHS\0", 8);
-	assert_int_equal(auth_check_proof(c, ps), -EINVAL); /* out of order */
-	auth_free(c);
-	assert_int_equal(auth_new(&c, key_a, KEY_LEN, 0, "alpha"), 0);
-	auth_hello(c, hc);
-	assert_int_equal(auth_on_peer_hello(c, hs), 0);
-	assert_int_equal(auth_on_peer_hello(s, hc), 0);
-	assert_string_equal(auth_peer_name(c), "beta");
-	assert_string_equal(auth_peer_name(s), "alpha");
-	auth_proof(c, pc);
-	auth_proof(s, ps);
-	/* Proofs are role-bound: the server's proof is not the client's. */
-	assert_memory_not_equal(pc, ps, AUTH_PROOF_LEN);
-	/* Replaying the client's own proof back to it fails. */
-	assert_int_equal(auth_check_proof(c, pc), -EACCES);
-	auth_free(c);
-	assert_int_equal(auth_check_proof(s, pc), 0);
-	assert_string_equal(auth_reason(s), "");
-	auth_free(s);
-
-	/* Bad local settings. */
-	assert_int_equal(auth_new(&c, key_a, 15, 0, "alpha"), -EINVAL);
-	assert_int_equal(auth_new(&c, key_a, KEY_LEN, 0, ""), -EINVAL);
-	assert_int_equal(auth_new(&c, key_a, KEY_LEN, 0, "has space"), -EINVAL);
-	memset(longname, 'x', sizeof(longname));
-	longname[63] = '\0';
-	assert_int_equal(auth_new(&c, key_a, KEY_LEN, 0, longname), 0);
-	auth_free(c);
-	longname[63] = 'x';
-	longname[64] = '\0';
-	assert_int_equal(auth_new(&c, key_a, KEY_LEN, 0, longname), -EINVAL);
-	assert_null(c);
-}
-
-static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+static void write_file(const char *path, const char *data, mode_t mode)
 {
 	FILE *f = fopen(path, "w");
 
 	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fwrite(data, 1, strlen(data), f), strlen(data));
 	fclose(f);
 	assert_int_equal(chmod(path, mode), 0);
 }
@@ -392,26 +357,31 @@ static void test_load_key(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/key", dir);
 
-	write_file(path, "0123456789abcdefXYZ \n\n", 22, 0600);
+	/* base64 of 48 bytes, as `openssl rand -base64 48` writes it */
+	write_file(path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\n", 0600);
 	len = sizeof(key);
 	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), 0);
-	assert_int_equal(len, 19);
-	assert_memory_equal(key, "0123456789abcdefXYZ", 19);
+	assert_int_equal(len, 48);
+	assert_int_equal(key[47], 47);
 
-	/* World-readable: accepted, warned about in the log. */
-	write_file(path, "0123456789abcdef", 16, 0644);
+	/* hex of 32 bytes, world-readable: accepted, warned about in the log */
+	write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 0644);
 	len = sizeof(key);
 	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), 0);
-	assert_int_equal(len, 16);
+	assert_int_equal(len, 32);
+	assert_int_equal(key[31], 31);
 
-	write_file(path, "short-key\n", 10, 0600);
+	/* 24 bytes of base64 and a pass phrase: refused, saying why */
+	write_file(path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\n", 0600);
 	len = sizeof(key);
 	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), -EINVAL);
-	assert_non_null(strstr(reason, "cluster key"));
-	assert_non_null(strstr(reason, "too short"));
+	assert_non_null(strstr(reason, "at least 32 random bytes"));
+	write_file(path, "correct horse battery staple, a long pass phrase\n", 0600);
+	len = sizeof(key);
+	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), -EINVAL);
 
-	write_file(path, "0123456789abcdef0123", 20, 0600);
-	len = 18;
+	write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 0600);
+	len = 31;
 	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), -EFBIG);
 
 	unlink(path);
@@ -424,19 +394,66 @@ static void test_load_key(void **state)
 	rmdir(dir);
 }
 
+static int setup_pki(void **state)
+{
+	char ca[96], ca2[96], out[96], err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(key_a); i++) {
+		key_a[i] = (uint8_t)(i * 7 + 1);
+		key_b[i] = (uint8_t)(i * 7 + 2);
+	}
+	snprintf(pki_dir, sizeof(pki_dir), "/tmp/ferry-pki-test-XXXXXX");
+	assert_non_null(mkdtemp(pki_dir));
+	snprintf(ca, sizeof(ca), "%s/ca", pki_dir);
+	snprintf(ca2, sizeof(ca2), "%s/ca2", pki_dir);
+	assert_int_equal(pki_init_ca(ca, PKI_CA_DAYS, err, sizeof(err)), 0);
+	assert_int_equal(pki_init_ca(ca, PKI_CA_DAYS, err, sizeof(err)), -EEXIST);
+	assert_int_equal(pki_init_ca(ca2, PKI_CA_DAYS, err, sizeof(err)), 0);
+	cert_dir(out, sizeof(out), "alpha");
+	assert_int_equal(pki_issue(ca, "alpha", out, 1, err, sizeof(err)), 0);
+	cert_dir(out, sizeof(out), "beta");
+	assert_int_equal(pki_issue(ca, "beta", out, 1, err, sizeof(err)), 0);
+	cert_dir(out, sizeof(out), "wrongname");
+	assert_int_equal(pki_issue(ca, "mallory", out, 1, err, sizeof(err)), 0);
+	cert_dir(out, sizeof(out), "otherca-alpha");
+	assert_int_equal(pki_issue(ca2, "alpha", out, 1, err, sizeof(err)), 0);
+	/* Trusts the real CA but holds a certificate of the other one. */
+	{
+		char src[128], dst[128], cmd[300];
+
+		snprintf(src, sizeof(src), "%s/ca.crt", ca);
+		snprintf(dst, sizeof(dst), "%s/otherca-alpha/ca.crt", pki_dir);
+		snprintf(cmd, sizeof(cmd), "cp %s %s", src, dst);
+		assert_int_equal(system(cmd), 0);
+	}
+	cert_dir(out, sizeof(out), "expired-alpha");
+	assert_int_equal(pki_issue(ca, "alpha", out, 0, err, sizeof(err)), 0);
+	return 0;
+}
+
+static int teardown_pki(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", pki_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_core),
 		cmocka_unit_test(test_load_key),
-		cmocka_unit_test(test_same_key),
-		cmocka_unit_test(test_wrong_key),
-		cmocka_unit_test(test_both_servers),
-		cmocka_unit_test(test_version_mismatch),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_reflected_hello),
-		cmocka_unit_test(test_silent_peer),
-		cmocka_unit_test(test_peer_closes),
+		cmocka_unit_test(test_seal),
+		cmocka_unit_test(test_peer_msg_replay),
+		cmocka_unit_test(test_psk_ok),
+		cmocka_unit_test(test_psk_wrong_key),
+		cmocka_unit_test(test_not_in_peers),
+		cmocka_unit_test(test_wrong_node),
+		cmocka_unit_test(test_insecure_mismatch),
+		cmocka_unit_test(test_cert_modes),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+
+	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }

@@ -269,6 +269,32 @@ static void test_peers(void **state)
 
 /* Named policies: parsed with unset fields left unset, matched by VM labels
  * (all selector entries must match; the first matching policy wins). */
+/* tls: all three paths or none; unsealed frames only on loopback unless the
+ * operator allows it explicitly. */
+static void test_transport(void **state)
+{
+	struct ferry_config *c = NULL;
+	char err[512];
+
+	(void)state;
+	assert_non_null(strstr(parse_fail("node: a\ntls: {ca: /etc/ca.crt, cert: /etc/n.crt}\n"),
+			       "tls needs all of ca, cert and key"));
+	assert_non_null(strstr(parse_fail("node: a\nlisten: 10.0.0.1:7700\ninsecure_transport: true\n"),
+			       "insecure_transport_remote"));
+	assert_int_equal(parse("node: a\nlisten: 10.0.0.1:7700\ninsecure_transport: true\n"
+			       "insecure_transport_remote: true\n", &c, err, sizeof(err)), 0);
+	config_free(c);
+	assert_int_equal(parse("node: a\ninsecure_transport: true\n"
+			       "tls: {ca: /etc/ca.crt, cert: /etc/n.crt, key: /etc/n.key}\n",
+			       &c, err, sizeof(err)), 0);
+	assert_true(c->insecure_transport);
+	assert_string_equal(c->tls_key, "/etc/n.key");
+	config_free(c);
+	assert_int_equal(parse("node: a\n", &c, err, sizeof(err)), 0);
+	assert_false(c->insecure_transport); /* sealed by default */
+	config_free(c);
+}
+
 static void test_policies(void **state)
 {
 	char err[256] = "";
@@ -344,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_peers),
+		cmocka_unit_test(test_transport),
 		cmocka_unit_test(test_policies),
 		cmocka_unit_test(test_load),
 	};

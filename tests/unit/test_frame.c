@@ -129,7 +129,7 @@ static void test_hdr_round_trip(void **state)
 	struct frame_hdr h = sample_hdr(), d;
 	uint8_t buf[FRAME_HDR_LEN];
 	/* Big-endian on the wire, field by field. */
-	static const uint8_t want[FRAME_HDR_LEN] = { 1,    1,    0,    1,    0xA1, 0xB2, 0xC3,
+	static const uint8_t want[FRAME_HDR_LEN] = { 2,    1,    0,    1,    0xA1, 0xB2, 0xC3,
 						     0xD4, 0,    0,    0x03, 0xE8, 0,    0,
 						     0x10, 0,    0xDE, 0xAD, 0xBE, 0xEF };
 
@@ -229,8 +229,8 @@ static void test_bad_headers(void **state)
 
 	(void)state;
 	h = sample_hdr();
-	h.version = 2;
-	expect_proto(&h, "version 2");
+	h.version = 1; /* the unsealed format before sealing */
+	expect_proto(&h, "version 1");
 	h = sample_hdr();
 	h.version = 0;
 	expect_proto(&h, "version 0");
@@ -241,7 +241,7 @@ static void test_bad_headers(void **state)
 	h.type = 7;
 	expect_proto(&h, "type 7");
 	h = sample_hdr();
-	h.flags = 0x4; /* the first bit after FRAME_F_ZSTD */
+	h.flags = 0x8; /* the first bit after FRAME_F_SEALED */
 	expect_proto(&h, "unknown bits");
 	h = sample_hdr();
 	h.flags = FRAME_F_LZ4 | FRAME_F_ZSTD;

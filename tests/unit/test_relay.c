@@ -43,6 +43,7 @@
 #include "transport/link.h"
 #include "transport/loop.h"
 #include "transport/relay.h"
+#include "transport/seal.h"
 #include "transport/workers.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -467,18 +468,42 @@ static void link_pair(enum link_kind k, int *a, int *b)
 	*b = sv[1];
 }
 
+/* Sealed runs (g_sealed): both test agents derive the same keys from the
+ * stream id, as two real agents export them from their link's TLS session. */
+static int g_sealed;
+
+static void test_keys(uint32_t id, struct seal_stream *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->tx.stream_id = k->rx.stream_id = id;
+	if (!g_sealed)
+		return;
+	k->tx.aead = k->rx.aead = seal_cpu_has_aes() ? SEAL_AES256GCM : SEAL_CHACHA20;
+	memset(k->tx.key, (int)(0x40 + id), SEAL_KEY_LEN);
+	memset(k->tx.iv, (int)(0x80 + id), SEAL_IV_LEN);
+	k->rx = k->tx; /* one key both ways: test agents are symmetric */
+}
+
+/* Frame bytes beyond the payload. */
+static unsigned frame_overhead(void)
+{
+	return FRAME_HDR_LEN + (g_sealed ? FRAME_TAG_LEN : 0);
+}
+
 /* Gives the relay a stream on framed_fd; returns the test's plain end and,
  * if asked, the number of the relay's own plain fd (to look at its queue). */
 static int add_stream_fd(struct agent *ag, int framed_fd, uint32_t id, const char *label,
 			 int compress, int *relay_plain)
 {
+	struct seal_stream k;
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	set_nonblock(sv[1]);
 	if (relay_plain)
 		*relay_plain = sv[0];
-	assert_int_equal(relay_add_stream(ag->r, sv[0], framed_fd, id, label, compress), 0);
+	test_keys(id, &k);
+	assert_int_equal(relay_add_stream(ag->r, sv[0], framed_fd, id, label, compress, &k), 0);
 	return sv[1];
 }
 
@@ -593,6 +618,8 @@ static void fwd_inspect(struct fwd *f, uint8_t *buf, size_t n)
 				/* Parsed from the bytes as sent, before any flip. */
 				f->payload_left = (uint32_t)f->hdr[8] << 24 | (uint32_t)f->hdr[9] << 16 |
 						  (uint32_t)f->hdr[10] << 8 | f->hdr[11];
+				if (f->hdr[3] & FRAME_F_SEALED)
+					f->payload_left += FRAME_TAG_LEN;
 				if (f->payload_left == 0) {
 					f->cur_frame++;
 					f->hdr_have = 0;
@@ -602,6 +629,9 @@ static void fwd_inspect(struct fwd *f, uint8_t *buf, size_t n)
 			uint64_t off = FRAME_HDR_LEN + 0ull; /* offset of buf[i] in the frame */
 			uint32_t wl = (uint32_t)f->hdr[8] << 24 | (uint32_t)f->hdr[9] << 16 |
 				      (uint32_t)f->hdr[10] << 8 | f->hdr[11];
+
+			if (f->hdr[3] & FRAME_F_SEALED)
+				wl += FRAME_TAG_LEN; /* the tag follows the payload */
 
 			off += wl - f->payload_left;
 			take = f->payload_left;
@@ -733,10 +763,10 @@ static void check_stream_stats(const struct relay_stream_stats *a, const struct 
 	assert_int_equal(b->wire_out, a->wire_in);
 	if (compress == RELAY_COMPRESS_OFF) {
 		/* Raw frames: payload plus one header per frame, FIN included. */
-		assert_true(a->wire_out >= a->raw_in + FRAME_HDR_LEN);
-		assert_int_equal((a->wire_out - a->raw_in) % FRAME_HDR_LEN, 0);
-		assert_true(b->wire_out >= b->raw_in + FRAME_HDR_LEN);
-		assert_int_equal((b->wire_out - b->raw_in) % FRAME_HDR_LEN, 0);
+		assert_true(a->wire_out >= a->raw_in + frame_overhead());
+		assert_int_equal((a->wire_out - a->raw_in) % frame_overhead(), 0);
+		assert_true(b->wire_out >= b->raw_in + frame_overhead());
+		assert_int_equal((b->wire_out - b->raw_in) % frame_overhead(), 0);
 	} else if (compress == RELAY_COMPRESS_ALWAYS || compress == RELAY_COMPRESS_ZSTD) {
 		/* Most of the data is zeros and text: the codec must have paid,
 		 * and it was the one asked for on every chunk above 1 KiB. */
@@ -821,6 +851,18 @@ static void test_bulk_integrity(void **state)
 	(void)state;
 	watchdog("bulk_integrity", 90);
 	bulk_roundtrip("io_uring");
+	alarm(0);
+}
+
+/* The same with every frame sealed: the bytes arrive exact, and the
+ * codecs still pay (sealing comes after compression). */
+static void test_bulk_integrity_sealed(void **state)
+{
+	(void)state;
+	watchdog("bulk_integrity_sealed", 120);
+	g_sealed = 1;
+	bulk_roundtrip("io_uring sealed");
+	g_sealed = 0;
 	alarm(0);
 }
 
@@ -1227,9 +1269,15 @@ static void test_corrupted_frame(void **state)
 	int fd0 = count_fds();
 
 	(void)state;
-	watchdog("corrupted_frame", 60);
+	watchdog("corrupted_frame", 120);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		corrupt_one(&cases[i]);
+	/* A man in the middle who rewrites the CRC gains nothing on a sealed
+	 * link: any flipped bit of header, payload or tag fails the AEAD. */
+	g_sealed = 1;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		corrupt_one(&cases[i]);
+	g_sealed = 0;
 	assert_int_equal(count_fds(), fd0);
 	alarm(0);
 }
@@ -1397,6 +1445,7 @@ static void test_stream_cap(void **state)
 {
 	struct agent A;
 	int keep[RELAY_MAX_STREAMS][2], fd0 = count_fds(), sv[2], tv[2];
+	struct seal_stream k;
 
 	(void)state;
 	watchdog("stream_cap", 40);
@@ -1404,13 +1453,15 @@ static void test_stream_cap(void **state)
 	for (int i = 0; i < RELAY_MAX_STREAMS; i++) {
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv), 0);
-		assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], (uint32_t)i + 1, "s", RELAY_COMPRESS_OFF), 0);
+		test_keys((uint32_t)i + 1, &k);
+		assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], (uint32_t)i + 1, "s", RELAY_COMPRESS_OFF, &k), 0);
 		keep[i][0] = sv[1];
 		keep[i][1] = tv[1];
 	}
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv), 0);
-	assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], 9999, "over", RELAY_COMPRESS_OFF), -EMFILE);
+	test_keys(9999, &k);
+	assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], 9999, "over", RELAY_COMPRESS_OFF, &k), -EMFILE);
 	/* the refused stream's sockets are closed: our ends see EOF */
 	assert_int_equal(wait_eof(sv[1], 2000), 0);
 	close(sv[1]);
@@ -1428,6 +1479,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bulk_integrity),
+		cmocka_unit_test(test_bulk_integrity_sealed),
 		cmocka_unit_test(test_independence),
 		cmocka_unit_test(test_half_close),
 		cmocka_unit_test(test_abort),
