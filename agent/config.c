@@ -197,11 +197,6 @@ static int config_finish(struct ferry_config *c, int cpu_models_given)
 			   accel_has(c->accel, "kvm") ? with_host : tcg_only);
 }
 
-static int is_loopback(const char *host)
-{
-	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
-	       !strcmp(host, "[::1]");
-}
 
 /* tls: all three paths or none; unsealed frames only where nobody else can
  * reach the links, unless the operator says so twice. */
@@ -216,7 +211,7 @@ static int check_transport(struct schema_err *e, const struct ferry_config *c)
 		  (rc = schema_check_abs_path(e, "tls.cert", c->tls_cert)) ||
 		  (rc = schema_check_abs_path(e, "tls.key", c->tls_key))))
 		return rc;
-	if (c->insecure_transport && !is_loopback(c->listen_host) && !c->insecure_transport_remote)
+	if (c->insecure_transport && !net_is_loopback(c->listen_host) && !c->insecure_transport_remote)
 		return schema_fail(e, "insecure_transport",
 				   "insecure_transport sends guest memory in clear; refused with a "
 				   "non-loopback listen (%s) unless insecure_transport_remote: true",

@@ -111,6 +111,7 @@ struct mode {
 	int channels;    /* multifd channels, 0 = multifd off */
 	/* ferry modes */
 	int no_compress; /* ferryctl migrate --no-compress */
+	int insecure;    /* the agents' insecure_transport: frames not sealed */
 };
 
 /* The row of name into *out (channels filled in for NAME<N>); -1 if unknown. */

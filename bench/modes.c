@@ -22,6 +22,8 @@ static const struct mode modes[] = {
 	{.name = "plain-relay", .in_full = 1, .run = run_native, .path = PATH_RELAY},
 	{.name = "ferry", .in_full = 1, .run = run_ferry},
 	{.name = "ferry-nocompress", .in_full = 1, .run = run_ferry, .no_compress = 1},
+	/* ferry without sealing (insecure_transport): what encryption costs */
+	{.name = "ferry-insecure", .in_full = 1, .run = run_ferry, .insecure = 1},
 	/* ferry-multifdN: N channels; the full run has ferry-multifd2 */
 	{.name = "ferry-multifd", .usage = "ferry-multifdN", .numbered = 1, .in_full = 1, .run = run_ferry,
 	 .channels = 2},

@@ -33,7 +33,7 @@ struct frun {
 	FILE *ser;
 };
 
-static int agent_config(const char *dir, const char *node, int port, const char *peer, int pport)
+static int agent_config(const char *dir, const char *node, int port, const char *peer, int pport, int insecure)
 {
 	char path[PATH_MAX + 64], text[PATH_MAX * 4];
 
@@ -43,10 +43,11 @@ static int agent_config(const char *dir, const char *node, int port, const char 
 	snprintf(text, sizeof(text),
 		 "node: %s\nlisten: 127.0.0.1:%d\napi_socket: %s/%s/api.sock\nstate_dir: %s/%s/state\n"
 		 "cluster_key: %s/cluster.key\nqemu: {binary: qemu-system-x86_64, accel: tcg, user: %s}\n"
-		 "allowed_paths: [%s, %s/guest]\n"
+		 "allowed_paths: [%s, %s/guest]\n%s"
 		 "migration: {progress_timeout_s: 150, completion_timeout_s_per_gib: 800}\n"
 		 "peers:\n  - {name: %s, address: 127.0.0.1:%d}\n",
-		 node, port, dir, node, dir, node, cfg.work, cfg.qemu_user, cfg.work, cfg.build, peer, pport);
+		 node, port, dir, node, dir, node, cfg.work, cfg.qemu_user, cfg.work, cfg.build,
+		 insecure ? "insecure_transport: true\n" : "", peer, pport);
 	return write_text(path, text);
 }
 
@@ -192,8 +193,8 @@ static int ferry_agents(struct frun *f)
 			return res_fail(f->res, "qemu-img map of the source image failed");
 		f->res->disk_total = (int64_t)cfg.disk_mib << 20;
 	}
-	if (agent_config(f->dir, "node-a", f->port, "node-b", f->port + 1) ||
-	    agent_config(f->dir, "node-b", f->port + 1, "node-a", f->port))
+	if (agent_config(f->dir, "node-a", f->port, "node-b", f->port + 1, f->m->insecure) ||
+	    agent_config(f->dir, "node-b", f->port + 1, "node-a", f->port, f->m->insecure))
 		return res_fail(f->res, "cannot write agent configs");
 	f->a = agent_start(f->dir, "node-a", 0);
 	f->b = agent_start(f->dir, "node-b", 1);
