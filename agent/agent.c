@@ -167,7 +167,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	a->peer_fd = a->api_fd = a->api_tcp_fd = -1;
+	a->peer_fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->slot_cv, NULL);
 	r = qemu_setup(a, cfg, err, errlen);
@@ -208,15 +208,11 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	}
 	a->env.lp = a->lp;
 	a->env.w = a->w;
-	r = peers_start(a, err, errlen);
-	if (r < 0)
-		return r;
-	return api_start(a, err, errlen);
+	return peers_start(a, err, errlen);
 }
 
 void agent_shutdown(struct agent *a)
 {
-	api_stop(a);
 	peers_stop(a);
 	/* Migrations in flight end first (their threads use the loop). */
 	for (struct agent_mig *am = a->migs; am; am = am->next)
