@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "engine/qemu_confine.h"
 #include "transport/auth.h"
@@ -167,7 +166,6 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	a->peer_fd = -1;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->slot_cv, NULL);
 	r = qemu_setup(a, cfg, err, errlen);
@@ -208,12 +206,11 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	}
 	a->env.lp = a->lp;
 	a->env.w = a->w;
-	return peers_start(a, err, errlen);
+	return 0;
 }
 
 void agent_shutdown(struct agent *a)
 {
-	peers_stop(a);
 	/* Migrations in flight end first (their threads use the loop). */
 	for (struct agent_mig *am = a->migs; am; am = am->next)
 		mig_cancel(am->m, "ferryd is shutting down");
@@ -230,8 +227,6 @@ void agent_shutdown(struct agent *a)
 	loop_free(a->lp);
 	tls_ident_free(a->env.ident);
 	a->env.ident = NULL;
-	if (a->peer_fd >= 0)
-		close(a->peer_fd);
 	while (a->records) {
 		struct agent_record *rec = a->records;
 

@@ -55,14 +55,13 @@ struct agent {
 	unsigned mig_seq;
 	int outbound;            /* source migrations holding a slot */
 	pthread_cond_t slot_cv;  /* a slot was released */
-	int peer_fd;
-	struct loop_op peer_accept_op, peer_retry_op;
 	const char **allowed_dirs; /* allowed_paths + STATE/disks, for env.qemu */
 };
 
 /* The core: tables, loop, workers, identity, and what an earlier run left
- * (recovery.c), and the peer listener. Its HTTP front door (api.h) is
- * started after it and stopped before agent_shutdown, by ferryd.c. */
+ * (recovery.c). Its front doors, the peer listener (peers.h) and the HTTP
+ * API (api.h), are ferryd.c's: started after agent_init, stopped before
+ * agent_shutdown. */
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);
 void agent_shutdown(struct agent *a);
 /* SIGHUP: re-reads the TLS certificate, key and CA for new links (running
@@ -106,9 +105,5 @@ void agent_add_migration(struct agent *a, struct migration *m, const char *vm);
 /* Nonzero (with why) when limits.parallel_inbound migrations are arriving. */
 int agent_inbound_full(struct agent *a, char *why, size_t len);
 struct migration *agent_find_migration(struct agent *a, const char *id);
-
-/* Peer links (agent/peers.c); the REST API is agent/api.h. */
-int peers_start(struct agent *a, char *err, size_t errlen);
-void peers_stop(struct agent *a);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/peers.h"
 #include "util/log.h"
 
 static void usage(void)
@@ -23,6 +24,7 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	struct ferry_config *cfg = NULL;
 	struct agent a;
+	struct peers peers;
 	struct api api;
 	const char *path = NULL;
 	char err[1024];
@@ -56,9 +58,11 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	/* The core first, then its front door: no request before the tables
-	 * are loaded. */
+	/* The core first, then its front doors: no link or request before
+	 * the tables are loaded. */
 	r = agent_init(&a, cfg, err, sizeof(err));
+	if (r == 0)
+		r = peers_start(&peers, &a, err, sizeof(err));
 	if (r == 0)
 		r = api_start(&api, &a, err, sizeof(err));
 	if (r < 0) {
@@ -75,7 +79,9 @@ int main(int argc, char **argv)
 	}
 	log_info("agent", "event=stopping signal=%d", sig);
 	api_stop(&api);
+	peers_stop(&peers);
 	agent_shutdown(&a);
+	peers_close(&peers);
 	config_free(cfg);
 	return 0;
 }
