@@ -12,8 +12,6 @@
 #include "engine/migration.h"
 #include "transport/loop.h"
 
-struct MHD_Daemon;
-
 /* STARTING and INCOMING hold the name while a QEMU comes up, so two
  * creates (or a create and an arriving migration) cannot collide; PAUSED
  * is a guest a migration left stopped here because the target never
@@ -45,13 +43,6 @@ struct agent_record {
 	struct agent_record *next;
 };
 
-struct agent;
-/* One HTTP listener: the unix socket (root is admin) or TCP (tokens only). */
-struct api_listener {
-	struct agent *a;
-	int is_tcp;
-};
-
 struct agent {
 	struct ferry_config *cfg;
 	struct loop *lp;
@@ -64,15 +55,13 @@ struct agent {
 	unsigned mig_seq;
 	int outbound;            /* source migrations holding a slot */
 	pthread_cond_t slot_cv;  /* a slot was released */
-	int peer_fd;
-	struct loop_op peer_accept_op, peer_retry_op;
-	struct MHD_Daemon *api, *api_tcp_daemon;
-	int api_fd, api_tcp_fd;
-	struct api_listener api_unix, api_tcp;
-	char *api_tls_mem[2]; /* the TCP API's certificate and key, PEM in memory */
 	const char **allowed_dirs; /* allowed_paths + STATE/disks, for env.qemu */
 };
 
+/* The core: tables, loop, workers, identity, and what an earlier run left
+ * (recovery.c). Its front doors, the peer listener (peers.h) and the HTTP
+ * API (api.h), are ferryd.c's: started after agent_init, stopped before
+ * agent_shutdown. */
 int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errlen);
 void agent_shutdown(struct agent *a);
 /* SIGHUP: re-reads the TLS certificate, key and CA for new links (running
@@ -116,19 +105,5 @@ void agent_add_migration(struct agent *a, struct migration *m, const char *vm);
 /* Nonzero (with why) when limits.parallel_inbound migrations are arriving. */
 int agent_inbound_full(struct agent *a, char *why, size_t len);
 struct migration *agent_find_migration(struct agent *a, const char *id);
-
-/* Peer links (agent/peers.c) and the REST API (agent/api.c). */
-int peers_start(struct agent *a, char *err, size_t errlen);
-void peers_stop(struct agent *a);
-int api_start(struct agent *a, char *err, size_t errlen);
-void api_stop(struct agent *a);
-/* The body of POST /v1/migrations ({"vm", "node"?, "name"?, settings},
- * docs/api.md) as a request: vm, target_node, name and the flags into req,
- * the settings into settings (mset_request_from_json: absent ones unset).
- * 0, or -EINVAL (no "vm", a bad setting) / -ENOENT (a vm or node name too
- * long to be one, with self, this node, in the message) with a message.
- * Pure. */
-int api_migration_request(struct json_object *body, const char *self, struct mig_request *req,
-			  struct mset_request *settings, char *err, size_t errlen);
 
 #endif

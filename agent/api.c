@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "agent/agent.h"
+#include "agent/api.h"
 #include "agent/cluster.h"
 #include "agent/console.h"
 #include "agent/routes.h"
@@ -699,12 +700,15 @@ static char *read_pem(const char *path, char *err, size_t errlen)
 	return text;
 }
 
-int api_start(struct agent *a, char *err, size_t errlen)
+int api_start(struct api *api, struct agent *a, char *err, size_t errlen)
 {
 	char dir[300];
 	char *slash;
 	int r;
 
+	memset(api, 0, sizeof(*api));
+	api->a = a;
+	api->unix_fd = api->tcp_fd = -1;
 	snprintf(dir, sizeof(dir), "%s", a->cfg->api_socket);
 	slash = strrchr(dir, '/');
 	if (slash) {
@@ -717,17 +721,17 @@ int api_start(struct agent *a, char *err, size_t errlen)
 			}
 		mkdir(dir, 0755);
 	}
-	r = link_listen_unix(a->cfg->api_socket, &a->api_fd);
+	r = link_listen_unix(a->cfg->api_socket, &api->unix_fd);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", a->cfg->api_socket, strerror(-r));
 		return r;
 	}
 	/* Only root (the admin) reaches the unix socket for now. */
 	chmod(a->cfg->api_socket, 0600);
-	a->api_unix.a = a;
-	a->api_unix.is_tcp = 0;
-	a->api = start_unix_daemon(&a->api_unix, a->api_fd);
-	if (!a->api) {
+	api->unix_listener.a = a;
+	api->unix_listener.is_tcp = 0;
+	api->unix_daemon = start_unix_daemon(&api->unix_listener, api->unix_fd);
+	if (!api->unix_daemon) {
 		snprintf(err, errlen, "cannot start the HTTP API");
 		return -EIO;
 	}
@@ -742,28 +746,28 @@ int api_start(struct agent *a, char *err, size_t errlen)
 			snprintf(err, errlen, "api_listen \"%s\": %s", a->cfg->api_listen, why);
 			return -EINVAL;
 		}
-		if (link_listen_tcp(host, port, &a->api_tcp_fd) < 0) {
+		if (link_listen_tcp(host, port, &api->tcp_fd) < 0) {
 			snprintf(err, errlen, "cannot listen for the API on %s", a->cfg->api_listen);
 			return -EADDRINUSE;
 		}
-		a->api_tcp.a = a;
-		a->api_tcp.is_tcp = 1;
+		api->tcp_listener.a = a;
+		api->tcp_listener.is_tcp = 1;
 		if (a->cfg->api_tls_cert[0]) {
 			char *cert = read_pem(a->cfg->api_tls_cert, err, errlen), *key = NULL;
 
 			if (cert)
 				key = read_pem(a->cfg->api_tls_key, err, errlen);
 			if (cert && key)
-				a->api_tcp_daemon = start_tcp_daemon(&a->api_tcp, a->api_tcp_fd, cert, key);
+				api->tcp_daemon = start_tcp_daemon(&api->tcp_listener, api->tcp_fd, cert, key);
 			/* MHD copies neither: keep them as long as the daemon. */
-			a->api_tls_mem[0] = cert;
-			a->api_tls_mem[1] = key;
+			api->tls_mem[0] = cert;
+			api->tls_mem[1] = key;
 			if (!cert || !key)
 				return -EINVAL;
 		} else {
-			a->api_tcp_daemon = start_tcp_daemon(&a->api_tcp, a->api_tcp_fd, NULL, NULL);
+			api->tcp_daemon = start_tcp_daemon(&api->tcp_listener, api->tcp_fd, NULL, NULL);
 		}
-		if (!a->api_tcp_daemon) {
+		if (!api->tcp_daemon) {
 			snprintf(err, errlen, "cannot start the %s API on %s (a bad certificate or key?)",
 				 a->cfg->api_tls_cert[0] ? "HTTPS" : "HTTP", a->cfg->api_listen);
 			return -EIO;
@@ -774,24 +778,24 @@ int api_start(struct agent *a, char *err, size_t errlen)
 	return 0;
 }
 
-void api_stop(struct agent *a)
+void api_stop(struct api *api)
 {
-	if (a->api)
-		MHD_stop_daemon(a->api);
-	a->api = NULL;
-	if (a->api_tcp_daemon)
-		MHD_stop_daemon(a->api_tcp_daemon);
-	a->api_tcp_daemon = NULL;
-	if (a->api_tcp_fd >= 0)
-		close(a->api_tcp_fd);
-	a->api_tcp_fd = -1;
+	if (api->unix_daemon)
+		MHD_stop_daemon(api->unix_daemon);
+	api->unix_daemon = NULL;
+	if (api->tcp_daemon)
+		MHD_stop_daemon(api->tcp_daemon);
+	api->tcp_daemon = NULL;
+	if (api->tcp_fd >= 0)
+		close(api->tcp_fd);
+	api->tcp_fd = -1;
 	for (int i = 0; i < 2; i++) {
-		free(a->api_tls_mem[i]);
-		a->api_tls_mem[i] = NULL;
+		free(api->tls_mem[i]);
+		api->tls_mem[i] = NULL;
 	}
-	if (a->api_fd >= 0) {
-		close(a->api_fd);
-		unlink(a->cfg->api_socket);
+	if (api->unix_fd >= 0) {
+		close(api->unix_fd);
+		unlink(api->a->cfg->api_socket);
 	}
-	a->api_fd = -1;
+	api->unix_fd = -1;
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/api.h"
+#include "agent/peers.h"
 #include "util/log.h"
 
 static void usage(void)
@@ -22,6 +24,8 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	struct ferry_config *cfg = NULL;
 	struct agent a;
+	struct peers peers;
+	struct api api;
 	const char *path = NULL;
 	char err[1024];
 	sigset_t set;
@@ -54,7 +58,13 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The core first, then its front doors: no link or request before
+	 * the tables are loaded. */
 	r = agent_init(&a, cfg, err, sizeof(err));
+	if (r == 0)
+		r = peers_start(&peers, &a, err, sizeof(err));
+	if (r == 0)
+		r = api_start(&api, &a, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ferryd: %s\n", err);
 		log_error("agent", "event=start_failed reason=\"%s\"", log_q(err));
@@ -68,7 +78,10 @@ int main(int argc, char **argv)
 		(void)agent_reload_tls(&a);
 	}
 	log_info("agent", "event=stopping signal=%d", sig);
+	api_stop(&api);
+	peers_stop(&peers);
 	agent_shutdown(&a);
+	peers_close(&peers);
 	config_free(cfg);
 	return 0;
 }

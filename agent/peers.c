@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "agent/cluster.h"
+#include "agent/peers.h"
 #include "transport/link.h"
 #include "transport/peer.h"
 #include "util/log.h"
@@ -215,12 +216,13 @@ static void arm(void *arg);
 static void peer_retry_cb(struct loop_op *op, int res)
 {
 	(void)res;
-	arm((char *)op - offsetof(struct agent, peer_retry_op));
+	arm((char *)op - offsetof(struct peers, retry_op));
 }
 
 static void peer_accept_cb(struct loop_op *op, int res)
 {
-	struct agent *a = (struct agent *)((char *)op - offsetof(struct agent, peer_accept_op));
+	struct peers *p = (struct peers *)((char *)op - offsetof(struct peers, accept_op));
+	struct agent *a = p->a;
 	struct peer_conn *pc;
 	pthread_t t;
 
@@ -229,8 +231,8 @@ static void peer_accept_cb(struct loop_op *op, int res)
 			return;
 		/* Out of fds or similar: keep serving peers, but do not spin. */
 		log_error("peer", "event=accept_failed err=%s action=retry_in_200ms", strerror(-res));
-		a->peer_retry_op.cb = peer_retry_cb;
-		if (loop_timeout(a->lp, &a->peer_retry_op, 200) < 0)
+		p->retry_op.cb = peer_retry_cb;
+		if (loop_timeout(a->lp, &p->retry_op, 200) < 0)
 			log_error("peer", "event=peer_listener_stopped reason=\"cannot queue a retry\"");
 		return;
 	}
@@ -251,26 +253,31 @@ static void peer_accept_cb(struct loop_op *op, int res)
 
 static void arm(void *arg)
 {
-	struct agent *a = arg;
+	struct peers *p = arg;
 
 	int r;
 
-	a->peer_accept_op.cb = peer_accept_cb;
-	r = loop_accept(a->lp, &a->peer_accept_op, a->peer_fd);
+	p->accept_op.cb = peer_accept_cb;
+	r = loop_accept(p->a->lp, &p->accept_op, p->fd);
 	if (r < 0)
-		peer_accept_cb(&a->peer_accept_op, r); /* retried after a pause */
+		peer_accept_cb(&p->accept_op, r); /* retried after a pause */
 }
 
-int peers_start(struct agent *a, char *err, size_t errlen)
+int peers_start(struct peers *p, struct agent *a, char *err, size_t errlen)
 {
-	int r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &a->peer_fd);
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->a = a;
+	p->fd = -1;
+	r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &p->fd);
 
 	/* A ferryd that was just killed may still hold the port for a moment:
 	 * the kernel tears its io_uring (and the accept it had armed on the
 	 * listener) down asynchronously after the process is gone. */
 	for (int i = 0; r == -EADDRINUSE && i < 50; i++) {
 		poll(NULL, 0, 100);
-		r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &a->peer_fd);
+		r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &p->fd);
 	}
 
 	if (r < 0) {
@@ -278,11 +285,11 @@ int peers_start(struct agent *a, char *err, size_t errlen)
 			 a->cfg->listen_port, strerror(-r));
 		return r;
 	}
-	r = loop_post(a->lp, arm, a);
+	r = loop_post(a->lp, arm, p);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start the peer listener: %s", strerror(-r));
-		close(a->peer_fd);
-		a->peer_fd = -1;
+		close(p->fd);
+		p->fd = -1;
 		return r;
 	}
 	log_info("peer", "event=listening addr=%s:%d", a->cfg->listen_host, a->cfg->listen_port);
@@ -291,16 +298,23 @@ int peers_start(struct agent *a, char *err, size_t errlen)
 
 static void cancel(void *arg)
 {
-	struct agent *a = arg;
+	struct peers *p = arg;
 
-	loop_cancel_fd(a->lp, a->peer_fd);
+	loop_cancel_fd(p->a->lp, p->fd);
 }
 
-void peers_stop(struct agent *a)
+void peers_stop(struct peers *p)
 {
-	if (a->peer_fd < 0)
+	if (p->fd < 0)
 		return;
-	loop_post_must(a->lp, cancel, a);
+	loop_post_must(p->a->lp, cancel, p);
 	/* The loop stops later; closing now only makes pending accepts fail. */
-	shutdown(a->peer_fd, SHUT_RDWR);
+	shutdown(p->fd, SHUT_RDWR);
+}
+
+void peers_close(struct peers *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agent/agent.h"
+#include "agent/api.h"
 
 static struct mset_request set;
 
