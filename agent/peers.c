@@ -2,6 +2,7 @@
  * and hand the link to what it asks for (a migration's control channel or
  * one of its data streams). Set-up is blocking and short, so each accepted
  * link gets its own thread; the data itself then flows on the loop. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <poll.h>
@@ -17,14 +18,17 @@
 #include "transport/link.h"
 #include "transport/peer.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
+#include "util/timeutil.h"
 #include "util/uuid.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000
 #define FIRST_FRAME_TIMEOUT_MS 10000
 
 struct peer_conn {
-	struct agent *a;
+	struct peers *p;
 	int fd;
+	char addr[ADMIT_ADDR_LEN]; /* the caller's address, admitted */
 };
 
 /* busy: the peer may retry later (an inbound limit), rather than give up. */
@@ -133,26 +137,33 @@ static void handle_open(struct agent *a, struct peer_link *pl, struct json_objec
 static void *peer_thread(void *arg)
 {
 	struct peer_conn *pc = arg;
-	struct agent *a = pc->a;
+	struct peers *ps = pc->p;
+	struct agent *a = ps->a;
 	struct json_object *msg = NULL;
 	struct peer_link *pl = NULL;
 	struct frame_hdr h;
 	char reason[300] = "";
-	char *buf = malloc(PEER_MSG_MAX + 1 + FRAME_TAG_LEN);
+	char *buf = NULL;
 	const char *peer;
 	int fd = pc->fd, r;
+	char addr[ADMIT_ADDR_LEN];
 
+	snprintf(addr, sizeof(addr), "%s", pc->addr);
 	free(pc);
-	if (!buf) {
-		close(fd);
-		goto drop;
-	}
 	/* Refuses nodes outside peers:, whichever side connected. */
 	r = peer_accept(a->env.ident, fd, HANDSHAKE_TIMEOUT_MS, &pl, reason, sizeof(reason));
+	/* Authenticated or not, this handshake is over: its place is free. */
+	pthread_mutex_lock(&ps->admit_mu);
+	admit_put(&ps->admit, addr);
+	pthread_mutex_unlock(&ps->admit_mu);
 	if (r < 0) {
 		/* tls_handshake has logged the reason; nothing starts. */
 		goto drop;
 	}
+	/* The message buffer only for a peer that proved who it is. */
+	buf = malloc(PEER_MSG_MAX + 1 + FRAME_TAG_LEN);
+	if (!buf)
+		goto drop;
 	peer = pl->peer;
 	r = peer_recv_msg(pl, FIRST_FRAME_TIMEOUT_MS, &h, buf, PEER_MSG_MAX + 1 + FRAME_TAG_LEN);
 	if (r < 0) {
@@ -213,6 +224,24 @@ drop:
 
 static void arm(void *arg);
 
+/* The caller's address as text ("?" when unknown): the admission key. */
+static void peer_addr(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const void *ip = NULL;
+
+	snprintf(buf, len, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		ip = &((struct sockaddr_in *)&ss)->sin_addr;
+	else if (ss.ss_family == AF_INET6)
+		ip = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	if (ip)
+		inet_ntop(ss.ss_family, ip, buf, (socklen_t)len);
+}
+
 static void peer_retry_cb(struct loop_op *op, int res)
 {
 	(void)res;
@@ -224,6 +253,8 @@ static void peer_accept_cb(struct loop_op *op, int res)
 	struct peers *p = (struct peers *)((char *)op - offsetof(struct peers, accept_op));
 	struct agent *a = p->a;
 	struct peer_conn *pc;
+	const char *why = "";
+	int admitted;
 	pthread_t t;
 
 	if (res < 0) {
@@ -241,9 +272,27 @@ static void peer_accept_cb(struct loop_op *op, int res)
 		close(res);
 		return;
 	}
-	pc->a = a;
+	pc->p = p;
 	pc->fd = res;
+	peer_addr(res, pc->addr, sizeof(pc->addr));
+	pthread_mutex_lock(&p->admit_mu);
+	admitted = admit_take(&p->admit, pc->addr, &why);
+	pthread_mutex_unlock(&p->admit_mu);
+	if (!admitted) {
+		static struct ratelimit busy_rl = RATELIMIT_INIT(5, 1000);
+		unsigned suppressed = 0;
+
+		if (ratelimit_allow(&busy_rl, time_mono_ms(), &suppressed))
+			log_warn("peer", "event=handshake_refused peer_addr=%s suppressed=%u reason=\"%s\"",
+				 pc->addr, suppressed, why);
+		free(pc);
+		close(res);
+		return;
+	}
 	if (pthread_create(&t, NULL, peer_thread, pc) != 0) {
+		pthread_mutex_lock(&p->admit_mu);
+		admit_put(&p->admit, pc->addr);
+		pthread_mutex_unlock(&p->admit_mu);
 		free(pc);
 		close(res);
 		return;
@@ -270,6 +319,7 @@ int peers_start(struct peers *p, struct agent *a, char *err, size_t errlen)
 	memset(p, 0, sizeof(*p));
 	p->a = a;
 	p->fd = -1;
+	pthread_mutex_init(&p->admit_mu, NULL);
 	r = link_listen_tcp(a->cfg->listen_host, a->cfg->listen_port, &p->fd);
 
 	/* A ferryd that was just killed may still hold the port for a moment:

@@ -5,8 +5,10 @@
 #ifndef FERRY_AGENT_PEERS_H
 #define FERRY_AGENT_PEERS_H
 
+#include <pthread.h>
 #include <stddef.h>
 
+#include "agent/admit.h"
 #include "transport/loop.h"
 
 struct agent;
@@ -15,6 +17,8 @@ struct peers {
 	struct agent *a; /* the agent it serves; its loop runs the accepts */
 	int fd;          /* the listening socket, -1 when none */
 	struct loop_op accept_op, retry_op;
+	pthread_mutex_t admit_mu; /* guards admit: set-up threads end handshakes */
+	struct admit admit;       /* unauthenticated handshakes in flight */
 };
 
 /* Fills p (no earlier state), listens and arms the first accept on a's
