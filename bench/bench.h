@@ -71,6 +71,7 @@ struct bench_cfg {
 	/* ferry's agents run QEMU as this user (as in production), when the
 	 * host has it (scripts/setup.sh makes ferry-qemu); else root. */
 	char qemu_user[32];
+	char kernel[PATH_MAX + 32]; /* the guest kernel, copied into work */
 	int qemu_uid, qemu_gid;
 	char template[PATH_MAX + 32]; /* the filled raw image every run copies */
 	int port_base;

@@ -38,6 +38,20 @@ static void signals(void)
 }
 
 /* The agents' cluster key in the work directory: 48 random bytes, base64. */
+static int copy_kernel(void)
+{
+	char src[PATH_MAX + 32];
+	char *argv[] = {"install", "-m", "0644", src, cfg.kernel, NULL};
+
+	snprintf(src, sizeof(src), "%s/guest/ferry-guest.elf", cfg.build);
+	snprintf(cfg.kernel, sizeof(cfg.kernel), "%s/ferry-guest.elf", cfg.work);
+	if (run(argv, -1, 0, NULL, NULL, 30) != 0) {
+		msg("cannot copy %s into %s", src, cfg.work);
+		return -1;
+	}
+	return 0;
+}
+
 static int write_cluster_key(void)
 {
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -102,6 +116,10 @@ static int setup(void)
 		return -1;
 	}
 	chmod(cfg.work, 0711); /* the agents' unprivileged QEMU passes through */
+	/* ...and reads the kernel: a copy here, whatever the permissions of
+	 * the build tree's parents. */
+	if (copy_kernel() < 0)
+		return -1;
 	if (write_cluster_key() < 0)
 		return -1;
 	if (cfg.disk_mib > 0 && make_disk() < 0)

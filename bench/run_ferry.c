@@ -215,9 +215,9 @@ static int ferry_create_vm(struct frun *f)
 			 f->img_src, cfg.disk_format);
 	snprintf(spec, sizeof(spec), "%s/vm.yaml", f->dir);
 	snprintf(text, sizeof(text),
-		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nserial: true\nkernel: %s/guest/ferry-guest.elf\n"
+		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nserial: true\nkernel: %s\n"
 		 "append: \"%s\"\n%s",
-		 cfg.mem_mib, cfg.build, cfg.append, disks);
+		 cfg.mem_mib, cfg.kernel, cfg.append, disks);
 	if (write_text(spec, text))
 		return res_fail(f->res, "cannot write the VM spec");
 	snprintf(log, sizeof(log), "%s/ctl.log", f->dir);

@@ -21,6 +21,7 @@ cleanup() {
 trap cleanup EXIT
 
 chmod 711 "$W" # QEMU runs unprivileged (ferry-qemu, made by setup.sh) and passes through
+install -m 0644 "$BUILD/guest/ferry-guest.elf" "$W/ferry-guest.elf" # ...and reads the kernel here
 head -c 48 /dev/urandom | base64 -w0 > "$W/cluster.key"
 chmod 600 "$W/cluster.key"
 for n in a b; do
@@ -34,7 +35,7 @@ api_socket: $W/$n/api.sock
 state_dir: $W/$n/state
 cluster_key: $W/cluster.key
 qemu: {binary: qemu-system-x86_64, accel: tcg, user: ferry-qemu}
-allowed_paths: [$BUILD/guest]
+allowed_paths: [$W]
 peers:
   - {name: node-$peer, address: 127.0.0.1:$pport}
 YAML
@@ -50,7 +51,7 @@ name: demo
 memory_mib: $MEM
 vcpus: 1
 serial: true
-kernel: $BUILD/guest/ferry-guest.elf
+kernel: $W/ferry-guest.elf
 append: "$APPEND"
 YAML
 echo "== starting guest on node-a: $MEM MiB, $APPEND"

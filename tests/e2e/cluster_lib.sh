@@ -49,6 +49,10 @@ cluster_init() {
 		QEMU_USER=root
 		echo "note: no user ferry-qemu (scripts/setup.sh makes it): QEMU runs as root"
 	fi
+	# The unprivileged QEMU reads the kernel: a copy here, where it may pass,
+	# whatever the permissions of the build tree's parents.
+	install -m 0644 "$GUEST_ELF" "$WORK/ferry-guest.elf"
+	GUEST_ELF=$WORK/ferry-guest.elf
 	# Lab mode: the cluster key is a TLS pre-shared key, hex or base64 of
 	# at least 32 random bytes (docs/security.md).
 	head -c 48 /dev/urandom | base64 -w0 > "$WORK/cluster.key"
