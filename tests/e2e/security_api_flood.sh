@@ -28,7 +28,8 @@ read -r -t 60 line <&"${FL[0]}" || die "the flood did not report"
 log "API flood: $line"
 # The peer port: 2,000 silent connections from 127.0.0.2 (held 60 s).
 mkfifo "$WORK/peerflood.fifo"
-python3 "$FLOOD" 127.0.0.1 "$PORT_B" 2000 --hold 60 --send "" --from 127.0.0.2 > "$WORK/peerflood.fifo" &
+python3 "$FLOOD" 127.0.0.1 "$PORT_B" 2000 --hold 60 --send "" --from 127.0.0.2 --ignore-stdin \
+	> "$WORK/peerflood.fifo" &
 PF=$!
 exec {PFD}<"$WORK/peerflood.fifo"
 read -r -t 60 line <&"$PFD" || die "the peer flood did not report"

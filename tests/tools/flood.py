@@ -4,7 +4,10 @@ line and one header, never finished) until stdin closes or --hold seconds
 pass; prints how many connected. For the bounded-listener tests only: it
 targets 127.0.0.1 or a test namespace's own addresses.
 
-    flood.py HOST PORT N [--hold S] [--send BYTES] [--from ADDR]
+    flood.py HOST PORT N [--hold S] [--send BYTES] [--from ADDR] [--ignore-stdin]
+
+--ignore-stdin: hold for S seconds or until killed (a background job's stdin
+is /dev/null, which would end the hold at once).
 """
 import socket, sys, time
 
@@ -25,10 +28,11 @@ for i in range(n):
     except OSError:
         refused += 1
 print('connected=%d refused=%d' % (len(socks), refused), flush=True)
-# Hold them until told to stop (stdin closes) or the time is up.
+# Hold them until told to stop (stdin closes, or a signal) or the time is up.
 import select
+watch = [] if '--ignore-stdin' in sys.argv else [sys.stdin]
 while time.monotonic() < deadline:
-    r, _, _ = select.select([sys.stdin], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+    r, _, _ = select.select(watch, [], [], max(0.0, min(1.0, deadline - time.monotonic())))
     if r and not sys.stdin.readline():
         break
 for s in socks:
