@@ -74,9 +74,10 @@ static int qemu_setup(struct agent *a, const struct ferry_config *cfg, char *err
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_allowed_paths; i++)
 		a->allowed_dirs[i] = cfg->allowed_paths[i];
-	a->allowed_dirs[cfg->n_allowed_paths] = q->disks_dir; /* ferry's own images */
+	/* ferry's own images are allowed per VM, by qemu_confine_spec: a spec
+	 * may name its own copies under disks_dir/NAME/, never another VM's. */
 	q->allowed_dirs = a->allowed_dirs;
-	q->n_allowed_dirs = cfg->n_allowed_paths + 1;
+	q->n_allowed_dirs = cfg->n_allowed_paths;
 	return qemu_confine_init(q, cfg->qemu_user, err, errlen);
 }
 

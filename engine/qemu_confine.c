@@ -173,10 +173,10 @@ static int first_inaccessible(const struct qemu_env *env, const char *const *pat
 int qemu_confine_spec(const struct qemu_env *env, const struct vm_spec *spec, char *err,
 		      size_t errlen)
 {
-	const char *paths[64], *what[64];
-	char labels[64][96];
-	int modes[64], e = 0, bad;
-	size_t n = 0;
+	const char *paths[64], *what[64], *own_dirs[65];
+	char labels[64][96], own[sizeof(env->disks_dir) + 80];
+	int modes[64], own_ok[64] = {0}, e = 0, bad;
+	size_t n = 0, n_own = 0;
 
 	if (spec->kernel[0]) {
 		paths[n] = spec->kernel;
@@ -191,8 +191,16 @@ int qemu_confine_spec(const struct qemu_env *env, const struct vm_spec *spec, ch
 		snprintf(labels[n], sizeof(labels[n]), "%s %s", d->type, d->name);
 		paths[n] = d->path;
 		what[n] = labels[n];
+		/* Only a local disk may be one of the images ferry made for this
+		 * VM (a shared disk or a cdrom is never ferry's copy). */
+		own_ok[n] = !strcmp(d->type, "disk") && !strcmp(d->storage, "local");
 		modes[n++] = strcmp(d->type, "disk") ? R_OK : R_OK | W_OK;
 	}
+	/* The configured directories, plus STATE/disks/NAME for this VM. */
+	for (size_t i = 0; i < env->n_allowed_dirs && n_own < 64; i++)
+		own_dirs[n_own++] = env->allowed_dirs[i];
+	snprintf(own, sizeof(own), "%s/%s", env->disks_dir, spec->name);
+	own_dirs[n_own++] = own;
 	if (env->uid != 0)
 		for (size_t i = 0; i < spec->n_nics; i++)
 			if (!strcmp(spec->nics[i].binding, "bridge")) {
@@ -203,8 +211,8 @@ int qemu_confine_spec(const struct qemu_env *env, const struct vm_spec *spec, ch
 				return -EACCES;
 			}
 	for (size_t i = 0; i < n; i++)
-		if (confine_check(what[i], paths[i], env->allowed_dirs, env->n_allowed_dirs, err,
-				  errlen) < 0)
+		if (confine_check(what[i], paths[i], own_ok[i] ? own_dirs : env->allowed_dirs,
+				  own_ok[i] ? n_own : env->n_allowed_dirs, err, errlen) < 0)
 			return -EACCES;
 	for (size_t i = 0; i < n; i++)
 		give_own_image(env, paths[i]);

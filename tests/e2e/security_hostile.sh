@@ -37,6 +37,23 @@ out=$(ctl node-a vm create -f "$WORK/evil.yaml" 2>&1) && die "a symlink to /etc/
 echo "$out" | grep -q "resolves to /etc/shadow" || die "the symlink was not resolved: $out"
 pgrep -f "guest=evil" >/dev/null && die "a QEMU started for the refused spec"
 
+log "1b. another VM's image ferry made (STATE/disks/victim/) is not this VM's"
+install -m 0644 "$GUEST_ELF" "$WORK/b-images/ferry-guest.elf"
+mkdir -p "$WORK/node-b/state/disks/victim"
+truncate -s 16M "$WORK/node-b/state/disks/victim/root.raw"
+cat > "$WORK/thief.yaml" <<YAML
+name: thief
+memory_mib: 64
+kernel: $WORK/b-images/ferry-guest.elf
+disks:
+  - {name: root, path: $WORK/node-b/state/disks/victim/root.raw, format: raw, storage: shared}
+YAML
+out=$(ctl node-b vm create -f "$WORK/thief.yaml" 2>&1) && die "attached another VM's image: $out"
+echo "$out" | grep -q "outside the directories VM files may be in" || die "the refusal is not the path rule: $out"
+sed -i "s|, storage: shared||" "$WORK/thief.yaml"
+out=$(ctl node-b vm create -f "$WORK/thief.yaml" 2>&1) && die "attached another VM's image as a local disk: $out"
+echo "$out" | grep -q "outside the directories VM files may be in" || die "the refusal is not the path rule: $out"
+
 log "2. QEMU runs as $QEMU_USER"
 vm_create node-a g1 64 "fill=8 profile=random dirty=10 wss=4"
 pid=$(cat "$WORK/node-a/state/vms/g1/qemu.pid")
