@@ -79,6 +79,22 @@ static void handle_prepare(struct agent *a, struct peer_link *pl, struct json_ob
 		peer_link_close(pl);
 		return;
 	}
+	/* An id names one migration here: a second prepare with a known id
+	 * (live or in the history) would capture the first one's channels and
+	 * overwrite its record. */
+	{
+		struct json_object *known = agent_migration_json(a, json_object_get_string(
+								  json_object_object_get(msg, "mig")));
+
+		if (known) {
+			json_object_put(known);
+			log_warn("peer", "event=prepare_refused peer=%s reason=\"migration id already in use\"",
+				 pl->peer);
+			send_refusal(pl, "prepare: the migration id is already in use on this node");
+			peer_link_close(pl);
+			return;
+		}
+	}
 	if (!vm) {
 		send_refusal(pl, "prepare without a VM spec");
 		peer_link_close(pl);
