@@ -511,6 +511,8 @@ int config_check_secrets(const char *path, const struct ferry_config *c, char *e
 		rc = check_private("the config", path, err, errlen);
 	if (!rc && c->api_tls_key[0])
 		rc = check_private("api_tls.key", c->api_tls_key, err, errlen);
+	if (!rc && c->tls_key[0])
+		rc = check_private("tls.key", c->tls_key, err, errlen);
 	return rc;
 }
 

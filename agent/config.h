@@ -74,7 +74,8 @@ struct ferry_config {
 	size_t n_tokens;
 };
 
-/* Files that hold secrets (the config when it lists tokens, api_tls.key)
+/* Files that hold secrets (the config when it lists tokens, api_tls.key,
+ * tls.key; the cluster key is checked where it is read, auth_load_key)
  * must be mode 0600 or stricter. 0, or -EPERM/-errno with the reason. */
 int config_check_secrets(const char *path, const struct ferry_config *c, char *err, size_t errlen);
 

@@ -163,12 +163,15 @@ int auth_load_key(const char *path, uint8_t *key, size_t *key_len, char *reason,
 			   (long long)st.st_size);
 		goto cleanup;
 	}
-	/* A warning, not a refusal: a key readable by others is a deployment
-	 * mistake the operator should fix, but refusing would take the node
-	 * out of the cluster over it. */
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		log_warn("auth", "event=key_file_permissive path=%s mode=%04o hint=\"chmod 600\"",
-			 path, (unsigned)(st.st_mode & 07777));
+	/* Whoever can read the cluster key can join the cluster as any node
+	 * (lab mode): a key others may read is refused, naming the fix. */
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		ret = -EPERM;
+		put_reason(reason, reason_len,
+			   "cluster key file %s is mode %04o: it is a secret, make it 0600 (chmod 600 %s)", path,
+			   (unsigned)(st.st_mode & 07777), path);
+		goto cleanup;
+	}
 
 	buf = malloc(AUTH_KEY_FILE_MAX + 1);
 	if (!buf) {

@@ -364,12 +364,17 @@ static void test_load_key(void **state)
 	assert_int_equal(len, 48);
 	assert_int_equal(key[47], 47);
 
-	/* hex of 32 bytes, world-readable: accepted, warned about in the log */
-	write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 0644);
+	/* hex of 32 bytes */
+	write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 0600);
 	len = sizeof(key);
 	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), 0);
 	assert_int_equal(len, 32);
 	assert_int_equal(key[31], 31);
+	/* the same, readable by others: refused, naming the fix */
+	assert_int_equal(chmod(path, 0644), 0);
+	len = sizeof(key);
+	assert_int_equal(auth_load_key(path, key, &len, reason, sizeof(reason)), -EPERM);
+	assert_non_null(strstr(reason, "make it 0600"));
 
 	/* 24 bytes of base64 and a pass phrase: refused, saying why */
 	write_file(path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\n", 0600);
