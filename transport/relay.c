@@ -210,7 +210,10 @@ static void send_abort_frame(struct pump *p, const char *reason)
 	size_t n = strnlen(reason, 256);
 	ssize_t len;
 
-	if (p->enc_send_busy)
+	/* Not while a frame is (or was left) half-sent: its prefix is on the
+	 * wire under the sequence number the ABORT would take, so the same
+	 * key and nonce would seal two texts. */
+	if (p->enc_send_busy || p->enc_send_off)
 		return;
 	h.wire_len = h.raw_len = (uint32_t)n;
 	memcpy(buf + FRAME_HDR_LEN, reason, n);
