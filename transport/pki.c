@@ -37,11 +37,21 @@ fail:
 	return -errno;
 }
 
-/* Opens path for writing with mode (created, truncated). */
+/* Opens path for writing with mode, always as a new file: an old one is
+ * removed first (unless excl, when it is an error), and the file is created
+ * with O_EXCL|O_NOFOLLOW, so a file or symlink planted at the path by
+ * someone else can neither be written through nor keep a key readable. */
 static FILE *open_out(const char *path, mode_t mode, int excl, char *err, size_t errlen, int *r)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (excl ? O_EXCL : 0), mode);
+	int fd;
 	FILE *f;
+
+	if (!excl && unlink(path) < 0 && errno != ENOENT) {
+		*r = -errno;
+		snprintf(err, errlen, "cannot replace %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 
 	if (fd < 0) {
 		*r = -errno;
