@@ -605,6 +605,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		/* A caller without a role (a console file's GET) gets no body
+		 * buffered: nothing is held for someone without a token. */
+		if (b->role == ROLE_NONE) {
+			b->too_big = 1;
+			*upload_size = 0;
+			return MHD_YES;
+		}
 		if (b->len + *upload_size > API_BODY_MAX) {
 			b->too_big = 1;
 		} else {
