@@ -260,9 +260,9 @@ def walk_sections(r, a, counts, ram, ids, trace):
             mark()
         if t == SEC_CONFIG:
             counts["main: machine " + r.take(r.be32()).decode()] += 1
-            while r.peek() == SEC_SUBSECTION:
+            if r.peek() == SEC_SUBSECTION:
                 r.u8()
-                raise Bad("configuration subsection %r: not in these recordings" % r.name())
+                raise Bad("configuration subsection %r: not modelled here" % r.name())
         elif t in (SEC_START, SEC_FULL):
             sid = r.be32()
             idstr = r.name()
@@ -329,8 +329,10 @@ def walk_packaged(data, a, counts, ram, ids):
         elif t == SEC_EOF:
             if r.left():
                 raise Bad("%d bytes after EOF in PACKAGED" % r.left())
-        elif t in (SEC_PART, SEC_END) and ids.get(r.d[r.o:r.o + 4] and struct.unpack(">I", r.d[r.o:r.o + 4])[0]) == "ram":
-            r.be32()
+        elif t in (SEC_PART, SEC_END):
+            sid = r.be32()
+            if ids.get(sid) != "ram":
+                raise Bad("PACKAGED: PART/END of section %d (%s)" % (sid, ids.get(sid)))
             ram.walk(r)
         else:
             raise Bad("PACKAGED: section type 0x%02x" % t)
