@@ -82,7 +82,7 @@ int drain_place(const struct drain_run *r, size_t i)
 {
 	int place = 0;
 
-	if (i >= r->n || r->vms[i].state != DV_PENDING)
+	if (i >= r->n || r->vms[i].state != DV_PENDING || r->interrupted)
 		return 0;
 	for (size_t k = 0; k <= i; k++)
 		place += r->vms[k].state == DV_PENDING;
@@ -220,7 +220,10 @@ static int set_cordon(struct agent *a, int on, char *err, size_t errlen)
 		return r;
 	}
 	d->cordoned = on;
-	log_info("drain", "event=%s node=%s", on ? "node_cordoned" : "node_uncordoned", a->cfg->node);
+	if (on)
+		log_info("drain", "event=node_cordoned node=%s", a->cfg->node);
+	else
+		log_info("drain", "event=node_uncordoned node=%s", a->cfg->node);
 	return 0;
 }
 
@@ -597,7 +600,9 @@ static struct drain_run *run_new(struct agent *a, int max_attempts, int timeout_
 			continue;
 		snprintf(e->vm, sizeof(e->vm), "%s", v->name);
 		e->state = DV_PENDING;
-		(void)vm_entry_state(v, e);
+		/* A blocker shows at once, not when the VM's turn comes. */
+		if (vm_entry_state(v, e) && preflight_vm(v->q->spec, e->reason, sizeof(e->reason)) < 0)
+			e->state = DV_NOT_MOVABLE;
 		r->n++;
 	}
 	pthread_mutex_unlock(&a->mu);

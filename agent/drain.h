@@ -86,7 +86,8 @@ int drain_slots(int outbound_limit, int cluster_limit, int here_out, int peers_o
 /* The index of the Pending VM to start next (queue order), or -1: none
  * left, or the drain is interrupted. */
 int drain_next(const struct drain_run *r);
-/* The 1-based place of VM i in the queue of Pending ones, 0 if not Pending. */
+/* The 1-based place of VM i in the queue of Pending ones; 0 if it is not
+ * Pending or the drain is interrupted (nothing queued starts). */
 int drain_place(const struct drain_run *r, size_t i);
 /* The target for v among c: eligible, not a node v failed on, the most
  * free memory, then the least load. Its index, or -1 with the reasons of

@@ -63,6 +63,7 @@ static void next_and_place(void **state)
 	/* Interrupted: nothing new starts. */
 	run.interrupted = 1;
 	assert_int_equal(drain_next(&run), -1);
+	assert_int_equal(drain_place(&run, 2), 0);
 	run.interrupted = 0;
 	for (size_t i = 0; i < 5; i++)
 		vms[i].state = DV_MOVED;
