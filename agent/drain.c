@@ -125,6 +125,14 @@ int drain_pick(const struct drain_vm *v, const struct drain_cand *c, size_t n, c
 	return best;
 }
 
+void drain_reserve(const struct drain_run *r, struct drain_cand *c, size_t n)
+{
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t k = 0; k < n && r->vms[i].state == DV_MIGRATING; k++)
+			if (!strcmp(c[k].name, r->vms[i].target))
+				c[k].free_mib -= r->vms[i].memory_mib;
+}
+
 void drain_failed(struct drain_vm *v, int max_attempts, const char *reason)
 {
 	if (v->target[0] && !tried(v, v->target) && v->n_tried < DRAIN_TRIED_MAX)
@@ -406,6 +414,7 @@ static void start_one(struct agent *a, size_t i, int max_attempts)
 	struct vm_spec *spec = NULL;
 	struct drain_vm e;
 	char why[1024], err[900], id[64];
+	size_t nc;
 	int pick, r;
 
 	pthread_mutex_lock(&d->mu);
@@ -426,7 +435,11 @@ static void start_one(struct agent *a, size_t i, int max_attempts)
 		}
 		goto out;
 	}
-	pick = drain_pick(&e, c, candidates(a, spec, c, sizeof(c) / sizeof(c[0])), why, sizeof(why));
+	nc = candidates(a, spec, c, sizeof(c) / sizeof(c[0]));
+	pthread_mutex_lock(&d->mu);
+	drain_reserve(d->run, c, nc);
+	pthread_mutex_unlock(&d->mu);
+	pick = drain_pick(&e, c, nc, why, sizeof(why));
 	if (pick < 0) {
 		e.state = e.attempts ? DV_FAILED : DV_NOT_MOVABLE;
 		if (e.attempts) {
@@ -601,6 +614,8 @@ static struct drain_run *run_new(struct agent *a, int max_attempts, int timeout_
 		snprintf(e->vm, sizeof(e->vm), "%s", v->name);
 		e->state = DV_PENDING;
 		/* A blocker shows at once, not when the VM's turn comes. */
+		if (v->q)
+			e->memory_mib = v->q->spec->memory_mib;
 		if (vm_entry_state(v, e) && preflight_vm(v->q->spec, e->reason, sizeof(e->reason)) < 0)
 			e->state = DV_NOT_MOVABLE;
 		r->n++;

@@ -55,6 +55,7 @@ struct drain_vm {
 	int n_tried;
 	uint64_t started_ms; /* monotonic start of the current attempt */
 	int timed_out;       /* cancelled for the drain's timeout */
+	int memory_mib;      /* the guest's, promised to its target while Migrating */
 };
 
 struct drain_run {
@@ -93,6 +94,10 @@ int drain_place(const struct drain_run *r, size_t i);
  * free memory, then the least load. Its index, or -1 with the reasons of
  * every node in why ("no eligible node: node-b: cordoned; ..."). */
 int drain_pick(const struct drain_vm *v, const struct drain_cand *c, size_t n, char *why, size_t len);
+/* The memory the drain's Migrating VMs will take on each node of c,
+ * taken off its free_mib: a target's free memory only drops once its QEMU
+ * has filled, and two VMs started together would both see it free. */
+void drain_reserve(const struct drain_run *r, struct drain_cand *c, size_t n);
 /* v's migration to v->target failed with reason: Pending again for
  * another node while attempts remain (and not timed out), else Failed. */
 void drain_failed(struct drain_vm *v, int max_attempts, const char *reason);

@@ -99,6 +99,30 @@ static void pick_target(void **state)
 	assert_string_equal(why, "no eligible node: no peers configured");
 }
 
+/* Memory the drain's running migrations will take counts as taken: two
+ * VMs started together spread over two equal nodes. */
+static void reserve_spreads(void **state)
+{
+	struct drain_cand c[2] = {
+		{.name = "node-b", .eligible = 1, .free_mib = 1000},
+		{.name = "node-c", .eligible = 1, .free_mib = 990},
+	};
+	char why[256];
+
+	(void)state;
+	reset();
+	vms[0].state = DV_MIGRATING;
+	vms[0].memory_mib = 64;
+	snprintf(vms[0].target, sizeof(vms[0].target), "node-b");
+	vms[1].state = DV_MOVED; /* arrived: the node's own figure has it */
+	vms[1].memory_mib = 512;
+	snprintf(vms[1].target, sizeof(vms[1].target), "node-c");
+	drain_reserve(&run, c, 2);
+	assert_int_equal(c[0].free_mib, 936);
+	assert_int_equal(c[1].free_mib, 990);
+	assert_int_equal(drain_pick(&vms[2], c, 2, why, sizeof(why)), 1);
+}
+
 /* A failure is retried elsewhere up to max_attempts, then the VM fails
  * with the count and the last reason; a timed-out VM is not retried. */
 static void failure_retried_then_given_up(void **state)
@@ -167,6 +191,7 @@ int main(void)
 		cmocka_unit_test(slots_follow_the_limits),
 		cmocka_unit_test(next_and_place),
 		cmocka_unit_test(pick_target),
+		cmocka_unit_test(reserve_spreads),
 		cmocka_unit_test(failure_retried_then_given_up),
 		cmocka_unit_test(outcome),
 	};
