@@ -3,8 +3,10 @@
 # with media; node-a allows two outbound migrations. `ferryctl drain node-a
 # --wait`, asked of node-b (through the gateway): while it runs, at most two
 # migrations go at once and the rest wait in the drain's queue, Pending with
-# their place; at the end node-a holds only the CD-ROM guest, the report
-# names it with its reason, every moved guest verifies on its new node,
+# their place; a guest every peer refuses (its kernel lies where only
+# node-a allows VM files) is tried on each peer once and fails with the
+# last reason; at the end node-a holds only these two, the report names
+# them with their reasons, every moved guest verifies on its new node,
 # node-a stays cordoned (a new VM and an inbound migration are refused,
 # peers judge it ineligible, and an agent restart keeps the cordon) until
 # uncordoned. Then a drain interrupted while a migration runs: that
@@ -14,9 +16,9 @@ cluster_init "$1"
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
 port_alloc PORT_C
 
-node_cfg() { # NODE PORT OUTBOUND PEER PORT...
-	local node=$1 port=$2 out=$3
-	shift 3
+node_cfg() { # NODE PORT OUTBOUND ALLOWED PEER PORT...
+	local node=$1 port=$2 out=$3 allowed=$4
+	shift 4
 	mkdir -p "$WORK/$node"
 	{
 		echo "node: $node"
@@ -25,7 +27,7 @@ node_cfg() { # NODE PORT OUTBOUND PEER PORT...
 		echo "state_dir: $WORK/$node/state"
 		echo "cluster_key: $WORK/cluster.key"
 		echo "qemu: {binary: qemu-system-x86_64, accel: tcg, user: $QEMU_USER}"
-		echo "allowed_paths: [$WORK, $BUILD/guest]"
+		echo "allowed_paths: [$allowed]"
 		# Slow enough that the queue shows for seconds.
 		echo "migration: {progress_timeout_s: 150, completion_timeout_s_per_gib: 800, max_bandwidth_mibps: 8}"
 		echo "limits: {parallel_outbound: $out, pending_timeout_s: 300}"
@@ -33,9 +35,16 @@ node_cfg() { # NODE PORT OUTBOUND PEER PORT...
 		while [ $# -gt 0 ]; do echo "  - {name: $1, address: 127.0.0.1:$2}"; shift 2; done
 	} > "$WORK/$node.yaml"
 }
-node_cfg node-a "$PORT_A" 2 node-b "$PORT_B" node-c "$PORT_C"
-node_cfg node-b "$PORT_B" 1 node-a "$PORT_A" node-c "$PORT_C"
-node_cfg node-c "$PORT_C" 1 node-a "$PORT_A" node-b "$PORT_B"
+# The guests' kernel in $WORK/k (every node allows it); a copy in
+# $WORK/a-only, which only node-a allows.
+for d in k a-only; do
+	mkdir -m 755 "$WORK/$d"
+	install -m 0644 "$GUEST_ELF" "$WORK/$d/ferry-guest.elf"
+done
+GUEST_ELF=$WORK/k/ferry-guest.elf
+node_cfg node-a "$PORT_A" 2 "$WORK, $BUILD/guest" node-b "$PORT_B" node-c "$PORT_C"
+node_cfg node-b "$PORT_B" 1 "$WORK/k, $BUILD/guest" node-a "$PORT_A" node-c "$PORT_C"
+node_cfg node-c "$PORT_C" 1 "$WORK/k, $BUILD/guest" node-a "$PORT_A" node-b "$PORT_B"
 agent_start node-a
 agent_start node-b
 agent_start node-c
@@ -50,6 +59,7 @@ for g in g1 g2 g3 g4; do
 done
 vm_create node-a tools 64 "fill=8 profile=text dirty=0" \
 	"disks: [{name: tools, path: $WORK/tools.iso, type: cdrom}]"
+GUEST_ELF=$WORK/a-only/ferry-guest.elf vm_create node-a stuck 64 "fill=8 profile=text dirty=0"
 
 # Watch node-a's drain while it runs: the most migrations at once, and a
 # Pending entry with its place.
@@ -90,23 +100,31 @@ grep -q "Pending #1" "$WORK/drain.out" || die "drain --wait did not show the que
 # The report.
 d=$(api node-a GET /v1/drain)
 [ "$(echo "$d" | jq -r .state)" = Failed ] || die "drain state: $(echo "$d" | jq -c .)"
-[ "$(echo "$d" | jq -r '.report | length')" = 1 ] || die "report: $(echo "$d" | jq -c .report)"
-echo "$d" | jq -r '.report[0].vm' | grep -qx tools || die "report does not name tools"
-echo "$d" | jq -r '.report[0].reason' | grep -q "CD-ROM tools has media" || die "report lacks the reason"
+[ "$(echo "$d" | jq -r '[.report[].vm] | join(",")')" = stuck,tools ] || die "report: $(echo "$d" | jq -c .report)"
+echo "$d" | jq -r '.report[] | select(.vm == "tools") | .reason' | grep -q "CD-ROM tools has media" ||
+	die "report lacks the CD-ROM's reason"
 grep -E "^tools +NotMovable .*CD-ROM tools has media" "$WORK/drain.out" >/dev/null || die "table lacks tools"
+# stuck: refused by one peer, retried on the other, then given up.
+s=$(echo "$d" | jq -c '.vms[] | select(.vm == "stuck")')
+[ "$(echo "$s" | jq -r .state)" = Failed ] && [ "$(echo "$s" | jq -r .attempts)" = 2 ] || die "stuck: $s"
+echo "$s" | jq -r .reason | grep -Eq "^2 attempts failed, the last to node-[bc]: .*a-only" || die "stuck's reason: $s"
+grep -E "^stuck +Failed +node-[bc] +2 +2 attempts failed" "$WORK/drain.out" >/dev/null || die "table lacks stuck"
+grep -q "event=drain_vm vm=stuck state=Pending target=node-[bc] attempts=1" "$WORK/node-a.log" ||
+	die "stuck was not queued again after its first failure"
+[ "$(vm_json node-a stuck | jq -r .state)" = Running ] || die "stuck does not run on node-a any more"
 for g in g1 g2 g3 g4; do
 	grep -E "^$g +Moved +node-[bc] +1 " "$WORK/drain.out" >/dev/null || die "table: $g not moved"
 done
 
 # node-a holds only tools; every moved guest runs and verifies where it went.
-left=$(ctl node-a -o json vm list | jq -r '[.[] | select(.state != "Departed") | .name] | join(",")')
-[ "$left" = tools ] || die "node-a still holds: $left"
+left=$(ctl node-a -o json vm list | jq -r '[.[] | select(.state != "Departed") | .name] | sort | join(",")')
+[ "$left" = stuck,tools ] || die "node-a still holds: $left"
 for g in g1 g2 g3 g4; do
 	t=$(echo "$d" | jq -r ".vms[] | select(.vm == \"$g\") | .target")
 	[ "$(vm_json "$t" "$g" | jq -r .state)" = Running ] || die "$g is not Running on $t"
 	guest_verify "$t" "$g"
 done
-[ "$(qemu_count)" = 5 ] || die "$(qemu_count) QEMUs run, want 5"
+[ "$(qemu_count)" = 6 ] || die "$(qemu_count) QEMUs run, want 6"
 
 # Cordoned: shown, no new VMs, no inbound migrations, peers say why.
 [ "$(api node-a GET /v1/node | jq -r .cordoned)" = true ] || die "node-a is not cordoned"
@@ -165,8 +183,8 @@ for n in node-a node-b node-c; do
 	assert_no_migration_files "$n"
 done
 running=$(for n in node-a node-b node-c; do ctl "$n" -o json vm list | jq -r '.[] | select(.state == "Running") | .name'; done | sort)
-[ "$(echo "$running" | tr '\n' ' ')" = "g1 g2 g3 g4 tools " ] || die "running guests: $running"
-[ "$(qemu_count)" = 5 ] || die "$(qemu_count) QEMUs run, want 5"
+[ "$(echo "$running" | tr '\n' ' ')" = "g1 g2 g3 g4 stuck tools " ] || die "running guests: $running"
+[ "$(qemu_count)" = 6 ] || die "$(qemu_count) QEMUs run, want 6"
 moved=$(echo "$d" | jq -r '.vms[] | select(.state == "Moved") | .vm')
 guest_verify "$(echo "$d" | jq -r ".vms[] | select(.vm == \"$moved\") | .target")" "$moved"
 ctl node-a uncordon "$src" >/dev/null || die "uncordon $src failed"
