@@ -10,7 +10,8 @@
 # node-a stays cordoned (a new VM and an inbound migration are refused,
 # peers judge it ineligible, and an agent restart keeps the cordon) until
 # uncordoned. Then a drain interrupted while a migration runs: that
-# migration finishes, nothing new starts, nothing is left half-done.
+# migration finishes, nothing new starts, nothing is left half-done; and
+# one whose VM does not move within its timeout: cancelled, reported.
 . "$(dirname "$0")/cluster_lib.sh"
 cluster_init "$1"
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
@@ -60,6 +61,17 @@ done
 vm_create node-a tools 64 "fill=8 profile=text dirty=0" \
 	"disks: [{name: tools, path: $WORK/tools.iso, type: cdrom}]"
 GUEST_ELF=$WORK/a-only/ferry-guest.elf vm_create node-a stuck 64 "fill=8 profile=text dirty=0"
+
+# Bad options are refused by name before anything happens.
+api node-a GET /v1/drain | jq -r .error.message | grep -q "no drain has run on this node" ||
+	die "GET /v1/drain before any drain: $(api node-a GET /v1/drain)"
+out=$(curl -s --unix-socket "$WORK/node-a/api.sock" -X POST -d '{"maxAttempts": 0}' http://ferryd/v1/drain)
+echo "$out" | grep -q "maxAttempts must be an integer from 1 to 10" || die "maxAttempts 0: $out"
+out=$(curl -s --unix-socket "$WORK/node-a/api.sock" -X POST -d '{"maxAttempt": 2}' http://ferryd/v1/drain)
+echo "$out" | jq -r .error.message | grep -q 'unknown key "maxAttempt"' || die "unknown key: $out"
+out=$(ctl node-b drain node-a --max-attempts five 2>&1) && die "--max-attempts five accepted"
+echo "$out" | grep -q "max-attempts must be a whole number from 1 to 10" || die "--max-attempts five: $out"
+[ "$(api node-a GET /v1/node | jq -r .cordoned)" = false ] || die "a refused drain cordoned node-a"
 
 # Watch node-a's drain while it runs: the most migrations at once, and a
 # Pending entry with its place.
@@ -187,5 +199,22 @@ running=$(for n in node-a node-b node-c; do ctl "$n" -o json vm list | jq -r '.[
 [ "$(qemu_count)" = 6 ] || die "$(qemu_count) QEMUs run, want 6"
 moved=$(echo "$d" | jq -r '.vms[] | select(.state == "Moved") | .vm')
 guest_verify "$(echo "$d" | jq -r ".vms[] | select(.vm == \"$moved\") | .target")" "$moved"
+ctl node-a uncordon "$src" >/dev/null || die "uncordon $src failed"
+
+# A VM that does not move within the drain's timeout: its migration is
+# cancelled, it keeps running where it was, and the report says why.
+vm_create "$src" slow 128 "fill=112 profile=random dirty=2 wss=16"
+log "draining $src with a 10 s timeout per VM"
+out=$(ctl node-a drain "$src" --wait --timeout 10 --max-attempts 1) && die "a timed-out drain succeeded"
+echo "$out" | tail -n 5
+echo "$out" | grep -E "^slow +Failed +node-[abc] +1 +timed out: not moved in 10 s" >/dev/null ||
+	die "slow did not time out: $out"
+[ "$(vm_json "$src" slow | jq -r .state)" = Running ] || die "slow is not Running on $src"
+for n in node-a node-b node-c; do
+	ctl "$n" -o json vm list | jq -e '[.[] | select(.state == "Migrating" or .state == "Incoming")] | length == 0' \
+		>/dev/null || die "$n has a VM half-moved after the timeout"
+	assert_no_migration_files "$n"
+done
+guest_verify "$src" slow
 ctl node-a uncordon "$src" >/dev/null || die "uncordon $src failed"
 log PASS
