@@ -4,8 +4,8 @@
 
 struct ctl;
 
-#define CORDON_HELP "cordon NODE          (no new VMs or inbound migrations on NODE)"
-#define UNCORDON_HELP "uncordon NODE        (NODE takes VMs again)"
+#define CORDON_HELP "cordon NODE         (no new VMs or inbound migrations on NODE)"
+#define UNCORDON_HELP "uncordon NODE       (NODE takes VMs again)"
 #define DRAIN_HELP "drain NODE [--wait] [--max-attempts N] [--timeout S] [--interrupt]  (move every VM off NODE)"
 
 /* argv is what follows the command's name. Exit status: 0, 1 (failed or,
