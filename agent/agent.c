@@ -3,6 +3,7 @@
  * recovery, VM operations, migrations, placement and presentation live
  * in their own files (agent_int.h). */
 #include "agent/agent_int.h"
+#include "agent/drain.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -192,6 +193,11 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->env.acquire_slot = acquire_slot;
 	a->env.release_slot = release_slot;
 	a->env.pending_timeout_s = cfg->pending_timeout_s;
+	r = drain_init(a);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the cordon: %s", strerror(-r));
+		return r;
+	}
 	cleanup_stale_incoming(a);
 	adopt_vms(a);
 	load_records(a);
@@ -212,7 +218,9 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 
 void agent_shutdown(struct agent *a)
 {
-	/* Migrations in flight end first (their threads use the loop). */
+	/* A drain stops starting migrations first; then migrations in
+	 * flight end (their threads use the loop). */
+	drain_shutdown(a);
 	for (struct agent_mig *am = a->migs; am; am = am->next)
 		mig_cancel(am->m, "ferryd is shutting down");
 	while (a->migs) {

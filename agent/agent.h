@@ -56,6 +56,7 @@ struct agent {
 	int outbound;            /* source migrations holding a slot */
 	pthread_cond_t slot_cv;  /* a slot was released */
 	const char **allowed_dirs; /* allowed_paths + STATE/disks, for env.qemu */
+	struct drain *drain;     /* the cordon and the drain (drain.h) */
 };
 
 /* The core: tables, loop, workers, identity, and what an earlier run left

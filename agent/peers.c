@@ -14,6 +14,7 @@
 
 #include "agent/agent.h"
 #include "agent/cluster.h"
+#include "agent/drain.h"
 #include "agent/peers.h"
 #include "transport/link.h"
 #include "transport/peer.h"
@@ -97,6 +98,15 @@ static void handle_prepare(struct agent *a, struct peer_link *pl, struct json_ob
 	}
 	if (!vm) {
 		send_refusal(pl, "prepare without a VM spec");
+		peer_link_close(pl);
+		return;
+	}
+	if (drain_cordoned(a)) {
+		char why[120];
+
+		snprintf(why, sizeof(why), "node %s is cordoned", a->cfg->node);
+		log_warn("peer", "event=prepare_refused peer=%s reason=\"%s\"", pl->peer, why);
+		send_refusal(pl, why);
 		peer_link_close(pl);
 		return;
 	}

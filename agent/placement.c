@@ -49,7 +49,9 @@ struct json_object *judge_peers(struct agent *a, const struct vm_spec *spec)
 			json_object_object_add(o, "freeMemoryMiB", json_object_new_int64(free_mib));
 			json_object_object_add(o, "migrationsInFlight", json_object_get(
 				json_object_object_get(facts, "migrationsInFlight")));
-			ok = 1;
+			ok = !json_object_get_boolean(json_object_object_get(facts, "cordoned"));
+			if (!ok)
+				snprintf(reason, sizeof(reason), "cordoned");
 			for (size_t k = 0; k < spec->n_node_selector && ok; k++) {
 				const char *v = json_object_get_string(
 					json_object_object_get(labels, spec->node_selector[k].key));

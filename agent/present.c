@@ -1,6 +1,7 @@
 /* The agent as the API shows it: VMs, migrations and the node as JSON,
  * the event-stream text and the Prometheus metrics. */
 #include "agent/agent_int.h"
+#include "agent/drain.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -172,6 +173,7 @@ struct json_object *agent_node_json(struct agent *a)
 			json_object_object_add(labels, a->cfg->labels[i].key,
 					       json_object_new_string(a->cfg->labels[i].value));
 		json_object_object_add(o, "labels", labels);
+		drain_node_fields(a, o);
 		{
 			struct json_object *nets = json_object_new_array(), *cpus = json_object_new_array();
 

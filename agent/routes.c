@@ -8,10 +8,16 @@
 /* method, pattern, least role, handler, flags. Reading is for every role;
  * starting and cancelling migrations needs the migrator role (the product
  * rule: "only holders of the migrate role or administrators"); creating,
- * stopping and deleting VMs is for administrators. */
+ * stopping and deleting VMs, cordoning and draining the node is for
+ * administrators. */
 const struct route route_table[] = {
 	{"GET", "/v1/node", ROLE_VIEWER, api_node, ROUTE_FORWARD},
 	{"GET", "/v1/whoami", ROLE_VIEWER, api_whoami, 0},
+	{"POST", "/v1/cordon", ROLE_ADMIN, api_cordon, ROUTE_FORWARD},
+	{"POST", "/v1/uncordon", ROLE_ADMIN, api_uncordon, ROUTE_FORWARD},
+	{"POST", "/v1/drain", ROLE_ADMIN, api_drain_start, ROUTE_FORWARD},
+	{"GET", "/v1/drain", ROLE_VIEWER, api_drain_get, ROUTE_FORWARD},
+	{"DELETE", "/v1/drain", ROLE_ADMIN, api_drain_stop, ROUTE_FORWARD},
 	{"GET", "/v1/vms", ROLE_VIEWER, api_vms, ROUTE_FORWARD},
 	{"POST", "/v1/vms", ROLE_ADMIN, api_vm_create, 0},
 	{"GET", "/v1/vms/{name}", ROLE_VIEWER, api_vm, ROUTE_FORWARD},

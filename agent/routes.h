@@ -85,5 +85,7 @@ const struct route *route_find(const char *method, const char *path, struct rout
 route_fn api_node, api_vms, api_vm_create, api_vm, api_vm_delete, api_vm_candidates, api_vm_stop,
 	api_vm_resume, api_migrations, api_migrate, api_migration, api_migration_cancel,
 	api_migration_samples, api_whoami, api_metrics, api_cluster_vms, api_cluster_migrations;
+/* The cordon and the drain (drain.c). */
+route_fn api_cordon, api_uncordon, api_drain_start, api_drain_get, api_drain_stop;
 
 #endif

@@ -1,5 +1,6 @@
 /* The VM operations the API calls: create, stop, resume, delete. */
 #include "agent/agent_int.h"
+#include "agent/drain.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,12 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 	char run_dir[512];
 	int r;
 
+	if (drain_cordoned(a)) {
+		snprintf(err, errlen, "node %s is cordoned", a->cfg->node);
+		log_warn("agent", "event=vm_refused vm=%s reason=\"%s\"", spec->name, log_q(err));
+		vmspec_free(spec);
+		return -EBUSY;
+	}
 	/* Its files must be where this node allows VM files, before the name
 	 * is taken (qemu_vm_start checks again). */
 	if (qemu_confine_spec(&a->env.qemu, spec, err, errlen) < 0) {

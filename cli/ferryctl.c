@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/ctl.h"
+#include "cli/drain.h"
 #include "cli/pki.h"
 #include "engine/vmspec.h"
 #include "schema/yaml.h"
@@ -636,6 +637,9 @@ static const struct subcommand {
 	{"delete", cmd_delete, "delete vmim NAME     (cancel that migration)"},
 	{"candidates", cmd_candidates, "candidates VM        (each node as a target: eligible or why not)"},
 	{"nodes", cmd_nodes, "nodes               (this node and its peers)"},
+	{"cordon", cmd_cordon, CORDON_HELP},
+	{"uncordon", cmd_uncordon, UNCORDON_HELP},
+	{"drain", cmd_drain, DRAIN_HELP},
 	{"pki", cmd_pki, PKI_HELP},
 };
 
