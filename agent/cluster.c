@@ -415,17 +415,15 @@ struct asked {
 	size_t na, nu;
 };
 
-static void note(char *buf, size_t len, size_t *used, const char *fmt, const char *x, const char *y)
+/* Appends ", peer" (or "peer" first), with " (why)" when why is given. */
+static void note(char *buf, size_t len, size_t *used, const char *peer, const char *why)
 {
 	int n;
 
 	if (*used >= len)
 		return;
-	n = snprintf(buf + *used, len - *used, "%s", *used ? ", " : "");
-	*used += n > 0 ? (size_t)n : 0;
-	if (*used >= len)
-		return;
-	n = snprintf(buf + *used, len - *used, fmt, x, y);
+	n = snprintf(buf + *used, len - *used, "%s%s%s%s%s", *used ? ", " : "", peer, why ? " (" : "",
+		     why ?: "", why ? ")" : "");
 	*used += n > 0 ? (size_t)n : 0;
 }
 
@@ -442,10 +440,10 @@ static void peers_with_vm(struct agent *a, const char *name, const char *skip, s
 		if (skip && !strcmp(peer, skip))
 			continue;
 		if (peer_vms(a, peer, &ans, err, sizeof(err)) < 0) {
-			note(k->unreachable, sizeof(k->unreachable), &k->nu, "%s (%s)", peer, err);
+			note(k->unreachable, sizeof(k->unreachable), &k->nu, peer, err);
 			continue;
 		}
-		note(k->asked, sizeof(k->asked), &k->na, "%s%s", peer, "");
+		note(k->asked, sizeof(k->asked), &k->na, peer, NULL);
 		vms = json_object_object_get(ans, "vms");
 		for (size_t j = 0; j < json_object_array_length(vms); j++) {
 			struct json_object *v = json_object_array_get_idx(vms, j);
@@ -490,16 +488,18 @@ static int pick_owner(const char *name, struct json_object *owners, char *node, 
 	const char *best_node = NULL;
 
 	json_object_object_foreach(owners, n, v) {
-		if (best && cluster_vms_conflict(best, v)) {
-			snprintf(err, errlen,
-				 "VM %s exists on node %s and on node %s (a name conflict): ask one of them "
-				 "through /v1/nodes/NODE/",
-				 name, best_node, n);
-			return -EBUSY;
-		}
 		if (!best || rank(v) > rank(best)) {
 			best = v;
 			best_node = n;
+		}
+	}
+	json_object_object_foreach(owners, other, w) {
+		if (w != best && cluster_vms_conflict(best, w)) {
+			snprintf(err, errlen,
+				 "VM %s exists on node %s and on node %s (a name conflict): ask one of them "
+				 "through /v1/nodes/NODE/",
+				 name, best_node, other);
+			return -EBUSY;
 		}
 	}
 	snprintf(node, nodelen, "%s", best_node ?: "");
@@ -510,17 +510,17 @@ static int locate_vm(struct agent *a, const struct route *rt, const char *name, 
 		     char *err, size_t errlen)
 {
 	struct json_object *here = agent_vm_json(a, name), *owners;
-	int departed = here && !strcmp(jstr(here, "state") ?: "", "Departed"), r;
+	int known = here != NULL, departed = here && !strcmp(jstr(here, "state") ?: "", "Departed"), r;
 	struct asked k = {.na = 0};
 
 	json_object_put(here);
-	if (here && (!departed || (rt->flags & ROUTE_DEPARTED_HERE)))
+	if (known && (!departed || (rt->flags & ROUTE_DEPARTED_HERE)))
 		return 0;
 	owners = json_object_new_object();
 	peers_with_vm(a, name, NULL, owners, &k);
 	r = pick_owner(name, owners, node, nodelen, err, errlen);
 	json_object_put(owners);
-	if (r < 0 || node[0] || here)
+	if (r < 0 || node[0] || known)
 		return r; /* a Departed VM no peer has: this node says why */
 	snprintf(err, errlen, "no VM named %s on any node; nodes asked: %s%s%s%s", name, a->cfg->node,
 		 k.na ? ", " : "", k.asked, k.nu ? "; unreachable: " : "");
@@ -571,9 +571,9 @@ static int locate_mig(struct agent *a, const struct route *rt, const char *key, 
 		char why[300];
 
 		if (peer_ask(a, peer, req, CLUSTER_CONNECT_MS * 5, &ans, why, sizeof(why)) < 0) {
-			note(k.unreachable, sizeof(k.unreachable), &k.nu, "%s (%s)", peer, why);
+			note(k.unreachable, sizeof(k.unreachable), &k.nu, peer, why);
 		} else {
-			note(k.asked, sizeof(k.asked), &k.na, "%s%s", peer, "");
+			note(k.asked, sizeof(k.asked), &k.na, peer, NULL);
 			if (has_mig(json_object_object_get(ans, "body"), key, cancel, &role) &&
 			    (!node[0] || !strcmp(role, "source")))
 				snprintf(node, nodelen, "%s", peer);
