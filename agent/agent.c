@@ -249,6 +249,7 @@ void agent_shutdown(struct agent *a)
 
 		a->vms = v->next;
 		qemu_vm_free(v->q);
+		vmspec_free(v->spec);
 		free(v);
 	}
 	pthread_cond_destroy(&a->slot_cv);

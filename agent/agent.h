@@ -22,6 +22,7 @@ struct agent_vm {
 	char name[64];
 	enum vm_state state;
 	struct qemu_vm *q;     /* NULL once departed */
+	struct vm_spec *spec;  /* a Stopped VM's spec (its blockers, its candidates), or NULL */
 	struct migration *active;
 	char last_mig[40];
 	char departed_to[64];

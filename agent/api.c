@@ -266,7 +266,12 @@ int api_vm_create(const struct route_call *c, struct route_reply *out, char *err
 		return -EINVAL;
 	}
 	snprintf(name, sizeof(name), "%s", spec->name);
-	r = agent_vm_create(c->a, spec, err, errlen);
+	/* One name, one VM in the cluster. */
+	r = cluster_name_taken(c->a, name, NULL, c->force, err, errlen);
+	if (r == 0)
+		r = agent_vm_create(c->a, spec, err, errlen);
+	else
+		vmspec_free(spec);
 	if (r < 0)
 		return r;
 	out->status = 201;
@@ -450,6 +455,14 @@ int api_cluster_vms(const struct route_call *c, struct route_reply *out, char *e
 	return 0;
 }
 
+int api_cluster_nodes(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	out->body = cluster_nodes_json(c->a);
+	return 0;
+}
+
 int api_cluster_migrations(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
 	(void)err;
@@ -523,7 +536,9 @@ static enum MHD_Result run(struct agent *a, struct MHD_Connection *c, const stru
 			   const struct route_params *p, const char *vm, struct json_object *body,
 			   enum route_role have)
 {
-	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .where = "this node"};
+	const char *force = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "force");
+	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .where = "this node",
+				  .force = force && !strcmp(force, "true")};
 	struct route_reply rep = {.status = 200};
 	char err[600] = "";
 	int r;
@@ -565,6 +580,16 @@ static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const
 		if (!body || !json_object_is_type(body, json_type_object)) {
 			json_object_put(body);
 			return respond_error(c, -EINVAL, "request body is not a JSON object");
+		}
+	}
+	/* Asked plainly about a VM or migration another node owns: there. */
+	if (!node[0] && (rt->flags & (ROUTE_OWNED_VM | ROUTE_OWNED_MIG))) {
+		char err[1200];
+		int r = cluster_locate(a, rt, &p, body, node, sizeof(node), err, sizeof(err));
+
+		if (r < 0) {
+			json_object_put(body);
+			return respond_error(c, r, err);
 		}
 	}
 	if (node[0] && strcmp(node, a->cfg->node))

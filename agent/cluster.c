@@ -202,6 +202,70 @@ static void merge(struct json_object *best, struct json_object *names, struct js
 	}
 }
 
+/* An entry that holds a QEMU (or is starting one) on the node that
+ * reports it: two of these for one name are two guests. Stopped,
+ * Incoming and Departed entries hold none. */
+static int holds_guest(struct json_object *vm)
+{
+	static const char *const live[] = {"Running", "Paused", "Migrating", "Starting", NULL};
+	const char *s = jstr(vm, "state") ?: "";
+
+	for (int i = 0; live[i]; i++)
+		if (!strcmp(s, live[i]))
+			return 1;
+	return 0;
+}
+
+/* x is migrating to y's node: in the switchover both run for a moment. */
+static int migrating_to(struct json_object *x, struct json_object *y)
+{
+	struct json_object *m = json_object_object_get(x, "migration");
+
+	return !strcmp(jstr(x, "state") ?: "", "Migrating") && m &&
+	       !strcmp(jstr(m, "targetNode") ?: "", jstr(y, "node") ?: "");
+}
+
+/* Two entries of one name that are two guests on two nodes (a name
+ * created on each, or kept through a partition): not one VM in flight. */
+int cluster_vms_conflict(struct json_object *x, struct json_object *y)
+{
+	return holds_guest(x) && holds_guest(y) && strcmp(jstr(x, "node") ?: "", jstr(y, "node") ?: "") &&
+	       !migrating_to(x, y) && !migrating_to(y, x);
+}
+
+/* Marks every entry of every that conflicts with another (conflict: true,
+ * conflictWith: the other nodes); returns {name: [those entries]}. */
+static struct json_object *find_conflicts(struct json_object *every)
+{
+	struct json_object *by_name = json_object_new_object();
+	size_t n = json_object_array_length(every);
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *x = json_object_array_get_idx(every, i), *with = NULL, *list;
+
+		for (size_t j = 0; j < n; j++) {
+			struct json_object *y = json_object_array_get_idx(every, j);
+
+			if (i == j || strcmp(jstr(x, "name") ?: "", jstr(y, "name") ?: "") ||
+			    !cluster_vms_conflict(x, y))
+				continue;
+			if (!with)
+				with = json_object_new_array();
+			json_object_array_add(with, json_object_new_string(jstr(y, "node")));
+		}
+		if (!with)
+			continue;
+		json_object_object_add(x, "conflict", json_object_new_boolean(1));
+		json_object_object_add(x, "conflictWith", with);
+		if (!json_object_object_get_ex(by_name, jstr(x, "name"), &list)) {
+			list = json_object_new_array();
+			json_object_object_add(by_name, jstr(x, "name"), list);
+		}
+		json_object_array_add(list, json_object_get(x));
+	}
+	return by_name;
+}
+
 static void add_node(struct json_object *nodes, const char *name, int reachable, const char *reason)
 {
 	struct json_object *n = json_object_new_object();
@@ -213,39 +277,334 @@ static void add_node(struct json_object *nodes, const char *name, int reachable,
 	json_object_array_add(nodes, n);
 }
 
+/* A peer's answer to op "vms" ({node, vms, version, cordoned}), or
+ * -errno with why it could not be asked. */
+static int peer_vms(struct agent *a, const char *peer, struct json_object **ans, char *err, size_t errlen)
+{
+	struct json_object *req = json_object_new_object();
+	int r;
+
+	json_object_object_add(req, "op", json_object_new_string("vms"));
+	r = peer_ask(a, peer, req, CLUSTER_CONNECT_MS * 5, ans, err, errlen);
+	json_object_put(req);
+	return r;
+}
+
+static void append_all(struct json_object *to, struct json_object *from)
+{
+	for (size_t i = 0; i < json_object_array_length(from); i++)
+		json_object_array_add(to, json_object_get(json_object_array_get_idx(from, i)));
+}
+
 struct json_object *cluster_vms_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object(), *nodes = json_object_new_array();
 	struct json_object *best = json_object_new_object(), *names = json_object_new_array();
-	struct json_object *vms = json_object_new_array(), *mine = local_vms(a);
+	struct json_object *vms = json_object_new_array(), *every = local_vms(a), *conflicts;
 
 	add_node(nodes, a->cfg->node, 1, NULL);
-	merge(best, names, mine);
-	json_object_put(mine);
 	for (size_t i = 0; i < a->cfg->n_peers; i++) {
 		const char *peer = a->cfg->peers[i].name;
-		struct json_object *req = json_object_new_object(), *ans = NULL;
+		struct json_object *ans = NULL;
 		char err[400];
 
-		json_object_object_add(req, "op", json_object_new_string("vms"));
-		if (peer_ask(a, peer, req, CLUSTER_CONNECT_MS * 5, &ans, err, sizeof(err)) < 0) {
+		if (peer_vms(a, peer, &ans, err, sizeof(err)) < 0) {
 			add_node(nodes, peer, 0, err);
 		} else {
 			add_node(nodes, peer, 1, NULL);
-			merge(best, names, json_object_object_get(ans, "vms"));
+			append_all(every, json_object_object_get(ans, "vms"));
 		}
-		json_object_put(req);
 		json_object_put(ans);
 	}
-	for (size_t i = 0; i < json_object_array_length(names); i++)
-		json_object_array_add(vms, json_object_get(json_object_object_get(
-			best, json_object_get_string(json_object_array_get_idx(names, i)))));
+	merge(best, names, every);
+	/* Two guests of one name are both shown, each naming the other's
+	 * node: hiding one would hide two QEMUs on one disk. */
+	conflicts = find_conflicts(every);
+	for (size_t i = 0; i < json_object_array_length(names); i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(names, i));
+		struct json_object *list;
+
+		if (json_object_object_get_ex(conflicts, name, &list))
+			append_all(vms, list);
+		else
+			json_object_array_add(vms, json_object_get(json_object_object_get(best, name)));
+	}
+	json_object_put(conflicts);
+	json_object_put(every);
 	json_object_put(best);
 	json_object_put(names);
 	json_object_object_add(o, "node", json_object_new_string(a->cfg->node));
 	json_object_object_add(o, "nodes", nodes);
 	json_object_object_add(o, "vms", vms);
 	return o;
+}
+
+/* ---- nodes ----------------------------------------------------------------- */
+
+static int count_here(struct json_object *vms)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < json_object_array_length(vms); i++)
+		n += strcmp(jstr(json_object_array_get_idx(vms, i), "state") ?: "", "Departed") != 0;
+	return n;
+}
+
+static struct json_object *node_entry(const char *name, const char *host, int port, struct json_object *info,
+				      const char *reason)
+{
+	struct json_object *n = json_object_new_object();
+	char addr[300];
+
+	snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	json_object_object_add(n, "name", json_object_new_string(name));
+	json_object_object_add(n, "address", json_object_new_string(addr));
+	json_object_object_add(n, "reachable", json_object_new_boolean(info != NULL));
+	if (reason)
+		json_object_object_add(n, "reason", json_object_new_string(reason));
+	json_object_object_add(n, "cordoned", json_object_new_boolean(
+		info && json_object_get_boolean(json_object_object_get(info, "cordoned"))));
+	if (info) {
+		json_object_object_add(n, "vms", json_object_new_int(count_here(json_object_object_get(info, "vms"))));
+		json_object_object_add(n, "version",
+				       json_object_new_string(jstr(info, "version") ?: "unknown"));
+	}
+	return n;
+}
+
+/* This node's answer to op "vms": its VMs, its version, its cordon. */
+static struct json_object *vms_answer(struct agent *a)
+{
+	struct json_object *ans = json_object_new_object(), *node = agent_node_json(a), *c;
+
+	json_object_object_add(ans, "ok", json_object_new_boolean(1));
+	json_object_object_add(ans, "node", json_object_new_string(a->cfg->node));
+	json_object_object_add(ans, "version", json_object_new_string(FERRY_VERSION));
+	json_object_object_add(ans, "cordoned", json_object_new_boolean(
+		json_object_object_get_ex(node, "cordoned", &c) && json_object_get_boolean(c)));
+	json_object_object_add(ans, "vms", local_vms(a));
+	json_object_put(node);
+	return ans;
+}
+
+struct json_object *cluster_nodes_json(struct agent *a)
+{
+	struct json_object *arr = json_object_new_array(), *mine = vms_answer(a);
+
+	json_object_array_add(arr, node_entry(a->cfg->node, a->cfg->listen_host, a->cfg->listen_port, mine, NULL));
+	json_object_put(mine);
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		const struct ferry_peer_cfg *pc = &a->cfg->peers[i];
+		struct json_object *ans = NULL;
+		char err[400];
+
+		if (peer_vms(a, pc->name, &ans, err, sizeof(err)) < 0)
+			json_object_array_add(arr, node_entry(pc->name, pc->host, pc->port, NULL, err));
+		else
+			json_object_array_add(arr, node_entry(pc->name, pc->host, pc->port, ans, NULL));
+		json_object_put(ans);
+	}
+	return arr;
+}
+
+/* ---- who has a name -------------------------------------------------------- */
+
+struct asked {
+	char asked[400];       /* "node-a, node-b" */
+	char unreachable[600]; /* "node-c (why)" */
+	size_t na, nu;
+};
+
+/* Appends ", peer" (or "peer" first), with " (why)" when why is given. */
+static void note(char *buf, size_t len, size_t *used, const char *peer, const char *why)
+{
+	int n;
+
+	if (*used >= len)
+		return;
+	n = snprintf(buf + *used, len - *used, "%s%s%s%s%s", *used ? ", " : "", peer, why ? " (" : "",
+		     why ?: "", why ? ")" : "");
+	*used += n > 0 ? (size_t)n : 0;
+}
+
+/* Each peer's entry for VM name that is not Departed: into owners as
+ * {node: entry}; who was asked and who could not be into k. */
+static void peers_with_vm(struct agent *a, const char *name, const char *skip, struct json_object *owners,
+			  struct asked *k)
+{
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		const char *peer = a->cfg->peers[i].name;
+		struct json_object *ans = NULL, *vms;
+		char err[300];
+
+		if (skip && !strcmp(peer, skip))
+			continue;
+		if (peer_vms(a, peer, &ans, err, sizeof(err)) < 0) {
+			note(k->unreachable, sizeof(k->unreachable), &k->nu, peer, err);
+			continue;
+		}
+		note(k->asked, sizeof(k->asked), &k->na, peer, NULL);
+		vms = json_object_object_get(ans, "vms");
+		for (size_t j = 0; j < json_object_array_length(vms); j++) {
+			struct json_object *v = json_object_array_get_idx(vms, j);
+
+			if (!strcmp(jstr(v, "name") ?: "", name) && strcmp(jstr(v, "state") ?: "", "Departed"))
+				json_object_object_add(owners, peer, json_object_get(v));
+		}
+		json_object_put(ans);
+	}
+}
+
+int cluster_name_taken(struct agent *a, const char *name, const char *except, int force, char *err,
+		       size_t errlen)
+{
+	struct json_object *owners = json_object_new_object();
+	struct asked k = {.na = 0};
+	int r = 0;
+
+	peers_with_vm(a, name, except, owners, &k);
+	json_object_object_foreach(owners, node, v) {
+		snprintf(err, errlen, "VM %s already exists on node %s (%s there)", name, node,
+			 jstr(v, "state") ?: "?");
+		r = -EEXIST;
+		break;
+	}
+	if (!r && k.nu && !force) {
+		snprintf(err, errlen,
+			 "cannot tell whether VM %s exists elsewhere: unreachable: %s (create it anyway with force)",
+			 name, k.unreachable);
+		r = -EHOSTUNREACH;
+	}
+	json_object_put(owners);
+	return r;
+}
+
+/* The node whose entry is the VM: the best ranked; two guests of one name
+ * are a conflict the caller must resolve by naming the node. */
+static int pick_owner(const char *name, struct json_object *owners, char *node, size_t nodelen, char *err,
+		      size_t errlen)
+{
+	struct json_object *best = NULL;
+	const char *best_node = NULL;
+
+	json_object_object_foreach(owners, n, v) {
+		if (!best || rank(v) > rank(best)) {
+			best = v;
+			best_node = n;
+		}
+	}
+	json_object_object_foreach(owners, other, w) {
+		if (w != best && cluster_vms_conflict(best, w)) {
+			snprintf(err, errlen,
+				 "VM %s exists on node %s and on node %s (a name conflict): ask one of them "
+				 "through /v1/nodes/NODE/",
+				 name, best_node, other);
+			return -EBUSY;
+		}
+	}
+	snprintf(node, nodelen, "%s", best_node ?: "");
+	return 0;
+}
+
+static int locate_vm(struct agent *a, const struct route *rt, const char *name, char *node, size_t nodelen,
+		     char *err, size_t errlen)
+{
+	struct json_object *here = agent_vm_json(a, name), *owners;
+	int known = here != NULL, departed = here && !strcmp(jstr(here, "state") ?: "", "Departed"), r;
+	struct asked k = {.na = 0};
+
+	json_object_put(here);
+	if (known && (!departed || (rt->flags & ROUTE_DEPARTED_HERE)))
+		return 0;
+	owners = json_object_new_object();
+	peers_with_vm(a, name, NULL, owners, &k);
+	r = pick_owner(name, owners, node, nodelen, err, errlen);
+	json_object_put(owners);
+	if (r < 0 || node[0] || known)
+		return r; /* a Departed VM no peer has: this node says why */
+	snprintf(err, errlen, "no VM named %s on any node; nodes asked: %s%s%s%s", name, a->cfg->node,
+		 k.na ? ", " : "", k.asked, k.nu ? "; unreachable: " : "");
+	if (k.nu)
+		snprintf(err + strlen(err), errlen - strlen(err), "%s", k.unreachable);
+	return -ENOENT;
+}
+
+/* Migration m is the one key names: its id, or for a cancel also its
+ * VMIM name or its VM while it runs (agent_migration_cancel's rule). */
+static int mig_is(struct json_object *m, const char *key, int cancel)
+{
+	if (!strcmp(jstr(m, "id") ?: "", key))
+		return 1;
+	return cancel && (!strcmp(jstr(m, "name") ?: "", key) ||
+			  (!strcmp(jstr(m, "vm") ?: "", key) && !phase_final(jstr(m, "phase"))));
+}
+
+static int has_mig(struct json_object *list, const char *key, int cancel, const char **role)
+{
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *m = json_object_array_get_idx(list, i);
+
+		if (mig_is(m, key, cancel)) {
+			*role = jstr(m, "role") ?: "";
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int locate_mig(struct agent *a, const struct route *rt, const char *key, char *node, size_t nodelen,
+		      char *err, size_t errlen)
+{
+	int cancel = !strcmp(rt->method, "DELETE"), found;
+	struct json_object *mine = agent_migrations_json(a, NULL);
+	struct asked k = {.na = 0};
+	const char *role = "";
+
+	found = has_mig(mine, key, cancel, &role);
+	json_object_put(mine);
+	if (found)
+		return 0;
+	/* Source and target both know a migration: the source's answer. */
+	for (size_t i = 0; i < a->cfg->n_peers; i++) {
+		const char *peer = a->cfg->peers[i].name;
+		struct json_object *req = api_request("GET", "/v1/migrations", NULL, NULL), *ans = NULL;
+		char why[300];
+
+		if (peer_ask(a, peer, req, CLUSTER_CONNECT_MS * 5, &ans, why, sizeof(why)) < 0) {
+			note(k.unreachable, sizeof(k.unreachable), &k.nu, peer, why);
+		} else {
+			note(k.asked, sizeof(k.asked), &k.na, peer, NULL);
+			if (has_mig(json_object_object_get(ans, "body"), key, cancel, &role) &&
+			    (!node[0] || !strcmp(role, "source")))
+				snprintf(node, nodelen, "%s", peer);
+		}
+		json_object_put(req);
+		json_object_put(ans);
+	}
+	if (node[0])
+		return 0;
+	snprintf(err, errlen, "no migration %s on any node; nodes asked: %s%s%s%s", key, a->cfg->node,
+		 k.na ? ", " : "", k.asked, k.nu ? "; unreachable: " : "");
+	if (k.nu)
+		snprintf(err + strlen(err), errlen - strlen(err), "%s", k.unreachable);
+	return -ENOENT;
+}
+
+int cluster_locate(struct agent *a, const struct route *rt, const struct route_params *p,
+		   struct json_object *body, char *node, size_t nodelen, char *err, size_t errlen)
+{
+	struct json_object *vm;
+
+	node[0] = '\0';
+	if ((rt->flags & ROUTE_OWNED_VM) && p->n)
+		return locate_vm(a, rt, p->v[0], node, nodelen, err, errlen);
+	/* A body's "vm" that is not a name: the handler here refuses it. */
+	if ((rt->flags & ROUTE_OWNED_VM) && json_object_object_get_ex(body, "vm", &vm) &&
+	    json_object_is_type(vm, json_type_string))
+		return locate_vm(a, rt, json_object_get_string(vm), node, nodelen, err, errlen);
+	if ((rt->flags & ROUTE_OWNED_MIG) && p->n)
+		return locate_mig(a, rt, p->v[0], node, nodelen, err, errlen);
+	return 0;
 }
 
 /* Each migration once: its source's record, or the target's while the
@@ -526,10 +885,10 @@ void cluster_peer_serve(struct agent *a, struct peer_link *pl, const char *op, s
 	int r;
 
 	if (!strcmp(op, "vms")) {
-		json_object_object_add(ans, "ok", json_object_new_boolean(1));
-		json_object_object_add(ans, "node", json_object_new_string(a->cfg->node));
-		json_object_object_add(ans, "vms", local_vms(a));
-		send_answer(pl, ans);
+		struct json_object *v = vms_answer(a);
+
+		send_answer(pl, v);
+		json_object_put(v);
 		goto out;
 	}
 	if (!method || !path) {

@@ -9,6 +9,8 @@
  * the row; a peer trusts the cluster key, as it does for prepare.
  *
  *   GET /v1/cluster/vms                 every VM of every node, one entry per VM
+ *                                       (per node for a name in conflict)
+ *   GET /v1/cluster/nodes               each node: reachable or why not, its VMs
  *   GET /v1/cluster/migrations[?vm=N]   every node's source records
  *   ANY /v1/nodes/NODE/<route>          <route> as if asked on NODE
  * Peer ops (docs/protocol.md): "vms" and "api". */
@@ -22,8 +24,32 @@ struct peer_link;
 struct json_object;
 struct MHD_Response;
 
-/* {"node": this node, "nodes": [{name, reachable, reason?}], "vms": [...]} */
+/* {"node": this node, "nodes": [{name, reachable, reason?}], "vms": [...]}:
+ * one entry per name, or, when two nodes each hold a guest of that name
+ * (a conflict), each of those entries with conflict: true and
+ * conflictWith: [the other nodes]. */
 struct json_object *cluster_vms_json(struct agent *a);
+/* Nonzero when entries x and y of one name (as op "vms" gives them, with
+ * "node", "state" and "migration") are two guests on two nodes, not one VM
+ * migrating between them. Pure. */
+int cluster_vms_conflict(struct json_object *x, struct json_object *y);
+/* [{name, address, reachable, reason?, cordoned, vms?, version?}]: this
+ * node, then each peer as asked now. */
+struct json_object *cluster_nodes_json(struct agent *a);
+/* 0 when no peer (but except, may be NULL) reports a VM name (other than
+ * Departed); -EEXIST with "VM g1 already exists on node node-b"; or, when
+ * a peer cannot be asked and !force, -EHOSTUNREACH naming it. */
+int cluster_name_taken(struct agent *a, const char *name, const char *except, int force, char *err,
+		       size_t errlen);
+/* For a row marked ROUTE_OWNED_VM or ROUTE_OWNED_MIG asked on this node
+ * without a /v1/nodes/NODE/ prefix: node "" when this node owns what the
+ * call names (or the row names nothing), else the peer that does; or
+ * -ENOENT "no VM named g1 on any node; nodes asked: ...; unreachable:
+ * ...", -EBUSY when two nodes hold a guest of that name. */
+struct route;
+struct route_params;
+int cluster_locate(struct agent *a, const struct route *rt, const struct route_params *p,
+		   struct json_object *body, char *node, size_t nodelen, char *err, size_t errlen);
 /* The migrations of vm (NULL: all) as their source nodes recorded them,
  * newest first, from this node and every reachable peer. */
 struct json_object *cluster_migrations_json(struct agent *a, const char *vm);

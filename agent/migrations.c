@@ -32,7 +32,12 @@ int agent_migrate(struct agent *a, const struct mig_request *in, const struct ms
 		v = find_vm(a, vm);
 		if (v && v->q)
 			spec = vmspec_dup(v->q->spec);
+		r = v && v->state == VM_STOPPED;
 		pthread_mutex_unlock(&a->mu);
+		if (r) {
+			snprintf(err, errlen, "VM %s is stopped", vm);
+			return -EBUSY;
+		}
 		if (!spec) {
 			snprintf(err, errlen, "no VM named %s runs on node %s", vm, a->cfg->node);
 			return -ENOENT;
@@ -87,6 +92,11 @@ int agent_migrate(struct agent *a, const struct mig_request *in, const struct ms
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, vm);
+	if (v && v->state == VM_STOPPED) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s is stopped", vm);
+		return -EBUSY;
+	}
 	if (!v || v->state == VM_DEPARTED || !v->q) {
 		pthread_mutex_unlock(&a->mu);
 		snprintf(err, errlen, "no VM named %s runs on node %s", vm, a->cfg->node);

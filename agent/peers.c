@@ -122,6 +122,21 @@ static void handle_prepare(struct agent *a, struct peer_link *pl, struct json_ob
 			return;
 		}
 	}
+	{
+		/* One name, one VM in the cluster: a third node that holds a
+		 * VM of this name refuses the arrival. A node that cannot be
+		 * asked does not block it: the VM exists already, moving it
+		 * adds no name, and the cluster view shows any conflict. */
+		char why[400];
+
+		if (cluster_name_taken(a, vm, pl->peer, 1, why, sizeof(why)) < 0) {
+			log_warn("peer", "event=prepare_refused peer=%s vm=\"%s\" reason=\"%s\"", pl->peer, log_q(vm),
+				 log_q(why));
+			send_refusal(pl, why);
+			peer_link_close(pl);
+			return;
+		}
+	}
 	r = mig_target_start(&a->env, pl, msg, &m);
 	if (r < 0) {
 		log_warn("peer", "event=prepare_refused peer=%s err=%s", pl->peer, strerror(-r));

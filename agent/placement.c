@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/cluster.h"
+#include "engine/preflight.h"
 #include "transport/peer.h"
 
 static int json_array_has(struct json_object *arr, const char *v)
@@ -153,20 +154,49 @@ int peers_outbound(struct agent *a)
 	return sum;
 }
 
+/* What keeps the VM from moving to any node (a stopped VM, a preflight
+ * blocker such as a CD-ROM with media) into why; 0 when nothing does. */
+static int vm_blocked(const struct vm_spec *spec, int stopped, char *why, size_t len)
+{
+	if (stopped) {
+		snprintf(why, len, "VM %s is stopped", spec->name);
+		return 1;
+	}
+	return preflight_vm(spec, why, len) < 0;
+}
+
+/* Each peer judged as a target; a VM that cannot live-migrate at all has
+ * no eligible peer, each giving the VM's blocker as its reason (the
+ * peer's facts stay). */
 struct json_object *agent_vm_candidates_json(struct agent *a, const char *name)
 {
 	struct vm_spec *spec = NULL;
 	struct agent_vm *v;
 	struct json_object *arr;
+	char why[900];
+	int stopped = 0;
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, name);
 	if (v && v->q)
 		spec = vmspec_dup(v->q->spec);
+	else if (v && v->state == VM_STOPPED && v->spec)
+		spec = vmspec_dup(v->spec);
+	stopped = spec && v && !v->q;
 	pthread_mutex_unlock(&a->mu);
 	if (!spec)
 		return NULL;
 	arr = judge_peers(a, spec);
+	if (vm_blocked(spec, stopped, why, sizeof(why)))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			struct json_object *o = json_object_array_get_idx(arr, i);
+			const char *own = json_object_get_string(json_object_object_get(o, "reason"));
+			char both[1400];
+
+			snprintf(both, sizeof(both), "%s%s%s", why, own ? "; " : "", own ?: "");
+			json_object_object_add(o, "eligible", json_object_new_boolean(0));
+			json_object_object_add(o, "reason", json_object_new_string(both));
+		}
 	vmspec_free(spec);
 	return arr;
 }

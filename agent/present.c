@@ -53,6 +53,17 @@ static struct json_object *vm_to_json(struct agent *a, struct agent_vm *v)
 			json_object_object_add(o, "serialLog", json_object_new_string(v->q->serial_log));
 		}
 	}
+	if (!v->q && v->state == VM_STOPPED) {
+		/* Not migratable while stopped, and why else it would not be. */
+		char why[900];
+		int n = snprintf(why, sizeof(why), "the VM is stopped");
+
+		if (v->spec && n > 0 && (size_t)n + 2 < sizeof(why) &&
+		    preflight_vm(v->spec, why + n + 2, sizeof(why) - (size_t)n - 2) < 0)
+			memcpy(why + n, "; ", 2);
+		json_object_object_add(o, "liveMigratable", json_object_new_boolean(0));
+		json_object_object_add(o, "notMigratableReason", json_object_new_string(why));
+	}
 	if (v->last_mig[0])
 		json_object_object_add(o, "lastMigration", json_object_new_string(v->last_mig));
 	return o;

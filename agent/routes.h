@@ -10,7 +10,10 @@
  *
  * The gateway, "/v1/nodes/NODE/REST", is not a row: it runs the row that
  * "/v1/REST" matches, with that row's role, here when NODE is this node
- * and on NODE over the peer link when the row is ROUTE_FORWARD. */
+ * and on NODE over the peer link when the row is ROUTE_FORWARD. A row
+ * marked ROUTE_OWNED_VM or ROUTE_OWNED_MIG asked plainly goes the same
+ * way to the node that owns its VM or migration, when that is not this
+ * one. */
 #ifndef FERRY_AGENT_ROUTES_H
 #define FERRY_AGENT_ROUTES_H
 
@@ -41,6 +44,7 @@ struct route_call {
 	struct json_object *body; /* the request body (a JSON object), or NULL */
 	enum route_role role;     /* the caller's (on a peer: the row's, checked by the gateway) */
 	const char *where;        /* "this node" or "node NAME", for messages */
+	int force;                /* ?force=true (POST /v1/vms: create over an unreachable peer) */
 };
 
 /* A handler's answer: status and body (the caller owns it; NULL is
@@ -60,6 +64,12 @@ typedef int route_fn(const struct route_call *c, struct route_reply *out, char *
 #define ROUTE_FORWARD 1u /* the gateway may run it on the node that owns the VM */
 #define ROUTE_EVENTS 2u  /* a server-sent event stream of migration {id}: no fn,
 			    the transport streams it (api.c here, cluster.c relayed) */
+/* Asked without /v1/nodes/NODE/ on a node that does not own what the call
+ * names, the gateway finds the node that does and forwards it there
+ * (cluster_locate): */
+#define ROUTE_OWNED_VM 4u      /* {name}, or the body's "vm", names a VM */
+#define ROUTE_OWNED_MIG 8u     /* {id} names a migration (id, or for DELETE its name or VM) */
+#define ROUTE_DEPARTED_HERE 16u /* a VM Departed from here is still answered here */
 
 struct route {
 	const char *method;   /* "GET", "POST", "DELETE" */
@@ -84,7 +94,8 @@ const struct route *route_find(const char *method, const char *path, struct rout
 /* The handlers (api.c). */
 route_fn api_node, api_vms, api_vm_create, api_vm, api_vm_delete, api_vm_candidates, api_vm_stop,
 	api_vm_resume, api_migrations, api_migrate, api_migration, api_migration_cancel,
-	api_migration_samples, api_whoami, api_metrics, api_cluster_vms, api_cluster_migrations;
+	api_migration_samples, api_whoami, api_metrics, api_cluster_vms, api_cluster_nodes,
+	api_cluster_migrations;
 /* The cordon and the drain (drain.c). */
 route_fn api_cordon, api_uncordon, api_drain_start, api_drain_get, api_drain_stop;
 

@@ -77,6 +77,11 @@ int agent_vm_stop(struct agent *a, const char *name, char *err, size_t errlen)
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, name);
+	if (v && v->state == VM_STOPPED) {
+		pthread_mutex_unlock(&a->mu);
+		snprintf(err, errlen, "VM %s is stopped", name);
+		return -EBUSY;
+	}
 	if (!v || !v->q) {
 		pthread_mutex_unlock(&a->mu);
 		snprintf(err, errlen, "no VM named %s runs on node %s", name, a->cfg->node);
@@ -90,6 +95,8 @@ int agent_vm_stop(struct agent *a, const char *name, char *err, size_t errlen)
 	q = v->q;
 	v->q = NULL;
 	v->state = VM_STOPPED;
+	vmspec_free(v->spec);
+	v->spec = vmspec_dup(q->spec);
 	pthread_mutex_unlock(&a->mu);
 	qemu_vm_stop(q, 10000);
 	qemu_vm_remove_files(q);
@@ -108,6 +115,11 @@ int agent_vm_resume(struct agent *a, const char *name, char *err, size_t errlen)
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, name);
+	if (v && v->state == VM_STOPPED) {
+		snprintf(err, errlen, "VM %s is stopped", name);
+		pthread_mutex_unlock(&a->mu);
+		return -EBUSY;
+	}
 	if (!v || !v->q || v->state != VM_PAUSED) {
 		snprintf(err, errlen, "no paused VM named %s on node %s", name, a->cfg->node);
 		pthread_mutex_unlock(&a->mu);
@@ -161,6 +173,7 @@ int agent_vm_delete(struct agent *a, const char *name, char *err, size_t errlen)
 	}
 	/* Disk copies ferry made for this VM go with it. */
 	stor_remove_vm_images(a->cfg->state_dir, name);
+	vmspec_free(v->spec);
 	free(v);
 	log_info("agent", "event=vm_deleted vm=%s", name);
 	return 0;

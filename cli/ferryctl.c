@@ -12,6 +12,7 @@
 
 #include "cli/ctl.h"
 #include "cli/drain.h"
+#include "cli/nodes.h"
 #include "cli/pki.h"
 #include "engine/vmspec.h"
 #include "schema/yaml.h"
@@ -25,14 +26,17 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 	struct json_object *body, *out = NULL;
 	const char *file = NULL;
 	char err[600];
+	int force = 0;
 	long st;
 	int r;
 
 	for (int i = 0; i < argc; i++)
 		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
 			file = argv[++i];
+		else if (!strcmp(argv[i], "--force"))
+			force = 1; /* even while a peer cannot be asked whether it has the name */
 	if (!file) {
-		fprintf(stderr, "usage: ferryctl vm create -f SPEC.yaml\n");
+		fprintf(stderr, "usage: ferryctl vm create -f SPEC.yaml [--force]\n");
 		return 2;
 	}
 	r = vmspec_load_file(file, &spec, err, sizeof(err));
@@ -42,7 +46,7 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 	}
 	body = vmspec_to_json(spec);
 	vmspec_free(spec);
-	st = call(c, "POST", "/v1/vms", body, &out);
+	st = call(c, "POST", force ? "/v1/vms?force=true" : "/v1/vms", body, &out);
 	json_object_put(body);
 	if (st != 201) {
 		r = api_failed(st, out);
@@ -57,25 +61,40 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
+/* Every VM of the cluster (GET /v1/cluster/vms): one line per VM, or per
+ * node for a name two nodes each run (a conflict, marked). */
 static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *out = NULL;
-	long st = call(c, "GET", "/v1/vms", NULL, &out);
+	struct json_object *out = NULL, *vms, *nodes;
+	long st = call(c, "GET", "/v1/cluster/vms", NULL, &out);
 	int r = 0;
 
 	(void)argc;
 	(void)argv;
+	vms = json_object_object_get(out, "vms");
+	nodes = json_object_object_get(out, "nodes");
 	if (st != 200) {
 		r = api_failed(st, out);
 	} else if (!strcmp(c->output, "json")) {
-		print_json(out);
+		print_json(vms);
 	} else {
-		printf("%-20s %-12s %-10s %s\n", "NAME", "NODE", "STATE", "LAST MIGRATION");
-		for (size_t i = 0; i < json_object_array_length(out); i++) {
-			struct json_object *v = json_object_array_get_idx(out, i);
+		printf("%-20s %-12s %-10s %-38s %s\n", "NAME", "NODE", "STATE", "LAST MIGRATION", "CONFLICT");
+		for (size_t i = 0; i < json_object_array_length(vms); i++) {
+			struct json_object *v = json_object_array_get_idx(vms, i), *with;
+			char cw[200] = "";
 
-			printf("%-20s %-12s %-10s %s\n", jstr(v, "name"), jstr(v, "node"), jstr(v, "state"),
-			       jstr(v, "lastMigration"));
+			if (json_object_object_get_ex(v, "conflictWith", &with))
+				for (size_t k = 0; k < json_object_array_length(with); k++)
+					snprintf(cw + strlen(cw), sizeof(cw) - strlen(cw), "%s%s", k ? "," : "also on ",
+						 json_object_get_string(json_object_array_get_idx(with, k)));
+			printf("%-20s %-12s %-10s %-38s %s\n", jstr(v, "name"), jstr(v, "node"), jstr(v, "state"),
+			       jstr(v, "lastMigration"), cw);
+		}
+		for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+			struct json_object *n = json_object_array_get_idx(nodes, i);
+
+			if (!json_object_get_boolean(json_object_object_get(n, "reachable")))
+				printf("(node %s not listed: %s)\n", jstr(n, "name"), jstr(n, "reason"));
 		}
 	}
 	json_object_put(out);
@@ -489,22 +508,6 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-static int cmd_nodes(struct ctl *c, int argc, char **argv)
-{
-	struct json_object *out = NULL;
-	long st = call(c, "GET", "/v1/node", NULL, &out);
-	int r = 0;
-
-	(void)argc;
-	(void)argv;
-	if (st != 200)
-		r = api_failed(st, out);
-	else
-		print_json(out);
-	json_object_put(out);
-	return r;
-}
-
 /* The KubeVirt VirtualMachineInstanceMigration manifest, exactly as written:
  *   apiVersion: kubevirt.io/v1
  *   kind: VirtualMachineInstanceMigration
@@ -628,7 +631,7 @@ static const struct subcommand {
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm stop NAME | vm resume NAME | vm delete NAME"},
+	{"vm", cmd_vm, "vm create -f SPEC [--force] | vm list | vm stop NAME | vm resume NAME | vm delete NAME"},
 	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]"},
 	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
 	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
@@ -636,7 +639,7 @@ static const struct subcommand {
 	{"create", cmd_create, "create -f MIGRATION.yaml  (a VirtualMachineInstanceMigration manifest)"},
 	{"delete", cmd_delete, "delete vmim NAME     (cancel that migration)"},
 	{"candidates", cmd_candidates, "candidates VM        (each node as a target: eligible or why not)"},
-	{"nodes", cmd_nodes, "nodes               (this node and its peers)"},
+	{"nodes", cmd_nodes, "nodes               (every node: reachable, cordoned, its VMs)"},
 	{"cordon", cmd_cordon, CORDON_HELP},
 	{"uncordon", cmd_uncordon, UNCORDON_HELP},
 	{"drain", cmd_drain, DRAIN_HELP},

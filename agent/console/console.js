@@ -185,6 +185,10 @@ function makeRow(name) {
 function updateRow(r, vm) {
   r.node.textContent = vm.node;
   r.state.replaceChildren(h('span', { class: 'badge ' + vm.state.toLowerCase() }, vm.state));
+  // Two nodes each run a guest of this name: both rows say so.
+  if (vm.conflict)
+    r.state.append(' ', h('span', { class: 'badge conflict', title: 'name conflict' },
+      `Conflict: also on ${(vm.conflictWith || []).join(', ')}`));
   r.live.replaceChildren(vm.liveMigratable === false
     ? h('span', { class: 'no' }, h('span', { class: 'sr-only' }, 'Not live-migratable: '), vm.notMigratableReason || 'not live-migratable')
     : vm.liveMigratable ? h('span', { class: 'yes' }, 'Live-migratable') : h('span', { class: 'muted' }, '—'));
@@ -199,11 +203,13 @@ function renderList() {
   const seen = new Set();
   let shown = 0, prev = null;
   for (const vm of vms) {
-    seen.add(vm.name);
-    let r = state.rows.get(vm.name);
+    // A name in conflict has a row per node.
+    const key = vm.conflict ? `${vm.name}@${vm.node}` : vm.name;
+    seen.add(key);
+    let r = state.rows.get(key);
     if (!r) {
       r = makeRow(vm.name);
-      state.rows.set(vm.name, r);
+      state.rows.set(key, r);
     }
     updateRow(r, vm);
     const match = !q || [vm.name, vm.node, vm.state].some(s => s.toLowerCase().includes(q));

@@ -15,6 +15,8 @@
 #   mig_wait_bytes NODE ID BYTES SEC   ... until rawBytes >= BYTES
 #   mig_wait_field NODE ID FIELD N SEC ... until a numeric status field >= N
 #   two_agents                    node-a and node-b, peers of each other, started
+#   three_agents                  node-a, node-b and node-c, each a peer of the
+#                                 other two ($PORT_C), started
 #   cluster_netns RATE            run the agents in a new network namespace whose
 #                                 loopback is shaped by a tbf qdisc (a slow link;
 #                                 exit 77 where namespaces are not available)
@@ -200,6 +202,20 @@ two_agents() {
 	agent_config node-b "$PORT_B" node-a "$PORT_A"
 	agent_start node-a
 	agent_start node-b
+}
+
+three_agents() {
+	port_alloc PORT_C
+	agent_config node-a "$PORT_A" node-b "$PORT_B"
+	agent_config node-b "$PORT_B" node-c "$PORT_C"
+	agent_config node-c "$PORT_C" node-a "$PORT_A"
+	# agent_config writes one peer: the list is last, add the other.
+	echo "  - {name: node-c, address: 127.0.0.1:$PORT_C}" >> "$WORK/node-a.yaml"
+	echo "  - {name: node-a, address: 127.0.0.1:$PORT_A}" >> "$WORK/node-b.yaml"
+	echo "  - {name: node-b, address: 127.0.0.1:$PORT_B}" >> "$WORK/node-c.yaml"
+	agent_start node-a
+	agent_start node-b
+	agent_start node-c
 }
 
 agent_kill() {

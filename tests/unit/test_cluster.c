@@ -1,5 +1,6 @@
-/* The gateway's URL split (/v1/nodes/NODE/...) and the console's embedded
- * files: pure functions, no agents needed. */
+/* The gateway's URL split (/v1/nodes/NODE/...), the name-conflict rule of
+ * the cluster view and the console's embedded files: pure functions, no
+ * agents needed. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "agent/cluster.h"
 #include "agent/console.h"
@@ -40,6 +42,52 @@ static void split_refused(void **state)
 	assert_int_equal(cluster_split_url("/v1/nodes/a/cluster/vms", node, sizeof(node), path, sizeof(path)), -EINVAL);
 	assert_int_equal(cluster_split_url("/v1/nodes/much-too-long/vms", node, sizeof(node), path, sizeof(path)),
 			 -EINVAL);
+}
+
+/* An entry as op "vms" gives it: name g1 on node, in state, migrating to
+ * target (or NULL). */
+static struct json_object *entry(const char *node, const char *state, const char *target)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string("g1"));
+	json_object_object_add(o, "node", json_object_new_string(node));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	if (target) {
+		struct json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "targetNode", json_object_new_string(target));
+		json_object_object_add(o, "migration", m);
+	}
+	return o;
+}
+
+static int conflict(const char *xn, const char *xs, const char *xt, const char *yn, const char *ys,
+		    const char *yt)
+{
+	struct json_object *x = entry(xn, xs, xt), *y = entry(yn, ys, yt);
+	int r = cluster_vms_conflict(x, y);
+
+	assert_int_equal(cluster_vms_conflict(y, x), r); /* symmetric */
+	json_object_put(x);
+	json_object_put(y);
+	return r;
+}
+
+/* Two guests of one name on two nodes are a conflict; one VM in flight
+ * (source Migrating to the target that runs or receives it), or an entry
+ * that holds no guest (Departed, Incoming, Stopped), is not. */
+static void conflicts(void **state)
+{
+	(void)state;
+	assert_true(conflict("node-a", "Running", NULL, "node-b", "Running", NULL));
+	assert_true(conflict("node-a", "Paused", NULL, "node-b", "Starting", NULL));
+	assert_true(conflict("node-a", "Migrating", "node-c", "node-b", "Running", NULL));
+	assert_false(conflict("node-a", "Migrating", "node-b", "node-b", "Running", NULL));
+	assert_false(conflict("node-a", "Migrating", "node-b", "node-b", "Incoming", NULL));
+	assert_false(conflict("node-a", "Departed", NULL, "node-b", "Running", NULL));
+	assert_false(conflict("node-a", "Stopped", NULL, "node-b", "Running", NULL));
+	assert_false(conflict("node-a", "Running", NULL, "node-a", "Running", NULL));
 }
 
 static const struct console_asset *asset(const char *path)
@@ -81,6 +129,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(split_ok),
 		cmocka_unit_test(split_refused),
+		cmocka_unit_test(conflicts),
 		cmocka_unit_test(assets_embedded),
 	};
 
