@@ -1,6 +1,6 @@
 /* What the files of ferryd's core (agent.c, engine_glue.c, recovery.c,
- * vm_ops.c, migrations.c, placement.c, present.c) share with each other
- * and nobody else: the table helpers, the engine callbacks agent_init
+ * vm_ops.c, migrations.c, placement.c, present.c, metrics.c) share with
+ * each other and nobody else: the table helpers, the engine callbacks agent_init
  * installs, the restart steps it runs, and the placement that migrations
  * and the slots ask. Other modules use agent.h. */
 #ifndef FERRY_AGENT_AGENT_INT_H

@@ -92,6 +92,7 @@ static void end_locked(struct migration *m, const struct mig_state_info *ti)
 
 	m->st.phase = ti->phase;
 	m->st.end_us = time_real_us();
+	m->st.phase_us[ti->phase] = m->st.end_us;
 	m->st.completed = succeeded;
 	m->st.failed = !succeeded;
 	if (m->st.abort_requested)
@@ -116,8 +117,10 @@ int mig_enter_locked(struct migration *m, enum mig_state to, enum mig_state *fro
 	if (!ti || !mstate_edge(*from, to))
 		return -EINVAL;
 	m->state = to;
-	if (!ti->keep_phase)
+	if (!ti->keep_phase && m->st.phase != ti->phase) {
 		m->st.phase = ti->phase;
+		m->st.phase_us[ti->phase] = time_real_us();
+	}
 	if (ti->mode)
 		snprintf(m->st.mode, sizeof(m->st.mode), "%s", ti->mode);
 	if (ti->terminal)

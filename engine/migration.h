@@ -37,6 +37,7 @@ enum mig_phase {
 	MIG_SUCCEEDED,
 	MIG_FAILED,
 };
+#define MIG_PHASE_COUNT (MIG_FAILED + 1)
 
 struct mig_env {
 	struct loop *lp;
@@ -93,6 +94,9 @@ struct mig_status {
 	enum mig_phase phase;
 	char mode[32]; /* storage (disks only, before RAM) | pre-copy | post-copy | post-copy-recovering */
 	uint64_t start_us, end_us;
+	/* When a transition entered each phase (wall clock); 0 for a phase
+	 * never entered and for the one the migration began in. */
+	uint64_t phase_us[MIG_PHASE_COUNT];
 	int completed, failed, abort_requested;
 	char abort_status[16]; /* "" | Aborting | Succeeded | Failed */
 	char failure_reason[512];

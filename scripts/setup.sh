@@ -73,6 +73,23 @@ if [ "$want" != "$have" ]; then
 fi
 # ---- end of the web console block ---------------------------------------------
 
+# ---- promtool (the e2e.metrics_kubevirt test: promtool check metrics) ------------------
+# Debian's prometheus package holds promtool, but installing it starts a
+# Prometheus server: the package is only downloaded and promtool alone is
+# extracted from it into /usr/local/bin.
+if ! command -v promtool >/dev/null; then
+	echo "== extracting promtool from Debian's prometheus package"
+	apt_update
+	cache=/var/cache/ferry/prometheus
+	rm -rf "$cache" && mkdir -p "$cache"
+	chown _apt "$cache" 2>/dev/null || true # apt downloads as _apt where it exists
+	(cd "$cache" && apt-get download -qq prometheus >/dev/null)
+	dpkg-deb -x "$cache"/prometheus_*.deb "$cache/root"
+	install -m 0755 "$cache/root/usr/bin/promtool" /usr/local/bin/promtool
+	rm -rf "$cache"
+fi
+# ---- end of the promtool block ---------------------------------------------------
+
 # QEMU runs as this unprivileged user (ferryd.yaml qemu.user, docs/config.md).
 if ! id -u ferry-qemu >/dev/null 2>&1; then
 	echo "== creating the system user ferry-qemu"

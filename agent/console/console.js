@@ -1,7 +1,8 @@
 // ferry's web console: sign in with a token, the Virtual Machines page
 // (every VM of every node, through this ferryd's cluster view), the ⋮
-// menu with Migrate and Abort Migration, and a VM's details with its
-// migration state, history and a live chart fed by the event stream.
+// menu with Migrate and Abort Migration, a VM's details with its
+// migration state, history and a live chart fed by the event stream, and
+// the Nodes page (reachability, cordon, drain and its report).
 // Plain DOM, no framework; docs/console.md describes the screens.
 import { api, stream, session, ApiError, enc } from './api.js';
 import { RateChart } from './chart.js';
@@ -65,48 +66,80 @@ function leftBytes(m) { return (m.ramRemaining || 0) + (m.diskRemaining || 0); }
 function totalBytes(m) { return (m.ramTotal || 0) + (m.diskTotal || 0); }
 function dirtyBps(m) { return (m.dirtyRateBps || 0) + (m.diskDirtyRateBps || 0); }
 
+// The share of the copy done, 0-100: 5 for reaching the copy, then how
+// much of the guest's memory and disks no longer needs copying; null
+// without the figures.
+function copied(m) {
+  const total = totalBytes(m);
+  if (!total) return null;
+  return Math.round(Math.min(99, Math.max(5, 5 + 94 * (1 - leftBytes(m) / total))));
+}
+
+// The last progress shown for each running migration (by id): a migration
+// that ended without success may come back without its copy figures.
+const lastPct = new Map();
+
+// How far a migration that failed or was aborted got: its figures, else
+// what this page last showed of it, else the bytes sent against the
+// guest's memory (m.memoryMiB, from its VM; re-sent pages can make that
+// overshoot, hence the cap), else 0. Never a full bar.
+function reached(m) {
+  const c = copied(m);
+  if (c !== null) return c;
+  if (lastPct.has(m.id)) return lastPct.get(m.id);
+  const size = (m.memoryMiB || 0) * 1048576 + (m.diskTotal || 0);
+  if (size && m.rawBytes) return Math.round(Math.min(99, 5 + 94 * Math.min(1, m.rawBytes / size)));
+  return 0;
+}
+
 // How far along, 0-100: the phases before the copy are a small head start;
-// while Running, how much of the guest's memory and disks no longer needs
-// copying.
+// while Running, the share copied; Failed (aborts included), where it
+// stopped.
 function percent(m) {
   const before = { Pending: 0, Scheduling: 1, Scheduled: 2, PreparingTarget: 3, TargetReady: 5 };
   if (m.phase === 'Succeeded') return 100;
   if (m.phase in before) return before[m.phase];
-  if (m.phase === 'Failed') return 0;
-  const total = totalBytes(m);
-  if (!total) return 5;
-  return Math.round(Math.min(99, Math.max(5, 5 + 94 * (1 - leftBytes(m) / total))));
+  if (m.phase === 'Failed') return reached(m);
+  const pct = Math.max(5, copied(m) || 0);
+  if (m.id) lastPct.set(m.id, pct);
+  return pct;
 }
 
 function progressEl(m) {
   if (!m) return h('span', { class: 'muted' }, 'No migration');
   const label = phaseLabel(m), pct = percent(m);
+  const ended = m.phase === 'Failed';
   const kind = label === 'Succeeded' ? 'ok' : label === 'Failed' ? 'bad' : label === 'Aborted' || label === 'Aborting' ? 'warn' : 'run';
   const fill = h('span', { class: 'fill' });
-  fill.style.width = (label === 'Failed' || label === 'Aborted' ? 100 : pct) + '%';
+  fill.style.width = pct + '%';
   const route = m.sourceNode && m.targetNode ? `${m.sourceNode} → ${m.targetNode}` : '';
+  const pctText = active(m) ? pct + '%' : ended ? `stopped at ${pct}%` : '';
   return h('div', { class: 'progress ' + kind },
     h('div', { class: 'progress-top' },
       h('span', { class: 'mig-phase' }, label),
-      h('span', { class: 'mig-pct' }, active(m) ? pct + '%' : ''),
+      h('span', { class: 'mig-pct' }, pctText),
       h('span', { class: 'mig-route' }, route)),
     h('div', {
       class: 'bar', role: 'progressbar', 'aria-label': `Migration of ${m.vm || 'the VM'}`,
       'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(pct),
-      'aria-valuetext': `${label}${active(m) ? ', ' + pct + '%' : ''}`,
+      'aria-valuetext': `${label}${pctText ? ', ' + pctText : ''}${ended && m.failureReason ? ': ' + m.failureReason : ''}`,
       title: m.failureReason || '',
     }, fill),
-    m.phase === 'Failed' && m.failureReason
-      ? h('div', { class: 'mig-reason' }, m.failureReason) : null);
+    ended && m.failureReason ? h('div', { class: 'mig-reason' }, m.failureReason) : null);
 }
 
 // ---- sign in / out -------------------------------------------------------------
 
 function show(view) {
-  for (const id of ['signin-view', 'vms-view', 'vm-view']) $(id).hidden = id !== view;
+  for (const id of ['signin-view', 'vms-view', 'vm-view', 'nodes-view']) $(id).hidden = id !== view;
   const signedIn = view !== 'signin-view';
   $('nav').hidden = !signedIn;
   $('session').hidden = !signedIn;
+  const page = view === 'nodes-view' ? 'nav-nodes' : 'nav-vms';
+  for (const id of ['nav-vms', 'nav-nodes']) {
+    if (id === page) $(id).setAttribute('aria-current', 'page');
+    else $(id).removeAttribute('aria-current');
+  }
 }
 
 async function whoami() {
@@ -192,7 +225,7 @@ function updateRow(r, vm) {
   r.live.replaceChildren(vm.liveMigratable === false
     ? h('span', { class: 'no' }, h('span', { class: 'sr-only' }, 'Not live-migratable: '), vm.notMigratableReason || 'not live-migratable')
     : vm.liveMigratable ? h('span', { class: 'yes' }, 'Live-migratable') : h('span', { class: 'muted' }, '—'));
-  r.mig.replaceChildren(progressEl(vm.migration && Object.assign({ vm: vm.name }, vm.migration)));
+  r.mig.replaceChildren(progressEl(vm.migration && Object.assign({ vm: vm.name, memoryMiB: vm.memoryMiB }, vm.migration)));
 }
 
 function renderList() {
@@ -343,6 +376,12 @@ function denied(what, opener) {
   openDialog($('denied-dialog'), opener, $('denied-ok'));
 }
 
+// ferryd refused (403): its own sentence says which role it takes.
+function refused(message, opener) {
+  $('denied-text').textContent = message;
+  openDialog($('denied-dialog'), opener, $('denied-ok'));
+}
+
 const mig = { vm: null, candidates: [], showIneligible: false };
 
 function targetMode() {
@@ -378,9 +417,16 @@ function renderMode() {
   const eligible = mig.candidates.filter(c => c.eligible);
   $('specific').hidden = !specific;
   $('auto-hint').hidden = specific;
+  // With no eligible node, automatic mode says why: each node's reason.
+  const why = !mig.loading && !mig.blocked && !eligible.length ? mig.candidates : [];
+  $('auto-why').hidden = specific || !why.length;
+  $('auto-why').replaceChildren(...why.map(c => h('li', { 'data-node': c.name },
+    h('span', { class: 'node-name' }, c.name), ': ', h('span', { class: 'why' }, c.reason || 'not eligible'))));
   $('auto-hint').textContent = mig.loading ? 'Checking which nodes can take it…'
-    : eligible.length ? `ferryd picks the eligible node with the most free memory (${eligible.length} of ${mig.candidates.length} eligible).`
-      : 'No node can take this VM now.';
+    : mig.blocked ? ''
+      : eligible.length ? `ferryd picks the eligible node with the most free memory (${eligible.length} of ${mig.candidates.length} eligible).`
+        : mig.candidates.length ? `No node can take this VM now; ${mig.candidates.length === 1 ? 'the node says' : 'each node says'} why:`
+          : mig.failed ? '' : 'No node can take this VM: this node has no peers.';
 }
 
 async function openMigrate(name, opener) {
@@ -392,6 +438,8 @@ async function openMigrate(name, opener) {
   mig.candidates = [];
   mig.showIneligible = false;
   mig.loading = true;
+  mig.blocked = false;
+  mig.failed = false;
   $('migrate-form').reset();
   $('migrate-sub').textContent = `Move ${vm.name} from ${vm.node} to a different node; it keeps running. ` +
     'The nodes offered follow its node selector, the networks its NICs need, its CPU model and memory.';
@@ -402,6 +450,7 @@ async function openMigrate(name, opener) {
   openDialog(d, opener, d.querySelector('input[name=target-mode]'));
   if (vm.state !== 'Running' || vm.liveMigratable === false) {
     mig.loading = false;
+    mig.blocked = true;
     renderMode();
     $('migrate-error').textContent = vm.liveMigratable === false
       ? `${vm.name} is not live-migratable: ${vm.notMigratableReason}`
@@ -413,6 +462,7 @@ async function openMigrate(name, opener) {
   } catch (e) {
     if (handleError(e)) return;
     $('migrate-error').textContent = 'Cannot list the nodes: ' + e.message;
+    mig.failed = true;
   }
   mig.loading = false;
   if (mig.vm !== vm) return;
@@ -479,6 +529,7 @@ async function applyAbort(ev) {
 // Refresh now, whichever page is open (after an action).
 function kick() {
   if (!$('vms-view').hidden) pollList();
+  else if (!$('nodes-view').hidden) pollNodes();
   else if (state.detail) pollDetail();
 }
 
@@ -594,7 +645,7 @@ async function pollDetail() {
     $('vm-missing').hidden = !!vm;
     $('vm-missing').textContent = vm ? '' : `No node knows a VM named ${d.name}.`;
     if (vm) renderSummary(vm);
-    const m = hist[0];
+    const m = hist[0] && Object.assign({ memoryMiB: vm && vm.memoryMiB }, hist[0]);
     renderHistory(hist);
     if (!d.streaming) {
       renderMigState(m);
@@ -640,13 +691,205 @@ function showDetail(name) {
   pollDetail();
 }
 
+// ---- the Nodes page ------------------------------------------------------------------
+
+const DRAIN_ACTIVE = new Set(['Running']);
+const nodeView = { list: [], drains: new Map(), fallback: false, busy: new Set() };
+
+// Every node: GET /v1/cluster/nodes; a ferryd without it (404) gives the
+// nodes of its cluster view, without address, cordon state or version.
+async function loadNodes() {
+  try {
+    nodeView.list = await api('GET', '/v1/cluster/nodes');
+    nodeView.fallback = false;
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+    const cl = await refreshCluster();
+    nodeView.list = cl.nodes.map(n => Object.assign({}, n, {
+      vms: cl.vms.filter(v => v.node === n.name && v.state !== 'Departed').length,
+    }));
+    nodeView.fallback = true;
+  }
+  // Each node's drain, if it had one (404: none, or a ferryd without drain).
+  await Promise.all(nodeView.list.map(async n => {
+    try {
+      nodeView.drains.set(n.name, await api('GET', `/v1/nodes/${enc(n.name)}/drain`));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) throw e;
+      nodeView.drains.delete(n.name);
+    }
+  }));
+}
+
+const count = v => (Array.isArray(v) ? v.length : v === undefined || v === null ? '—' : String(v));
+
+function nodeRow(n) {
+  const drain = nodeView.drains.get(n.name);
+  const draining = !!drain && DRAIN_ACTIVE.has(drain.state);
+  const busy = nodeView.busy.has(n.name);
+  const act = (label, fn, extra) => h('button', Object.assign({
+    type: 'button', disabled: busy, 'data-action': label.toLowerCase().replace(/ /g, '-'),
+    'aria-label': `${label} ${n.name}`, onclick: ev => fn(n.name, ev.currentTarget),
+  }, extra || {}), label);
+  return h('tr', { 'data-node': n.name },
+    h('th', { scope: 'row' }, n.name),
+    h('td', { class: 'node-address' }, n.address || '—'),
+    h('td', { class: 'node-reach' }, n.reachable
+      ? h('span', { class: 'yes' }, 'Reachable')
+      : h('span', { class: 'no' }, 'Unreachable' + (n.reason ? ': ' + n.reason : ''))),
+    h('td', { class: 'node-sched' }, n.cordoned === true ? h('span', { class: 'badge paused' }, 'Cordoned')
+      : n.cordoned === false ? h('span', { class: 'badge running' }, 'Schedulable') : h('span', { class: 'muted' }, '—')),
+    h('td', { class: 'node-vms' }, count(n.vms)),
+    h('td', { class: 'node-version' }, n.version || '—'),
+    h('td', { class: 'node-actions' },
+      n.cordoned === true ? act('Uncordon', (name, b) => nodeCall(name, 'uncordon', b))
+        : act('Cordon', (name, b) => nodeCall(name, 'cordon', b)),
+      draining ? act('Stop drain', confirmStopDrain) : act('Drain', confirmDrain)));
+}
+
+function drainCard(node, d) {
+  const vms = d.vms || [], report = d.report || [];
+  return h('section', { class: 'card drain', 'data-drain': node, 'aria-labelledby': 'drain-' + node },
+    h('h2', { id: 'drain-' + node }, `Drain of ${node}: `, h('span', { class: 'drain-state' }, d.state || '—')),
+    h('dl', { class: 'fields' },
+      h('dt', null, 'Started'), h('dd', null, when(d.started)),
+      h('dt', null, 'Ended'), h('dd', null, when(d.ended))),
+    vms.length ? h('div', { class: 'table-wrap', role: 'region', 'aria-label': `VMs of the drain of ${node}`, tabindex: '0' },
+      h('table', { class: 'grid drain-vms' },
+        h('thead', null, h('tr', null, ...['VM', 'State', 'Place', 'Target', 'Attempts', 'Reason']
+          .map(t => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, ...vms.map(v => h('tr', { 'data-vm': v.vm },
+          h('th', { scope: 'row' }, v.vm), h('td', { class: 'drain-vm-state' }, v.state || ''),
+          h('td', null, v.place === undefined || v.place === null ? '' : String(v.place)),
+          h('td', null, v.target || ''), h('td', null, v.attempts === undefined ? '' : String(v.attempts)),
+          h('td', { class: 'why' }, v.reason || '')))))) : null,
+    h('h3', null, 'Report'),
+    report.length
+      ? h('ul', { class: 'drain-report' }, ...report.map(r => h('li', { 'data-vm': r.vm },
+        h('span', { class: 'node-name' }, r.vm), ': ', h('span', { class: 'why' }, r.reason || 'could not move'))))
+      : h('p', { class: 'muted drain-report-empty' }, DRAIN_ACTIVE.has(d.state) ? 'Still draining.'
+        : d.state === 'Completed' ? 'Every VM moved.' : 'No VM reported.'));
+}
+
+function renderNodes() {
+  const list = nodeView.list.slice().sort((a, b) => a.name.localeCompare(b.name));
+  // The rows are rebuilt: the focused button gets the focus back.
+  const f = document.activeElement;
+  const had = f && f.closest && f.closest('#node-rows tr') && f.dataset.action
+    ? { node: f.closest('tr').dataset.node, action: f.dataset.action } : null;
+  $('node-rows').replaceChildren(...list.map(nodeRow));
+  if (had) {
+    const row = [...$('node-rows').rows].find(r => r.dataset.node === had.node);
+    const b = row && (row.querySelector(`[data-action="${had.action}"]`) || row.querySelector('button'));
+    if (b) b.focus();
+  }
+  $('nodes-note').textContent = nodeView.fallback
+    ? 'This ferryd does not report cordon state, addresses or versions: shown as —.' : '';
+  $('drains').replaceChildren(...list.filter(n => nodeView.drains.has(n.name))
+    .map(n => drainCard(n.name, nodeView.drains.get(n.name))));
+}
+
+async function pollNodes() {
+  clearTimeout(state.timer);
+  try {
+    await loadNodes();
+    if ($('nodes-view').hidden) return;
+    renderNodes();
+  } catch (e) {
+    if (handleError(e)) return;
+    $('nodes-error').textContent = 'Cannot load the nodes: ' + e.message;
+  }
+  if ($('nodes-view').hidden) return;
+  const running = [...nodeView.drains.values()].some(d => DRAIN_ACTIVE.has(d.state));
+  schedule(pollNodes, running ? POLL_ACTIVE_MS : POLL_IDLE_MS);
+}
+
+// POST /v1/nodes/NODE/{cordon,uncordon,drain} or DELETE .../drain.
+async function nodeAction(node, method, what) {
+  nodeView.busy.add(node);
+  renderNodes();
+  try {
+    await api(method, `/v1/nodes/${enc(node)}/${what}`);
+  } finally {
+    nodeView.busy.delete(node);
+  }
+}
+
+async function nodeCall(node, what, opener) {
+  $('nodes-error').textContent = '';
+  try {
+    await nodeAction(node, 'POST', what);
+    toast(what === 'cordon' ? `${node} cordoned: no new VMs or inbound migrations.` : `${node} uncordoned.`);
+  } catch (e) {
+    if (handleError(e)) return;
+    if (e.status === 403) refused(e.message, opener);
+    else $('nodes-error').textContent = `Cannot ${what} ${node}: ${e.message}`;
+  }
+  pollNodes();
+}
+
+const nodeDialog = { run: null };
+
+function confirmNode(opener, title, text, confirm, run) {
+  $('node-dialog-title').textContent = title;
+  $('node-dialog-text').textContent = text;
+  $('node-dialog-confirm').textContent = confirm;
+  $('node-dialog-confirm').disabled = false;
+  $('node-dialog-error').textContent = '';
+  nodeDialog.run = run;
+  openDialog($('node-dialog'), opener, $('node-dialog-cancel'));
+}
+
+async function applyNodeDialog(ev) {
+  ev.preventDefault();
+  $('node-dialog-confirm').disabled = true;
+  try {
+    await nodeDialog.run();
+    closeDialog($('node-dialog'));
+  } catch (e) {
+    if (handleError(e)) return;
+    $('node-dialog-error').textContent = e.status === 403 ? 'Not permitted: ' + e.message : e.message;
+    $('node-dialog-confirm').disabled = false;
+  }
+  pollNodes();
+}
+
+function confirmDrain(node, opener) {
+  confirmNode(opener, `Drain ${node}`,
+    `Cordon ${node} and live-migrate every VM off it, within the migration limits. ` +
+    'A VM that cannot move is retried on another node a few times, then listed in the report with the reason.',
+    `Drain ${node}`, async () => {
+      await nodeAction(node, 'POST', 'drain');
+      toast(`Draining ${node}.`);
+    });
+}
+
+function confirmStopDrain(node, opener) {
+  confirmNode(opener, `Stop draining ${node}`,
+    `No further VM leaves ${node}; migrations under way end first, so nothing is left half-done. ${node} stays cordoned.`,
+    'Stop drain', async () => {
+      await nodeAction(node, 'DELETE', 'drain');
+      toast(`Stopping the drain of ${node}.`);
+    });
+}
+
+function showNodes() {
+  stopDetail();
+  show('nodes-view');
+  document.title = 'Nodes · ferry console';
+  $('nodes-error').textContent = '';
+  pollNodes();
+}
+
 // ---- routing ---------------------------------------------------------------------------
 
 function route() {
   if (!state.me) return;
   closeMenu(false);
   const m = location.hash.match(/^#\/vm\/(.+)$/);
-  if (m) {
+  if (location.hash === '#/nodes') {
+    showNodes();
+  } else if (m) {
     showDetail(decodeURIComponent(m[1]));
     document.title = decodeURIComponent(m[1]) + ' · ferry console';
   } else {
@@ -680,7 +923,9 @@ async function start() {
   $('migrate-cancel').addEventListener('click', () => closeDialog($('migrate-dialog')));
   $('abort-dialog').querySelector('form').addEventListener('submit', applyAbort);
   $('abort-keep').addEventListener('click', () => closeDialog($('abort-dialog')));
-  for (const id of ['migrate-dialog', 'abort-dialog', 'denied-dialog'])
+  $('node-dialog').querySelector('form').addEventListener('submit', applyNodeDialog);
+  $('node-dialog-cancel').addEventListener('click', () => closeDialog($('node-dialog')));
+  for (const id of ['migrate-dialog', 'abort-dialog', 'denied-dialog', 'node-dialog'])
     $(id).addEventListener('close', () => restoreFocus($(id)));
   window.addEventListener('hashchange', route);
 

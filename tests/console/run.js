@@ -4,11 +4,14 @@
 // tests/e2e/console_browser.sh started. It signs in, migrates g1 to a
 // specific node through the ⋮ menu and the Migrate dialog, follows the
 // progress bar and the live chart to Succeeded, aborts a migration of g2,
-// and checks that a viewer sees Migrate but is refused. Every wait is
+// shows a failed migration of g2 at the progress it reached with the
+// reason, says why automatic mode has no node for g4, fits a 420 px wide
+// window, shows the Nodes page and its Cordon and Drain (as an admin), and
+// checks that a viewer sees Migrate but is refused. Every wait is
 // Playwright's own (bounded); screenshots go to $FERRY_ARTIFACTS.
 //
 // Environment: FERRY_URL, FERRY_TOKEN_MIGRATOR, FERRY_TOKEN_VIEWER,
-// FERRY_ARTIFACTS, CHROMIUM (default /usr/bin/chromium).
+// FERRY_TOKEN_ADMIN, FERRY_ARTIFACTS, CHROMIUM (default /usr/bin/chromium).
 const path = require('path');
 const fs = require('fs');
 const { chromium } = require('playwright-core');
@@ -58,6 +61,29 @@ async function openMenu(page, vm) {
   const menu = page.getByRole('menu', { name: `Actions for ${vm}` });
   await menu.waitFor();
   return menu;
+}
+
+// The page never scrolls sideways: wide tables scroll in their own box.
+async function fitsWidth(page, width, what) {
+  const w = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (w <= width) return;
+  // Name the outermost elements that stick out, to say what to fix.
+  const wide = await page.evaluate(limit => [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > limit + 0.5 && !e.closest('.table-wrap, [hidden], dialog:not([open])'))
+    .filter((e, i, all) => !all.includes(e.parentElement))
+    .slice(0, 5).map(e => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px)`), width);
+  check(false, `${what}: the page is ${w} px wide in a ${width} px window: ${wide.join(', ')}`);
+}
+
+// Clicks a node button and waits for the request it sends; answers the
+// response (the endpoint may be absent from this ferryd: 404).
+async function nodeRequest(page, click, method, path) {
+  const [resp] = await Promise.all([
+    page.waitForResponse(r => r.request().method() === method && new URL(r.url()).pathname === path),
+    click(),
+  ]);
+  log(`${method} ${path} sent: ${resp.status()}`);
+  return resp;
 }
 
 async function main() {
@@ -200,6 +226,117 @@ async function main() {
     await waitText(row(page, 'g2').locator('.vm-state'), /^Running$/, SHORT, 'g2 keeps running');
     await shot(page, 'aborted');
     log('g2: aborted, still on node-b');
+
+    // ---- a failed migration: the progress it reached, red, Failed and why ----------
+    // g2 against a completion timeout it cannot meet (16 s per GiB: 4 s).
+    const failing = await page.evaluate(async () => {
+      const r = await fetch('/v1/nodes/node-b/migrations', {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + sessionStorage.getItem('ferry.token'), 'Content-Type': 'application/json' },
+        body: JSON.stringify({ vm: 'g2', node: 'node-a', completionTimeoutSPerGiB: 16 }),
+      });
+      return { status: r.status, body: await r.json() };
+    });
+    check(failing.status === 201, 'the failing migration started: ' + JSON.stringify(failing));
+    await waitText(phase(page, 'g2'), /^Failed$/, MIGRATION, 'g2 migration failed');
+    const failed = await row(page, 'g2').evaluate(r => {
+      const b = r.querySelector('[role=progressbar]');
+      return {
+        now: Number(b.getAttribute('aria-valuenow')), width: b.querySelector('.fill').style.width,
+        text: r.querySelector('.vm-mig').textContent, valuetext: b.getAttribute('aria-valuetext'),
+      };
+    });
+    log('g2 failed:', JSON.stringify(failed));
+    check(failed.now < 100 && failed.width === failed.now + '%',
+      'a failed migration shows the progress it reached, not a full bar: ' + JSON.stringify(failed));
+    check(/completion timeout/.test(failed.text) && /Failed/.test(failed.valuetext),
+      'the failed bar says Failed and why: ' + JSON.stringify(failed));
+    await waitText(row(page, 'g2').locator('.vm-node'), /^node-b$/, SHORT, 'g2 stays on node-b after the failure');
+    await shot(page, 'failed');
+
+    // ---- automatic mode with no eligible node says why ------------------------------
+    menu = await openMenu(page, 'g4');
+    await menu.getByRole('menuitem', { name: 'Migrate' }).click();
+    await dialog.waitFor();
+    await waitText(dialog.locator('#auto-hint'), /No node can take this VM now/, SHORT, 'no eligible node');
+    await waitText(dialog.locator('#auto-why li[data-node="node-a"]'), /node selector/, SHORT, 'node-a explained');
+    await waitText(dialog.locator('#auto-why li[data-node="node-b"]'), /node selector/, SHORT, 'node-b explained');
+    check(await dialog.getByRole('button', { name: 'Apply' }).isDisabled(), 'Apply is disabled with no eligible node');
+    await shot(page, 'no-eligible');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    log('g4: automatic mode says why no node can take it');
+
+    // ---- a 420 px wide window: nothing overflows the page ------------------------------
+    await page.setViewportSize({ width: 420, height: 860 });
+    await waitText(phase(page, 'g2'), /^Failed$/, SHORT, 'the list at 420 px');
+    await fitsWidth(page, 420, 'Virtual Machines at 420 px');
+    await shot(page, 'narrow-vms');
+    await row(page, 'g1').getByRole('link', { name: 'g1' }).click();
+    await waitText(page.locator('#vm-state dd[data-field="Phase"]'), /^Succeeded$/, SHORT, 'details at 420 px');
+    await fitsWidth(page, 420, 'VM details at 420 px');
+    await shot(page, 'narrow-details');
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.getByRole('link', { name: 'Virtual Machines' }).first().click();
+    await row(page, 'g1').waitFor();
+
+    // ---- the Nodes page, as an administrator -------------------------------------------
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API token').waitFor();
+    await signIn(page, env.FERRY_TOKEN_ADMIN, 'admin');
+    await page.getByRole('link', { name: 'Nodes' }).click();
+    await page.getByRole('heading', { name: 'Nodes', level: 1 }).waitFor();
+    const nodeRow = n => page.locator(`#node-rows tr[data-node="${n}"]`);
+    for (const n of ['node-a', 'node-b', 'node-c']) {
+      await waitText(nodeRow(n).locator('.node-reach'), /^Reachable$/, SHORT, `${n} reachable`);
+      await waitText(nodeRow(n).locator('.node-vms'), /^\d+$/, SHORT, `${n} VM count`);
+    }
+    check(await page.locator('#nav-nodes').getAttribute('aria-current') === 'page', 'the Nodes link is marked current');
+    await shot(page, 'nodes');
+    // Cordon: the request goes out; with the endpoint, the row says so.
+    const cordon = await nodeRequest(page, () => nodeRow('node-c').getByRole('button', { name: 'Cordon node-c' }).click(),
+      'POST', '/v1/nodes/node-c/cordon');
+    if (cordon.status() === 404) {
+      await waitText(page.locator('#nodes-error'), /Cannot cordon node-c/, SHORT, 'the cordon refusal shown');
+      log('NOTE: this ferryd has no cordon endpoint (404): the request was sent and the refusal shown');
+    } else {
+      check(cordon.ok(), 'cordon answered ' + cordon.status());
+      await waitText(nodeRow('node-c').locator('.node-sched'), /Cordoned/, SHORT, 'node-c cordoned');
+      await shot(page, 'nodes-cordoned');
+      await nodeRequest(page, () => nodeRow('node-c').getByRole('button', { name: 'Uncordon node-c' }).click(),
+        'POST', '/v1/nodes/node-c/uncordon');
+      await waitText(nodeRow('node-c').locator('.node-sched'), /Schedulable/, SHORT, 'node-c uncordoned');
+    }
+    // Drain node-c: g3 (CD-ROM) and g4 (no node matches its selector) cannot
+    // move, so the drain ends at once with both in its report.
+    await nodeRow('node-c').getByRole('button', { name: 'Drain node-c' }).click();
+    const drainDialog = page.getByRole('dialog', { name: 'Drain node-c' });
+    await drainDialog.waitFor();
+    const drain = await nodeRequest(page, () => drainDialog.getByRole('button', { name: 'Drain node-c' }).click(),
+      'POST', '/v1/nodes/node-c/drain');
+    if (drain.status() === 404) {
+      await waitText(drainDialog.locator('#node-dialog-error'), /./, SHORT, 'the drain refusal shown');
+      log('NOTE: this ferryd has no drain endpoint (404): the request was sent and the refusal shown');
+      await drainDialog.getByRole('button', { name: 'Cancel' }).click();
+    } else {
+      check(drain.ok(), 'drain answered ' + drain.status());
+      const card = page.locator('[data-drain="node-c"]');
+      await waitText(card.locator('.drain-state'), /^(Completed|Failed)$/, MIGRATION, 'the drain of node-c ended');
+      await waitText(card.locator('.drain-report li[data-vm="g3"]'), /CD-ROM|cdrom/i, SHORT, 'g3 in the drain report');
+      await card.locator('.drain-report li[data-vm="g4"]').waitFor();
+      await shot(page, 'nodes-drained');
+      const un = nodeRow('node-c').getByRole('button', { name: 'Uncordon node-c' });
+      if (await un.count()) await un.click();
+    }
+    await drainDialog.waitFor({ state: 'hidden' });
+    await page.setViewportSize({ width: 420, height: 860 });
+    await nodeRow('node-a').waitFor();
+    await fitsWidth(page, 420, 'Nodes at 420 px');
+    await shot(page, 'narrow-nodes');
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.getByRole('link', { name: 'Virtual Machines' }).first().click();
+    await row(page, 'g1').waitFor();
+    log('Nodes page: every node, reachable; cordon and drain requests sent');
 
     // ---- a viewer sees Migrate but is refused -----------------------------------------
     await page.getByRole('button', { name: 'Sign out' }).click();
