@@ -214,7 +214,7 @@ void agent_shutdown(struct agent *a)
 {
 	/* Migrations in flight end first (their threads use the loop). */
 	for (struct agent_mig *am = a->migs; am; am = am->next)
-		mig_cancel(am->m, "ferryd is shutting down");
+		mig_cancel(am->m, "ferryd is shutting down", "ferryd shutdown");
 	while (a->migs) {
 		struct agent_mig *am = a->migs;
 

@@ -87,7 +87,10 @@ struct json_object *agent_vms_json(struct agent *a);
  * from the API (api_migration_request). */
 int agent_migrate(struct agent *a, const struct mig_request *req, const struct mset_request *settings,
 		  char *id_out, size_t idlen, char *err, size_t errlen);
-int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
+/* Cancels the migration named by its id, VMIM name, or its VM's name (the
+ * one in progress); by is who asked, kept in the record (NULL: unknown). */
+int agent_migration_cancel(struct agent *a, const char *id_or_vm, const char *by, char *err,
+			   size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
 /* One server-sent event for migration status m ("event: migration\ndata:
  * {...}\n\n", malloc'ed, NULL on allocation failure); *final set when m's

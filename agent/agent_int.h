@@ -30,6 +30,10 @@ int acquire_slot(void *agent, struct migration *m, char *why, size_t len);
 void release_slot(void *agent, struct migration *m);
 int target_admit(void *agent, const char *name, char *reason, size_t len);
 
+/* present.c: a record's RFC 3339 timestamp in µs since the epoch (0: not
+ * one), whole seconds or with a fraction. Pure. */
+uint64_t record_time_us(const char *ts);
+
 /* recovery.c: what an earlier run left, taken over by agent_init in this
  * order (stale incoming VMs removed, running QEMUs adopted, then the
  * records, which name the adopted VMs' last migrations). */

@@ -411,8 +411,16 @@ int api_migration_samples(const struct route_call *c, struct route_reply *out, c
 
 int api_migration_cancel(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
-	int r = agent_migration_cancel(c->a, c->p->v[0], err, errlen);
+	char by[96];
+	int r;
 
+	/* Who asked, as the audit line names them, and their role; a peer
+	 * running this for its gateway is not told who its caller was. */
+	if (c->who)
+		snprintf(by, sizeof(by), "%.60s (%s)", c->who, route_role_name(c->role));
+	else
+		snprintf(by, sizeof(by), "a %s through the cluster gateway", route_role_name(c->role));
+	r = agent_migration_cancel(c->a, c->p->v[0], by, err, errlen);
 	if (r < 0)
 		return r;
 	out->status = 202;
@@ -521,9 +529,10 @@ static enum MHD_Result forward(struct agent *a, struct MHD_Connection *c, const 
 /* A row on this node. */
 static enum MHD_Result run(struct agent *a, struct MHD_Connection *c, const struct route *rt,
 			   const struct route_params *p, const char *vm, struct json_object *body,
-			   enum route_role have)
+			   enum route_role have, const char *who)
 {
-	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .where = "this node"};
+	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .who = who,
+				  .where = "this node"};
 	struct route_reply rep = {.status = 200};
 	char err[600] = "";
 	int r;
@@ -570,7 +579,7 @@ static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const
 	if (node[0] && strcmp(node, a->cfg->node))
 		ret = forward(a, c, node, rt, &p, url, vm, body);
 	else
-		ret = run(a, c, rt, &p, vm, body, have);
+		ret = run(a, c, rt, &p, vm, body, have, b->who);
 	json_object_put(body);
 	return ret;
 }
