@@ -15,7 +15,11 @@
 /* STARTING and INCOMING hold the name while a QEMU comes up, so two
  * creates (or a create and an arriving migration) cannot collide; PAUSED
  * is a guest a migration left stopped here because the target never
- * confirmed it runs there (see mig_status.guest_paused_on_source). */
+ * confirmed it runs there (see mig_status.guest_paused_on_source).
+ * No row stays for what is not here: a VM that migrated away, a create
+ * that failed and an arrival that failed leave none (their history is in
+ * the migration records). DEPARTED is no longer given to a row; the name
+ * stays for the states /metrics lists. */
 enum vm_state { VM_RUNNING, VM_MIGRATING, VM_DEPARTED, VM_STOPPED, VM_STARTING, VM_INCOMING, VM_PAUSED };
 
 struct agent_vm {
@@ -24,7 +28,7 @@ struct agent_vm {
 	struct qemu_vm *q;     /* NULL once departed */
 	struct migration *active;
 	char last_mig[40];
-	char departed_to[64];
+	int fresh; /* STARTING/INCOMING: the row was made for it (a failure removes it) */
 	struct agent_vm *next;
 };
 

@@ -20,6 +20,14 @@ struct agent_vm *find_vm(struct agent *a, const char *name);
 struct agent_vm *add_vm(struct agent *a, const char *name);
 /* Nonzero when a new or arriving VM may take v's name (v may be NULL). */
 int name_free(const struct agent_vm *v);
+/* Holds name for a VM coming up here (state, STARTING or INCOMING): the
+ * existing row (a Stopped one) or a new one. NULL when out of memory. */
+struct agent_vm *hold_name(struct agent *a, const char *name, enum vm_state state);
+/* A hold that came to nothing: a row made for it goes, an older one is
+ * Stopped again. */
+void release_name(struct agent *a, struct agent_vm *v);
+/* Unlinks v and frees it (its QEMU, if any, too). */
+void remove_vm(struct agent *a, struct agent_vm *v);
 
 /* engine_glue.c: the struct mig_env callbacks, agent points at the agent.
  * They take agent.mu themselves. */

@@ -16,8 +16,7 @@ static struct json_object *vm_to_json(struct agent *a, struct agent_vm *v)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "name", json_object_new_string(v->name));
-	json_object_object_add(o, "node", json_object_new_string(
-		v->state == VM_DEPARTED ? v->departed_to : a->cfg->node));
+	json_object_object_add(o, "node", json_object_new_string(a->cfg->node));
 	json_object_object_add(o, "state", json_object_new_string(vm_state_name(v->state)));
 	if (v->q) {
 		char why[900];
