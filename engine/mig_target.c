@@ -42,8 +42,10 @@ static void reply_busy(struct migration *m, const char *op, const char *reason, 
 	if (m->peer_outcome)
 		json_object_object_add(msg, "outcome", json_object_new_boolean(1));
 	/* Cancelled here: the source records who asked. */
+	pthread_mutex_lock(&m->mu);
 	if (!strcmp(op, "error") && m->st.cancelled_by[0])
 		json_object_object_add(msg, "cancelled_by", json_object_new_string(m->st.cancelled_by));
+	pthread_mutex_unlock(&m->mu);
 	(void)peer_send_json(m->ctl, msg);
 	json_object_put(msg);
 }
