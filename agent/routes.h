@@ -40,8 +40,8 @@ struct route_call {
 	const char *vm;           /* the ?vm= query, or NULL */
 	struct json_object *body; /* the request body (a JSON object), or NULL */
 	enum route_role role;     /* the caller's (on a peer: the row's, checked by the gateway) */
-	const char *who;          /* the caller as the audit names it (token name, root@unix);
-				     NULL on a peer, which is not told */
+	const char *who;          /* the caller for the records: "root@unix (admin)", through a
+				     gateway "alice (migrator) via node-a"; NULL: not told */
 	const char *where;        /* "this node" or "node NAME", for messages */
 };
 

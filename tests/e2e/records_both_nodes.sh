@@ -8,7 +8,9 @@
 #    name, not the id;
 #  - a cancelled migration has a total time > 0, the same reason and who
 #    cancelled on both nodes, and the target lists no Stopped row for it
-#    (nor counts one in ferry_vms); a progress timeout says so on both;
+#    (nor counts one in ferry_vms); a cancel through the other node's
+#    gateway names the caller and that node; a progress timeout says so on
+#    both;
 #  - history comes back newest first, each entry with its start, after
 #    both agents restart.
 . "$(dirname "$0")/cluster_lib.sh"
@@ -93,6 +95,18 @@ has_row node-b g2 && die "node-b lists g2 after its inbound migration was cancel
 metrics node-b | grep -q '^ferry_vms{node="node-b",state="Stopped"} 0$' || die "ferry_vms counts a Stopped VM on node-b"
 ctl node-b describe vmi g2 | grep -q "Guest Pause: *n/a" || die "describe does not say n/a for no pause"
 guest_verify node-a g2
+
+# ---- cancelled through the other node's gateway: who, via which node ---------
+id4=$(ctl node-a -o json migrate g2 --node node-b --max-bandwidth 16 | jq -r .id)
+mig_wait_bytes node-a "$id4" $((8 << 20)) 60
+curl -sf --unix-socket "$WORK/node-b/api.sock" -X DELETE "http://ferry/v1/nodes/node-a/migrations/$id4" >/dev/null ||
+	die "cancel through node-b's gateway refused"
+mig_wait_phase node-a "$id4" Failed 60
+mig_wait_phase node-b "$id4" Failed 30
+for n in node-a node-b; do
+	by=$(mig_json $n "$id4" | jq -r .cancelledBy)
+	[ "$by" = "root@unix (admin) via node-b" ] || die "$n: cancelledBy through the gateway: $by"
+done
 
 # ---- a progress timeout: the policy cancelled, on both nodes -------------------
 # Dirtying 40 MB/s against an 8 MiB/s cap: no new low once the first pass is done.
