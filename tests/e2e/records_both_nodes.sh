@@ -93,7 +93,10 @@ echo "$tgt" | jq -r .cancelledBy | grep -q "admin" || die "who cancelled is not 
 echo "$tgt" | jq -e 'has("pauseMs") | not' >/dev/null || die "a migration that did not pause shows a pause: $tgt"
 has_row node-b g2 && die "node-b lists g2 after its inbound migration was cancelled: $(ctl node-b get vmi)"
 metrics node-b | grep -q '^ferry_vms{node="node-b",state="Stopped"} 0$' || die "ferry_vms counts a Stopped VM on node-b"
-ctl node-b describe vmi g2 | grep -q "Guest Pause: *n/a" || die "describe does not say n/a for no pause"
+echo "=== ferryctl describe vmi g2 on node-b (target of the cancelled migration) ==="
+ctl node-b describe vmi g2 | tee "$WORK/describe-g2.txt"
+grep -q "Guest Pause: *n/a" "$WORK/describe-g2.txt" || die "describe does not say n/a for no pause"
+grep -q "Cancelled By: *root@unix (admin)" "$WORK/describe-g2.txt" || die "describe lacks who cancelled"
 guest_verify node-a g2
 
 # ---- cancelled through the other node's gateway: who, via which node ---------
