@@ -59,6 +59,40 @@ int name_free(const struct agent_vm *v)
 	return !v || v->state == VM_DEPARTED || v->state == VM_STOPPED;
 }
 
+struct agent_vm *hold_name(struct agent *a, const char *name, enum vm_state state)
+{
+	struct agent_vm *v = find_vm(a, name);
+	int fresh = !v;
+
+	if (!v)
+		v = add_vm(a, name);
+	if (!v)
+		return NULL;
+	v->state = state;
+	v->fresh = fresh;
+	return v;
+}
+
+void release_name(struct agent *a, struct agent_vm *v)
+{
+	if (v->fresh)
+		remove_vm(a, v);
+	else
+		v->state = VM_STOPPED;
+}
+
+void remove_vm(struct agent *a, struct agent_vm *v)
+{
+	struct agent_vm **pp;
+
+	for (pp = &a->vms; *pp && *pp != v; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = v->next;
+	qemu_vm_free(v->q);
+	free(v);
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 /* How QEMU runs here: binary, accel, the directories VM files may be in,
@@ -222,7 +256,7 @@ void agent_shutdown(struct agent *a)
 	 * flight end (their threads use the loop). */
 	drain_shutdown(a);
 	for (struct agent_mig *am = a->migs; am; am = am->next)
-		mig_cancel(am->m, "ferryd is shutting down");
+		mig_cancel(am->m, "ferryd is shutting down", "ferryd shutdown");
 	while (a->migs) {
 		struct agent_mig *am = a->migs;
 

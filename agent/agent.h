@@ -15,7 +15,11 @@
 /* STARTING and INCOMING hold the name while a QEMU comes up, so two
  * creates (or a create and an arriving migration) cannot collide; PAUSED
  * is a guest a migration left stopped here because the target never
- * confirmed it runs there (see mig_status.guest_paused_on_source). */
+ * confirmed it runs there (see mig_status.guest_paused_on_source).
+ * No row stays for what is not here: a VM that migrated away, a create
+ * that failed and an arrival that failed leave none (their history is in
+ * the migration records). DEPARTED is no longer given to a row; the name
+ * stays for the states /metrics lists. */
 enum vm_state { VM_RUNNING, VM_MIGRATING, VM_DEPARTED, VM_STOPPED, VM_STARTING, VM_INCOMING, VM_PAUSED };
 
 struct agent_vm {
@@ -25,7 +29,7 @@ struct agent_vm {
 	struct vm_spec *spec;  /* a Stopped VM's spec (its blockers, its candidates), or NULL */
 	struct migration *active;
 	char last_mig[40];
-	char departed_to[64];
+	int fresh; /* STARTING/INCOMING: the row was made for it (a failure removes it) */
 	struct agent_vm *next;
 };
 
@@ -89,7 +93,10 @@ struct json_object *agent_vms_json(struct agent *a);
  * from the API (api_migration_request). */
 int agent_migrate(struct agent *a, const struct mig_request *req, const struct mset_request *settings,
 		  char *id_out, size_t idlen, char *err, size_t errlen);
-int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen);
+/* Cancels the migration named by its id, VMIM name, or its VM's name (the
+ * one in progress); by is who asked, kept in the record (NULL: unknown). */
+int agent_migration_cancel(struct agent *a, const char *id_or_vm, const char *by, char *err,
+			   size_t errlen);
 struct json_object *agent_migration_json(struct agent *a, const char *id);
 /* One server-sent event for migration status m ("event: migration\ndata:
  * {...}\n\n", malloc'ed, NULL on allocation failure); *final set when m's

@@ -20,6 +20,14 @@ struct agent_vm *find_vm(struct agent *a, const char *name);
 struct agent_vm *add_vm(struct agent *a, const char *name);
 /* Nonzero when a new or arriving VM may take v's name (v may be NULL). */
 int name_free(const struct agent_vm *v);
+/* Holds name for a VM coming up here (state, STARTING or INCOMING): the
+ * existing row (a Stopped one) or a new one. NULL when out of memory. */
+struct agent_vm *hold_name(struct agent *a, const char *name, enum vm_state state);
+/* A hold that came to nothing: a row made for it goes, an older one is
+ * Stopped again. */
+void release_name(struct agent *a, struct agent_vm *v);
+/* Unlinks v and frees it (its QEMU, if any, too). */
+void remove_vm(struct agent *a, struct agent_vm *v);
 
 /* engine_glue.c: the struct mig_env callbacks, agent points at the agent.
  * They take agent.mu themselves. */
@@ -29,6 +37,10 @@ int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q);
 int acquire_slot(void *agent, struct migration *m, char *why, size_t len);
 void release_slot(void *agent, struct migration *m);
 int target_admit(void *agent, const char *name, char *reason, size_t len);
+
+/* present.c: a record's RFC 3339 timestamp in µs since the epoch (0: not
+ * one), whole seconds or with a fraction. Pure. */
+uint64_t record_time_us(const char *ts);
 
 /* recovery.c: what an earlier run left, taken over by agent_init in this
  * order (stale incoming VMs removed, running QEMUs adopted, then the

@@ -416,8 +416,16 @@ int api_migration_samples(const struct route_call *c, struct route_reply *out, c
 
 int api_migration_cancel(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
-	int r = agent_migration_cancel(c->a, c->p->v[0], err, errlen);
+	char by[96];
+	int r;
 
+	/* Who asked, as the audit line names them, with their role (and the
+	 * gateway they came through); an older gateway does not say. */
+	if (c->who && c->who[0])
+		snprintf(by, sizeof(by), "%s", c->who);
+	else
+		snprintf(by, sizeof(by), "a %s through the cluster gateway", route_role_name(c->role));
+	r = agent_migration_cancel(c->a, c->p->v[0], by, err, errlen);
 	if (r < 0)
 		return r;
 	out->status = 202;
@@ -503,10 +511,10 @@ static enum MHD_Result respond_reply(struct MHD_Connection *c, struct route_repl
 /* A forwardable row through the gateway, run on peer node. */
 static enum MHD_Result forward(struct agent *a, struct MHD_Connection *c, const char *node,
 			       const struct route *rt, const struct route_params *p, const char *path,
-			       const char *vm, struct json_object *body)
+			       const char *vm, struct json_object *body, const char *who)
 {
 	struct json_object *o = NULL;
-	char err[600] = "";
+	char err[600] = "", via[240];
 	unsigned status;
 	int r;
 
@@ -527,18 +535,20 @@ static enum MHD_Result forward(struct agent *a, struct MHD_Connection *c, const 
 		MHD_destroy_response(resp);
 		return ret;
 	}
-	r = cluster_forward(a, node, rt->method, path, vm, body, &status, &o, err, sizeof(err));
+	/* The peer keeps who asked in what it records (a cancel's cancelledBy). */
+	snprintf(via, sizeof(via), "%s via %s", who, a->cfg->node);
+	r = cluster_forward(a, node, rt->method, path, vm, body, via, &status, &o, err, sizeof(err));
 	return r < 0 ? respond_error(c, r, err) : respond_json(c, status, o);
 }
 
 /* A row on this node. */
 static enum MHD_Result run(struct agent *a, struct MHD_Connection *c, const struct route *rt,
 			   const struct route_params *p, const char *vm, struct json_object *body,
-			   enum route_role have)
+			   enum route_role have, const char *who)
 {
 	const char *force = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "force");
-	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .where = "this node",
-				  .force = force && !strcmp(force, "true")};
+	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = have, .who = who,
+				  .where = "this node", .force = force && !strcmp(force, "true")};
 	struct route_reply rep = {.status = 200};
 	char err[600] = "";
 	int r;
@@ -555,7 +565,7 @@ static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const
 				const char *url, struct req_body *b, enum route_role have)
 {
 	const char *vm = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "vm");
-	char node[64] = "", path[512], allow[64], msg[200];
+	char node[64] = "", path[512], allow[64], msg[200], who[160];
 	struct json_object *body = NULL;
 	const struct route *rt;
 	struct route_params p;
@@ -592,10 +602,11 @@ static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const
 			return respond_error(c, r, err);
 		}
 	}
+	snprintf(who, sizeof(who), "%.100s (%s)", b->who, route_role_name(have));
 	if (node[0] && strcmp(node, a->cfg->node))
-		ret = forward(a, c, node, rt, &p, url, vm, body);
+		ret = forward(a, c, node, rt, &p, url, vm, body, who);
 	else
-		ret = run(a, c, rt, &p, vm, body, have);
+		ret = run(a, c, rt, &p, vm, body, have, who);
 	json_object_put(body);
 	return ret;
 }

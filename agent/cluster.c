@@ -153,7 +153,7 @@ static int peer_ask(struct agent *a, const char *node, struct json_object *req, 
 }
 
 static struct json_object *api_request(const char *method, const char *path, const char *vm,
-				       struct json_object *body)
+				       struct json_object *body, const char *who)
 {
 	struct json_object *req = json_object_new_object();
 
@@ -164,6 +164,8 @@ static struct json_object *api_request(const char *method, const char *path, con
 		json_object_object_add(req, "vm", json_object_new_string(vm));
 	if (body)
 		json_object_object_add(req, "body", json_object_get(body));
+	if (who)
+		json_object_object_add(req, "who", json_object_new_string(who));
 	return req;
 }
 
@@ -641,7 +643,7 @@ struct json_object *cluster_migrations_json(struct agent *a, const char *vm)
 	collect_migrations(by_id, ids, mine);
 	json_object_put(mine);
 	for (size_t i = 0; i < a->cfg->n_peers; i++) {
-		struct json_object *req = api_request("GET", "/v1/migrations", vm, NULL), *ans = NULL;
+		struct json_object *req = api_request("GET", "/v1/migrations", vm, NULL, NULL), *ans = NULL;
 		char err[400];
 
 		if (peer_ask(a, a->cfg->peers[i].name, req, CLUSTER_CONNECT_MS * 5, &ans, err, sizeof(err)) == 0)
@@ -677,10 +679,10 @@ int cluster_split_url(const char *url, char *node, size_t nodelen, char *path, s
 }
 
 int cluster_forward(struct agent *a, const char *node, const char *method, const char *path,
-		    const char *vm, struct json_object *body, unsigned *status,
+		    const char *vm, struct json_object *body, const char *who, unsigned *status,
 		    struct json_object **out, char *err, size_t errlen)
 {
-	struct json_object *req = api_request(method, path, vm, body), *ans = NULL;
+	struct json_object *req = api_request(method, path, vm, body, who), *ans = NULL;
 	int r = peer_ask(a, node, req, CLUSTER_REPLY_MS, &ans, err, errlen);
 
 	json_object_put(req);
@@ -764,7 +766,7 @@ int cluster_events(struct agent *a, const char *node, const char *id, struct MHD
 
 	*out = NULL;
 	snprintf(path, sizeof(path), "/v1/migrations/%s/events", id);
-	req = api_request("GET", path, NULL, NULL);
+	req = api_request("GET", path, NULL, NULL, NULL);
 	r = cluster_peer_open(a, node, req, CLUSTER_CONNECT_MS, &pl, err, errlen);
 	json_object_put(req);
 	if (r < 0)
@@ -827,11 +829,12 @@ static void send_error(struct peer_link *pl, int r, const char *msg)
  * this node's name in its messages. The gateway checked the caller's
  * role; this node trusts the cluster key, as it does for prepare. */
 static int exec_api(struct agent *a, const struct route *rt, const struct route_params *p, const char *vm,
-		    struct json_object *body, unsigned *status, struct json_object **out, char *err,
-		    size_t errlen)
+		    struct json_object *body, const char *who, unsigned *status, struct json_object **out,
+		    char *err, size_t errlen)
 {
 	char where[80];
-	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = rt->role, .where = where};
+	struct route_call call = {.a = a, .p = p, .vm = vm, .body = body, .role = rt->role, .who = who,
+				  .where = where};
 	struct route_reply rep = {.status = 200};
 	int r;
 
@@ -910,8 +913,8 @@ void cluster_peer_serve(struct agent *a, struct peer_link *pl, const char *op, s
 		stream_events(a, pl, p.v[0]);
 		goto out;
 	}
-	r = exec_api(a, rt, &p, jstr(msg, "vm"), json_object_object_get(msg, "body"), &status, &out, err,
-		     sizeof(err));
+	r = exec_api(a, rt, &p, jstr(msg, "vm"), json_object_object_get(msg, "body"), jstr(msg, "who"), &status,
+		     &out, err, sizeof(err));
 	if (r < 0) {
 		send_error(pl, r, err[0] ? err : strerror(-r));
 		goto out;

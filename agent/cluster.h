@@ -57,11 +57,12 @@ struct json_object *cluster_migrations_json(struct agent *a, const char *vm);
 /* "/v1/nodes/NODE/REST": NODE into node and "/v1/REST" into path; -EINVAL
  * when url is not of that form (or nests another /nodes/). */
 int cluster_split_url(const char *url, char *node, size_t nodelen, char *path, size_t pathlen);
-/* Runs method+path (a ROUTE_FORWARD row) on peer node; 0 with
+/* Runs method+path (a ROUTE_FORWARD row) on peer node for who (the
+ * caller as records name them, "alice (migrator) via node-a"); 0 with
  * the HTTP status and answer, or -errno with a message (the peer's own
  * error, or -EHOSTUNREACH when it cannot be asked). */
 int cluster_forward(struct agent *a, const char *node, const char *method, const char *path,
-		    const char *vm, struct json_object *body, unsigned *status,
+		    const char *vm, struct json_object *body, const char *who, unsigned *status,
 		    struct json_object **out, char *err, size_t errlen);
 /* The server-sent event stream of migration id on peer node, relayed. */
 int cluster_events(struct agent *a, const char *node, const char *id, struct MHD_Response **out,

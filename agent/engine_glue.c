@@ -17,8 +17,9 @@ void on_target_failed(void *agent, const char *name)
 
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, name);
+	/* Nothing arrived: not listed (nor counted) as a VM here. */
 	if (v && v->state == VM_INCOMING)
-		v->state = v->departed_to[0] ? VM_DEPARTED : VM_STOPPED;
+		release_name(a, v);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -34,11 +35,9 @@ void on_source_done(void *agent, struct migration *m, int succeeded)
 	if (v && v->active == m) {
 		v->active = NULL;
 		if (succeeded) {
-			/* The VM lives on the target now; keep its name for history. */
-			qemu_vm_free(v->q);
-			v->q = NULL;
-			v->state = VM_DEPARTED;
-			snprintf(v->departed_to, sizeof(v->departed_to), "%s", st.target_node);
+			/* The VM lives on the target now: its row goes, its
+			 * history stays in the records. */
+			remove_vm(a, v);
 		} else {
 			v->state = st.guest_paused_on_source ? VM_PAUSED : VM_RUNNING;
 		}
@@ -55,7 +54,7 @@ int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q)
 	qemu_vm_save_spec(q);
 	pthread_mutex_lock(&a->mu);
 	v = find_vm(a, q->spec->name);
-	if (!v)
+	if (!v) /* held by target_admit: not gone unless a bug */
 		v = add_vm(a, q->spec->name);
 	if (!v) {
 		pthread_mutex_unlock(&a->mu);
@@ -69,7 +68,7 @@ int on_target_arrived(void *agent, struct migration *m, struct qemu_vm *q)
 		mig_get_status(m, &st);
 		v->state = st.guest_paused_on_source || st.left_paused ? VM_PAUSED : VM_RUNNING;
 	}
-	v->departed_to[0] = '\0';
+	v->fresh = 0;
 	snprintf(v->last_mig, sizeof(v->last_mig), "%s", mig_id(m));
 	pthread_mutex_unlock(&a->mu);
 	log_info("agent", "event=vm_arrived vm=%s", q->spec->name);
@@ -168,13 +167,8 @@ int target_admit(void *agent, const char *name, char *reason, size_t len)
 	if (!name_free(v)) {
 		snprintf(reason, len, "a VM named %s already exists on node %s", name, a->cfg->node);
 		r = -EEXIST;
-	} else {
-		if (!v)
-			v = add_vm(a, name);
-		if (v)
-			v->state = VM_INCOMING; /* held until arrival or failure */
-		else
-			r = -ENOMEM;
+	} else if (!hold_name(a, name, VM_INCOMING)) { /* held until arrival or failure */
+		r = -ENOMEM;
 	}
 	pthread_mutex_unlock(&a->mu);
 	return r;

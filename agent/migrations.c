@@ -13,6 +13,21 @@
 #include "util/log.h"
 #include "util/uuid.h"
 
+/* A migration asked for without a name gets one, as `virtctl migrate`
+ * gives its VirtualMachineInstanceMigration one (generateName): the VM's
+ * name and 5 characters of the id, a DNS-1123 label of at most 63 bytes
+ * that get vmim, describe and a cancel by name can use. */
+static void default_name(struct mig_request *req)
+{
+	snprintf(req->name, sizeof(req->name), "migrate-%.48s-%.5s", req->vm, req->id);
+	for (char *c = req->name; *c; c++) {
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+		else if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9'))
+			*c = '-';
+	}
+}
+
 int agent_migrate(struct agent *a, const struct mig_request *in, const struct mset_request *rset,
 		  char *id_out, size_t idlen, char *err, size_t errlen)
 {
@@ -137,6 +152,8 @@ int agent_migrate(struct agent *a, const struct mig_request *in, const struct ms
 			snprintf(req.policy, sizeof(req.policy), "%s", pl->name);
 	}
 	uuid_v4(req.id);
+	if (!req.name[0])
+		default_name(&req);
 	am = calloc(1, sizeof(*am));
 	r = am ? mig_source_start(&a->env, &req, v->q, &m) : -ENOMEM;
 	if (r < 0) {
@@ -183,7 +200,8 @@ struct migration *agent_find_migration(struct agent *a, const char *id)
 	return m;
 }
 
-int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, size_t errlen)
+int agent_migration_cancel(struct agent *a, const char *id_or_vm, const char *by, char *err,
+			   size_t errlen)
 {
 	struct migration *m = NULL;
 	int r;
@@ -201,7 +219,7 @@ int agent_migration_cancel(struct agent *a, const char *id_or_vm, char *err, siz
 		snprintf(err, errlen, "no migration %s in progress on node %s", id_or_vm, a->cfg->node);
 		return -ENOENT;
 	}
-	r = mig_cancel(m, "cancelled by request");
+	r = mig_cancel(m, "cancelled by request", by);
 	if (r == -EBUSY)
 		snprintf(err, errlen, "migration %s is past the switchover and cannot be cancelled", mig_id(m));
 	else if (r == -EALREADY)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/preflight.h"
 #include "util/uuid.h"
@@ -16,8 +17,7 @@ static struct json_object *vm_to_json(struct agent *a, struct agent_vm *v)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "name", json_object_new_string(v->name));
-	json_object_object_add(o, "node", json_object_new_string(
-		v->state == VM_DEPARTED ? v->departed_to : a->cfg->node));
+	json_object_object_add(o, "node", json_object_new_string(a->cfg->node));
 	json_object_object_add(o, "state", json_object_new_string(vm_state_name(v->state)));
 	if (v->q) {
 		char why[900];
@@ -187,6 +187,46 @@ struct json_object *agent_migration_samples_json(struct agent *a, const char *id
 	return json_object_from_file(path);
 }
 
+/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" in µs since the epoch, 0 when it is not
+ * one (older records have whole seconds, newer ones milliseconds). */
+uint64_t record_time_us(const char *ts)
+{
+	struct tm tm = {0};
+	unsigned frac = 0;
+	int n = 0, digits = 0;
+	time_t t;
+
+	if (!ts || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+			  &tm.tm_min, &tm.tm_sec, &n) != 6)
+		return 0;
+	if (ts[n] == '.')
+		for (n++; ts[n] >= '0' && ts[n] <= '9'; n++)
+			if (digits++ < 6)
+				frac = frac * 10 + (unsigned)(ts[n] - '0');
+	for (; digits < 6; digits++)
+		frac *= 10;
+	if (strcmp(ts + n, "Z"))
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	return t < 0 ? 0 : (uint64_t)t * 1000000u + frac;
+}
+
+/* Newest first by start time; ties (and records without one) by id, so
+ * the order is stable. */
+static int newest_first(const void *x, const void *y)
+{
+	struct json_object *a = *(struct json_object *const *)x, *b = *(struct json_object *const *)y;
+	uint64_t ta = record_time_us(json_object_get_string(json_object_object_get(a, "startTimestamp")));
+	uint64_t tb = record_time_us(json_object_get_string(json_object_object_get(b, "startTimestamp")));
+
+	if (ta != tb)
+		return ta > tb ? -1 : 1;
+	return strcmp(json_object_get_string(json_object_object_get(a, "id")) ?: "",
+		      json_object_get_string(json_object_object_get(b, "id")) ?: "");
+}
+
 struct json_object *agent_migrations_json(struct agent *a, const char *vm)
 {
 	struct json_object *arr = json_object_new_array();
@@ -199,11 +239,12 @@ struct json_object *agent_migrations_json(struct agent *a, const char *vm)
 		mig_get_status(am->m, &st);
 		json_object_array_add(arr, mig_status_to_json(&st));
 	}
-	/* History from earlier runs, oldest last. */
+	/* History from earlier runs. */
 	for (struct agent_record *rec = a->records; rec; rec = rec->next)
 		if (!vm || !strcmp(rec->vm, vm))
 			json_object_array_add(arr, json_object_get(rec->j));
 	pthread_mutex_unlock(&a->mu);
+	json_object_array_sort(arr, newest_first);
 	return arr;
 }
 

@@ -62,8 +62,45 @@ void cleanup_stale_incoming(struct agent *a)
 	closedir(d);
 }
 
-/* Records left by an earlier run. One still in a non-final phase was cut
- * off by the agent's end: it failed, and the record says so. */
+/* A record as this version shows it: one cut off by the agent's end (in
+ * a non-final phase) failed, and says so, with its end and total time;
+ * an older record's pause of -1 (none) is no number. Nonzero when it
+ * changed and is to be written back. */
+static int record_settle(struct json_object *j)
+{
+	const char *phase = json_object_get_string(json_object_object_get(j, "phase"));
+	struct json_object *f;
+	int changed = 0;
+
+	if (json_object_object_get_ex(j, "pauseMs", &f) && json_object_get_int64(f) < 0) {
+		json_object_object_del(j, "pauseMs");
+		changed = 1;
+	}
+	if (!phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"))) {
+		char ts[40];
+
+		json_object_object_add(j, "phase", json_object_new_string("Failed"));
+		json_object_object_add(j, "failed", json_object_new_boolean(1));
+		json_object_object_add(j, "failureReason", json_object_new_string(
+			"ferryd stopped during the migration; QEMU cancels a migration whose channels close, so the guest kept running on the source"));
+		time_format_rfc3339_ms(time_real_us(), ts, sizeof(ts));
+		json_object_object_add(j, "endTimestamp", json_object_new_string(ts));
+		changed = 1;
+	}
+	/* A failure's total time runs to its end (never 0). */
+	if (json_object_get_int64(json_object_object_get(j, "totalMs")) <= 0) {
+		uint64_t s = record_time_us(json_object_get_string(json_object_object_get(j, "startTimestamp")));
+		uint64_t e = record_time_us(json_object_get_string(json_object_object_get(j, "endTimestamp")));
+
+		if (s && e > s) {
+			json_object_object_add(j, "totalMs", json_object_new_int64((int64_t)((e - s + 999) / 1000)));
+			changed = 1;
+		}
+	}
+	return changed;
+}
+
+/* Records left by an earlier run, settled (record_settle). */
 void load_records(struct agent *a)
 {
 	char dir[512], path[800];
@@ -79,7 +116,6 @@ void load_records(struct agent *a)
 		size_t len = strlen(de->d_name);
 		struct agent_record *rec;
 		struct json_object *j;
-		const char *phase;
 
 		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
 			continue;
@@ -90,18 +126,8 @@ void load_records(struct agent *a)
 			json_object_put(j);
 			continue;
 		}
-		phase = json_object_get_string(json_object_object_get(j, "phase"));
-		if (!phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"))) {
-			char ts[40];
-
-			json_object_object_add(j, "phase", json_object_new_string("Failed"));
-			json_object_object_add(j, "failed", json_object_new_boolean(1));
-			json_object_object_add(j, "failureReason", json_object_new_string(
-				"ferryd stopped during the migration; QEMU cancels a migration whose channels close, so the guest kept running on the source"));
-			time_format_rfc3339(time_real_us(), ts, sizeof(ts));
-			json_object_object_add(j, "endTimestamp", json_object_new_string(ts));
+		if (record_settle(j))
 			json_object_to_file_ext(path, j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-		}
 		rec = calloc(1, sizeof(*rec));
 		if (!rec) {
 			json_object_put(j);
@@ -117,14 +143,15 @@ void load_records(struct agent *a)
 	closedir(d);
 	/* An adopted VM's last migration is the newest record naming it. */
 	for (struct agent_vm *v = a->vms; v; v = v->next) {
-		const char *best = NULL;
+		uint64_t best = 0;
 
 		for (struct agent_record *rec = a->records; rec; rec = rec->next) {
-			const char *ts = json_object_get_string(json_object_object_get(rec->j, "startTimestamp"));
+			uint64_t ts = record_time_us(
+				json_object_get_string(json_object_object_get(rec->j, "startTimestamp")));
 
 			if (strcmp(rec->vm, v->name) || !ts)
 				continue;
-			if (!best || strcmp(ts, best) >= 0) {
+			if (ts >= best) {
 				best = ts;
 				snprintf(v->last_mig, sizeof(v->last_mig), "%s", rec->id);
 			}

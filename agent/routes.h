@@ -43,6 +43,8 @@ struct route_call {
 	const char *vm;           /* the ?vm= query, or NULL */
 	struct json_object *body; /* the request body (a JSON object), or NULL */
 	enum route_role role;     /* the caller's (on a peer: the row's, checked by the gateway) */
+	const char *who;          /* the caller for the records: "root@unix (admin)", through a
+				     gateway "alice (migrator) via node-a"; NULL: not told */
 	const char *where;        /* "this node" or "node NAME", for messages */
 	int force;                /* ?force=true (POST /v1/vms: create over an unreachable peer) */
 };

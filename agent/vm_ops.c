@@ -16,7 +16,7 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 {
 	struct qemu_vm *q = NULL;
 	struct agent_vm *v;
-	char run_dir[512];
+	char run_dir[512], spec_name[64];
 	int r;
 
 	if (drain_cordoned(a)) {
@@ -41,26 +41,28 @@ int agent_vm_create(struct agent *a, struct vm_spec *spec, char *err, size_t err
 		vmspec_free(spec);
 		return -EEXIST;
 	}
-	if (!v)
-		v = add_vm(a, spec->name);
+	/* Reserve the name while QEMU starts. */
+	v = hold_name(a, spec->name, VM_STARTING);
 	if (!v) {
 		pthread_mutex_unlock(&a->mu);
 		vmspec_free(spec);
 		return -ENOMEM;
 	}
-	/* Reserve the name while QEMU starts. */
-	v->state = VM_STARTING;
-	v->departed_to[0] = '\0';
 	pthread_mutex_unlock(&a->mu);
 
 	snprintf(run_dir, sizeof(run_dir), "%s/vms/%s", a->cfg->state_dir, spec->name);
+	snprintf(spec_name, sizeof(spec_name), "%s", spec->name); /* qemu_vm_start takes spec */
 	r = qemu_vm_start(&a->env.qemu, spec, run_dir, 0, 0, &q, err, errlen);
 	pthread_mutex_lock(&a->mu);
 	if (r == 0) {
 		v->q = q;
 		v->state = VM_RUNNING;
+		v->fresh = 0;
 	} else {
-		v->state = VM_STOPPED;
+		/* Nothing runs: no row is left for it (nor a run dir:
+		 * qemu_vm_start removed what it made). */
+		release_name(a, v);
+		log_warn("agent", "event=vm_create_failed vm=%s reason=\"%s\"", spec_name, log_q(err));
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (r == 0) {

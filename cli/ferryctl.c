@@ -126,20 +126,38 @@ static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
 	return simple_call(c, "DELETE", path, 200, "vm/%s deleted\n", argv[0]);
 }
 
+/* A migration's name: its VMIM name, or its id for a record from before
+ * every migration had one. */
+static const char *mig_label(struct json_object *m)
+{
+	return jstr(m, "name")[0] ? jstr(m, "name") : jstr(m, "id");
+}
+
+/* "123 ms", or "n/a" for a guest that did not pause (no pauseMs). */
+static const char *pause_text(struct json_object *m, char *buf, size_t len)
+{
+	if (!json_object_object_get(m, "pauseMs") || jint(m, "pauseMs") < 0)
+		return "n/a";
+	snprintf(buf, len, "%lld ms", (long long)jint(m, "pauseMs"));
+	return buf;
+}
+
 static void print_outcome(struct json_object *m)
 {
-	char raw[32], wire[32];
+	char raw[32], wire[32], pause[32];
 	uint64_t rb = (uint64_t)jint(m, "rawBytes"), wb = (uint64_t)jint(m, "wireBytes");
 
 	human_bytes(rb, raw, sizeof(raw));
 	human_bytes(wb, wire, sizeof(wire));
-	printf("migration %s: %s\n", jstr(m, "id"), jstr(m, "phase"));
+	printf("migration %s: %s\n", mig_label(m), jstr(m, "phase"));
 	printf("  vm:          %s  %s -> %s\n", jstr(m, "vm"), jstr(m, "sourceNode"), jstr(m, "targetNode"));
 	if (!strcmp(jstr(m, "phase"), "Failed"))
 		printf("  reason:      %s\n", jstr(m, "failureReason"));
+	if (jstr(m, "cancelledBy")[0])
+		printf("  cancelled by: %s\n", jstr(m, "cancelledBy"));
 	printf("  total time:  %lld ms\n", (long long)jint(m, "totalMs"));
-	if (jint(m, "pauseMs") >= 0)
-		printf("  guest pause: %lld ms (target RESUME - source STOP)\n", (long long)jint(m, "pauseMs"));
+	printf("  guest pause: %s%s\n", pause_text(m, pause, sizeof(pause)),
+	       json_object_object_get(m, "pauseMs") ? " (target RESUME - source STOP)" : "");
 	printf("  bytes:       raw %s, wire %s (%.2fx)\n", raw, wire, wb ? (double)rb / (double)wb : 0.0);
 	printf("  mode:        %s, %lld escalation(s), downtime limit %lld ms\n", jstr(m, "mode"),
 	       (long long)jint(m, "escalations"), (long long)jint(m, "downtimeLimitMs"));
@@ -338,11 +356,14 @@ static int cmd_migrate_cancel(struct ctl *c, int argc, char **argv)
 
 static void print_migration_state(struct json_object *ms)
 {
+	char pause[32];
+
 	printf("  Migration State:\n");
 	printf("    Completed:                    %s\n",
 	       json_object_get_boolean(json_object_object_get(ms, "completed")) ? "true" : "false");
 	if (json_object_object_get(ms, "endTimestamp"))
 		printf("    End Timestamp:                %s\n", jstr(ms, "endTimestamp"));
+	printf("    Migration Name:               %s\n", mig_label(ms));
 	printf("    Migration UID:                %s\n", jstr(ms, "id"));
 	printf("    Mode:                         %s\n", jstr(ms, "mode"));
 	printf("    Phase:                        %s\n", jstr(ms, "phase"));
@@ -356,8 +377,10 @@ static void print_migration_state(struct json_object *ms)
 		printf("    Failure Reason:               %s\n", jstr(ms, "failureReason"));
 	if (json_object_get_boolean(json_object_object_get(ms, "abortRequested")))
 		printf("    Abort Status:                 %s\n", jstr(ms, "abortStatus"));
+	if (jstr(ms, "cancelledBy")[0])
+		printf("    Cancelled By:                 %s\n", jstr(ms, "cancelledBy"));
 	printf("    Total Time:                   %lld ms\n", (long long)jint(ms, "totalMs"));
-	printf("    Guest Pause:                  %lld ms\n", (long long)jint(ms, "pauseMs"));
+	printf("    Guest Pause:                  %s\n", pause_text(ms, pause, sizeof(pause)));
 	if (!json_object_get_boolean(json_object_object_get(ms, "completed")) &&
 	    !json_object_get_boolean(json_object_object_get(ms, "failed"))) {
 		/* Still running: the live figures. */
@@ -381,11 +404,55 @@ static void print_migration_state(struct json_object *ms)
 	}
 }
 
+/* Newest first (the API's order; kept for an older agent's answer). */
 static int by_start(const void *x, const void *y)
 {
 	struct json_object *a = *(struct json_object *const *)x, *b = *(struct json_object *const *)y;
 
-	return strcmp(jstr(a, "startTimestamp"), jstr(b, "startTimestamp"));
+	return strcmp(jstr(b, "startTimestamp"), jstr(a, "startTimestamp"));
+}
+
+/* describe -o json: the VM as this node has it, or, for a VM that is not
+ * here (it left), what its newest migration says; either way with its
+ * history, newest first. */
+static void print_describe_json(const char *name, struct json_object *vm, struct json_object *newest,
+				struct json_object **v, size_t n)
+{
+	struct json_object *o = vm ? json_object_get(vm) : json_object_new_object();
+	struct json_object *hist = json_object_new_array();
+
+	if (!vm) {
+		int done = json_object_get_boolean(json_object_object_get(newest, "completed"));
+
+		json_object_object_add(o, "name", json_object_new_string(name));
+		json_object_object_add(o, "node", json_object_new_string(done ? jstr(newest, "targetNode")
+									     : jstr(newest, "sourceNode")));
+		json_object_object_add(o, "onThisNode", json_object_new_boolean(0));
+		json_object_object_add(o, "lastMigration", json_object_new_string(jstr(newest, "id")));
+		json_object_object_add(o, "migrationState", json_object_get(newest));
+	}
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(hist, json_object_get(v[i]));
+	json_object_object_add(o, "migrations", hist);
+	print_json(o);
+	json_object_put(o);
+}
+
+static void print_history(struct json_object **v, size_t n)
+{
+	char pause[32];
+
+	printf("  Migration History:\n");
+	for (size_t i = 0; i < n; i++) {
+		int failed = json_object_get_boolean(json_object_object_get(v[i], "failed"));
+
+		printf("    %s  %-9s %s  %s -> %s  %s  total %lld ms  pause %s%s%s%s%s\n",
+		       jstr(v[i], "startTimestamp"), jstr(v[i], "phase"), mig_label(v[i]), jstr(v[i], "sourceNode"),
+		       jstr(v[i], "targetNode"), jstr(v[i], "mode"), (long long)jint(v[i], "totalMs"),
+		       pause_text(v[i], pause, sizeof(pause)), failed ? "  reason: " : "",
+		       failed ? jstr(v[i], "failureReason") : "",
+		       jstr(v[i], "cancelledBy")[0] ? "  cancelled by: " : "", jstr(v[i], "cancelledBy"));
+	}
 }
 
 static int cmd_describe(struct ctl *c, int argc, char **argv)
@@ -410,18 +477,18 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 		r = api_failed(st, out);
 		goto done;
 	}
-	if (!strcmp(c->output, "json")) {
-		print_json(st == 200 ? out : hist);
-		goto done;
-	}
-	/* History, oldest first; the newest is the current state. */
+	/* History, newest first; the newest is the current state. */
 	v = calloc(n ? n : 1, sizeof(*v));
 	for (size_t i = 0; i < n; i++)
 		v[i] = json_object_array_get_idx(hist, i);
 	qsort(v, n, sizeof(*v), by_start);
 	ms = st == 200 ? json_object_object_get(out, "migrationState") : NULL;
 	if (!ms && n)
-		ms = v[n - 1];
+		ms = v[0];
+	if (!strcmp(c->output, "json")) {
+		print_describe_json(argv[1], st == 200 ? out : NULL, ms, v, n);
+		goto done;
+	}
 	printf("Name:         %s\n", argv[1]);
 	if (st == 200)
 		printf("Node:         %s\n", jstr(out, "node"));
@@ -430,16 +497,17 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 		       json_object_get_boolean(json_object_object_get(ms, "completed")) ? jstr(ms, "targetNode")
 										      : jstr(ms, "sourceNode"));
 	printf("Status:\n");
-	printf("  Conditions:\n");
-	printf("    Type:     LiveMigratable\n");
-	{
-		int lm = st == 200 && json_object_get_boolean(json_object_object_get(out, "liveMigratable"));
+	if (st == 200) {
+		int lm = json_object_get_boolean(json_object_object_get(out, "liveMigratable"));
 
+		printf("  Conditions:\n");
+		printf("    Type:     LiveMigratable\n");
 		printf("    Status:   %s\n", lm ? "True" : "False");
-		if (st == 200 && !lm && json_object_object_get(out, "notMigratableReason"))
+		if (!lm && json_object_object_get(out, "notMigratableReason"))
 			printf("    Reason:   %s\n", jstr(out, "notMigratableReason"));
 	}
-	printf("  Phase:      %s\n", st == 200 ? jstr(out, "state") : "Unknown");
+	/* A VM that left: what runs elsewhere is that node's to say. */
+	printf("  Phase:      %s\n", st == 200 ? jstr(out, "state") : "(not on this node)");
 	printf("  Migration Method:  LiveMigration\n");
 	{
 		/* Where each disk is on this node, and whether it travels. */
@@ -461,16 +529,8 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 	}
 	if (ms)
 		print_migration_state(ms);
-	if (n) {
-		printf("  Migration History:\n");
-		for (size_t i = 0; i < n; i++)
-			printf("    %s  %-9s %s -> %s  %s  total %lld ms  pause %lld ms%s%s\n",
-			       jstr(v[i], "startTimestamp"), jstr(v[i], "phase"), jstr(v[i], "sourceNode"),
-			       jstr(v[i], "targetNode"), jstr(v[i], "mode"), (long long)jint(v[i], "totalMs"),
-			       (long long)jint(v[i], "pauseMs"),
-			       json_object_get_boolean(json_object_object_get(v[i], "failed")) ? "  reason: " : "",
-			       json_object_get_boolean(json_object_object_get(v[i], "failed")) ? jstr(v[i], "failureReason") : "");
-	}
+	if (n)
+		print_history(v, n);
 done:
 	free(v);
 	json_object_put(out);
@@ -496,12 +556,13 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
 	} else if (!strcmp(c->output, "json")) {
 		print_json(out);
 	} else {
-		printf("%-38s %-16s %-10s %-12s %-12s\n", "NAME", "VM", "PHASE", "SOURCE", "TARGET");
+		/* Newest first, as the API lists them. */
+		printf("%-30s %-16s %-10s %-12s %-12s %s\n", "NAME", "VM", "PHASE", "SOURCE", "TARGET", "START");
 		for (size_t i = 0; i < json_object_array_length(out); i++) {
 			struct json_object *m = json_object_array_get_idx(out, i);
 
-			printf("%-38s %-16s %-10s %-12s %-12s\n", jstr(m, "name")[0] ? jstr(m, "name") : jstr(m, "id"),
-			       jstr(m, "vm"), jstr(m, "phase"), jstr(m, "sourceNode"), jstr(m, "targetNode"));
+			printf("%-30s %-16s %-10s %-12s %-12s %s\n", mig_label(m), jstr(m, "vm"), jstr(m, "phase"),
+			       jstr(m, "sourceNode"), jstr(m, "targetNode"), jstr(m, "startTimestamp"));
 		}
 	}
 	json_object_put(out);

@@ -27,6 +27,8 @@
 /* Guest disk writes draining at the pause: bounded, or the migration fails
  * and the guest resumes on the source. */
 #define SWITCHOVER_DISK_TIMEOUT_MS 60000
+/* How long the source waits for the target to record the outcome. */
+#define OUTCOME_ACK_MS 10000
 /* Pause tuning (engine/policy.h): QEMU stops the guest as soon as what is
  * left fits in the downtime limit, so with the limit at its ceiling (default
  * 300 ms) a migration that could converge much further stops early with a
@@ -273,6 +275,17 @@ static void close_listeners(struct migration *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
+/* Who ended the migration, when it was not a cancel through the API
+ * (mig_cancel records that one): the policy (a timeout), or whoever
+ * cancelled on the target. The first one stays. */
+static void set_cancelled_by(struct migration *m, const char *by)
+{
+	pthread_mutex_lock(&m->mu);
+	if (!m->st.cancelled_by[0])
+		snprintf(m->st.cancelled_by, sizeof(m->st.cancelled_by), "%s", by);
+	pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- QMP figures --------------------------------------------------------- */
 
 static uint64_t jget_u64(struct json_object *o, const char *path1, const char *path2)
@@ -390,6 +403,12 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(msg, "stay_paused", json_object_new_boolean(m->req.keep_paused));
 	json_object_object_add(msg, "postcopy", json_object_new_boolean(m->postcopy));
 	json_object_object_add(msg, "disks", stor_to_json(m->stor));
+	/* The record both nodes keep: its name, start and our way to the
+	 * target from the start, the rest in "outcome" at the end. */
+	json_object_object_add(msg, "name", json_object_new_string(m->req.name));
+	json_object_object_add(msg, "start_us", json_object_new_int64((int64_t)m->st.start_us));
+	json_object_object_add(msg, "target_addr", json_object_new_string(m->st.target_addr));
+	json_object_object_add(msg, "outcome", json_object_new_boolean(1));
 	r = peer_send_json(m->ctl, msg);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
@@ -421,6 +440,8 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	r = peer_recv_json(m->ctl, 10000, &reply, err, errlen);
 	if (r < 0)
 		goto out;
+	/* An older target does not say it: it gets no outcome. */
+	m->peer_outcome = json_object_get_boolean(json_object_object_get(reply, "outcome"));
 	op = json_object_get_string(json_object_object_get(reply, "op"));
 	if (!op || strcmp(op, "prepared")) {
 		snprintf(err, errlen, "target refused: %s",
@@ -873,8 +894,14 @@ static enum mon_step check_outside(struct migration *m)
 		if (peer_recv_json(m->ctl, 5000, &msg, err, sizeof(err)) < 0) {
 			mig_set_failure(m, "lost the target agent: %s", err);
 		} else {
+			const char *by = json_object_get_string(json_object_object_get(msg, "cancelled_by"));
+
 			mig_set_failure(m, "target failed: %s",
 					json_object_get_string(json_object_object_get(msg, "reason")) ?: "no reason");
+			/* Cancelled on the target (the reason says so): by
+			 * whom, as the target knows. */
+			if (by)
+				set_cancelled_by(m, by);
 			json_object_put(msg);
 		}
 	}
@@ -934,6 +961,7 @@ static enum mon_step sample_tick(struct migration *m, struct monitor *mon, struc
 
 		mon_explain(mon, v, why, sizeof(why));
 		mig_set_failure(m, "%s", why);
+		set_cancelled_by(m, v == MON_NO_PROGRESS ? "progress timeout" : "completion timeout");
 		return MON_FAILED;
 	}
 	return MON_GO_ON;
@@ -1055,6 +1083,8 @@ static int source_run(struct migration *m, struct source_run *c)
 	r = m->env.acquire_slot(m->env.agent, m, err, sizeof(err));
 	if (r < 0) {
 		mig_set_failure(m, "%s", err);
+		if (r == -ETIMEDOUT)
+			set_cancelled_by(m, "pending timeout");
 		return 0;
 	}
 	c->have_slot = 1;
@@ -1105,6 +1135,7 @@ static int source_run(struct migration *m, struct source_run *c)
 		log_info("mig", "event=pending reason=\"%s\"", log_q(err));
 		if (time_mono_ms() >= pend_dl) {
 			mig_set_failure(m, "waited %d s in Pending: %s", m->env.pending_timeout_s, err);
+			set_cancelled_by(m, "pending timeout");
 			return 0;
 		}
 		if (mig_cancel_requested(m)) {
@@ -1160,6 +1191,7 @@ static int source_run(struct migration *m, struct source_run *c)
 	c->t_migrate = time_mono_ms();
 	pthread_mutex_lock(&m->mu);
 	m->st.migrate_start_us = time_real_us();
+	m->copy_mono_us = time_mono_ns() / 1000;
 	pthread_mutex_unlock(&m->mu);
 	/* Disks first: RAM pre-copy starts once every mirror is in sync
 	 * (monitor), so the two do not fight over the link. */
@@ -1254,11 +1286,45 @@ static enum mig_state source_confirm(struct migration *m)
 	return MS_SRC_FAILED;
 }
 
+/* Tells a target that takes it (it said so in its answer to prepare) how
+ * the migration ended, so that its record is ours: name, times, pause,
+ * who cancelled, why it failed. Waits briefly for "recorded", so that
+ * whoever sees the end here finds the same record there. */
+static void send_outcome(struct migration *m, enum mig_state end)
+{
+	struct json_object *msg, *rep = NULL;
+	struct mig_status st;
+	uint64_t deadline = time_mono_ms() + OUTCOME_ACK_MS;
+	char err[256] = "";
+
+	if (!m->ctl || !m->peer_outcome)
+		return;
+	mig_get_status(m, &st);
+	st.phase = end == MS_SRC_SUCCEEDED ? MIG_SUCCEEDED : MIG_FAILED;
+	msg = mig_outcome_to_json(&st);
+	if (peer_send_json(m->ctl, msg) == 0) {
+		while (peer_recv_json(m->ctl, time_remaining_ms(deadline), &rep, err, sizeof(err)) == 0) {
+			const char *op = json_object_get_string(json_object_object_get(rep, "op"));
+			int done = op && !strcmp(op, "recorded");
+
+			json_object_put(rep);
+			rep = NULL;
+			if (done)
+				goto out;
+		}
+	}
+	log_warn("mig", "event=outcome_not_recorded err=\"%s\"", log_q(err));
+out:
+	json_object_put(msg);
+}
+
 /* Releases what the run held and records the end. */
 static void source_end(struct migration *m, struct source_run *c, enum mig_state end)
 {
 	struct relay_stream_stats tot;
 
+	mig_close_record(m);
+	send_outcome(m, end);
 	close_listeners(m);
 	if (m->relay) {
 		struct relay *r = m->relay;

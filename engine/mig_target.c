@@ -26,6 +26,8 @@
  * target open links (and relay streams, threads, QEMU connects) without
  * bound. */
 #define LINKS_SLACK 16
+/* How long a finished target waits for the source's "outcome". */
+#define OUTCOME_WAIT_MS 10000
 
 static void reply_busy(struct migration *m, const char *op, const char *reason, int busy)
 {
@@ -36,6 +38,14 @@ static void reply_busy(struct migration *m, const char *op, const char *reason, 
 		json_object_object_add(msg, "reason", json_object_new_string(reason));
 	if (busy)
 		json_object_object_add(msg, "busy", json_object_new_boolean(1));
+	/* A source that offered the outcome exchange learns we take it. */
+	if (m->peer_outcome)
+		json_object_object_add(msg, "outcome", json_object_new_boolean(1));
+	/* Cancelled here: the source records who asked. */
+	pthread_mutex_lock(&m->mu);
+	if (!strcmp(op, "error") && m->st.cancelled_by[0])
+		json_object_object_add(msg, "cancelled_by", json_object_new_string(m->st.cancelled_by));
+	pthread_mutex_unlock(&m->mu);
 	(void)peer_send_json(m->ctl, msg);
 	json_object_put(msg);
 }
@@ -566,13 +576,52 @@ static enum mig_state serve(struct migration *m)
 	}
 }
 
+/* The source's account of the migration (docs/protocol.md, "outcome"),
+ * when it offered one: the name, times, pause, who cancelled and, when
+ * both failed, its reason go into our record before it is final. Other
+ * messages (an "abort" not read yet) are skipped. 1 when taken. */
+static int await_outcome(struct migration *m, int failed_here)
+{
+	uint64_t deadline = time_mono_ms() + OUTCOME_WAIT_MS;
+	char err[256];
+
+	if (!m->peer_outcome || !m->ctl)
+		return 0;
+	while (time_mono_ms() < deadline) {
+		struct json_object *msg = NULL;
+		const char *op;
+		int r;
+
+		if (peer_recv_json(m->ctl, time_remaining_ms(deadline), &msg, err, sizeof(err)) < 0)
+			break;
+		op = json_object_get_string(json_object_object_get(msg, "op"));
+		if (!op || strcmp(op, "outcome")) {
+			json_object_put(msg);
+			continue;
+		}
+		pthread_mutex_lock(&m->mu);
+		r = mig_outcome_apply(&m->st, msg, failed_here, err, sizeof(err));
+		pthread_mutex_unlock(&m->mu);
+		json_object_put(msg);
+		if (r < 0) {
+			log_warn("mig", "event=outcome_refused reason=\"%s\"", log_q(err));
+			return 0;
+		}
+		log_info("mig", "event=outcome_taken");
+		return 1;
+	}
+	log_warn("mig", "event=outcome_missing err=\"%s\" note=\"the record keeps what this node saw\"",
+		 log_q(err));
+	return 0;
+}
+
 static void *target_main(void *arg)
 {
 	struct migration *m = arg;
 	struct relay_stream_stats tot;
 	char err[512];
 	enum mig_state end = MS_TGT_FAILED;
-	int ok, r;
+	int ok, r, told;
 
 	log_set_migration(m->req.id);
 	mig_announce(m);
@@ -640,7 +689,16 @@ static void *target_main(void *arg)
 		if (m->env.on_target_arrived(m->env.agent, m, vm) < 0)
 			log_error("mig", "event=handover_failed vm=%s", m->st.vm);
 	}
+	told = await_outcome(m, !ok);
 	mig_finish(m, end);
+	if (told) {
+		/* The record on disk now says what the source's does. */
+		struct json_object *ack = json_object_new_object();
+
+		json_object_object_add(ack, "op", json_object_new_string("recorded"));
+		(void)peer_send_json(m->ctl, ack);
+		json_object_put(ack);
+	}
 	/* finished is set: no new attacher starts; wait for those under way
 	 * before the relay they hand sockets to goes away. */
 	pthread_mutex_lock(&m->mu);
@@ -665,6 +723,28 @@ static void *target_main(void *arg)
 	return NULL;
 }
 
+/* What the source's prepare says of the record from the start: the
+ * VMIM name, when the migration began, the address it reached us at, and
+ * whether it will send the outcome at the end (older sources do not).
+ * Anything malformed is left out; the record keeps our own view. */
+static void target_takes_record(struct migration *m, struct json_object *prep)
+{
+	struct json_object *f;
+
+	if (json_object_object_get_ex(prep, "name", &f) && json_object_is_type(f, json_type_string) &&
+	    strlen(json_object_get_string(f)) < sizeof(m->req.name)) {
+		snprintf(m->req.name, sizeof(m->req.name), "%s", json_object_get_string(f));
+		snprintf(m->st.name, sizeof(m->st.name), "%s", m->req.name);
+	}
+	if (json_object_object_get_ex(prep, "target_addr", &f) && json_object_is_type(f, json_type_string) &&
+	    strlen(json_object_get_string(f)) < sizeof(m->st.target_addr))
+		snprintf(m->st.target_addr, sizeof(m->st.target_addr), "%s", json_object_get_string(f));
+	if (json_object_object_get_ex(prep, "start_us", &f) && json_object_is_type(f, json_type_int) &&
+	    json_object_get_int64(f) > 0)
+		m->st.start_us = (uint64_t)json_object_get_int64(f);
+	m->peer_outcome = json_object_get_boolean(json_object_object_get(prep, "outcome"));
+}
+
 int mig_target_start(const struct mig_env *env, struct peer_link *ctl,
 		     struct json_object *prepare_msg, struct migration **out)
 {
@@ -686,6 +766,7 @@ int mig_target_start(const struct mig_env *env, struct peer_link *ctl,
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
 	m->st.post_copy = m->postcopy;
+	target_takes_record(m, prepare_msg);
 	/* The id names the record file: peers.c checked it, this is the
 	 * engine's own guard. */
 	if (m->multifd < 0 || m->multifd > 64 || !uuid_valid(id)) {

@@ -51,6 +51,7 @@ struct migration *mig_alloc(const struct mig_env *env, const char *role)
 	m->st.eta_ms = -1;
 	m->st.converging = 1;
 	m->st.start_us = time_real_us();
+	m->start_mono_us = time_mono_ns() / 1000;
 	return m;
 }
 
@@ -85,13 +86,34 @@ void mig_announce(struct migration *m)
 	log_info("mig", "event=phase phase=%s role=%s vm=%s", mig_phase_name(m->st.phase), m->st.role, m->st.vm);
 }
 
+/* Under m->mu. A total time is never 0: a failure counts from the copy's
+ * start (or the migration's, before one) to its end, rounded up. A time
+ * already set (QEMU's completion, the source's word) stays. */
+static void close_record_locked(struct migration *m)
+{
+	uint64_t from = m->copy_mono_us ? m->copy_mono_us : m->start_mono_us;
+	uint64_t now = time_mono_ns() / 1000;
+
+	if (!m->st.end_us)
+		m->st.end_us = time_real_us();
+	if (!m->st.total_ms)
+		m->st.total_ms = now > from ? (now - from + 999) / 1000 : 1;
+}
+
+void mig_close_record(struct migration *m)
+{
+	pthread_mutex_lock(&m->mu);
+	close_record_locked(m);
+	pthread_mutex_unlock(&m->mu);
+}
+
 /* The end's bookkeeping, under m->mu: times, outcome, abort status. */
 static void end_locked(struct migration *m, const struct mig_state_info *ti)
 {
 	int succeeded = ti->phase == MIG_SUCCEEDED;
 
 	m->st.phase = ti->phase;
-	m->st.end_us = time_real_us();
+	close_record_locked(m);
 	m->st.phase_us[ti->phase] = m->st.end_us;
 	m->st.completed = succeeded;
 	m->st.failed = !succeeded;
@@ -215,7 +237,7 @@ void mig_finish(struct migration *m, enum mig_state terminal)
 		 log_q(m->st.failure_reason));
 }
 
-int mig_cancel(struct migration *m, const char *reason)
+int mig_cancel(struct migration *m, const char *reason, const char *by)
 {
 	int r = 0;
 
@@ -229,6 +251,8 @@ int mig_cancel(struct migration *m, const char *reason)
 		m->st.abort_requested = 1;
 		snprintf(m->st.abort_status, sizeof(m->st.abort_status), "Aborting");
 		snprintf(m->cancel_reason, sizeof(m->cancel_reason), "%s", reason ? reason : "cancelled");
+		if (by && !m->st.cancelled_by[0])
+			snprintf(m->st.cancelled_by, sizeof(m->st.cancelled_by), "%s", by);
 	}
 	pthread_mutex_unlock(&m->mu);
 	return r;
@@ -349,10 +373,12 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_S("sourceNode", st->source_node);
 	ADD_S("targetNode", st->target_node);
 	ADD_S("targetNodeAddress", st->target_addr);
-	time_format_rfc3339(st->start_us, ts, sizeof(ts));
+	/* Milliseconds: two migrations of one VM may start within a second,
+	 * and history is ordered by this. */
+	time_format_rfc3339_ms(st->start_us, ts, sizeof(ts));
 	ADD_S("startTimestamp", ts);
 	if (st->end_us) {
-		time_format_rfc3339(st->end_us, ts, sizeof(ts));
+		time_format_rfc3339_ms(st->end_us, ts, sizeof(ts));
 		ADD_S("endTimestamp", ts);
 	}
 	ADD_B("completed", st->completed);
@@ -362,6 +388,8 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 		ADD_S("abortStatus", st->abort_status);
 	if (st->failure_reason[0])
 		ADD_S("failureReason", st->failure_reason);
+	if (st->cancelled_by[0])
+		ADD_S("cancelledBy", st->cancelled_by);
 	ADD_I("multifdChannels", st->multifd_channels);
 	if (st->policy[0])
 		ADD_S("policy", st->policy);
@@ -377,7 +405,9 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_I("downtimeLimitMs", st->downtime_limit_ms);
 	ADD_B("compress", st->compress);
 	ADD_I("totalMs", st->total_ms);
-	ADD_I("pauseMs", st->pause_ms);
+	/* No pause is no number: a guest that never paused has none. */
+	if (st->pause_ms >= 0)
+		ADD_I("pauseMs", st->pause_ms);
 	ADD_I("qemuDowntimeMs", st->qemu_downtime_ms);
 	ADD_I("rawBytes", st->raw_bytes);
 	ADD_I("wireBytes", st->wire_bytes);
@@ -413,6 +443,132 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 #undef ADD_I
 #undef ADD_B
 	return o;
+}
+
+struct json_object *mig_outcome_to_json(const struct mig_status *st)
+{
+	struct json_object *o = json_object_new_object();
+
+#define ADD_S(k, v) json_object_object_add(o, k, json_object_new_string(v))
+#define ADD_I(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
+	ADD_S("op", "outcome");
+	ADD_S("phase", st->phase == MIG_SUCCEEDED ? "Succeeded" : "Failed");
+	ADD_S("name", st->name);
+	ADD_I("start_us", st->start_us);
+	ADD_I("end_us", st->end_us);
+	ADD_I("total_ms", st->total_ms);
+	if (st->pause_ms >= 0)
+		ADD_I("pause_ms", st->pause_ms);
+	ADD_I("qemu_downtime_ms", st->qemu_downtime_ms);
+	ADD_S("target_addr", st->target_addr);
+	if (st->failure_reason[0])
+		ADD_S("reason", st->failure_reason);
+	if (st->cancelled_by[0])
+		ADD_S("cancelled_by", st->cancelled_by);
+	json_object_object_add(o, "abort_requested", json_object_new_boolean(st->abort_requested));
+	ADD_I("escalations", st->escalations);
+	ADD_S("policy", st->policy);
+#undef ADD_S
+#undef ADD_I
+	return o;
+}
+
+/* A field of an outcome: absent is fine (*v untouched), anything other
+ * than a string of at most max-1 bytes is not. */
+static int outcome_str(struct json_object *msg, const char *k, const char **v, size_t max)
+{
+	struct json_object *f;
+
+	if (!json_object_object_get_ex(msg, k, &f))
+		return 0;
+	if (!json_object_is_type(f, json_type_string) || strlen(json_object_get_string(f)) >= max)
+		return -1;
+	*v = json_object_get_string(f);
+	return 0;
+}
+
+/* ... a whole number from 0 to max. */
+static int outcome_num(struct json_object *msg, const char *k, int64_t *v, int64_t max)
+{
+	struct json_object *f;
+	int64_t n;
+
+	if (!json_object_object_get_ex(msg, k, &f))
+		return 0;
+	if (!json_object_is_type(f, json_type_int))
+		return -1;
+	n = json_object_get_int64(f);
+	if (n < 0 || n > max)
+		return -1;
+	*v = n;
+	return 0;
+}
+
+int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed_here, char *err,
+		      size_t errlen)
+{
+	const char *phase = NULL, *name = NULL, *addr = NULL, *reason = NULL, *by = NULL, *policy = NULL;
+	int64_t start = -1, end = -1, total = -1, pause = -1, qdown = -1, esc = -1;
+	const int64_t big = INT64_C(1) << 62;
+	struct json_object *ab = NULL;
+
+	if (outcome_str(msg, "phase", &phase, 16) || outcome_str(msg, "name", &name, sizeof(st->name)) ||
+	    outcome_str(msg, "target_addr", &addr, sizeof(st->target_addr)) ||
+	    outcome_str(msg, "reason", &reason, sizeof(st->failure_reason)) ||
+	    outcome_str(msg, "cancelled_by", &by, sizeof(st->cancelled_by)) ||
+	    outcome_str(msg, "policy", &policy, sizeof(st->policy))) {
+		snprintf(err, errlen, "an outcome field is not a string of the right length");
+		return -EINVAL;
+	}
+	if (outcome_num(msg, "start_us", &start, big) || outcome_num(msg, "end_us", &end, big) ||
+	    outcome_num(msg, "total_ms", &total, big) || outcome_num(msg, "pause_ms", &pause, big) ||
+	    outcome_num(msg, "qemu_downtime_ms", &qdown, big) || outcome_num(msg, "escalations", &esc, 1 << 20)) {
+		snprintf(err, errlen, "an outcome figure is not a whole number in range");
+		return -EINVAL;
+	}
+	if (!phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"))) {
+		snprintf(err, errlen, "an outcome needs phase Succeeded or Failed");
+		return -EINVAL;
+	}
+	if (start > 0 && end > 0 && end < start) {
+		snprintf(err, errlen, "an outcome that ends (%lld) before it starts (%lld)", (long long)end,
+			 (long long)start);
+		return -EINVAL;
+	}
+	ab = json_object_object_get(msg, "abort_requested");
+	if (ab && !json_object_is_type(ab, json_type_boolean)) {
+		snprintf(err, errlen, "abort_requested is not a boolean");
+		return -EINVAL;
+	}
+	if (name && name[0])
+		snprintf(st->name, sizeof(st->name), "%s", name);
+	if (addr && addr[0])
+		snprintf(st->target_addr, sizeof(st->target_addr), "%s", addr);
+	if (policy && policy[0])
+		snprintf(st->policy, sizeof(st->policy), "%s", policy);
+	if (start > 0)
+		st->start_us = (uint64_t)start;
+	if (end > 0)
+		st->end_us = (uint64_t)end;
+	if (total > 0)
+		st->total_ms = (uint64_t)total;
+	if (pause >= 0)
+		st->pause_ms = pause;
+	if (qdown >= 0)
+		st->qemu_downtime_ms = (uint64_t)qdown;
+	if (esc >= 0)
+		st->escalations = (int)esc;
+	if (by && by[0])
+		snprintf(st->cancelled_by, sizeof(st->cancelled_by), "%s", by);
+	if (ab && json_object_get_boolean(ab))
+		st->abort_requested = 1;
+	/* The side that failed says why: when the source failed (cancelled,
+	 * timed out), what the target saw of it (its QEMU's load cut off) is
+	 * a consequence, not the reason. A target failure reached the source
+	 * first and comes back inside its reason. */
+	if (failed_here && reason && reason[0])
+		snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", reason);
+	return 0;
 }
 
 int mig_connect_qmp(struct migration *m, int timeout_ms, char *err, size_t errlen)

@@ -99,7 +99,9 @@ struct mig_status {
 	uint64_t phase_us[MIG_PHASE_COUNT];
 	int completed, failed, abort_requested;
 	char abort_status[16]; /* "" | Aborting | Succeeded | Failed */
-	char failure_reason[512];
+	char failure_reason[512]; /* from the side that failed (the source's word wins) */
+	char cancelled_by[96];    /* who ended it: the API caller ("alice (migrator)"),
+				     or the policy ("progress timeout", ...); "" none */
 	int multifd_channels, compress;
 	int auto_converge, post_copy; /* escalations allowed */
 	int escalations;              /* steps taken */
@@ -111,8 +113,10 @@ struct mig_status {
 	int downtime_limit_ms;        /* current */
 	/* Figures. */
 	uint64_t migrate_start_us;   /* `migrate` issued */
-	uint64_t total_ms;           /* migrate issued → source completed */
-	int64_t pause_ms;            /* target RESUME − source STOP; -1 unknown */
+	uint64_t total_ms;           /* copy start → source completed; a failure: copy
+					start (or, before one, the migration's start) → its end */
+	int64_t pause_ms;            /* target RESUME − source STOP; -1: the guest did not
+					pause, or nobody knows (never shown as a number) */
 	uint64_t stop_ts_us, resume_ts_us;
 	uint64_t qemu_downtime_ms;   /* QEMU's own estimate, for comparison */
 	uint64_t raw_bytes, wire_bytes; /* source→target through ferry */
@@ -160,8 +164,9 @@ int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_ki
  * post-copy. Takes the link on success. */
 int mig_target_resume(struct migration *m, struct peer_link *pl, char *reason, size_t len);
 
-/* Thread-safe. Refused (-EBUSY) once the switchover has begun. */
-int mig_cancel(struct migration *m, const char *reason);
+/* Thread-safe. Refused (-EBUSY) once the switchover has begun. by says
+ * who asked (kept in the record as cancelledBy; NULL: nobody named). */
+int mig_cancel(struct migration *m, const char *reason, const char *by);
 void mig_get_status(struct migration *m, struct mig_status *st);
 const char *mig_id(const struct migration *m);
 const char *mig_name(const struct migration *m);
@@ -177,5 +182,16 @@ struct json_object *mig_samples_json(struct migration *m);
 
 const char *mig_phase_name(enum mig_phase p);
 struct json_object *mig_status_to_json(const struct mig_status *st);
+
+/* The control message "outcome" (docs/protocol.md): what the source knows
+ * of a finished migration, sent to the target so that both nodes keep the
+ * same record. Pure. */
+struct json_object *mig_outcome_to_json(const struct mig_status *st);
+/* Takes a received "outcome" into the target's status st: the name,
+ * times, pause, target address, who cancelled, and the failure reason
+ * when the target failed too (failed_here). 0, or -EINVAL with err set
+ * (st unchanged) for a message that is not a valid outcome. Pure. */
+int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed_here, char *err,
+		      size_t errlen);
 
 #endif

@@ -54,6 +54,10 @@ struct migration {
 	unsigned sample_stride;     /* keep every n-th once full */
 	uint64_t sample_seq;
 	int admitted;          /* target: the agent holds the VM name for us */
+	uint64_t start_mono_us; /* the migration began (total time of a failure) */
+	uint64_t copy_mono_us;  /* source: the copy began (mirrors or `migrate`), 0 before */
+	int peer_outcome;       /* the peer takes part in the "outcome" exchange: the
+				   source sends it, the target awaits it */
 
 	struct qemu_vm *vm; /* source: borrowed from the agent; target: owned until handed over */
 	struct qmp *qmp;
@@ -108,6 +112,9 @@ int mig_take_cancel(struct migration *m, char *reason, size_t len);
 struct migration *mig_alloc(const struct mig_env *env, const char *role);
 /* Enters a terminal state and writes the end's record. */
 void mig_finish(struct migration *m, enum mig_state terminal);
+/* The end's time and the total time, unless already set: a source calls
+ * it before it tells the target the outcome; mig_finish does it anyway. */
+void mig_close_record(struct migration *m);
 
 /* QMP helpers used by both halves. */
 int mig_qmp(struct migration *m, const char *cmd, struct json_object *args,
