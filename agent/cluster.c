@@ -569,7 +569,7 @@ static int locate_mig(struct agent *a, const struct route *rt, const char *key, 
 	/* Source and target both know a migration: the source's answer. */
 	for (size_t i = 0; i < a->cfg->n_peers; i++) {
 		const char *peer = a->cfg->peers[i].name;
-		struct json_object *req = api_request("GET", "/v1/migrations", NULL, NULL), *ans = NULL;
+		struct json_object *req = api_request("GET", "/v1/migrations", NULL, NULL, NULL), *ans = NULL;
 		char why[300];
 
 		if (peer_ask(a, peer, req, CLUSTER_CONNECT_MS * 5, &ans, why, sizeof(why)) < 0) {

@@ -364,16 +364,12 @@ static int vm_entry_state(struct agent_vm *v, struct drain_vm *e)
 {
 	if (!v) {
 		e->state = DV_NOT_MOVABLE;
-		snprintf(e->reason, sizeof(e->reason), "deleted during the drain");
+		snprintf(e->reason, sizeof(e->reason), "gone from this node during the drain (deleted, or moved by another request)");
 		return 0;
 	}
 	switch (v->state) {
 	case VM_RUNNING:
 		return 1;
-	case VM_DEPARTED:
-		e->state = DV_MOVED;
-		snprintf(e->target, sizeof(e->target), "%s", v->departed_to);
-		return 0;
 	case VM_MIGRATING:
 		/* Someone else's migration: the drain follows it. */
 		e->state = DV_MIGRATING;
@@ -505,7 +501,7 @@ static void track_one(struct agent *a, size_t i, int max_attempts, int timeout_s
 		e.timed_out = 1;
 		snprintf(e.reason, sizeof(e.reason), "timed out: not moved in %d s (its migration was cancelled)",
 			 timeout_s);
-		if (agent_migration_cancel(a, e.mig, err, sizeof(err)) < 0)
+		if (agent_migration_cancel(a, e.mig, "drain timeout", err, sizeof(err)) < 0)
 			log_warn("drain", "event=drain_cancel_failed vm=%s mig=%s reason=\"%s\"", e.vm, e.mig, log_q(err));
 	}
 	json_object_put(m);
