@@ -101,7 +101,7 @@ log "browser part took $(($(date +%s) - start)) s"
 
 # What the console showed is what happened.
 [ "$(vm_json node-b g1 | jq -r .state)" = Running ] || die "g1 is not Running on node-b"
-ctl node-a -o json get vmi | jq -e 'any(.[]; .name == "g1")' >/dev/null && die "g1 did not leave node-a"
+ctl node-a -o json get vmi | jq -e 'any(.[]; .name == "g1" and .node == "node-a")' >/dev/null && die "g1 did not leave node-a"
 g2migs=$(ctl node-b -o json get vmim | jq -c '[.[] | select(.vm == "g2" and .role == "source")]')
 [ "$(echo "$g2migs" | jq -r '.[1].abortStatus')" = Succeeded ] || die "g2's first migration was not aborted: $g2migs"
 echo "$g2migs" | jq -r '.[0].failureReason' | grep -q "completion timeout" ||

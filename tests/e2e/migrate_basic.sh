@@ -14,7 +14,7 @@ echo "$out"
 
 [ "$(vm_json node-b g1 | jq -r .state)" = Running ] || die "g1 is not Running on node-b"
 # A VM that left keeps no row on its source; its history says where it went.
-ctl node-a -o json get vmi | jq -e 'any(.[]; .name == "g1")' >/dev/null && die "node-a still lists g1"
+ctl node-a -o json get vmi | jq -e 'any(.[]; .name == "g1" and .node == "node-a")' >/dev/null && die "node-a still lists g1"
 [ "$(vm_json node-a g1 | jq -r .node)" = node-b ] || die "node-a's history does not say g1 left for node-b"
 [ "$(vm_json node-a g1 | jq -r .migrationState.completed)" = true ] || die "migration state not completed"
 [ "$(qemu_count)" = 1 ] || die "expected exactly one QEMU, found $(qemu_count)"

@@ -129,7 +129,7 @@ for g in g1 g2 g3 g4; do
 done
 
 # node-a holds only tools; every moved guest runs and verifies where it went.
-left=$(ctl node-a -o json vm list | jq -r '[.[] | select(.state != "Departed") | .name] | sort | join(",")')
+left=$(ctl node-a -o json vm list | jq -r '[.[] | select(.node == "node-a") | .name] | sort | join(",")')
 [ "$left" = stuck,tools ] || die "node-a still holds: $left"
 for g in g1 g2 g3 g4; do
 	t=$(echo "$d" | jq -r ".vms[] | select(.vm == \"$g\") | .target")
@@ -165,7 +165,7 @@ ctl node-a vm delete fresh >/dev/null || die "delete fresh failed"
 
 # An interrupted drain: the node with two or more guests (one outbound slot).
 src=node-b
-[ "$(ctl node-b -o json vm list | jq '[.[] | select(.state == "Running")] | length')" -ge 2 ] || src=node-c
+[ "$(ctl node-b -o json vm list | jq '[.[] | select(.node == "node-b" and .state == "Running")] | length')" -ge 2 ] || src=node-c
 log "draining $src, interrupted while its first migration runs"
 api "$src" POST /v1/drain > /dev/null
 deadline=$(($(date +%s) + 60))
@@ -190,11 +190,11 @@ echo "$d" | jq -r '.report[].reason' | grep -q "interrupted before it started" |
 # Nothing half-done: every guest Running on exactly one node, one QEMU
 # each, no migration files anywhere.
 for n in node-a node-b node-c; do
-	ctl "$n" -o json vm list | jq -e '[.[] | select(.state == "Migrating" or .state == "Incoming" or .state == "Paused")] | length == 0' \
+	ctl "$n" -o json vm list | jq -e --arg n "$n" '[.[] | select(.node == $n) | select(.state == "Migrating" or .state == "Incoming" or .state == "Paused")] | length == 0' \
 		>/dev/null || die "$n has a VM half-moved: $(ctl "$n" -o json vm list | jq -c '[.[] | {name, state}]')"
 	assert_no_migration_files "$n"
 done
-running=$(for n in node-a node-b node-c; do ctl "$n" -o json vm list | jq -r '.[] | select(.state == "Running") | .name'; done | sort)
+running=$(for n in node-a node-b node-c; do ctl "$n" -o json vm list | jq -r --arg n "$n" '.[] | select(.node == $n and .state == "Running") | .name'; done | sort)
 [ "$(echo "$running" | tr '\n' ' ')" = "g1 g2 g3 g4 stuck tools " ] || die "running guests: $running"
 [ "$(qemu_count)" = 6 ] || die "$(qemu_count) QEMUs run, want 6"
 moved=$(echo "$d" | jq -r '.vms[] | select(.state == "Moved") | .vm')
@@ -211,7 +211,7 @@ echo "$out" | grep -E "^slow +Failed +node-[abc] +1 +timed out: not moved in 10 
 	die "slow did not time out: $out"
 [ "$(vm_json "$src" slow | jq -r .state)" = Running ] || die "slow is not Running on $src"
 for n in node-a node-b node-c; do
-	ctl "$n" -o json vm list | jq -e '[.[] | select(.state == "Migrating" or .state == "Incoming")] | length == 0' \
+	ctl "$n" -o json vm list | jq -e --arg n "$n" '[.[] | select(.node == $n) | select(.state == "Migrating" or .state == "Incoming")] | length == 0' \
 		>/dev/null || die "$n has a VM half-moved after the timeout"
 	assert_no_migration_files "$n"
 done

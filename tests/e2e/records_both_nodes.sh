@@ -19,7 +19,8 @@ cluster_init "$1"
 two_agents
 
 metrics() { curl -sf --unix-socket "$WORK/$1/api.sock" http://ferry/metrics; }
-has_row() { ctl "$1" -o json get vmi | jq -e --arg n "$2" 'any(.[]; .name == $n)' >/dev/null; }
+# get vmi lists the cluster: a row of this node is one whose node is it.
+has_row() { ctl "$1" -o json get vmi | jq -e --arg n "$2" --arg node "$1" 'any(.[]; .name == $n and .node == $node)' >/dev/null; }
 rec() { ctl "$1" -o json describe vmi "$2" | jq -c '.migrationState'; }
 
 # ---- a failed create leaves nothing --------------------------------------
