@@ -13,7 +13,7 @@
 #include "cli/ctl.h"
 #include "cli/pki.h"
 #include "engine/vmspec.h"
-#include "schema/yaml.h"
+#include "schema/vmim.h"
 #include "util/timeutil.h"
 
 /* ---- subcommands ----------------------------------------------------------- */
@@ -504,21 +504,17 @@ static int cmd_nodes(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-/* The KubeVirt VirtualMachineInstanceMigration manifest, exactly as written:
- *   apiVersion: kubevirt.io/v1
- *   kind: VirtualMachineInstanceMigration
- *   metadata: {name: NAME}
- *   spec: {vmiName: VM}
- * Creating it starts the migration ("Automatically selected node"). */
+/* The KubeVirt VirtualMachineInstanceMigration manifest, exactly as written
+ * (schema/vmim.h: strict, the names checked as KubeVirt does). Creating it
+ * starts the migration ("Automatically selected node"). */
 static int cmd_create(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *doc = NULL, *body = NULL, *out = NULL;
-	const char *file = NULL, *name, *vmi, *kind, *api;
-	char err[512], *text = NULL;
-	size_t len = 0;
+	struct json_object *body = NULL, *out = NULL;
+	struct vmim_manifest m;
+	const char *file = NULL;
+	char err[600];
 	long st;
 	int r = 1;
-	FILE *f;
 
 	for (int i = 0; i < argc; i++)
 		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
@@ -527,44 +523,21 @@ static int cmd_create(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: ferryctl create -f MIGRATION.yaml\n");
 		return 2;
 	}
-	f = fopen(file, "r");
-	if (!f) {
-		fprintf(stderr, "ferryctl: cannot read %s: %s\n", file, strerror(errno));
+	if (vmim_manifest_load(file, &m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ferryctl: %s\n", err);
 		return 1;
 	}
-	text = malloc(1 << 20);
-	if (text)
-		len = fread(text, 1, (1 << 20) - 1, f);
-	fclose(f);
-	if (!text || schema_yaml_to_json(text, len, file, &doc, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ferryctl: %s\n", text ? err : "out of memory");
-		goto out;
-	}
-	api = json_object_get_string(json_object_object_get(doc, "apiVersion"));
-	kind = json_object_get_string(json_object_object_get(doc, "kind"));
-	name = json_object_get_string(json_object_object_get(json_object_object_get(doc, "metadata"), "name"));
-	vmi = json_object_get_string(json_object_object_get(json_object_object_get(doc, "spec"), "vmiName"));
-	if (!api || strcmp(api, "kubevirt.io/v1") || !kind || strcmp(kind, "VirtualMachineInstanceMigration")) {
-		fprintf(stderr, "ferryctl: %s: only apiVersion kubevirt.io/v1, kind VirtualMachineInstanceMigration can be created\n", file);
-		goto out;
-	}
-	if (!name || !vmi) {
-		fprintf(stderr, "ferryctl: %s: metadata.name and spec.vmiName are required\n", file);
-		goto out;
-	}
 	body = json_object_new_object();
-	json_object_object_add(body, "vm", json_object_new_string(vmi));
-	json_object_object_add(body, "name", json_object_new_string(name));
+	json_object_object_add(body, "vm", json_object_new_string(m.vmi_name));
+	json_object_object_add(body, "name", json_object_new_string(m.name));
 	st = call(c, "POST", "/v1/migrations", body, &out);
 	if (st != 201) {
 		r = api_failed(st, out);
 		goto out;
 	}
-	printf("virtualmachineinstancemigration.kubevirt.io/%s created\n", name);
+	printf("virtualmachineinstancemigration.kubevirt.io/%s created\n", m.name);
 	r = 0;
 out:
-	free(text);
-	json_object_put(doc);
 	json_object_put(body);
 	json_object_put(out);
 	return r;
