@@ -10,30 +10,48 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/ctl.h"
+#include "cli/progress.h"
 #include "cli/pki.h"
 #include "engine/vmspec.h"
+#include "schema/mig_settings.h"
 #include "schema/vmim.h"
 #include "util/timeutil.h"
 
 /* ---- subcommands ----------------------------------------------------------- */
 
+/* "-f FILE" (or --file FILE), and nothing else: the file, or NULL after
+ * printing what was wrong and the usage. */
+static const char *file_arg(int argc, char **argv, const char *usage)
+{
+	const char *file = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc && !file) {
+			file = argv[++i];
+			continue;
+		}
+		fprintf(stderr, "ferryctl: unexpected argument '%s'\n", argv[i]);
+		file = NULL;
+		break;
+	}
+	if (!file)
+		fprintf(stderr, "usage: ferryctl %s\n", usage);
+	return file;
+}
+
 static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 {
 	struct vm_spec *spec = NULL;
 	struct json_object *body, *out = NULL;
-	const char *file = NULL;
+	const char *file = file_arg(argc, argv, "vm create -f SPEC.yaml");
 	char err[600];
 	long st;
 	int r;
 
-	for (int i = 0; i < argc; i++)
-		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
-			file = argv[++i];
-	if (!file) {
-		fprintf(stderr, "usage: ferryctl vm create -f SPEC.yaml\n");
+	if (!file)
 		return 2;
-	}
 	r = vmspec_load_file(file, &spec, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ferryctl: %s\n", err);
@@ -59,11 +77,12 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *out = NULL;
-	long st = call(c, "GET", "/v1/vms", NULL, &out);
-	int r = 0;
+	long st;
+	int r = arg_positional(argc, argv, 0, 0, "vm list");
 
-	(void)argc;
-	(void)argv;
+	if (r)
+		return r;
+	st = call(c, "GET", "/v1/vms", NULL, &out);
 	if (st != 200) {
 		r = api_failed(st, out);
 	} else if (!strcmp(c->output, "json")) {
@@ -84,12 +103,12 @@ static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 /* vm stop / vm resume: POST /v1/vms/NAME/<verb>. */
 static int vm_action(struct ctl *c, int argc, char **argv, const char *verb, const char *done)
 {
-	char path[128];
+	char path[128], usage[64];
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl vm %s NAME\n", verb);
-		return 2;
-	}
+	snprintf(usage, sizeof(usage), "vm %s NAME", verb);
+	if ((r = arg_positional(argc, argv, 1, 1, usage)))
+		return r;
 	snprintf(path, sizeof(path), "/v1/vms/%s/%s", argv[0], verb);
 	return simple_call(c, "POST", path, 200, done, argv[0]);
 }
@@ -97,11 +116,10 @@ static int vm_action(struct ctl *c, int argc, char **argv, const char *verb, con
 static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
 {
 	char path[128];
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl vm delete NAME\n");
-		return 2;
-	}
+	if ((r = arg_positional(argc, argv, 1, 1, "vm delete NAME")))
+		return r;
 	snprintf(path, sizeof(path), "/v1/vms/%s", argv[0]);
 	return simple_call(c, "DELETE", path, 200, "vm/%s deleted\n", argv[0]);
 }
@@ -139,6 +157,35 @@ static void print_outcome(struct json_object *m)
 		printf("  memory:      %s (sha256 %s)\n", jstr(m, "memoryVerified"), jstr(m, "memoryDigest"));
 }
 
+/* One redraw of the progress line, at the terminal's width (cli/progress.h). */
+static void draw_progress(struct json_object *m)
+{
+	/* RAM and disks together; RAM counts whole until it starts. */
+	uint64_t total = (uint64_t)jint(m, "ramTotal") + (uint64_t)jint(m, "diskTotal");
+	uint64_t left = (uint64_t)jint(m, "ramRemaining") + (uint64_t)jint(m, "diskRemaining");
+	struct progress_view v = {
+		.phase = jstr(m, "phase"),
+		.mode = jstr(m, "mode"),
+		.dirty_bps = (double)jint(m, "dirtyRateBps"),
+		.copy_bps = (double)jint(m, "copyRateBps"),
+		.converging = json_object_get_boolean(json_object_object_get(m, "converging")),
+		.eta_ms = jint(m, "etaMs"),
+		.pass = (long long)jint(m, "iterations"),
+	};
+	char line[256];
+
+	if (!strcmp(v.mode, "storage")) {
+		/* RAM has not started: the disks are the whole story yet. */
+		total = (uint64_t)jint(m, "diskTotal");
+		left = (uint64_t)jint(m, "diskRemaining");
+	}
+	v.remaining = left;
+	v.pct = total && left <= total ? 100.0 * (double)(total - left) / (double)total : 0.0;
+	progress_line(&v, progress_columns(1), line, sizeof(line));
+	printf("\r\033[K%s", line);
+	fflush(stdout);
+}
+
 static int wait_migration(struct ctl *c, const char *id)
 {
 	struct json_object *m = NULL;
@@ -167,55 +214,35 @@ static int wait_migration(struct ctl *c, const char *id)
 			r = strcmp(phase, "Succeeded") ? 1 : 0;
 			break;
 		}
-		if (tty) {
-			char rem[32], eta[48];
-			/* RAM and disks together; RAM counts whole until it starts. */
-			uint64_t total = (uint64_t)jint(m, "ramTotal") + (uint64_t)jint(m, "diskTotal");
-			uint64_t left = (uint64_t)jint(m, "ramRemaining") + (uint64_t)jint(m, "diskRemaining");
-			int64_t e = jint(m, "etaMs");
-
-			human_bytes(left, rem, sizeof(rem));
-			if (!json_object_get_boolean(json_object_object_get(m, "converging")))
-				snprintf(eta, sizeof(eta), "not converging");
-			else if (e >= 0)
-				snprintf(eta, sizeof(eta), "ETA %.1f s", e / 1000.0);
-			else
-				snprintf(eta, sizeof(eta), "ETA ?");
-			if (!strcmp(jstr(m, "mode"), "storage")) {
-				/* RAM has not started: the disks are the whole story yet. */
-				total = (uint64_t)jint(m, "diskTotal");
-				left = (uint64_t)jint(m, "diskRemaining");
-			}
-			printf("\r\033[K%-15s %-8s %3.0f%%  remaining %s  dirty %.1f MB/s vs copy %.1f MB/s  %s  pass %lld",
-			       phase, jstr(m, "mode"), total && left <= total ? 100.0 * (double)(total - left) / (double)total : 0.0, rem,
-			       jint(m, "dirtyRateBps") / 1e6, jint(m, "copyRateBps") / 1e6, eta,
-			       (long long)jint(m, "iterations"));
-			fflush(stdout);
-		}
+		if (tty)
+			draw_progress(m);
 		poll(NULL, 0, 200); /* a status poll interval, not a synchronisation */
 	}
 	json_object_put(m);
 	return r;
 }
 
-/* A numeric migration option: the whole argument must be a decimal
- * integer (atoi would send "abc" as 0, which means "unlimited" for the
- * bandwidth). The agent checks the range and names the setting. */
-static int add_number(struct json_object *body, const char *key, const char *opt,
-		      const char *arg)
+/* A numeric migration option: the whole argument a decimal integer in the
+ * setting's range (schema/mig_settings.c, the table ferryd checks with),
+ * refused here with the option's name ("five" is not 0, and 0 does not
+ * turn a timeout off). */
+static int add_number(struct json_object *body, enum mset_id id, const char *opt, const char *arg)
 {
-	char *end;
-	long v;
+	const struct mset_info *i = mset_info(id);
+	int v;
 
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (!arg[0] || *end || errno || v < INT_MIN || v > INT_MAX) {
-		fprintf(stderr, "ferryctl migrate: --%s wants a whole number, not \"%s\"\n", opt, arg);
+	if (arg_int(opt, arg, i->min, i->max, &v) < 0)
 		return -1;
-	}
-	json_object_object_add(body, key, json_object_new_int((int)v));
+	json_object_object_add(body, i->api_key, json_object_new_int(v));
 	return 0;
 }
+
+#define MIGRATE_USAGE                                                                              \
+	"migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"                       \
+	"                        [--verify-memory] [--paused] [--max-bandwidth MiBps]\n"          \
+	"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"       \
+	"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n" \
+	"                        [--escalate-after S]"
 
 static int cmd_migrate(struct ctl *c, int argc, char **argv)
 {
@@ -243,23 +270,26 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	argc++;
 	argv--;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "n:w", o, NULL)) != -1) {
+	opterr = 0; /* ferryctl says it, with the usage */
+	while ((ch = getopt_long(argc, argv, ":n:w", o, NULL)) != -1) {
 		switch (ch) {
 		case 'n': json_object_object_add(body, "node", json_object_new_string(optarg)); break;
 		case 'w': wait = 1; break;
-		case 'm': bad |= add_number(body, "multifdChannels", "multifd", optarg); break;
+		case 'm': bad |= add_number(body, MSET_MULTIFD_CHANNELS, "--multifd", optarg); break;
 		case 'C': json_object_object_add(body, "compress", json_object_new_boolean(0)); break;
 		case 'V': json_object_object_add(body, "verifyMemory", json_object_new_boolean(1)); break;
 		case 'p': json_object_object_add(body, "paused", json_object_new_boolean(1)); break;
-		case 'b': bad |= add_number(body, "maxBandwidthMiBps", "max-bandwidth", optarg); break;
-		case 'P': bad |= add_number(body, "progressTimeoutS", "progress-timeout", optarg); break;
-		case 'T': bad |= add_number(body, "completionTimeoutSPerGiB", "completion-timeout-per-gib", optarg); break;
+		case 'b': bad |= add_number(body, MSET_MAX_BANDWIDTH_MIBPS, "--max-bandwidth", optarg); break;
+		case 'P': bad |= add_number(body, MSET_PROGRESS_TIMEOUT_S, "--progress-timeout", optarg); break;
+		case 'T': bad |= add_number(body, MSET_COMPLETION_TIMEOUT_S_PER_GIB, "--completion-timeout-per-gib", optarg); break;
 		case 'A': json_object_object_add(body, "autoConverge", json_object_new_boolean(1)); break;
 		case 'Y': json_object_object_add(body, "postCopy", json_object_new_boolean(1)); break;
 		case 'N': json_object_object_add(body, "postCopyNow", json_object_new_boolean(1)); break;
-		case 'D': bad |= add_number(body, "downtimeStepMs", "downtime-step", optarg); break;
-		case 'E': bad |= add_number(body, "escalateAfterS", "escalate-after", optarg); break;
+		case 'D': bad |= add_number(body, MSET_DOWNTIME_STEP_MS, "--downtime-step", optarg); break;
+		case 'E': bad |= add_number(body, MSET_ESCALATE_AFTER_S, "--escalate-after", optarg); break;
 		default:
+			fprintf(stderr, "ferryctl: %s %s\nusage: ferryctl " MIGRATE_USAGE "\n",
+				ch == ':' ? "missing the value of" : "unknown option", argv[optind - 1]);
 			json_object_put(body);
 			return 2;
 		}
@@ -270,12 +300,14 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		vm = argv[optind];
-	if (!vm) {
-		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"
-				"                        [--verify-memory] [--paused] [--max-bandwidth MiBps]\n"
-				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"
-				"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n"
-				"                        [--escalate-after S]\n");
+	if (!vm || optind + 1 < argc) {
+		if (vm)
+			fprintf(stderr, "ferryctl: unexpected argument '%s'\n", argv[optind + 1]);
+		fprintf(stderr, "usage: ferryctl " MIGRATE_USAGE "\n");
+		json_object_put(body);
+		return 2;
+	}
+	if (arg_name("VM", vm) < 0) {
 		json_object_put(body);
 		return 2;
 	}
@@ -307,11 +339,10 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 static int cmd_migrate_cancel(struct ctl *c, int argc, char **argv)
 {
 	char path[160];
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl migrate-cancel VM\n");
-		return 2;
-	}
+	if ((r = arg_positional(argc, argv, 1, 1, "migrate-cancel VM")))
+		return r;
 	snprintf(path, sizeof(path), "/v1/migrations/%s", argv[0]);
 	return simple_call(c, "DELETE", path, 202, "migration of %s: cancel requested\n", argv[0]);
 }
@@ -511,18 +542,13 @@ static int cmd_create(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *body = NULL, *out = NULL;
 	struct vmim_manifest m;
-	const char *file = NULL;
+	const char *file = file_arg(argc, argv, "create -f MIGRATION.yaml");
 	char err[600];
 	long st;
 	int r = 1;
 
-	for (int i = 0; i < argc; i++)
-		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
-			file = argv[++i];
-	if (!file) {
-		fprintf(stderr, "usage: ferryctl create -f MIGRATION.yaml\n");
+	if (!file)
 		return 2;
-	}
 	if (vmim_manifest_load(file, &m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ferryctl: %s\n", err);
 		return 1;
@@ -546,8 +572,11 @@ out:
 static int cmd_delete(struct ctl *c, int argc, char **argv)
 {
 	char path[160];
+	int r;
 
-	if (argc < 2 || (strcmp(argv[0], "vmim") && strcmp(argv[0], "virtualmachineinstancemigration"))) {
+	if ((r = arg_positional(argc, argv, 2, 2, "delete vmim NAME   (cancels that migration)")))
+		return r;
+	if (strcmp(argv[0], "vmim") && strcmp(argv[0], "virtualmachineinstancemigration")) {
 		fprintf(stderr, "usage: ferryctl delete vmim NAME   (cancels that migration)\n");
 		return 2;
 	}
@@ -561,12 +590,10 @@ static int cmd_candidates(struct ctl *c, int argc, char **argv)
 	struct json_object *out = NULL;
 	char path[160];
 	long st;
-	int r = 0;
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl candidates VM\n");
-		return 2;
-	}
+	if ((r = arg_positional(argc, argv, 1, 1, "candidates VM")))
+		return r;
 	snprintf(path, sizeof(path), "/v1/vms/%s/candidates", argv[0]);
 	st = call(c, "GET", path, NULL, &out);
 	if (st != 200) {
@@ -595,13 +622,66 @@ static int cmd_pki(struct ctl *c, int argc, char **argv)
 	return pki_main(argc, argv);
 }
 
+/* `ferryctl migrate --help`: each option with its range, from the table
+ * ferryd checks with. */
+static void migrate_help(void)
+{
+	static const struct {
+		const char *opt;
+		enum mset_id id;
+		const char *what;
+	} nums[] = {
+		{"--multifd N", MSET_MULTIFD_CHANNELS, "multifd channels (0: one main channel)"},
+		{"--max-bandwidth MiBps", MSET_MAX_BANDWIDTH_MIBPS, "bandwidth cap (0: unlimited)"},
+		{"--progress-timeout S", MSET_PROGRESS_TIMEOUT_S, "abort after S s without progress"},
+		{"--completion-timeout-per-gib S", MSET_COMPLETION_TIMEOUT_S_PER_GIB,
+		 "abort after S s per GiB of RAM and copied disk"},
+		{"--downtime-step MS", MSET_DOWNTIME_STEP_MS, "raise the downtime limit by MS per escalation (0: off)"},
+		{"--escalate-after S", MSET_ESCALATE_AFTER_S, "escalate after S s without progress"},
+	};
+
+	printf("usage: ferryctl " MIGRATE_USAGE "\n\n"
+	       "Starts a live migration of VM; without --node the target is chosen automatically.\n"
+	       "  --node NAME          the target node\n"
+	       "  --wait               follow it on one line (fitted to the terminal) until it ends\n"
+	       "  --no-compress        no LZ4 on the wire\n"
+	       "  --verify-memory      both sides hash guest RAM after the switchover\n"
+	       "  --paused             the guest arrives paused and stays so\n"
+	       "  --auto-converge, --post-copy, --post-copy-now   escalations (docs/monitor.md)\n");
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		printf("  %-32s %s; %d..%d\n", nums[i].opt, nums[i].what, mset_info(nums[i].id)->min,
+		       mset_info(nums[i].id)->max);
+	printf("Unset options come from the VM spec, a policy or the agent defaults.\n");
+}
+
+/* Subcommands whose `ferryctl NAME --help` says more than their line in
+ * `ferryctl --help`. */
+static const struct {
+	const char *name;
+	void (*usage)(void);
+} long_help[] = {
+	{"migrate", migrate_help},
+};
+
+/* `ferryctl NAME --help` (-h): on stdout, since it was asked for. */
+static void subcommand_help(const char *name, const char *help)
+{
+	for (size_t i = 0; i < sizeof(long_help) / sizeof(long_help[0]); i++) {
+		if (!strcmp(long_help[i].name, name)) {
+			long_help[i].usage();
+			return;
+		}
+	}
+	printf("usage: ferryctl %s\n", help);
+}
+
 static const struct subcommand {
 	const char *name;
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *help;
 } commands[] = {
 	{"vm", cmd_vm, "vm create -f SPEC | vm list | vm stop NAME | vm resume NAME | vm delete NAME"},
-	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]"},
+	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [options]  (ferryctl migrate --help)"},
 	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
 	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
 	{"get", cmd_get, "get vmim | get vmi"},
@@ -690,10 +770,15 @@ int main(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
-		if (!strcmp(commands[k].name, argv[i])) {
+		if (strcmp(commands[k].name, argv[i]))
+			continue;
+		if (arg_wants_help(argc - i - 1, argv + i + 1)) {
+			subcommand_help(commands[k].name, commands[k].help);
+			r = 0;
+		} else {
 			r = commands[k].fn(&c, argc - i - 1, argv + i + 1);
-			goto out;
 		}
+		goto out;
 	}
 	fprintf(stderr, "ferryctl: unknown command %s\n", argv[i]);
 	usage();
