@@ -78,3 +78,32 @@ int arg_positional(int argc, char **argv, int min, int max, const char *usage)
 	}
 	return 0;
 }
+
+int arg_take_output(int *argc, char **argv, const char **output, char *err, size_t errlen)
+{
+	int n = 0, i;
+
+	for (i = 0; i < *argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--"))
+			break;
+		if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			if (i + 1 >= *argc) {
+				snprintf(err, errlen, "%s needs a value: table, json or yaml", a);
+				return -EINVAL;
+			}
+			*output = argv[++i];
+		} else if (!strncmp(a, "--output=", 9)) {
+			*output = a + 9;
+		} else if (!strncmp(a, "-o", 2)) {
+			*output = a + 2;
+		} else {
+			argv[n++] = argv[i];
+		}
+	}
+	for (; i < *argc; i++)
+		argv[n++] = argv[i];
+	*argc = n;
+	return 0;
+}

@@ -35,4 +35,11 @@ int arg_wants_help(int argc, char **argv);
  * "usage: ferryctl <usage>". */
 int arg_positional(int argc, char **argv, int min, int max, const char *usage);
 
+/* ferryctl's -o / --output, wherever it is on the line: kubectl's users
+ * write `ferryctl get vmim -o json`. Takes "-o FMT", "-oFMT", "--output FMT"
+ * and "--output=FMT" out of argv[0..*argc) (before a "--"), compacting it,
+ * and sets *output to the last one given. 0, or -EINVAL when -o has no
+ * value (err set). */
+int arg_take_output(int *argc, char **argv, const char **output, char *err, size_t errlen);
+
 #endif

@@ -710,7 +710,8 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ferryctl [--server SOCKET|https://HOST:PORT] [--token-file FILE] [--cacert FILE] [-o table|json|yaml] COMMAND ...\n\ncommands:\n");
+	fprintf(stderr, "usage: ferryctl [--server SOCKET|https://HOST:PORT] [--token-file FILE] [--cacert FILE] [-o table|json|yaml] COMMAND ...\n"
+			"       (-o may also follow the command; COMMAND --help says more)\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %s\n", commands[i].help);
 	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock; the token to $FERRY_TOKEN\n"
@@ -759,6 +760,17 @@ int main(int argc, char **argv)
 	if (i >= argc) {
 		usage();
 		return 2;
+	}
+	{
+		/* -o after the subcommand too (`ferryctl get vmim -o json`). */
+		int n = argc - i - 1;
+		char err[128];
+
+		if (arg_take_output(&n, argv + i + 1, &c.output, err, sizeof(err)) < 0) {
+			fprintf(stderr, "ferryctl: %s\n", err);
+			return 2;
+		}
+		argc = i + 1 + n;
 	}
 	if (!strcmp(c.output, "yaml")) {
 		/* Structured output: the commands take their JSON path, printed as YAML. */

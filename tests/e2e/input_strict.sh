@@ -151,6 +151,12 @@ log "--- nothing moved"
 [ "$(ctl node-a -o json get vmim | jq length)" = 0 ] || die "a migration started: $(ctl node-a get vmim)"
 [ "$(ctl node-b -o json get vmim | jq length)" = 0 ] || die "node-b saw a migration"
 [ "$(ctl node-a -o json vm list | jq length)" = 1 ] || die "a VM was created: $(ctl node-a vm list)"
+# -o before or after the command; a table by default.
+[ "$(ctl node-a vm list -o json | jq -r '.[0].name')" = g1 ] || die "vm list -o json"
+ctl node-a vm list --output=yaml | grep -q 'name: "g1"' || die "vm list -o yaml: $(ctl node-a vm list -o yaml)"
+ctl node-a -o json vm list -o table | grep -q '^NAME ' || die "vm list -o table: $(ctl node-a vm list -o table)"
+ctl node-a candidates g1 | grep -q '^NODE ' || die "candidates is not a table by default"
+refuse "ferryctl: -o must be table, json or yaml" vm list -o xml
 guest_verify node-a g1
 
 # visible_lines FILE: each redraw of a typescript on its own line, with the

@@ -97,12 +97,39 @@ static void test_positional(void **state)
 	assert_int_equal(arg_name("VM", "Bad_Name"), -EINVAL);
 }
 
+/* -o anywhere after the command, in each spelling; the rest kept in order. */
+static void test_output(void **state)
+{
+	char *a[] = {"vmim", "-o", "json", "x", "--output=yaml", "-otable", "--output", "json", "y"};
+	char *b[] = {"g1", "--", "-o", "json"}, *c[] = {"g1", "-o"};
+	const char *out = "table";
+	char err[100];
+	int n = 9;
+
+	(void)state;
+	assert_int_equal(arg_take_output(&n, a, &out, err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(a[0], "vmim");
+	assert_string_equal(a[1], "x");
+	assert_string_equal(a[2], "y");
+	assert_string_equal(out, "json");
+	n = 4;
+	out = "table";
+	assert_int_equal(arg_take_output(&n, b, &out, err, sizeof(err)), 0);
+	assert_int_equal(n, 4); /* after "--": arguments, not options */
+	assert_string_equal(out, "table");
+	n = 2;
+	assert_int_equal(arg_take_output(&n, c, &out, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "-o needs a value: table, json or yaml");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_positional),
+		cmocka_unit_test(test_output),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
