@@ -20,7 +20,8 @@ static void test_converging(void **state)
 	(void)state;
 	mon_init(&mon, 0, 10000, 0);
 	for (uint64_t t = 500, rem = 1000 * MiB; t <= 5000; t += 500, rem -= 80 * MiB) {
-		struct mon_sample s = {t, rem, 20000000, copied += 100 * MiB, copied / 2, 2 + t / 1000};
+		uint64_t c = copied += 100 * MiB; /* an initializer list is unsequenced */
+		struct mon_sample s = {t, rem, 20000000, c, c / 2, 2 + t / 1000};
 
 		assert_int_equal(mon_sample(&mon, &s), MON_OK);
 	}
@@ -43,8 +44,8 @@ static void test_no_progress(void **state)
 	mon_init(&mon, 0, 3000, 0);
 	for (t = 500; t <= 20000 && v == MON_OK; t += 500) {
 		/* A new low only at 1 s, then stuck above it. */
-		struct mon_sample s = {t, t == 1000 ? 100 * MiB : 120 * MiB, 50000000,
-				       copied += 10 * MiB, copied, 5};
+		uint64_t c = copied += 10 * MiB;
+		struct mon_sample s = {t, t == 1000 ? 100 * MiB : 120 * MiB, 50000000, c, c, 5};
 
 		v = mon_sample(&mon, &s);
 	}
@@ -101,7 +102,8 @@ static uint64_t feed(struct monitor *mon, uint64_t t0, uint64_t t1, uint64_t dir
 	uint64_t t;
 
 	for (t = t0; t <= t1; t += 500) {
-		struct mon_sample s = {t, *rem, dirty_bps, *copied += 50000000, *copied, 3};
+		uint64_t c = *copied += 50000000;
+		struct mon_sample s = {t, *rem, dirty_bps, c, c, 3};
 
 		*rem -= shrink;
 		assert_int_equal(mon_sample(mon, &s), MON_OK);
