@@ -139,11 +139,13 @@ static enum route_role caller_role(struct agent *a, struct MHD_Connection *c, in
 			return ROLE_ADMIN;
 		}
 	}
-	/* RFC 7235: the scheme is case-insensitive. */
+	/* RFC 7235: the scheme is case-insensitive, and one or more spaces
+	 * separate it from the credentials. */
 	if (!auth || strncasecmp(auth, "Bearer ", 7))
 		return ROLE_NONE;
 	*had_token = 1;
 	auth += 7;
+	auth += strspn(auth, " ");
 	for (size_t i = 0; i < a->cfg->n_tokens; i++) {
 		const struct ferry_token_cfg *t = &a->cfg->tokens[i];
 		size_t n = strlen(t->token);

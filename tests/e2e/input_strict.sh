@@ -91,6 +91,7 @@ for scheme in Bearer bearer BEARER bEaReR; do
 	[ "$(tcp_api "$scheme" GET /v1/whoami '')" = 200 ] || die "scheme $scheme refused: $(cat "$WORK/resp")"
 	[ "$(jq -r .role "$WORK/resp")" = migrator ] || die "scheme $scheme: $(cat "$WORK/resp")"
 done
+[ "$(tcp_api 'bearer  ' GET /v1/whoami '')" = 200 ] || die "two spaces after the scheme: $(cat "$WORK/resp")"
 [ "$(tcp_api Basic GET /v1/whoami '')" = 401 ] || die "a Basic scheme was accepted"
 expect_400 "$(tcp_api bearer POST /v1/migrations '{"vm": "g1", "nodee": "node-b"}')" 'unknown key "nodee"'
 
