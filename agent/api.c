@@ -9,6 +9,7 @@
  * Errors: {"error":{"code":"not_found","message":"..."}} with a fitting status. */
 #include <errno.h>
 #include <json-c/json.h>
+#include <stddef.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,9 @@
 #include "agent/console.h"
 #include "agent/routes.h"
 #include "transport/link.h"
+#include "schema/check.h"
 #include "schema/input.h"
+#include "schema/schema.h"
 #include "util/log.h"
 #include "util/net.h"
 
@@ -136,11 +139,13 @@ static enum route_role caller_role(struct agent *a, struct MHD_Connection *c, in
 			return ROLE_ADMIN;
 		}
 	}
-	/* RFC 7235: the scheme is case-insensitive. */
+	/* RFC 7235: the scheme is case-insensitive, and one or more spaces
+	 * separate it from the credentials. */
 	if (!auth || strncasecmp(auth, "Bearer ", 7))
 		return ROLE_NONE;
 	*had_token = 1;
 	auth += 7;
+	auth += strspn(auth, " ");
 	for (size_t i = 0; i < a->cfg->n_tokens; i++) {
 		const struct ferry_token_cfg *t = &a->cfg->tokens[i];
 		size_t n = strlen(t->token);
@@ -234,6 +239,19 @@ static enum MHD_Result serve_events(struct agent *a, struct MHD_Connection *c, c
  * Each answers one row for whichever transport carries it: HTTP here, or
  * the peer op "api" (cluster.c) when a gateway forwarded the call. */
 
+/* A request that takes no body may have none, or an empty object: a key
+ * there would be an option the route silently ignores. */
+static int no_body(const struct route_call *c, char *err, size_t errlen)
+{
+	static const struct schema_field none[] = {{0}};
+	char why[400];
+
+	if (!c->body || schema_decode(c->body, none, NULL, NULL, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s: this request takes no body", why);
+	return -EINVAL;
+}
+
 int api_node(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
 	(void)err;
@@ -303,7 +321,10 @@ int api_vm_candidates(const struct route_call *c, struct route_reply *out, char 
 
 int api_vm_delete(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
-	int r = agent_vm_delete(c->a, c->p->v[0], err, errlen);
+	int r = no_body(c, err, errlen);
+
+	if (r == 0)
+		r = agent_vm_delete(c->a, c->p->v[0], err, errlen);
 
 	if (r < 0)
 		return r;
@@ -313,7 +334,10 @@ int api_vm_delete(const struct route_call *c, struct route_reply *out, char *err
 
 int api_vm_stop(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
-	int r = agent_vm_stop(c->a, c->p->v[0], err, errlen);
+	int r = no_body(c, err, errlen);
+
+	if (r == 0)
+		r = agent_vm_stop(c->a, c->p->v[0], err, errlen);
 
 	if (r < 0)
 		return r;
@@ -323,7 +347,10 @@ int api_vm_stop(const struct route_call *c, struct route_reply *out, char *err, 
 
 int api_vm_resume(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
-	int r = agent_vm_resume(c->a, c->p->v[0], err, errlen);
+	int r = no_body(c, err, errlen);
+
+	if (r == 0)
+		r = agent_vm_resume(c->a, c->p->v[0], err, errlen);
 
 	if (r < 0)
 		return r;
@@ -339,51 +366,69 @@ int api_migrations(const struct route_call *c, struct route_reply *out, char *er
 	return 0;
 }
 
-static int opt_int(struct json_object *opts, const char *k, int dflt)
+/* POST /v1/migrations's body, decoded by the schema decoder like every
+ * other document: an unknown key or a value of the wrong type is refused
+ * with its name. */
+struct migration_body {
+	char vm[64], node[64], name[64];
+	int verify_memory, paused;
+	struct mset_request set;
+};
+
+#define BOFF(f) offsetof(struct migration_body, f)
+#define BSZ(f) sizeof(((struct migration_body *)0)->f)
+
+static const struct schema_field migration_body_fields[] = {
+	{"vm", SCHEMA_STR, BOFF(vm), BSZ(vm), 0, NULL, NULL, 0},
+	{"node", SCHEMA_STR, BOFF(node), BSZ(node), 0, NULL, NULL, 0},
+	{"name", SCHEMA_STR, BOFF(name), BSZ(name), 0, NULL, NULL, 0},
+	{"verifyMemory", SCHEMA_BOOL, BOFF(verify_memory), 0, 0, NULL, NULL, 0},
+	{"paused", SCHEMA_BOOL, BOFF(paused), 0, 0, NULL, NULL, 0},
+	{NULL, SCHEMA_INLINE, BOFF(set), 0, 0, mset_request_fields, NULL, 0},
+	{0},
+};
+
+/* The names in a migration request: the VM's and the VMIM's as KubeVirt
+ * takes them, the node's as ferryd.yaml does. */
+static int migration_body_check(const struct migration_body *b, char *err, size_t errlen)
 {
-	struct json_object *v = opts ? json_object_object_get(opts, k) : NULL;
+	struct schema_err e;
 
-	if (!v)
-		return dflt;
-	if (json_object_is_type(v, json_type_boolean))
-		return json_object_get_boolean(v);
-	return json_object_get_int(v);
-}
-
-static const char *opt_str(struct json_object *opts, const char *k)
-{
-	return json_object_get_string(json_object_object_get(opts, k));
-}
-
-int api_migration_request(struct json_object *body, const char *self, struct mig_request *req,
-			  struct mset_request *settings, char *err, size_t errlen)
-{
-	const char *vm = opt_str(body, "vm"), *node = opt_str(body, "node");
-	int r;
-
-	memset(req, 0, sizeof(*req));
-	if (!vm) {
+	if (!b->vm[0]) {
 		snprintf(err, errlen, "a migration needs \"vm\"");
 		return -EINVAL;
 	}
-	/* Bad settings are refused before anything else happens. */
-	r = mset_request_from_json(body, settings, err, errlen);
+	if (schema_check_dns_label(&e, "vm", b->vm) ||
+	    (b->node[0] && schema_check_name(&e, "node", b->node, 63)) ||
+	    (b->name[0] && schema_check_dns_label(&e, "name", b->name))) {
+		snprintf(err, errlen, "%s", e.msg);
+		return -EINVAL;
+	}
+	return mset_request_check(&b->set, err, errlen);
+}
+
+int api_migration_request(struct json_object *body, struct mig_request *req,
+			  struct mset_request *settings, char *err, size_t errlen)
+{
+	struct migration_body b = {0};
+	int r;
+
+	memset(req, 0, sizeof(*req));
+	mset_request_init(&b.set);
+	if (body) {
+		r = schema_decode(body, migration_body_fields, &b, NULL, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	r = migration_body_check(&b, err, errlen);
 	if (r < 0)
 		return r;
-	/* Too long to be a VM or a peer here: what the agent would say. */
-	if (strlen(vm) >= sizeof(req->vm)) {
-		snprintf(err, errlen, "no VM named %s runs on node %s", vm, self);
-		return -ENOENT;
-	}
-	if (node && strlen(node) >= sizeof(req->target_node)) {
-		snprintf(err, errlen, "unknown node %s (not a peer of %s)", node, self);
-		return -ENOENT;
-	}
-	snprintf(req->vm, sizeof(req->vm), "%s", vm);
-	snprintf(req->target_node, sizeof(req->target_node), "%s", node ?: "");
-	snprintf(req->name, sizeof(req->name), "%s", opt_str(body, "name") ?: "");
-	req->verify_memory = opt_int(body, "verifyMemory", 0);
-	req->keep_paused = opt_int(body, "paused", 0);
+	snprintf(req->vm, sizeof(req->vm), "%s", b.vm);
+	snprintf(req->target_node, sizeof(req->target_node), "%s", b.node);
+	snprintf(req->name, sizeof(req->name), "%s", b.name);
+	req->verify_memory = b.verify_memory;
+	req->keep_paused = b.paused;
+	*settings = b.set;
 	return 0;
 }
 
@@ -394,7 +439,7 @@ int api_migrate(const struct route_call *c, struct route_reply *out, char *err, 
 	char id[64];
 	int r;
 
-	r = api_migration_request(c->body, c->a->cfg->node, &req, &settings, err, errlen);
+	r = api_migration_request(c->body, &req, &settings, err, errlen);
 	if (r == 0)
 		r = agent_migrate(c->a, &req, &settings, id, sizeof(id), err, errlen);
 	if (r < 0)
@@ -417,7 +462,10 @@ int api_migration_samples(const struct route_call *c, struct route_reply *out, c
 int api_migration_cancel(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
 {
 	char by[96];
-	int r;
+	int r = no_body(c, err, errlen);
+
+	if (r < 0)
+		return r;
 
 	/* Who asked, as the audit line names them, with their role (and the
 	 * gateway they came through); an older gateway does not say. */
@@ -586,8 +634,10 @@ static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const
 		return respond_status(c, 403, "forbidden", msg, NULL);
 	}
 	if (b->len) {
-		body = json_tokener_parse(b->buf);
-		if (!body || !json_object_is_type(body, json_type_object)) {
+		/* Exactly one JSON value, nothing after it (schema/input.h). */
+		if (schema_json_parse(b->buf, b->len, "request body", &body, msg, sizeof(msg)) < 0)
+			return respond_error(c, -EINVAL, msg);
+		if (!json_object_is_type(body, json_type_object)) {
 			json_object_put(body);
 			return respond_error(c, -EINVAL, "request body is not a JSON object");
 		}

@@ -36,11 +36,11 @@ int api_start(struct api *api, struct agent *a, char *err, size_t errlen);
 void api_stop(struct api *api);
 /* The body of POST /v1/migrations ({"vm", "node"?, "name"?, settings},
  * docs/api.md) as a request: vm, target_node, name and the flags into req,
- * the settings into settings (mset_request_from_json: absent ones unset).
- * 0, or -EINVAL (no "vm", a bad setting) / -ENOENT (a vm or node name too
- * long to be one, with self, this node, in the message) with a message.
- * Pure. */
-int api_migration_request(struct json_object *body, const char *self, struct mig_request *req,
+ * the settings into settings (absent ones unset). Decoded by the schema
+ * decoder (an unknown key or a wrong type is refused with its name), the
+ * names checked (vm and name: DNS-1123 labels; node: a node name) and the
+ * settings' ranges checked. 0, or -EINVAL with a message. Pure. */
+int api_migration_request(struct json_object *body, struct mig_request *req,
 			  struct mset_request *settings, char *err, size_t errlen);
 
 #endif

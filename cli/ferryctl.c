@@ -10,35 +10,69 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/ctl.h"
 #include "cli/drain.h"
 #include "cli/nodes.h"
+#include "cli/progress.h"
 #include "cli/pki.h"
 #include "engine/vmspec.h"
-#include "schema/yaml.h"
+#include "schema/mig_settings.h"
+#include "schema/vmim.h"
 #include "util/timeutil.h"
 
 /* ---- subcommands ----------------------------------------------------------- */
+
+/* Takes every flag out of argv[0..*argc): 1 if it was there. */
+static int take_flag(int *argc, char **argv, const char *flag)
+{
+	int n = 0, found = 0, literal = 0;
+
+	for (int i = 0; i < *argc; i++) {
+		literal |= !strcmp(argv[i], "--");
+		if (!literal && !strcmp(argv[i], flag)) {
+			found = 1;
+			continue;
+		}
+		argv[n++] = argv[i];
+	}
+	*argc = n;
+	return found;
+}
+
+/* "-f FILE" (or --file FILE), and nothing else: the file, or NULL after
+ * printing what was wrong and the usage. */
+static const char *file_arg(int argc, char **argv, const char *usage)
+{
+	const char *file = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc && !file) {
+			file = argv[++i];
+			continue;
+		}
+		fprintf(stderr, "ferryctl: unexpected argument '%s'\n", argv[i]);
+		file = NULL;
+		break;
+	}
+	if (!file)
+		fprintf(stderr, "usage: ferryctl %s\n", usage);
+	return file;
+}
 
 static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 {
 	struct vm_spec *spec = NULL;
 	struct json_object *body, *out = NULL;
-	const char *file = NULL;
+	/* --force: create even while a peer cannot be asked whether it has the name. */
+	int force = take_flag(&argc, argv, "--force");
+	const char *file = file_arg(argc, argv, "vm create -f SPEC.yaml [--force]");
 	char err[600];
-	int force = 0;
 	long st;
 	int r;
 
-	for (int i = 0; i < argc; i++)
-		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
-			file = argv[++i];
-		else if (!strcmp(argv[i], "--force"))
-			force = 1; /* even while a peer cannot be asked whether it has the name */
-	if (!file) {
-		fprintf(stderr, "usage: ferryctl vm create -f SPEC.yaml [--force]\n");
+	if (!file)
 		return 2;
-	}
 	r = vmspec_load_file(file, &spec, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ferryctl: %s\n", err);
@@ -66,16 +100,17 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *out = NULL, *vms, *nodes;
-	long st = call(c, "GET", "/v1/cluster/vms", NULL, &out);
-	int r = 0;
+	long st;
+	int r = arg_positional(argc, argv, 0, 0, "vm list");
 
-	(void)argc;
-	(void)argv;
+	if (r)
+		return r;
+	st = call(c, "GET", "/v1/cluster/vms", NULL, &out);
 	vms = json_object_object_get(out, "vms");
 	nodes = json_object_object_get(out, "nodes");
 	if (st != 200) {
 		r = api_failed(st, out);
-	} else if (!strcmp(c->output, "json")) {
+	} else if (strcmp(c->output, "table")) {
 		print_json(vms);
 	} else {
 		printf("%-20s %-12s %-10s %-38s %s\n", "NAME", "NODE", "STATE", "LAST MIGRATION", "CONFLICT");
@@ -104,12 +139,12 @@ static int cmd_vm_list(struct ctl *c, int argc, char **argv)
 /* vm stop / vm resume: POST /v1/vms/NAME/<verb>. */
 static int vm_action(struct ctl *c, int argc, char **argv, const char *verb, const char *done)
 {
-	char path[128];
+	char path[128], usage[64];
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl vm %s NAME\n", verb);
-		return 2;
-	}
+	snprintf(usage, sizeof(usage), "vm %s NAME", verb);
+	if ((r = arg_positional(argc, argv, 1, 1, usage)))
+		return r;
 	snprintf(path, sizeof(path), "/v1/vms/%s/%s", argv[0], verb);
 	return simple_call(c, "POST", path, 200, done, argv[0]);
 }
@@ -117,11 +152,10 @@ static int vm_action(struct ctl *c, int argc, char **argv, const char *verb, con
 static int cmd_vm_delete(struct ctl *c, int argc, char **argv)
 {
 	char path[128];
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl vm delete NAME\n");
-		return 2;
-	}
+	if ((r = arg_positional(argc, argv, 1, 1, "vm delete NAME")))
+		return r;
 	snprintf(path, sizeof(path), "/v1/vms/%s", argv[0]);
 	return simple_call(c, "DELETE", path, 200, "vm/%s deleted\n", argv[0]);
 }
@@ -177,6 +211,35 @@ static void print_outcome(struct json_object *m)
 		printf("  memory:      %s (sha256 %s)\n", jstr(m, "memoryVerified"), jstr(m, "memoryDigest"));
 }
 
+/* One redraw of the progress line, at the terminal's width (cli/progress.h). */
+static void draw_progress(struct json_object *m)
+{
+	/* RAM and disks together; RAM counts whole until it starts. */
+	uint64_t total = (uint64_t)jint(m, "ramTotal") + (uint64_t)jint(m, "diskTotal");
+	uint64_t left = (uint64_t)jint(m, "ramRemaining") + (uint64_t)jint(m, "diskRemaining");
+	struct progress_view v = {
+		.phase = jstr(m, "phase"),
+		.mode = jstr(m, "mode"),
+		.dirty_bps = (double)jint(m, "dirtyRateBps"),
+		.copy_bps = (double)jint(m, "copyRateBps"),
+		.converging = json_object_get_boolean(json_object_object_get(m, "converging")),
+		.eta_ms = jint(m, "etaMs"),
+		.pass = (long long)jint(m, "iterations"),
+	};
+	char line[256];
+
+	if (!strcmp(v.mode, "storage")) {
+		/* RAM has not started: the disks are the whole story yet. */
+		total = (uint64_t)jint(m, "diskTotal");
+		left = (uint64_t)jint(m, "diskRemaining");
+	}
+	v.remaining = left;
+	v.pct = total && left <= total ? 100.0 * (double)(total - left) / (double)total : 0.0;
+	progress_line(&v, progress_columns(1), line, sizeof(line));
+	printf("\r\033[K%s", line);
+	fflush(stdout);
+}
+
 static int wait_migration(struct ctl *c, const char *id)
 {
 	struct json_object *m = NULL;
@@ -205,55 +268,35 @@ static int wait_migration(struct ctl *c, const char *id)
 			r = strcmp(phase, "Succeeded") ? 1 : 0;
 			break;
 		}
-		if (tty) {
-			char rem[32], eta[48];
-			/* RAM and disks together; RAM counts whole until it starts. */
-			uint64_t total = (uint64_t)jint(m, "ramTotal") + (uint64_t)jint(m, "diskTotal");
-			uint64_t left = (uint64_t)jint(m, "ramRemaining") + (uint64_t)jint(m, "diskRemaining");
-			int64_t e = jint(m, "etaMs");
-
-			human_bytes(left, rem, sizeof(rem));
-			if (!json_object_get_boolean(json_object_object_get(m, "converging")))
-				snprintf(eta, sizeof(eta), "not converging");
-			else if (e >= 0)
-				snprintf(eta, sizeof(eta), "ETA %.1f s", e / 1000.0);
-			else
-				snprintf(eta, sizeof(eta), "ETA ?");
-			if (!strcmp(jstr(m, "mode"), "storage")) {
-				/* RAM has not started: the disks are the whole story yet. */
-				total = (uint64_t)jint(m, "diskTotal");
-				left = (uint64_t)jint(m, "diskRemaining");
-			}
-			printf("\r\033[K%-15s %-8s %3.0f%%  remaining %s  dirty %.1f MB/s vs copy %.1f MB/s  %s  pass %lld",
-			       phase, jstr(m, "mode"), total && left <= total ? 100.0 * (double)(total - left) / (double)total : 0.0, rem,
-			       jint(m, "dirtyRateBps") / 1e6, jint(m, "copyRateBps") / 1e6, eta,
-			       (long long)jint(m, "iterations"));
-			fflush(stdout);
-		}
+		if (tty)
+			draw_progress(m);
 		poll(NULL, 0, 200); /* a status poll interval, not a synchronisation */
 	}
 	json_object_put(m);
 	return r;
 }
 
-/* A numeric migration option: the whole argument must be a decimal
- * integer (atoi would send "abc" as 0, which means "unlimited" for the
- * bandwidth). The agent checks the range and names the setting. */
-static int add_number(struct json_object *body, const char *key, const char *opt,
-		      const char *arg)
+/* A numeric migration option: the whole argument a decimal integer in the
+ * setting's range (schema/mig_settings.c, the table ferryd checks with),
+ * refused here with the option's name ("five" is not 0, and 0 does not
+ * turn a timeout off). */
+static int add_number(struct json_object *body, enum mset_id id, const char *opt, const char *arg)
 {
-	char *end;
-	long v;
+	const struct mset_info *i = mset_info(id);
+	int v;
 
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (!arg[0] || *end || errno || v < INT_MIN || v > INT_MAX) {
-		fprintf(stderr, "ferryctl migrate: --%s wants a whole number, not \"%s\"\n", opt, arg);
+	if (arg_int(opt, arg, i->min, i->max, &v) < 0)
 		return -1;
-	}
-	json_object_object_add(body, key, json_object_new_int((int)v));
+	json_object_object_add(body, i->api_key, json_object_new_int(v));
 	return 0;
 }
+
+#define MIGRATE_USAGE                                                                              \
+	"migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"                       \
+	"                        [--verify-memory] [--paused] [--max-bandwidth MiBps]\n"          \
+	"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"       \
+	"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n" \
+	"                        [--escalate-after S]"
 
 static int cmd_migrate(struct ctl *c, int argc, char **argv)
 {
@@ -281,23 +324,26 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	argc++;
 	argv--;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "n:w", o, NULL)) != -1) {
+	opterr = 0; /* ferryctl says it, with the usage */
+	while ((ch = getopt_long(argc, argv, ":n:w", o, NULL)) != -1) {
 		switch (ch) {
 		case 'n': json_object_object_add(body, "node", json_object_new_string(optarg)); break;
 		case 'w': wait = 1; break;
-		case 'm': bad |= add_number(body, "multifdChannels", "multifd", optarg); break;
+		case 'm': bad |= add_number(body, MSET_MULTIFD_CHANNELS, "--multifd", optarg); break;
 		case 'C': json_object_object_add(body, "compress", json_object_new_boolean(0)); break;
 		case 'V': json_object_object_add(body, "verifyMemory", json_object_new_boolean(1)); break;
 		case 'p': json_object_object_add(body, "paused", json_object_new_boolean(1)); break;
-		case 'b': bad |= add_number(body, "maxBandwidthMiBps", "max-bandwidth", optarg); break;
-		case 'P': bad |= add_number(body, "progressTimeoutS", "progress-timeout", optarg); break;
-		case 'T': bad |= add_number(body, "completionTimeoutSPerGiB", "completion-timeout-per-gib", optarg); break;
+		case 'b': bad |= add_number(body, MSET_MAX_BANDWIDTH_MIBPS, "--max-bandwidth", optarg); break;
+		case 'P': bad |= add_number(body, MSET_PROGRESS_TIMEOUT_S, "--progress-timeout", optarg); break;
+		case 'T': bad |= add_number(body, MSET_COMPLETION_TIMEOUT_S_PER_GIB, "--completion-timeout-per-gib", optarg); break;
 		case 'A': json_object_object_add(body, "autoConverge", json_object_new_boolean(1)); break;
 		case 'Y': json_object_object_add(body, "postCopy", json_object_new_boolean(1)); break;
 		case 'N': json_object_object_add(body, "postCopyNow", json_object_new_boolean(1)); break;
-		case 'D': bad |= add_number(body, "downtimeStepMs", "downtime-step", optarg); break;
-		case 'E': bad |= add_number(body, "escalateAfterS", "escalate-after", optarg); break;
+		case 'D': bad |= add_number(body, MSET_DOWNTIME_STEP_MS, "--downtime-step", optarg); break;
+		case 'E': bad |= add_number(body, MSET_ESCALATE_AFTER_S, "--escalate-after", optarg); break;
 		default:
+			fprintf(stderr, "ferryctl: %s %s\nusage: ferryctl " MIGRATE_USAGE "\n",
+				ch == ':' ? "missing the value of" : "unknown option", argv[optind - 1]);
 			json_object_put(body);
 			return 2;
 		}
@@ -308,12 +354,14 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		vm = argv[optind];
-	if (!vm) {
-		fprintf(stderr, "usage: ferryctl migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress]\n"
-				"                        [--verify-memory] [--paused] [--max-bandwidth MiBps]\n"
-				"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"
-				"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n"
-				"                        [--escalate-after S]\n");
+	if (!vm || optind + 1 < argc) {
+		if (vm)
+			fprintf(stderr, "ferryctl: unexpected argument '%s'\n", argv[optind + 1]);
+		fprintf(stderr, "usage: ferryctl " MIGRATE_USAGE "\n");
+		json_object_put(body);
+		return 2;
+	}
+	if (arg_name("VM", vm) < 0) {
 		json_object_put(body);
 		return 2;
 	}
@@ -345,11 +393,10 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 static int cmd_migrate_cancel(struct ctl *c, int argc, char **argv)
 {
 	char path[160];
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl migrate-cancel VM\n");
-		return 2;
-	}
+	if ((r = arg_positional(argc, argv, 1, 1, "migrate-cancel VM")))
+		return r;
 	snprintf(path, sizeof(path), "/v1/migrations/%s", argv[0]);
 	return simple_call(c, "DELETE", path, 202, "migration of %s: cancel requested\n", argv[0]);
 }
@@ -569,67 +616,35 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-/* The KubeVirt VirtualMachineInstanceMigration manifest, exactly as written:
- *   apiVersion: kubevirt.io/v1
- *   kind: VirtualMachineInstanceMigration
- *   metadata: {name: NAME}
- *   spec: {vmiName: VM}
- * Creating it starts the migration ("Automatically selected node"). */
+/* The KubeVirt VirtualMachineInstanceMigration manifest, exactly as written
+ * (schema/vmim.h: strict, the names checked as KubeVirt does). Creating it
+ * starts the migration ("Automatically selected node"). */
 static int cmd_create(struct ctl *c, int argc, char **argv)
 {
-	struct json_object *doc = NULL, *body = NULL, *out = NULL;
-	const char *file = NULL, *name, *vmi, *kind, *api;
-	char err[512], *text = NULL;
-	size_t len = 0;
+	struct json_object *body = NULL, *out = NULL;
+	struct vmim_manifest m;
+	const char *file = file_arg(argc, argv, "create -f MIGRATION.yaml");
+	char err[600];
 	long st;
 	int r = 1;
-	FILE *f;
 
-	for (int i = 0; i < argc; i++)
-		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
-			file = argv[++i];
-	if (!file) {
-		fprintf(stderr, "usage: ferryctl create -f MIGRATION.yaml\n");
+	if (!file)
 		return 2;
-	}
-	f = fopen(file, "r");
-	if (!f) {
-		fprintf(stderr, "ferryctl: cannot read %s: %s\n", file, strerror(errno));
+	if (vmim_manifest_load(file, &m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ferryctl: %s\n", err);
 		return 1;
 	}
-	text = malloc(1 << 20);
-	if (text)
-		len = fread(text, 1, (1 << 20) - 1, f);
-	fclose(f);
-	if (!text || schema_yaml_to_json(text, len, file, &doc, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ferryctl: %s\n", text ? err : "out of memory");
-		goto out;
-	}
-	api = json_object_get_string(json_object_object_get(doc, "apiVersion"));
-	kind = json_object_get_string(json_object_object_get(doc, "kind"));
-	name = json_object_get_string(json_object_object_get(json_object_object_get(doc, "metadata"), "name"));
-	vmi = json_object_get_string(json_object_object_get(json_object_object_get(doc, "spec"), "vmiName"));
-	if (!api || strcmp(api, "kubevirt.io/v1") || !kind || strcmp(kind, "VirtualMachineInstanceMigration")) {
-		fprintf(stderr, "ferryctl: %s: only apiVersion kubevirt.io/v1, kind VirtualMachineInstanceMigration can be created\n", file);
-		goto out;
-	}
-	if (!name || !vmi) {
-		fprintf(stderr, "ferryctl: %s: metadata.name and spec.vmiName are required\n", file);
-		goto out;
-	}
 	body = json_object_new_object();
-	json_object_object_add(body, "vm", json_object_new_string(vmi));
-	json_object_object_add(body, "name", json_object_new_string(name));
+	json_object_object_add(body, "vm", json_object_new_string(m.vmi_name));
+	json_object_object_add(body, "name", json_object_new_string(m.name));
 	st = call(c, "POST", "/v1/migrations", body, &out);
 	if (st != 201) {
 		r = api_failed(st, out);
 		goto out;
 	}
-	printf("virtualmachineinstancemigration.kubevirt.io/%s created\n", name);
+	printf("virtualmachineinstancemigration.kubevirt.io/%s created\n", m.name);
 	r = 0;
 out:
-	free(text);
-	json_object_put(doc);
 	json_object_put(body);
 	json_object_put(out);
 	return r;
@@ -638,8 +653,11 @@ out:
 static int cmd_delete(struct ctl *c, int argc, char **argv)
 {
 	char path[160];
+	int r;
 
-	if (argc < 2 || (strcmp(argv[0], "vmim") && strcmp(argv[0], "virtualmachineinstancemigration"))) {
+	if ((r = arg_positional(argc, argv, 2, 2, "delete vmim NAME   (cancels that migration)")))
+		return r;
+	if (strcmp(argv[0], "vmim") && strcmp(argv[0], "virtualmachineinstancemigration")) {
 		fprintf(stderr, "usage: ferryctl delete vmim NAME   (cancels that migration)\n");
 		return 2;
 	}
@@ -653,12 +671,10 @@ static int cmd_candidates(struct ctl *c, int argc, char **argv)
 	struct json_object *out = NULL;
 	char path[160];
 	long st;
-	int r = 0;
+	int r;
 
-	if (argc < 1) {
-		fprintf(stderr, "usage: ferryctl candidates VM\n");
-		return 2;
-	}
+	if ((r = arg_positional(argc, argv, 1, 1, "candidates VM")))
+		return r;
 	snprintf(path, sizeof(path), "/v1/vms/%s/candidates", argv[0]);
 	st = call(c, "GET", path, NULL, &out);
 	if (st != 200) {
@@ -687,13 +703,66 @@ static int cmd_pki(struct ctl *c, int argc, char **argv)
 	return pki_main(argc, argv);
 }
 
+/* `ferryctl migrate --help`: each option with its range, from the table
+ * ferryd checks with. */
+static void migrate_help(void)
+{
+	static const struct {
+		const char *opt;
+		enum mset_id id;
+		const char *what;
+	} nums[] = {
+		{"--multifd N", MSET_MULTIFD_CHANNELS, "multifd channels (0: one main channel)"},
+		{"--max-bandwidth MiBps", MSET_MAX_BANDWIDTH_MIBPS, "bandwidth cap (0: unlimited)"},
+		{"--progress-timeout S", MSET_PROGRESS_TIMEOUT_S, "abort after S s without progress"},
+		{"--completion-timeout-per-gib S", MSET_COMPLETION_TIMEOUT_S_PER_GIB,
+		 "abort after S s per GiB of RAM and copied disk"},
+		{"--downtime-step MS", MSET_DOWNTIME_STEP_MS, "raise the downtime limit by MS per escalation (0: off)"},
+		{"--escalate-after S", MSET_ESCALATE_AFTER_S, "escalate after S s without progress"},
+	};
+
+	printf("usage: ferryctl " MIGRATE_USAGE "\n\n"
+	       "Starts a live migration of VM; without --node the target is chosen automatically.\n"
+	       "  --node NAME          the target node\n"
+	       "  --wait               follow it on one line (fitted to the terminal) until it ends\n"
+	       "  --no-compress        no LZ4 on the wire\n"
+	       "  --verify-memory      both sides hash guest RAM after the switchover\n"
+	       "  --paused             the guest arrives paused and stays so\n"
+	       "  --auto-converge, --post-copy, --post-copy-now   escalations (docs/monitor.md)\n");
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		printf("  %-32s %s; %d..%d\n", nums[i].opt, nums[i].what, mset_info(nums[i].id)->min,
+		       mset_info(nums[i].id)->max);
+	printf("Unset options come from the VM spec, a policy or the agent defaults.\n");
+}
+
+/* Subcommands whose `ferryctl NAME --help` says more than their line in
+ * `ferryctl --help`. */
+static const struct {
+	const char *name;
+	void (*usage)(void);
+} long_help[] = {
+	{"migrate", migrate_help},
+};
+
+/* `ferryctl NAME --help` (-h): on stdout, since it was asked for. */
+static void subcommand_help(const char *name, const char *help)
+{
+	for (size_t i = 0; i < sizeof(long_help) / sizeof(long_help[0]); i++) {
+		if (!strcmp(long_help[i].name, name)) {
+			long_help[i].usage();
+			return;
+		}
+	}
+	printf("usage: ferryctl %s\n", help);
+}
+
 static const struct subcommand {
 	const char *name;
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *help;
 } commands[] = {
 	{"vm", cmd_vm, "vm create -f SPEC [--force] | vm list | vm stop NAME | vm resume NAME | vm delete NAME"},
-	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [--multifd N] [--no-compress] [--verify-memory]"},
+	{"migrate", cmd_migrate, "migrate VM [--node NAME] [--wait] [options]  (ferryctl migrate --help)"},
 	{"migrate-cancel", cmd_migrate_cancel, "migrate-cancel VM   (cancel the running migration of VM)"},
 	{"describe", cmd_describe, "describe vmi VM     (where it runs and its migration state)"},
 	{"get", cmd_get, "get vmim | get vmi"},
@@ -725,7 +794,8 @@ static int cmd_vm(struct ctl *c, int argc, char **argv)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ferryctl [--server SOCKET|https://HOST:PORT] [--token-file FILE] [--cacert FILE] [-o table|json|yaml] COMMAND ...\n\ncommands:\n");
+	fprintf(stderr, "usage: ferryctl [--server SOCKET|https://HOST:PORT] [--token-file FILE] [--cacert FILE] [-o table|json|yaml] COMMAND ...\n"
+			"       (-o may also follow the command; COMMAND --help says more)\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %s\n", commands[i].help);
 	fprintf(stderr, "\nThe server defaults to $FERRY_SERVER or /run/ferry/api.sock; the token to $FERRY_TOKEN\n"
@@ -775,6 +845,17 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
+	{
+		/* -o after the subcommand too (`ferryctl get vmim -o json`). */
+		int n = argc - i - 1;
+		char err[128];
+
+		if (arg_take_output(&n, argv + i + 1, &c.output, err, sizeof(err)) < 0) {
+			fprintf(stderr, "ferryctl: %s\n", err);
+			return 2;
+		}
+		argc = i + 1 + n;
+	}
 	if (!strcmp(c.output, "yaml")) {
 		/* Structured output: the commands take their JSON path, printed as YAML. */
 		g_yaml = 1;
@@ -785,10 +866,15 @@ int main(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
-		if (!strcmp(commands[k].name, argv[i])) {
+		if (strcmp(commands[k].name, argv[i]))
+			continue;
+		if (arg_wants_help(argc - i - 1, argv + i + 1)) {
+			subcommand_help(commands[k].name, commands[k].help);
+			r = 0;
+		} else {
 			r = commands[k].fn(&c, argc - i - 1, argv + i + 1);
-			goto out;
 		}
+		goto out;
 	}
 	fprintf(stderr, "ferryctl: unknown command %s\n", argv[i]);
 	usage();

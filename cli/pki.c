@@ -6,21 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "transport/pki.h"
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: ferryctl %s\n", PKI_HELP);
 	return 2;
-}
-
-/* N in 0..36500, else -1. */
-static int parse_days(const char *s)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	return *s && !*end && v >= 0 && v <= 36500 ? (int)v : -1;
 }
 
 int pki_main(int argc, char **argv)
@@ -46,11 +38,9 @@ int pki_main(int argc, char **argv)
 		case 'n': node = optarg; break;
 		case 'o': out = optarg; break;
 		case 'D':
-			days = parse_days(optarg);
-			if (days < 0) {
-				fprintf(stderr, "ferryctl: --days must be 0..36500\n");
+			/* 0 days would be a certificate that has expired already. */
+			if (arg_int("--days", optarg, 1, 36500, &days) < 0)
 				return 2;
-			}
 			break;
 		default: return usage();
 		}

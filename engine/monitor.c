@@ -20,6 +20,25 @@ static double ewma(double old, double now, int first)
 	return first ? now : (1.0 - MON_EWMA_NEW) * old + MON_EWMA_NEW * now;
 }
 
+/* The side of this sample (see MON_CONVERGE_MARGIN); the verdict follows
+ * a side once it has held for MON_CONVERGE_WINDOW_MS. An ETA only while
+ * converging and this sample agrees. */
+static void judge_convergence(struct monitor *mon, const struct mon_sample *s)
+{
+	int behind = (double)mon->dirty_bps >= MON_CONVERGE_MARGIN * mon->copy_bps;
+
+	if (!mon->judged || behind != mon->behind) {
+		mon->judged = 1;
+		mon->behind = behind;
+		mon->side_since_ms = s->t_ms;
+	}
+	if (s->t_ms >= mon->side_since_ms && s->t_ms - mon->side_since_ms >= MON_CONVERGE_WINDOW_MS)
+		mon->converging = !behind;
+	mon->eta_ms = mon->converging && !behind
+		? (int64_t)((double)s->remaining * 1000.0 / (mon->copy_bps - (double)mon->dirty_bps))
+		: -1;
+}
+
 enum mon_verdict mon_sample(struct monitor *mon, const struct mon_sample *s)
 {
 	uint64_t dt = s->t_ms > mon->last_t_ms ? s->t_ms - mon->last_t_ms : 0;
@@ -45,14 +64,10 @@ enum mon_verdict mon_sample(struct monitor *mon, const struct mon_sample *s)
 	}
 	/* Convergence needs the copy to outrun the dirtying; QEMU reports a
 	 * dirty rate only from its second pass on, so judge from then. */
-	if (s->iterations >= 2 && mon->copy_bps > 0) {
-		mon->converging = mon->copy_bps > (double)mon->dirty_bps;
-		mon->eta_ms = mon->converging
-			? (int64_t)((double)s->remaining * 1000.0 / (mon->copy_bps - (double)mon->dirty_bps))
-			: -1;
-	} else if (mon->copy_bps > 0) {
+	if (s->iterations >= 2 && mon->copy_bps > 0)
+		judge_convergence(mon, s);
+	else if (mon->copy_bps > 0)
 		mon->eta_ms = (int64_t)((double)s->remaining * 1000.0 / mon->copy_bps);
-	}
 	if (mon->progress_timeout_ms && s->t_ms - mon->best_at_ms >= mon->progress_timeout_ms)
 		return MON_NO_PROGRESS;
 	if (mon->completion_timeout_ms && s->t_ms - mon->start_ms >= mon->completion_timeout_ms)

@@ -24,6 +24,16 @@ struct mon_sample {
 
 enum mon_verdict { MON_OK, MON_NO_PROGRESS, MON_TOO_SLOW };
 
+/* Convergence. The copy converges when it outruns the guest's dirtying;
+ * a dirty rate at (within MON_CONVERGE_MARGIN of) or above the copy rate
+ * does not, even when it is a little below: remaining/(copy - dirty) is
+ * then thousands of seconds that only grow. The verdict changes only once
+ * the new side has held for MON_CONVERGE_WINDOW_MS (six samples), so one
+ * noisy sample of QEMU's dirty-rate estimate neither raises nor clears it.
+ * While not converging, or while the side is in doubt, there is no ETA. */
+#define MON_CONVERGE_MARGIN 0.95 /* dirty >= 95 % of copy: "at or above" */
+#define MON_CONVERGE_WINDOW_MS 3000
+
 struct monitor {
 	uint64_t start_ms;
 	uint64_t progress_timeout_ms, completion_timeout_ms;
@@ -34,8 +44,11 @@ struct monitor {
 	uint64_t remaining, best_remaining, best_at_ms;
 	uint64_t iterations;
 	int have_best;
-	int converging; /* 1: copy outruns dirtying; 0: it does not (yet) */
+	int converging; /* 1: copy outruns dirtying; 0: dirty held at or above copy */
 	int64_t eta_ms;  /* -1 unknown or not converging */
+	/* the side of the latest samples: behind = dirty at or above copy */
+	int judged, behind;
+	uint64_t side_since_ms; /* since when the samples are on that side */
 };
 
 void mon_init(struct monitor *mon, uint64_t now_ms, uint64_t progress_timeout_ms,

@@ -234,7 +234,7 @@ static int spec_check(const struct vm_spec *s, struct schema_err *e)
 	size_t n;
 	int rc;
 
-	if ((rc = schema_check_name(e, "name", s->name, 63)))
+	if ((rc = schema_check_dns_label(e, "name", s->name)))
 		return rc;
 	if ((rc = check_uuid(e, s->uuid)))
 		return rc;

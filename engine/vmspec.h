@@ -50,7 +50,7 @@ struct vm_nic {
 };
 
 struct vm_spec {
-	char name[64];      /* required, [a-z0-9-]{1,63} */
+	char name[64];      /* required, a DNS-1123 label (schema_check_dns_label) */
 	char uuid[37];      /* lowercase canonical; generated (v4) when empty */
 	int memory_mib;     /* default 1024 */
 	int vcpus;          /* default 1 */

@@ -20,6 +20,23 @@ int schema_check_name(struct schema_err *e, const char *path, const char *v, siz
 	return 0;
 }
 
+int schema_check_dns_label(struct schema_err *e, const char *path, const char *v)
+{
+	static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	size_t n = strlen(v);
+
+	if (!n)
+		return schema_fail(e, path, "%s is required", path);
+	if (n > SCHEMA_DNS_LABEL_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
+	    !strchr(alnum, v[0]) || !strchr(alnum, v[n - 1]))
+		return schema_fail(e, path,
+				   "%s: \"%.*s%s\" is not a valid name: a DNS-1123 label is at most %d "
+				   "characters of lowercase a-z, 0-9 and '-', starting and ending "
+				   "with a letter or digit",
+				   path, 80, v, n > 80 ? "..." : "", SCHEMA_DNS_LABEL_MAX);
+	return 0;
+}
+
 int schema_check_labels(struct schema_err *e, const char *path, const struct ferry_kv *kv,
 			size_t n)
 {

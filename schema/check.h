@@ -11,6 +11,13 @@
 
 /* [a-z0-9-]{1,max} (DNS-label-like names of VMs, nodes, networks, ...) */
 int schema_check_name(struct schema_err *e, const char *path, const char *v, size_t max);
+/* The name of a VM or of a VirtualMachineInstanceMigration, as KubeVirt
+ * takes it: an RFC 1123 DNS label, 1..63 characters of a-z, 0-9 and '-',
+ * starting and ending with a letter or digit. The one check of these names
+ * (VM spec, VMIM manifest, REST requests, ferryctl); the message states
+ * the rule: 'vm: "Bad_Name" is not a valid name: ...'. */
+#define SCHEMA_DNS_LABEL_MAX 63
+int schema_check_dns_label(struct schema_err *e, const char *path, const char *v);
 /* label keys [A-Za-z0-9._/-]{1,253}, values [A-Za-z0-9._-]{0,63}, unique keys */
 int schema_check_labels(struct schema_err *e, const char *path, const struct ferry_kv *kv,
 			size_t n);

@@ -2,7 +2,6 @@
 #include "schema/mig_settings.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,64 +132,36 @@ int ferry_migration_check(struct schema_err *e, const char *path,
 
 /* ---- the request ---------------------------------------------------------- */
 
-static int request_value(struct json_object *v, enum mset_id id, int *out, char *err,
-			 size_t errlen)
-{
-	const struct mset_info *i = &table[id].i;
-	int64_t n;
+#define ROFF(f) offsetof(struct mset_request, mig.f)
+#define RINT(k, f) {k, SCHEMA_INT, ROFF(f), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT}
+#define RBOOL(k, f) {k, SCHEMA_BOOL, ROFF(f), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT}
 
-	if (i->is_bool) {
-		if (!json_object_is_type(v, json_type_boolean)) {
-			snprintf(err, errlen, "%s must be true or false", i->api_key);
-			return -EINVAL;
-		}
-		*out = json_object_get_boolean(v) ? 1 : 0;
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_int)) {
-		snprintf(err, errlen, "%s must be an integer", i->api_key);
-		return -EINVAL;
-	}
-	n = json_object_get_int64(v);
-	if (n < i->min || n > i->max) {
-		range_msg(id, i->api_key, n, err, errlen);
-		return -EINVAL;
-	}
-	*out = (int)n;
-	return 0;
+/* The table's api_key of each setting, in the table's order (test_mig_settings
+ * checks that the two agree). */
+const struct schema_field mset_request_fields[] = {
+	RINT("progressTimeoutS", progress_timeout_s),
+	RINT("completionTimeoutSPerGiB", completion_timeout_s_per_gib),
+	RINT("maxBandwidthMiBps", max_bandwidth_mibps),
+	RINT("downtimeLimitMs", downtime_limit_ms),
+	RBOOL("compress", compress),
+	RINT("multifdChannels", multifd_channels),
+	RBOOL("autoConverge", auto_converge),
+	RBOOL("postCopy", post_copy),
+	RINT("downtimeStepMs", downtime_step_ms),
+	RINT("escalateAfterS", escalate_after_s),
+	{"postCopyNow", SCHEMA_BOOL, offsetof(struct mset_request, post_copy_now), 0, 0, NULL, NULL, 0},
+	{0},
+};
+
+void mset_request_init(struct mset_request *r)
+{
+	memset(r, 0, sizeof(*r));
+	ferry_migration_unset(&r->mig);
 }
 
-int mset_request_from_json(struct json_object *opts, struct mset_request *out, char *err,
-			   size_t errlen)
+int mset_request_check(const struct mset_request *r, char *err, size_t errlen)
 {
-	struct json_object *v;
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	ferry_migration_unset(&out->mig);
-	if (!opts)
-		return 0;
-	if (!json_object_is_type(opts, json_type_object)) {
-		snprintf(err, errlen, "a migration request must be a JSON object");
-		return -EINVAL;
-	}
-	for (int id = 0; id < MSET_COUNT; id++) {
-		int x;
-
-		if (!table[id].i.api_key || !(v = json_object_object_get(opts, table[id].i.api_key)))
-			continue;
-		if ((r = request_value(v, id, &x, err, errlen)) < 0)
-			return r;
-		mset_set(&out->mig, id, x);
-	}
-	if ((v = json_object_object_get(opts, "postCopyNow"))) {
-		if (!json_object_is_type(v, json_type_boolean)) {
-			snprintf(err, errlen, "postCopyNow must be true or false");
-			return -EINVAL;
-		}
-		out->post_copy_now = json_object_get_boolean(v);
-	}
-	return 0;
+	return check_layer(&r->mig, 1, NULL, 1, NULL, err, errlen);
 }
 
 /* ---- resolution ----------------------------------------------------------- */

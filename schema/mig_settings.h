@@ -31,8 +31,6 @@
 
 #include "schema/migration.h"
 
-struct json_object;
-
 enum mset_id {
 	MSET_PROGRESS_TIMEOUT_S,
 	MSET_COMPLETION_TIMEOUT_S_PER_GIB,
@@ -101,13 +99,18 @@ int mset_check_layer(const struct ferry_migration_defaults *l, int allow_unset,
  * specs (path prefixes the keys; the schema_err's path points at the bad
  * key). */
 
-/* Decode the settings of a REST migration request (opts may be NULL: a
- * request that names none). A key that is absent or null leaves its setting
- * unset; a present one must have the setting's type and range, else the
- * refusal names the request's key: "progressTimeoutS must be between 1 and
- * 86400 (got 0)". Keys that are not settings are ignored here. */
-int mset_request_from_json(struct json_object *opts, struct mset_request *out, char *err,
-			   size_t errlen);
+/* The settings keys of a REST migration request, offsets within struct
+ * mset_request: each setting's api_key (camelCase) and postCopyNow. A
+ * request's own table embeds them with SCHEMA_INLINE, so that the one
+ * decoder refuses an unknown key or a wrong type, naming the key
+ * ("progressTimeoutS must be an integer, not a string"); an absent or null
+ * key leaves its setting unset. */
+extern const struct schema_field mset_request_fields[];
+/* A request that sets nothing (every setting FERRY_UNSET, no postCopyNow). */
+void mset_request_init(struct mset_request *r);
+/* Each setting the request sets in its range, named by the request's key:
+ * "progressTimeoutS must be between 1 and 86400 (got 0)". */
+int mset_request_check(const struct mset_request *r, char *err, size_t errlen);
 
 /* Resolve: for each setting the request's value, else the spec's, else the
  * policy's, else the default's. req, spec and policy may be NULL (a layer

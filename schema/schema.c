@@ -120,13 +120,17 @@ static const char *scalar_text(struct json_object *v, size_t *len)
 	}
 }
 
+/* A string field takes a string. A YAML plain scalar that resolved to a
+ * number or a boolean is text the author wrote (`version: 2`) and keeps it;
+ * a JSON number or boolean is a typed value, and {"vm": 5} is refused
+ * rather than read as the name "5". */
 static int dec_string(struct dec *d, int line, struct json_object *v, char **out)
 {
 	size_t len;
 	const char *s = scalar_text(v, &len);
 
 	*out = NULL;
-	if (!s)
+	if (!s || (v && !json_object_is_type(v, json_type_string) && !schema_node_raw(v)))
 		return dec_fail(d, line, "%s must be a string, not %s", d->path, type_name(v));
 	if (strlen(s) != len)
 		return dec_fail(d, line, "%s contains a NUL byte", d->path);
@@ -302,7 +306,8 @@ static int dec_value(struct dec *d, int line, struct json_object *v,
 			rc = dec_fail(d, line, "%s must be an integer, not %s", d->path,
 				      type_name(v));
 		else if (json_object_get_int64(v) < INT_MIN || json_object_get_int64(v) > INT_MAX)
-			rc = dec_fail(d, line, "%s is out of range", d->path);
+			rc = dec_fail(d, line, "%s is out of range (got %lld)", d->path,
+				      (long long)json_object_get_int64(v));
 		else
 			*AT(target, f->off, int) = (int)json_object_get_int64(v);
 		break;
@@ -352,11 +357,34 @@ static int dec_value(struct dec *d, int line, struct json_object *v,
 			   json_object_array_length(v) == 0))
 			rc = dec_fail(d, line, "%s is not supported yet (must be empty)", d->path);
 		break;
+	case SCHEMA_INLINE: /* its keys are found through find_field */
 	case SCHEMA_END:
 		break;
 	}
 	free(s);
 	return rc;
+}
+
+/* The field for key in fields or in a SCHEMA_INLINE table of it (at any
+ * depth); *base becomes the offset of the struct that field is in. NULL
+ * for an unknown key. */
+static const struct schema_field *find_field(const struct schema_field *fields, const char *key,
+					     size_t *base)
+{
+	for (const struct schema_field *f = fields; f->kind != SCHEMA_END; f++) {
+		if (f->kind == SCHEMA_INLINE) {
+			size_t sub = 0;
+			const struct schema_field *g = find_field(f->sub, key, &sub);
+
+			if (g) {
+				*base += f->off + sub;
+				return g;
+			}
+		} else if (!strcmp(f->key, key)) {
+			return f;
+		}
+	}
+	return NULL;
 }
 
 static int dec_fields(struct dec *d, struct json_object *obj,
@@ -365,18 +393,15 @@ static int dec_fields(struct dec *d, struct json_object *obj,
 	/* Walk the document, not the table: the first error reported is then
 	 * the first one in the file. */
 	json_object_object_foreach(obj, key, val) {
-		const struct schema_field *f;
-		size_t old = path_push(d, key, 0);
+		size_t base = 0, old = path_push(d, key, 0);
+		const struct schema_field *f = find_field(fields, key, &base);
 		int line = schema_child_line(obj, key, val);
 		int rc;
 
-		for (f = fields; f->kind != SCHEMA_END; f++)
-			if (!strcmp(f->key, key))
-				break;
-		if (f->kind == SCHEMA_END)
+		if (!f)
 			rc = dec_fail(d, line, "unknown key \"%s\"", d->path);
 		else
-			rc = dec_value(d, line, val, f, target);
+			rc = dec_value(d, line, val, f, (char *)target + base);
 		d->path[old] = '\0';
 		if (rc)
 			return rc;
@@ -489,6 +514,7 @@ static struct json_object *enc_value(const struct schema_field *f, const void *s
 	}
 	case SCHEMA_RESERVED:
 		return json_object_new_array();
+	case SCHEMA_INLINE: /* enc_fields does these */
 	case SCHEMA_END:
 		break;
 	}
@@ -500,7 +526,14 @@ static int enc_fields(const struct schema_field *fields, const void *src, struct
 {
 	for (const struct schema_field *f = fields; f->kind != SCHEMA_END; f++) {
 		int skip;
-		struct json_object *v = enc_value(f, src, &skip);
+		struct json_object *v;
+
+		if (f->kind == SCHEMA_INLINE) {
+			if (enc_fields(f->sub, CAT(src, f->off, char), o))
+				return -ENOMEM;
+			continue;
+		}
+		v = enc_value(f, src, &skip);
 
 		if (skip)
 			continue;
@@ -540,6 +573,7 @@ void schema_free(const struct schema_field *fields, void *target)
 			*n = 0;
 			break;
 		case SCHEMA_OBJ:
+		case SCHEMA_INLINE:
 			schema_free(f->sub, AT(target, f->off, char));
 			break;
 		case SCHEMA_OBJLIST: {
@@ -566,7 +600,7 @@ static void detach(const struct schema_field *fields, void *t)
 		if (f->kind == SCHEMA_KV || f->kind == SCHEMA_STRLIST || f->kind == SCHEMA_OBJLIST) {
 			*AT(t, f->off, void *) = NULL;
 			*AT(t, f->off2, size_t) = 0;
-		} else if (f->kind == SCHEMA_OBJ) {
+		} else if (f->kind == SCHEMA_OBJ || f->kind == SCHEMA_INLINE) {
 			detach(f->sub, AT(t, f->off, char));
 		}
 	}
@@ -611,6 +645,7 @@ static int copy_fields(const struct schema_field *fields, void *dst, const void 
 			break;
 		}
 		case SCHEMA_OBJ:
+		case SCHEMA_INLINE:
 			rc = copy_fields(f->sub, AT(dst, f->off, char), CAT(src, f->off, char));
 			if (rc)
 				return rc;

@@ -37,7 +37,8 @@ struct ferry_kv {
 
 enum schema_kind {
 	SCHEMA_END = 0,
-	SCHEMA_STR,      /* char[size] at off; any scalar (numbers keep their text) */
+	SCHEMA_STR,      /* char[size] at off; a string (a YAML plain scalar that looks
+			    like a number or boolean keeps its text; a JSON number is refused) */
 	SCHEMA_INT,      /* int at off; an integer, not a quoted string */
 	SCHEMA_BOOL,     /* int at off, 0/1; true/false */
 	SCHEMA_KV,       /* struct ferry_kv * at off, size_t count at off2; a map of scalars */
@@ -46,6 +47,8 @@ enum schema_kind {
 	SCHEMA_OBJLIST,  /* array of size-byte elements at off, count at off2; each by sub */
 	SCHEMA_HOSTPORT, /* "host:port" / "[v6]:port": char[size] at off, int port at off2 */
 	SCHEMA_RESERVED, /* accepted only as an empty list (a key of a later version) */
+	SCHEMA_INLINE,   /* no key: the keys of sub are keys of this object too, decoded
+			    into the struct at off (a request that embeds a settings struct) */
 };
 
 /* FERRY_UNSET means "absent": schema_encode leaves such a field out. */

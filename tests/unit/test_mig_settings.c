@@ -306,6 +306,8 @@ static void test_combination_post_copy(void **state)
 	assert_string_equal(err, "multifd_channels must be between 0 and 64 (got 65)");
 }
 
+/* A request's settings through the schema decoder (mset_request_fields,
+ * as the REST body embeds them), then mset_request_check. */
 static int from_json(const char *text, struct mset_request *r, char *err, size_t errlen)
 {
 	struct json_object *o = json_tokener_parse(text);
@@ -313,23 +315,27 @@ static int from_json(const char *text, struct mset_request *r, char *err, size_t
 
 	assert_non_null(o);
 	err[0] = '\0';
-	rc = mset_request_from_json(o, r, err, errlen);
+	mset_request_init(r);
+	rc = schema_decode(o, mset_request_fields, r, NULL, err, errlen);
+	if (rc == 0)
+		rc = mset_request_check(r, err, errlen);
 	json_object_put(o);
 	return rc;
 }
 
-/* The request's decoder: present keys set, absent and null ones do not,
- * types and ranges are checked with the request's key names. */
+/* The request's keys: present keys set, absent and null ones do not,
+ * unknown keys, types and ranges are refused with the request's key names. */
 static void test_request_json(void **state)
 {
 	struct mset_request r;
 	char err[256];
 
 	(void)state;
-	assert_int_equal(mset_request_from_json(NULL, &r, err, sizeof(err)), 0);
+	mset_request_init(&r);
 	for (int id = 0; id < MSET_COUNT; id++)
 		assert_int_equal(mset_get(&r.mig, id), FERRY_UNSET);
-	assert_int_equal(from_json("{\"vm\":\"g1\",\"maxBandwidthMiBps\":0,\"compress\":false,"
+	assert_int_equal(r.post_copy_now, 0);
+	assert_int_equal(from_json("{\"maxBandwidthMiBps\":0,\"compress\":false,"
 				   "\"postCopyNow\":true,\"progressTimeoutS\":null}",
 				   &r, err, sizeof(err)),
 			 0);
@@ -345,16 +351,46 @@ static void test_request_json(void **state)
 	assert_string_equal(err, "maxBandwidthMiBps must be between 0 and 1048576 (got -1)");
 	assert_int_equal(from_json("{\"multifdChannels\":99999999999}", &r, err, sizeof(err)),
 			 -EINVAL);
-	assert_string_equal(err, "multifdChannels must be between 0 and 64 (got 99999999999)");
+	assert_string_equal(err, "multifdChannels is out of range (got 99999999999)");
 	assert_int_equal(from_json("{\"downtimeLimitMs\":\"300\"}", &r, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "downtimeLimitMs must be an integer");
+	assert_string_equal(err, "downtimeLimitMs must be an integer, not a string");
 	assert_int_equal(from_json("{\"escalateAfterS\":1.5}", &r, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "escalateAfterS must be an integer");
+	assert_string_equal(err, "escalateAfterS must be an integer, not a number");
 	assert_int_equal(from_json("{\"compress\":1}", &r, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "compress must be true or false");
+	assert_string_equal(err, "compress must be true or false, not an integer");
 	assert_int_equal(from_json("{\"postCopyNow\":\"yes\"}", &r, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "postCopyNow must be true or false");
+	assert_string_equal(err, "postCopyNow must be true or false, not a string");
+	assert_int_equal(from_json("{\"progressTimeouts\":30}", &r, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown key \"progressTimeouts\"");
 	assert_int_equal(from_json("[1]", &r, err, sizeof(err)), -EINVAL);
+}
+
+/* Every setting settable per request has its api_key in the request's
+ * field table, at its offset, and no other key is there but postCopyNow. */
+static void test_request_fields_match_table(void **state)
+{
+	size_t n = 0;
+
+	(void)state;
+	for (int id = 0; id < MSET_COUNT; id++) {
+		const struct mset_info *i = mset_info(id);
+		const struct schema_field *f;
+		struct mset_request r;
+
+		if (!i->api_key)
+			continue;
+		n++;
+		for (f = mset_request_fields; f->kind != SCHEMA_END; f++)
+			if (!strcmp(f->key, i->api_key))
+				break;
+		assert_int_equal(f->kind, i->is_bool ? SCHEMA_BOOL : SCHEMA_INT);
+		mset_request_init(&r);
+		mset_set(&r.mig, id, 12345);
+		assert_int_equal(*(int *)((char *)&r + f->off), 12345);
+	}
+	for (const struct schema_field *f = mset_request_fields; f->kind != SCHEMA_END; f++)
+		n -= strcmp(f->key, "postCopyNow") != 0;
+	assert_int_equal(n, 0);
 }
 
 /* The schema check used by ferryd.yaml and VM specs. */
@@ -389,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_combination_escalate_after),
 		cmocka_unit_test(test_combination_post_copy),
 		cmocka_unit_test(test_request_json),
+		cmocka_unit_test(test_request_fields_match_table),
 		cmocka_unit_test(test_schema_check),
 	};
 

@@ -20,7 +20,8 @@ static void test_converging(void **state)
 	(void)state;
 	mon_init(&mon, 0, 10000, 0);
 	for (uint64_t t = 500, rem = 1000 * MiB; t <= 5000; t += 500, rem -= 80 * MiB) {
-		struct mon_sample s = {t, rem, 20000000, copied += 100 * MiB, copied / 2, 2 + t / 1000};
+		uint64_t c = copied += 100 * MiB; /* an initializer list is unsequenced */
+		struct mon_sample s = {t, rem, 20000000, c, c / 2, 2 + t / 1000};
 
 		assert_int_equal(mon_sample(&mon, &s), MON_OK);
 	}
@@ -43,8 +44,8 @@ static void test_no_progress(void **state)
 	mon_init(&mon, 0, 3000, 0);
 	for (t = 500; t <= 20000 && v == MON_OK; t += 500) {
 		/* A new low only at 1 s, then stuck above it. */
-		struct mon_sample s = {t, t == 1000 ? 100 * MiB : 120 * MiB, 50000000,
-				       copied += 10 * MiB, copied, 5};
+		uint64_t c = copied += 10 * MiB;
+		struct mon_sample s = {t, t == 1000 ? 100 * MiB : 120 * MiB, 50000000, c, c, 5};
 
 		v = mon_sample(&mon, &s);
 	}
@@ -92,6 +93,92 @@ static void test_off(void **state)
 	}
 }
 
+/* Feeds samples every 500 ms from t0 to t1 (inclusive) with the copy at
+ * 100 MB/s and the guest dirtying at dirty_bps, remaining shrinking by
+ * shrink per sample; returns the last t. */
+static uint64_t feed(struct monitor *mon, uint64_t t0, uint64_t t1, uint64_t dirty_bps,
+		     uint64_t *copied, uint64_t *rem, uint64_t shrink)
+{
+	uint64_t t;
+
+	for (t = t0; t <= t1; t += 500) {
+		uint64_t c = *copied += 50000000;
+		struct mon_sample s = {t, *rem, dirty_bps, c, c, 3};
+
+		*rem -= shrink;
+		assert_int_equal(mon_sample(mon, &s), MON_OK);
+	}
+	return t - 500;
+}
+
+/* The bug: dirty just below copy (99 vs 100 MB/s) said "converging" with
+ * an ETA that only grew (thousands of seconds). Held at or above the copy
+ * rate (within the margin) for the window, it is not converging, with no
+ * ETA; before the window it is in doubt: still converging, but no ETA. */
+static void test_dirty_at_copy(void **state)
+{
+	struct monitor mon;
+	uint64_t copied = 0, rem = 4000 * MiB;
+
+	(void)state;
+	mon_init(&mon, 0, 0, 0);
+	feed(&mon, 500, 500, 99000000, &copied, &rem, MiB); /* the side starts at 500 ms */
+	assert_true(mon.converging);
+	assert_int_equal(mon.eta_ms, -1);
+	feed(&mon, 1000, 3000, 99000000, &copied, &rem, MiB);
+	assert_true(mon.converging); /* 2.5 s: not yet sustained */
+	assert_int_equal(mon.eta_ms, -1);
+	feed(&mon, 3500, 3500, 99000000, &copied, &rem, MiB);
+	assert_false(mon.converging); /* held for 3 s */
+	assert_int_equal(mon.eta_ms, -1);
+	feed(&mon, 4000, 60000, 99000000, &copied, &rem, MiB);
+	assert_false(mon.converging);
+	assert_int_equal(mon.eta_ms, -1);
+}
+
+static void test_dirty_above_copy(void **state)
+{
+	struct monitor mon;
+	uint64_t copied = 0, rem = 400 * MiB;
+
+	(void)state;
+	mon_init(&mon, 0, 0, 0);
+	feed(&mon, 500, 4000, 250000000, &copied, &rem, 0);
+	assert_false(mon.converging);
+	assert_int_equal(mon.eta_ms, -1);
+}
+
+/* One noisy sample does not flip the verdict; a sustained change does,
+ * both ways. */
+static void test_convergence_hysteresis(void **state)
+{
+	struct monitor mon;
+	uint64_t copied = 0, rem = 4000 * MiB, t;
+
+	(void)state;
+	mon_init(&mon, 0, 0, 0);
+	t = feed(&mon, 500, 5000, 20000000, &copied, &rem, 10 * MiB);
+	assert_true(mon.converging);
+	assert_true(mon.eta_ms > 0);
+	t = feed(&mon, t + 500, t + 500, 150000000, &copied, &rem, 0); /* one spike */
+	assert_true(mon.converging);
+	assert_int_equal(mon.eta_ms, -1); /* in doubt: no ETA for that sample */
+	t = feed(&mon, t + 500, t + 500, 20000000, &copied, &rem, 10 * MiB);
+	assert_true(mon.converging);
+	assert_true(mon.eta_ms > 0);
+	/* Dirtying takes over for good. */
+	t = feed(&mon, t + 500, t + 3500, 150000000, &copied, &rem, 0);
+	assert_false(mon.converging);
+	/* A short lull is not recovery. */
+	t = feed(&mon, t + 500, t + 1000, 20000000, &copied, &rem, 10 * MiB);
+	assert_false(mon.converging);
+	assert_int_equal(mon.eta_ms, -1);
+	/* A sustained one is, and the ETA comes back. */
+	t = feed(&mon, t + 500, t + 3000, 20000000, &copied, &rem, 10 * MiB);
+	assert_true(mon.converging);
+	assert_true(mon.eta_ms > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +186,9 @@ int main(void)
 		cmocka_unit_test(test_no_progress),
 		cmocka_unit_test(test_too_slow),
 		cmocka_unit_test(test_off),
+		cmocka_unit_test(test_dirty_at_copy),
+		cmocka_unit_test(test_dirty_above_copy),
+		cmocka_unit_test(test_convergence_hysteresis),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

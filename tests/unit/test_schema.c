@@ -227,6 +227,90 @@ static void test_decode_errors(void **state)
 	assert_string_equal(decode_fail("- a\n"), "t.yaml:1: expected a mapping, not a list");
 }
 
+/* JSON writes a value's type out: a number or a boolean where a string
+ * belongs is refused (YAML's plain `007` is text and keeps it, above), and
+ * so is every other mismatch, naming the key. */
+static void test_json_strict(void **state)
+{
+	static const struct {
+		const char *json, *err;
+	} cases[] = {
+		{"{\"title\": 5}", "title must be a string, not an integer"},
+		{"{\"title\": true}", "title must be a string, not a boolean"},
+		{"{\"title\": 1.5}", "title must be a string, not a number"},
+		{"{\"tags\": [\"a\", 7]}", "tags[1] must be a string, not an integer"},
+		{"{\"labels\": {\"zone\": 1}}", "labels.zone must be a string, not an integer"},
+		{"{\"items\": [{\"name\": 2}]}", "items[0].name must be a string, not an integer"},
+		{"{\"inner\": {\"count\": \"3\"}}", "inner.count must be an integer, not a string"},
+		{"{\"inner\": {\"count\": 3.0}}", "inner.count must be an integer, not a number"},
+		{"{\"inner\": {\"count\": 4294967296}}", "inner.count is out of range (got 4294967296)"},
+		{"{\"inner\": {\"flag\": 1}}", "inner.flag must be true or false, not an integer"},
+		{"{\"inner\": 1}", "inner must be a mapping, not an integer"},
+		{"{\"titel\": \"a\"}", "unknown key \"titel\""},
+	};
+	char err[256];
+	struct doc d;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *o = json_tokener_parse(cases[i].json);
+
+		assert_non_null(o);
+		memset(&d, 0, sizeof(d));
+		err[0] = '\0';
+		assert_int_equal(schema_decode(o, doc_fields, &d, NULL, err, sizeof(err)), -EINVAL);
+		assert_string_equal(err, cases[i].err);
+		schema_free(doc_fields, &d);
+		json_object_put(o);
+	}
+}
+
+/* SCHEMA_INLINE: a table embedded in another (a request and its settings)
+ * shares the object's keys; decode, encode, copy and free go through it. */
+struct outer {
+	char name[8];
+	struct doc embedded;
+};
+
+static const struct schema_field outer_fields[] = {
+	{"name", SCHEMA_STR, offsetof(struct outer, name), 8, 0, NULL, NULL, 0},
+	{NULL, SCHEMA_INLINE, offsetof(struct outer, embedded), 0, 0, doc_fields, NULL, 0},
+	{0},
+};
+
+static void test_inline(void **state)
+{
+	struct json_object *o = json_tokener_parse(
+		"{\"name\": \"n\", \"title\": \"t\", \"inner\": {\"count\": 2}, \"tags\": [\"x\"]}");
+	struct json_object *enc;
+	struct outer x = {0}, y;
+	char err[256] = "";
+
+	(void)state;
+	x.embedded.opt = FERRY_UNSET;
+	assert_int_equal(schema_decode(o, outer_fields, &x, NULL, err, sizeof(err)), 0);
+	assert_string_equal(x.name, "n");
+	assert_string_equal(x.embedded.title, "t");
+	assert_int_equal(x.embedded.in.count, 2);
+	assert_int_equal(x.embedded.n_tags, 1);
+	enc = schema_encode(outer_fields, &x);
+	assert_string_equal(json_object_get_string(json_object_object_get(enc, "title")), "t");
+	assert_string_equal(json_object_get_string(json_object_object_get(enc, "name")), "n");
+	json_object_put(enc);
+	memcpy(&y, &x, sizeof(y));
+	assert_int_equal(schema_copy(outer_fields, &y, &x), 0);
+	assert_ptr_not_equal(y.embedded.tags, x.embedded.tags);
+	assert_string_equal(y.embedded.tags[0], "x");
+	schema_free(outer_fields, &x);
+	assert_null(x.embedded.tags);
+	schema_free(outer_fields, &y);
+	json_object_put(o);
+	o = json_tokener_parse("{\"name\": \"n\", \"nmae\": 1}");
+	assert_int_equal(schema_decode(o, outer_fields, &x, NULL, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown key \"nmae\"");
+	json_object_put(o);
+}
+
 static void test_encode_copy(void **state)
 {
 	char err[256] = "";
@@ -290,6 +374,33 @@ static void test_checks(void **state)
 	assert_string_equal(e.path, "name");
 	assert_int_equal(schema_check_name(&e, "name", "", 63), -EINVAL);
 	assert_string_equal(e.msg, "name is required");
+	/* DNS-1123 labels, the names of VMs and migrations. */
+	{
+		static const char *const ok[] = {"a", "g1", "0a", "vm-1", "a-b-c", "9"};
+		static const char *const bad[] = {"Bad_Name", "-a", "a-", "A", "a.b", "a b", "-",
+						  "a_b", "\xc3\xa9"};
+		char long_ok[64], too_long[65];
+
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+			assert_int_equal(schema_check_dns_label(&e, "vm", ok[i]), 0);
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			assert_int_equal(schema_check_dns_label(&e, "vm", bad[i]), -EINVAL);
+			assert_string_equal(e.path, "vm");
+			assert_non_null(strstr(e.msg, "DNS-1123 label"));
+		}
+		memset(long_ok, 'a', 63);
+		long_ok[63] = '\0';
+		assert_int_equal(schema_check_dns_label(&e, "vm", long_ok), 0);
+		memset(too_long, 'a', 64);
+		too_long[64] = '\0';
+		assert_int_equal(schema_check_dns_label(&e, "vm", too_long), -EINVAL);
+		assert_int_equal(schema_check_dns_label(&e, "vm", ""), -EINVAL);
+		assert_string_equal(e.msg, "vm is required");
+		assert_int_equal(schema_check_dns_label(&e, "metadata.name", "Bad_Name"), -EINVAL);
+		assert_string_equal(e.msg, "metadata.name: \"Bad_Name\" is not a valid name: a DNS-1123 "
+					   "label is at most 63 characters of lowercase a-z, 0-9 and '-', "
+					   "starting and ending with a letter or digit");
+	}
 	assert_int_equal(schema_check_labels(&e, "labels", good, 1), 0);
 	assert_int_equal(schema_check_labels(&e, "labels", dup, 2), -EINVAL);
 	assert_string_equal(e.msg, "labels: duplicate key \"a\"");
@@ -327,6 +438,8 @@ int main(void)
 		cmocka_unit_test(test_yaml_errors),
 		cmocka_unit_test(test_decode),
 		cmocka_unit_test(test_decode_errors),
+		cmocka_unit_test(test_json_strict),
+		cmocka_unit_test(test_inline),
 		cmocka_unit_test(test_encode_copy),
 		cmocka_unit_test(test_report),
 		cmocka_unit_test(test_checks),

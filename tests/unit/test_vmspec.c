@@ -281,9 +281,13 @@ static void test_load_file(void **state)
 static void test_errors(void **state)
 {
 	(void)state;
+	/* VM names as KubeVirt takes them: DNS-1123 labels, the rule in the message. */
 	assert_string_equal(parse_fail("name: VM_1\n"),
-			    "vm.yaml:1: name must be 1..63 characters of a-z, 0-9 and '-' "
-			    "(got \"VM_1\")");
+			    "vm.yaml:1: name: \"VM_1\" is not a valid name: a DNS-1123 label is at "
+			    "most 63 characters of lowercase a-z, 0-9 and '-', starting and ending "
+			    "with a letter or digit");
+	assert_non_null(strstr(parse_fail("name: -vm1\n"), "is not a valid name"));
+	assert_non_null(strstr(parse_fail("name: vm1-\n"), "is not a valid name"));
 	assert_string_equal(parse_fail("name: a\nvcpus: 1\nmemory_mib: 0\n"),
 			    "vm.yaml:3: memory_mib must be between 16 and 1048576 (got 0)");
 	assert_string_equal(parse_fail("name: a\ndisks:\n  - name: d\n    path: /x\n"
@@ -305,7 +309,7 @@ static void test_errors(void **state)
 	assert_string_equal(parse_fail("name: a\nmemory_mib: 1.5\n"),
 			    "vm.yaml:2: memory_mib must be an integer, not a string");
 	assert_string_equal(parse_fail("name: a\nmemory_mib: 99999999999\n"),
-			    "vm.yaml:2: memory_mib is out of range");
+			    "vm.yaml:2: memory_mib is out of range (got 99999999999)");
 	/* malformed YAML: libyaml's message and the line it stopped at */
 	assert_string_equal(parse_fail("name: a\nlabels: {app: web\nvcpus: 1\n"),
 			    "vm.yaml:3: invalid YAML: did not find expected ',' or '}' while "
@@ -388,6 +392,15 @@ static void test_json_errors(void **state)
 	o = json_tokener_parse("{\"name\":\"a\",\"vcpus\":\"2\"}");
 	assert_int_equal(vmspec_from_json(o, &s, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "vcpus must be an integer, not a string");
+	json_object_put(o);
+	/* JSON says a value's type: a number is not a name. */
+	o = json_tokener_parse("{\"name\":5}");
+	assert_int_equal(vmspec_from_json(o, &s, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "name must be a string, not an integer");
+	json_object_put(o);
+	o = json_tokener_parse("{\"name\":\"a\",\"labels\":{\"tier\":1}}");
+	assert_int_equal(vmspec_from_json(o, &s, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "labels.tier must be a string, not an integer");
 	json_object_put(o);
 	o = json_tokener_parse("{\"name\":\"a\",\"extra\":1}");
 	assert_int_equal(vmspec_from_json(o, &s, err, sizeof(err)), -EINVAL);
