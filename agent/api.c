@@ -241,15 +241,20 @@ static enum MHD_Result serve_events(struct agent *a, struct MHD_Connection *c, c
 
 /* A request that takes no body may have none, or an empty object: a key
  * there would be an option the route silently ignores. */
-static int no_body(const struct route_call *c, char *err, size_t errlen)
+static int body_none(struct json_object *body, char *err, size_t errlen)
 {
 	static const struct schema_field none[] = {{0}};
 	char why[400];
 
-	if (!c->body || schema_decode(c->body, none, NULL, NULL, why, sizeof(why)) == 0)
+	if (!body || schema_decode(body, none, NULL, NULL, why, sizeof(why)) == 0)
 		return 0;
 	snprintf(err, errlen, "%s: this request takes no body", why);
 	return -EINVAL;
+}
+
+static int no_body(const struct route_call *c, char *err, size_t errlen)
+{
+	return body_none(c->body, err, errlen);
 }
 
 int api_node(const struct route_call *c, struct route_reply *out, char *err, size_t errlen)
@@ -640,6 +645,17 @@ static enum MHD_Result dispatch(struct agent *a, struct MHD_Connection *c, const
 		if (!json_object_is_type(body, json_type_object)) {
 			json_object_put(body);
 			return respond_error(c, -EINVAL, "request body is not a JSON object");
+		}
+	}
+	/* A body where none belongs is refused here, before the owner is
+	 * looked for: bad input is named, whatever node it was meant for. */
+	if (rt->flags & ROUTE_NO_BODY) {
+		char err[500];
+		int r = body_none(body, err, sizeof(err));
+
+		if (r < 0) {
+			json_object_put(body);
+			return respond_error(c, r, err);
 		}
 	}
 	/* Asked plainly about a VM or migration another node owns: there. */

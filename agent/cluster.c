@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/routes.h"
+#include "schema/check.h"
 #include "transport/peer.h"
 #include "util/log.h"
 
@@ -600,9 +601,11 @@ int cluster_locate(struct agent *a, const struct route *rt, const struct route_p
 	node[0] = '\0';
 	if ((rt->flags & ROUTE_OWNED_VM) && p->n)
 		return locate_vm(a, rt, p->v[0], node, nodelen, err, errlen);
-	/* A body's "vm" that is not a name: the handler here refuses it. */
+	/* A body's "vm" that is not a name (not a string, not a DNS label): the
+	 * handler here refuses it, naming the key, without asking anyone. */
 	if ((rt->flags & ROUTE_OWNED_VM) && json_object_object_get_ex(body, "vm", &vm) &&
-	    json_object_is_type(vm, json_type_string))
+	    json_object_is_type(vm, json_type_string) &&
+	    schema_check_dns_label(&(struct schema_err){0}, "vm", json_object_get_string(vm)) == 0)
 		return locate_vm(a, rt, json_object_get_string(vm), node, nodelen, err, errlen);
 	if ((rt->flags & ROUTE_OWNED_MIG) && p->n)
 		return locate_mig(a, rt, p->v[0], node, nodelen, err, errlen);

@@ -72,6 +72,7 @@ typedef int route_fn(const struct route_call *c, struct route_reply *out, char *
 #define ROUTE_OWNED_VM 4u      /* {name}, or the body's "vm", names a VM */
 #define ROUTE_OWNED_MIG 8u     /* {id} names a migration (id, or for DELETE its name or VM) */
 #define ROUTE_DEPARTED_HERE 16u /* a VM Departed from here is still answered here */
+#define ROUTE_NO_BODY 32u      /* takes no body: one with a key is refused before any forwarding */
 
 struct route {
 	const char *method;   /* "GET", "POST", "DELETE" */
