@@ -468,6 +468,14 @@ struct json_object *mig_outcome_to_json(const struct mig_status *st)
 	json_object_object_add(o, "abort_requested", json_object_new_boolean(st->abort_requested));
 	ADD_I("escalations", st->escalations);
 	ADD_S("policy", st->policy);
+	/* The disks the source copied: its figures, so both records say it. */
+	if (st->disks > 0) {
+		ADD_I("disks", st->disks);
+		ADD_I("disk_total", st->disk_total);
+		ADD_I("disk_transferred", st->disk_transferred);
+		if (st->storage_copy_mode[0])
+			ADD_S("storage_copy_mode", st->storage_copy_mode);
+	}
 #undef ADD_S
 #undef ADD_I
 	return o;
@@ -507,8 +515,10 @@ static int outcome_num(struct json_object *msg, const char *k, int64_t *v, int64
 int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed_here, char *err,
 		      size_t errlen)
 {
-	const char *phase = NULL, *name = NULL, *addr = NULL, *reason = NULL, *by = NULL, *policy = NULL;
-	int64_t start = -1, end = -1, total = -1, pause = -1, qdown = -1, esc = -1;
+	const char *phase = NULL, *name = NULL, *addr = NULL, *reason = NULL, *by = NULL, *policy = NULL,
+		   *scm = NULL;
+	int64_t start = -1, end = -1, total = -1, pause = -1, qdown = -1, esc = -1, disks = -1, dtotal = -1,
+		dsent = -1;
 	const int64_t big = INT64_C(1) << 62;
 	struct json_object *ab = NULL;
 
@@ -516,13 +526,16 @@ int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed
 	    outcome_str(msg, "target_addr", &addr, sizeof(st->target_addr)) ||
 	    outcome_str(msg, "reason", &reason, sizeof(st->failure_reason)) ||
 	    outcome_str(msg, "cancelled_by", &by, sizeof(st->cancelled_by)) ||
-	    outcome_str(msg, "policy", &policy, sizeof(st->policy))) {
+	    outcome_str(msg, "policy", &policy, sizeof(st->policy)) ||
+	    outcome_str(msg, "storage_copy_mode", &scm, sizeof(st->storage_copy_mode))) {
 		snprintf(err, errlen, "an outcome field is not a string of the right length");
 		return -EINVAL;
 	}
 	if (outcome_num(msg, "start_us", &start, big) || outcome_num(msg, "end_us", &end, big) ||
 	    outcome_num(msg, "total_ms", &total, big) || outcome_num(msg, "pause_ms", &pause, big) ||
-	    outcome_num(msg, "qemu_downtime_ms", &qdown, big) || outcome_num(msg, "escalations", &esc, 1 << 20)) {
+	    outcome_num(msg, "qemu_downtime_ms", &qdown, big) || outcome_num(msg, "escalations", &esc, 1 << 20) ||
+	    outcome_num(msg, "disks", &disks, 1024) || outcome_num(msg, "disk_total", &dtotal, big) ||
+	    outcome_num(msg, "disk_transferred", &dsent, big)) {
 		snprintf(err, errlen, "an outcome figure is not a whole number in range");
 		return -EINVAL;
 	}
@@ -558,6 +571,13 @@ int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed
 		st->qemu_downtime_ms = (uint64_t)qdown;
 	if (esc >= 0)
 		st->escalations = (int)esc;
+	if (disks > 0) {
+		st->disks = (int)disks;
+		st->disk_total = dtotal > 0 ? (uint64_t)dtotal : 0;
+		st->disk_transferred = dsent > 0 ? (uint64_t)dsent : 0;
+	}
+	if (scm && scm[0])
+		snprintf(st->storage_copy_mode, sizeof(st->storage_copy_mode), "%s", scm);
 	if (by && by[0])
 		snprintf(st->cancelled_by, sizeof(st->cancelled_by), "%s", by);
 	if (ab && json_object_get_boolean(ab))
