@@ -38,8 +38,9 @@ int pki_main(int argc, char **argv)
 		case 'n': node = optarg; break;
 		case 'o': out = optarg; break;
 		case 'D':
-			/* 0 days would be a certificate that has expired already. */
-			if (arg_int("--days", optarg, 1, 36500, &days) < 0)
+			/* 0 days makes a certificate that has expired already:
+			 * how a cluster checks that it refuses expired ones. */
+			if (arg_int("--days", optarg, 0, 36500, &days) < 0)
 				return 2;
 			break;
 		default: return usage();
