@@ -249,7 +249,8 @@ append: "$append"
 $extra
 YAML
 	qemu_give_paths "$extra"
-	ctl "$node" vm create -f "$WORK/$name.yaml" || die "vm create failed"
+	# VM_CREATE_FLAGS: e.g. --force, where a peer cannot be asked about the name
+	ctl "$node" vm create ${VM_CREATE_FLAGS:-} -f "$WORK/$name.yaml" || die "vm create failed"
 	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
 	# READY is printed once; a client that connects later sees heartbeats,
 	# which also only start after the fill.

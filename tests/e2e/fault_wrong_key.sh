@@ -11,7 +11,17 @@ agent_config node-b "$PORT_B" node-a "$PORT_A" "$WORK/other.key"
 agent_start node-a
 agent_start node-b
 
-vm_create node-a g1 128 "fill=32 profile=text dirty=5 wss=16"
+# node-b cannot be asked whether it has a g1: a create is refused, naming
+# it, unless the operator forces it.
+cat > "$WORK/probe.yaml" <<YAML
+name: g1
+memory_mib: 64
+kernel: $GUEST_ELF
+YAML
+out=$(ctl node-a vm create -f "$WORK/probe.yaml" 2>&1) && die "create with an unreachable peer succeeded"
+echo "$out" | grep -q "cannot tell whether VM g1 exists elsewhere: unreachable: node-b" ||
+	die "the refusal does not name node-b: $out"
+VM_CREATE_FLAGS=--force vm_create node-a g1 128 "fill=32 profile=text dirty=5 wss=16"
 out=$(ctl node-a migrate g1 --node node-b --wait 2>&1) && die "migration to an agent with the wrong key succeeded"
 echo "$out"
 echo "$out" | grep -qi "authentication" || die "failure does not name authentication: $out"
