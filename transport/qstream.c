@@ -578,6 +578,8 @@ static int on_rec_name(struct qstream *q, const uint8_t *p)
 	char e[68];
 
 	hold(q, p, n);
+	if (memchr(p, 0, n))
+		return give_up(q, NULL, 0, "block name with a NUL byte");
 	q->cur = resolve(q, p, n);
 	if (!q->cur)
 		return give_up(q, NULL, 0, "block \"%s\" not in MEM_SIZE", esc(e, p, n));
@@ -631,6 +633,8 @@ static int on_ms_name(struct qstream *q, const uint8_t *p)
 	size_t n = q->need;
 	char e[68];
 
+	if (memchr(p, 0, n))
+		return give_up(q, p, n, "MEM_SIZE block name with a NUL byte");
 	if (find_block(q, p, n))
 		return give_up(q, p, n, "block \"%s\" twice in MEM_SIZE", esc(e, p, n));
 	memcpy(b->name, p, n);

@@ -596,6 +596,17 @@ static void test_crafted_main(void **state)
 	w_page(&w, 0, long_name, false);
 	expect(&w, QSTREAM_MAIN, QSTREAM_GAVE_UP, "not in MEM_SIZE", 0, 0);
 
+	/* A name with a NUL inside: QEMU would look up only what precedes it,
+	 * so the parser must not take it for another block (found by fuzzing). */
+	w.n = 0;
+	w_main_head(&w);
+	w_be(&w, 0x1000 | 0x02, 8);
+	W(&w, "\x08pc.ram\0x\0");
+	expect(&w, QSTREAM_MAIN, QSTREAM_GAVE_UP, "NUL byte", 0, 0);
+	w.n = 0;
+	W(&w, "\0\0\0\0\0\0\x10\x02\x08pc.ram\0x\0");
+	expect(&w, QSTREAM_PREEMPT, QSTREAM_GAVE_UP, "NUL byte", 0, 0);
+
 	/* An offset past its block, named and under CONTINUE. */
 	w.n = 0;
 	w_main_head(&w);
