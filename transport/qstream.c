@@ -1011,8 +1011,10 @@ int qstream_finish(struct qstream *q, qstream_emit_fn emit_fn, void *arg)
 	q->arg = arg;
 	if (q->state != QSTREAM_PARSING || at_boundary(q))
 		return 0;
-	if (q->st != S_SKIP)
-		q->elem_at = q->pos - have - q->hold_len;
+	/* Between records or packets the element began with the bytes kept;
+	 * inside one, elem_at already says where it began. */
+	if (q->st == S_REC || q->st == S_MFD_HDR)
+		q->elem_at = q->pos - have;
 	q->have = 0;
 	/* give_up passes the held pieces; the partial element follows them. */
 	if (give_up(q, NULL, 0, "channel ended inside an item (%zu bytes pending)", have + q->hold_len))

@@ -727,12 +727,18 @@ static void test_crafted_main(void **state)
 	w_be(&w, 1, 4);
 	expect(&w, QSTREAM_MAIN, QSTREAM_PARSING, NULL, 1, 0);
 
-	/* A stream that ends inside a page. */
+	/* A stream that ends inside a page, and inside a record header: the
+	 * reason gives the offset of the record. */
 	w.n = 0;
 	w_main_head(&w);
 	w_page(&w, 0x1000, "pc.ram", false);
 	w.n -= 100;
-	expect(&w, QSTREAM_MAIN, QSTREAM_GAVE_UP, "ended inside", 0, 0);
+	expect(&w, QSTREAM_MAIN, QSTREAM_GAVE_UP, "ended inside an item (4011 bytes pending) at offset 83", 0, 0);
+	w.n = 0;
+	w_main_head(&w);
+	w_page(&w, 0x1000, "pc.ram", true);
+	w_u8(&w, 0);
+	expect(&w, QSTREAM_MAIN, QSTREAM_GAVE_UP, "(1 bytes pending) at offset 99", 0, 1);
 }
 
 /* A multifd packet header: fields as given, offsets 0x1000 * (i + 1). */
