@@ -91,7 +91,8 @@ typedef int (*qstream_emit_fn)(void *arg, const struct qstream_item *it);
 
 enum qstream_state {
 	QSTREAM_PARSING,
-	QSTREAM_TAIL,   /* main: after EOF; the rest (VMDESCRIPTION) is PASS */
+	QSTREAM_TAIL,   /* main after EOF (VMDESCRIPTION follows), or an OPAQUE
+			 * channel: everything is PASS, nothing went wrong */
 	QSTREAM_GAVE_UP,/* the rest of the channel is PASS; see qstream_reason */
 	QSTREAM_FAILED, /* the callback failed */
 };
