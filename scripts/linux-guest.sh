@@ -71,10 +71,13 @@ BUSYBOX=$(dpkg-query -L busybox-static 2>/dev/null | grep -m1 '/bin/busybox$' ||
 [ -n "$BUSYBOX" ] && [ -x "$BUSYBOX" ] || fallback "busybox-static is not installed"
 
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
-KPKG=$(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
-	sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p' | head -n1)
-[ -n "$KPKG" ] || fallback "apt knows no linux-image-amd64 (apt-get update?)"
-KVER=$(apt-cache show --no-all-versions "$KPKG" | sed -n 's/^Version: //p' | head -n1)
+# The metapackage names the kernel package and its version in one line:
+# "Depends: linux-image-6.1.0-57-amd64 (= 6.1.192-3)". (apt-cache takes
+# seconds on a loaded host: one call.)
+KDEP=$(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null | sed -n 's/^Depends: //p' | head -n1)
+KPKG=$(echo "$KDEP" | sed -n 's/^\(linux-image-[^ ,]*\).*/\1/p')
+KVER=$(echo "$KDEP" | sed -n 's/^linux-image-[^ ,]* (= \([^)]*\)).*/\1/p')
+[ -n "$KPKG" ] && [ -n "$KVER" ] || fallback "apt knows no linux-image-amd64 (apt-get update?)"
 VERSIONS="$KPKG=$KVER busybox-static=$(pkg_version busybox-static) systemd-boot-efi=$(pkg_version systemd-boot-efi)"
 KEY=$( (cat "$0" "$SRC"/guest/linux/*.[ch]; echo "$VERSIONS") | sha256sum | cut -c1-16)
 OUT=$CACHE/$KEY
