@@ -32,12 +32,14 @@ LINUX_GUEST_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LINUX_BOOT_SECS=${LINUX_BOOT_SECS:-300}
 
 linux_guest_init() {
-	local rc=0 tool
+	local rc=0 tool out
 
 	for tool in mcopy qemu-img; do
 		command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
 	done
-	LINUX_GUEST_DIR=$("$LINUX_GUEST_SRC/scripts/linux-guest.sh" | tail -n1) || rc=$?
+	# its last line is the directory (no pipe: its exit status counts)
+	out=$("$LINUX_GUEST_SRC/scripts/linux-guest.sh") || rc=$?
+	LINUX_GUEST_DIR=${out##*$'\n'}
 	if [ $rc -ne 0 ]; then
 		[ $rc -eq 77 ] && { echo "SKIP: the Linux guest cannot be built here"; exit 77; }
 		die "scripts/linux-guest.sh failed ($rc)"
