@@ -2,10 +2,13 @@
  * content.c - what the Linux guest writes, its checksum, and the pacer.
  *
  * A page (RAM) or block (disk) is 4 KiB: a 16-byte stamp, then xorshift64
- * words seeded by a hash of index and generation, so a write that a
- * migration lost leaves a unit that differs in every word, not only in its
- * stamp. The body is incompressible on purpose: what a compressor gains
- * is ferry-guest's to measure.
+ * words seeded by a hash of index and generation. A block is always
+ * written whole, so a write that a migration lost leaves one that differs
+ * in every word. A page is written whole at the fill; a dirtying rewrites
+ * its first 64 bytes (the stamp and six body words: content_touch), which
+ * is what makes QEMU send it again at a fraction of the guest's CPU. The
+ * body is incompressible on purpose: what a compressor gains is
+ * ferry-guest's to measure.
  */
 #include <time.h>
 
@@ -26,28 +29,56 @@ static uint32_t stamp_hash(uint32_t magic, uint64_t index, uint32_t gen)
 	return (uint32_t)(mix64(((uint64_t)magic << 32) ^ index ^ ((uint64_t)gen << 40)) >> 32);
 }
 
-uint32_t content_csum(const uint64_t *w)
+/*
+ * The checksum is the sum of the words' shares, each a hash of the word
+ * and its place: a writer that changes a few words (content_touch) updates
+ * it in a few steps, and verify still checks every byte of the unit.
+ */
+static uint32_t share(unsigned i, uint64_t w)
 {
-	uint64_t h = 0x6a09e667f3bcc909ull;
-
-	for (unsigned i = 0; i < LG_WORDS; i++)
-		h = (h ^ w[i]) * 0x100000001b3ull + (h >> 29);
-	return (uint32_t)(mix64(h) >> 32);
+	return (uint32_t)(mix64(w ^ ((uint64_t)i << 52) ^ 0x243f6a8885a308d3ull) >> 32);
 }
 
-uint32_t content_fill(uint64_t *w, uint32_t magic, uint64_t index, uint32_t gen)
+uint32_t content_csum(const uint64_t *w)
+{
+	uint32_t sum = 0;
+
+	for (unsigned i = 0; i < LG_WORDS; i++)
+		sum += share(i, w[i]);
+	return sum;
+}
+
+/* The stamp and the first n - 2 body words of (index, gen) into w[0..n). */
+static void generate(uint64_t *w, unsigned n, uint32_t magic, uint64_t index, uint32_t gen)
 {
 	uint64_t x = mix64(index * 0x9e3779b97f4a7c15ull + gen + 1) | 1;
 
 	w[0] = ((uint64_t)(uint32_t)index << 32) | magic;
 	w[1] = ((uint64_t)stamp_hash(magic, index, gen) << 32) | gen;
-	for (unsigned i = 2; i < LG_WORDS; i++) {
+	for (unsigned i = 2; i < n; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
 		w[i] = x;
 	}
+}
+
+uint32_t content_fill(uint64_t *w, uint32_t magic, uint64_t index, uint32_t gen)
+{
+	generate(w, LG_WORDS, magic, index, gen);
 	return content_csum(w);
+}
+
+uint32_t content_touch(uint64_t *w, uint32_t magic, uint64_t index, uint32_t gen, uint32_t csum)
+{
+	uint64_t nw[CONTENT_TOUCH_WORDS];
+
+	generate(nw, CONTENT_TOUCH_WORDS, magic, index, gen);
+	for (unsigned i = 0; i < CONTENT_TOUCH_WORDS; i++) {
+		csum += share(i, nw[i]) - share(i, w[i]);
+		w[i] = nw[i];
+	}
+	return csum;
 }
 
 const char *content_why(const uint64_t *w, uint32_t magic, uint64_t index, uint32_t gen)

@@ -33,6 +33,11 @@
 
 uint32_t content_fill(uint64_t *w, uint32_t magic, uint64_t index, uint32_t gen);
 uint32_t content_csum(const uint64_t *w);
+/* Rewrites only the first CONTENT_TOUCH_WORDS words (stamp included) for
+ * generation gen, the rest left as it was; returns the new checksum,
+ * updated from csum, the unit's checksum before. */
+#define CONTENT_TOUCH_WORDS 8
+uint32_t content_touch(uint64_t *w, uint32_t magic, uint64_t index, uint32_t gen, uint32_t csum);
 /* Why a unit whose checksum differs is bad: "magic", "index", "gen" (an
  * older or newer generation: a lost or replayed write) or "csum" (the
  * stamp is right, the body is not). */
