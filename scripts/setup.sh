@@ -89,6 +89,22 @@ if ! command -v promtool >/dev/null; then
 	rm -rf "$cache"
 fi
 # ---- end of the promtool block ---------------------------------------------------
+# ---- the Linux test guest (scripts/linux-guest.sh, docs/guest.md) ------------
+# Its userland and bootloader, and the tools that make its GPT disk with an
+# ESP without loop mounts; its kernel package is downloaded and unpacked by
+# the script, never installed. Cached in /var/cache/ferry/linux-guest.
+guest_missing=""
+for p in busybox-static systemd-boot-efi dosfstools mtools fdisk cpio kmod; do
+	installed "$p" || guest_missing="$guest_missing $p"
+done
+if [ -n "$guest_missing" ]; then
+	echo "== installing:$guest_missing"
+	apt_update
+	apt-get install -y -qq $guest_missing >/dev/null
+fi
+scripts/linux-guest.sh >/dev/null ||
+	echo "== warning: the Linux test guest could not be built; its tests will skip"
+# ---- end of the Linux test guest block ----------------------------------------
 
 # QEMU runs as this unprivileged user (ferryd.yaml qemu.user, docs/config.md).
 if ! id -u ferry-qemu >/dev/null 2>&1; then
