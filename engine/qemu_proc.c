@@ -130,7 +130,80 @@ void qemu_run_dir_remove(const char *run_dir)
 
 void qemu_vm_remove_files(struct qemu_vm *vm)
 {
+	/* An unfinished incoming VM's variables are a template copy that may
+	 * hold part of the guest's: the source keeps the real ones. */
+	if (vm->incoming_marker[0] && vm->efi_vars[0])
+		unlink(vm->efi_vars);
 	qemu_run_dir_remove(vm->run_dir);
+}
+
+/* Copy src to dst (replaced) with mode 0600. 0 or -errno. */
+static int copy_file(const char *src, const char *dst)
+{
+	char buf[65536], tmp[480];
+	int in, out, r = 0;
+	ssize_t n;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	unlink(tmp);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0 && r == 0)
+		r = fs_write_all(out, buf, (size_t)n);
+	if (n < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	close(in);
+	if (close(out) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, dst) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* firmware uefi: OVMF present, and the VM's variables file in place and the
+ * QEMU user's (qemu_proc.h says when it is copied from the template). */
+static int prepare_efi_vars(const struct qemu_env *env, struct qemu_vm *vm, int incoming,
+			    char *err, size_t errlen)
+{
+	static const char *const fw[] = {VM_OVMF_CODE, VM_OVMF_VARS};
+	char dir[400];
+	int r;
+
+	for (size_t i = 0; i < 2; i++)
+		if (access(fw[i], R_OK) < 0) {
+			snprintf(err, errlen,
+				 "firmware uefi needs OVMF: %s: %s (install the ovmf package)", fw[i],
+				 strerror(errno));
+			return -ENOENT;
+		}
+	snprintf(dir, sizeof(dir), "%s/%s", env->disks_dir, vm->spec->name);
+	snprintf(vm->efi_vars, sizeof(vm->efi_vars), "%s/efivars.fd", dir);
+	r = fs_mkdir_p(dir);
+	if (r == 0)
+		r = qemu_confine_share_dir(env, dir);
+	if (r == 0 && (incoming || access(vm->efi_vars, F_OK) < 0)) {
+		r = copy_file(VM_OVMF_VARS, vm->efi_vars);
+		if (r == 0)
+			log_info("qemu", "event=efi_vars_created vm=%s path=%s incoming=%d",
+				 vm->spec->name, vm->efi_vars, incoming);
+	}
+	if (r == 0)
+		r = qemu_confine_give(env, vm->efi_vars);
+	if (r < 0)
+		snprintf(err, errlen, "cannot make the UEFI variables file %s: %s", vm->efi_vars,
+			 strerror(-r));
+	return r;
 }
 
 int qemu_vm_save_spec(const struct qemu_vm *vm)
@@ -259,6 +332,14 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 		vm->run_dir[0] = '\0'; /* not ours to remove */
 		goto fail;
 	}
+	if (!strcmp(spec->firmware, "uefi")) {
+		r = prepare_efi_vars(env, vm, incoming, err, errlen);
+		if (r < 0) {
+			vm->run_dir[0] = '\0'; /* nothing made there yet */
+			vm->efi_vars[0] = '\0';
+			goto fail;
+		}
+	}
 	r = fs_mkdir_p(run_dir);
 	if (r == 0)
 		r = qemu_confine_give(env, run_dir); /* QEMU makes its sockets here */
@@ -282,6 +363,7 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 	l.incoming_defer = incoming;
 	l.pidfile = vm->pidfile;
 	l.sandbox = qemu_confine_sandbox(env, spec);
+	l.efi_vars = vm->efi_vars[0] ? vm->efi_vars : NULL;
 	r = qemu_cmdline_build(spec, &l, &argv);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot build the QEMU command line: %s", strerror(-r));
