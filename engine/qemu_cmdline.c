@@ -147,6 +147,35 @@ static int disk_ok(const struct vm_spec *s, size_t i, int *bus, int *unit)
 	return 1;
 }
 
+/* A host-model CPU as recorded: "base,<prop>=<value>,..." (qmp/cpu_model.h).
+ * Unrecorded, it cannot be built: the caller fills it in first. */
+static void add_host_model(struct argv_buf *b, const struct vm_spec *s)
+{
+	size_t len = 5, used;
+	char e1[OPT_MAX], e2[OPT_MAX], *buf;
+
+	if (b->err)
+		return;
+	if (!s->n_cpu_host_model) {
+		b->err = -EINVAL;
+		return;
+	}
+	for (size_t i = 0; i < s->n_cpu_host_model; i++) /* escaping at most doubles */
+		len += 2 * (strlen(s->cpu_host_model[i].key) + strlen(s->cpu_host_model[i].value)) + 2;
+	buf = malloc(len);
+	if (!buf) {
+		b->err = -ENOMEM;
+		return;
+	}
+	used = (size_t)snprintf(buf, len, "base");
+	for (size_t i = 0; i < s->n_cpu_host_model && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, ",%s=%s",
+					 esc(b, s->cpu_host_model[i].key, e1),
+					 esc(b, s->cpu_host_model[i].value, e2));
+	argv_add(b, buf);
+	free(buf);
+}
+
 /* One -accel per entry of the fallback list, tried in order; TCG with
  * several vCPUs gets a thread each (MTTCG). */
 static void add_accels(struct argv_buf *b, const char *accel, int vcpus)
@@ -263,8 +292,10 @@ int qemu_cmdline_build(const struct vm_spec *s, const struct qemu_launch *l, cha
 	argv_addf(&b, "%s%s", esc(&b, s->machine, e1), uefi ? ",pflash0=fw-code,pflash1=fw-vars" : "");
 	add_accels(&b, accel, s->vcpus);
 	argv_add(&b, "-cpu");
-	/* -cpu is "model,feature=..": a comma would add CPU features. */
-	argv_add(&b, esc(&b, s->cpu_model, e1));
+	if (!strcmp(s->cpu_model, VM_CPU_HOST_MODEL))
+		add_host_model(&b, s);
+	else /* -cpu is "model,feature=..": a comma would add CPU features. */
+		argv_add(&b, esc(&b, s->cpu_model, e1));
 	argv_add(&b, "-m");
 	argv_addf(&b, "%d", s->memory_mib);
 	argv_add(&b, "-smp");

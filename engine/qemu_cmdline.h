@@ -15,6 +15,8 @@
  * out because -qmp misreads a path containing '='.
  *
  * Layout:
+ *   cpu    the model, or for host-model "base" with the recorded properties
+ *          (vmspec.h cpu_host_model).
  *   accel  one -accel per entry of the launch's list ("kvm:tcg": -accel kvm
  *          -accel tcg, tried in order); tcg with vcpus > 1 gets
  *          thread=multi (one host thread per vCPU).

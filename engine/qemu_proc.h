@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct vm_spec;
+struct ferry_kv;
 
 /* How this host runs QEMU (engine/qemu_confine.h for the confinement). */
 struct qemu_env {
@@ -24,6 +25,11 @@ struct qemu_env {
 	uid_t uid;
 	gid_t gid;
 	int sandbox; /* the binary has seccomp (-sandbox) */
+	/* qemu_probe_host_cpu: what a host-model VM gets here (qmp/cpu_model.h),
+	 * or none with the reason in host_cpu_err. */
+	struct ferry_kv *host_cpu;
+	size_t n_host_cpu;
+	char host_cpu_err[256];
 };
 
 struct qemu_vm {
@@ -54,6 +60,13 @@ struct qemu_vm {
  * as RAM and writes it to this file when the guest runs here). */
 int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *run_dir,
 		  int incoming, int paused, struct qemu_vm **out, char *err, size_t errlen);
+
+/* Starts a QEMU without a machine (as the QEMU user, the env's accel list)
+ * and records the static expansion of its "host" CPU (KVM) or "max" (TCG)
+ * in env->host_cpu. 0, or -errno with the reason in err and
+ * env->host_cpu_err; host-model VMs are then refused here. */
+int qemu_probe_host_cpu(struct qemu_env *env, char *err, size_t errlen);
+void qemu_env_free_host_cpu(struct qemu_env *env);
 
 /* Still running? (reaps it if it exited) */
 int qemu_vm_alive(struct qemu_vm *vm);

@@ -66,6 +66,8 @@ static const struct schema_field vm_fields[] = {
 	{"machine", SCHEMA_STR, VOFF(machine), SZ(struct vm_spec, machine), 0, NULL, NULL, 0},
 	{"cpu_model", SCHEMA_STR, VOFF(cpu_model), SZ(struct vm_spec, cpu_model), 0, NULL, NULL,
 	 0},
+	{"cpu_host_model", SCHEMA_KV, VOFF(cpu_host_model), 0, VOFF(n_cpu_host_model), NULL, NULL,
+	 0},
 	{"firmware", SCHEMA_STR, VOFF(firmware), SZ(struct vm_spec, firmware), 0, NULL, NULL, 0},
 	{"kernel", SCHEMA_STR, VOFF(kernel), SZ(struct vm_spec, kernel), 0, NULL, NULL, 0},
 	{"initrd", SCHEMA_STR, VOFF(initrd), SZ(struct vm_spec, initrd), 0, NULL, NULL, 0},
@@ -305,6 +307,43 @@ static int check_file(struct schema_err *e, const char *key, const char *path)
 	return 0;
 }
 
+/* The recorded host-model CPU: property names and values as QEMU's -cpu
+ * takes them, only for cpu_model host-model. */
+static int check_cpu_host_model(const struct vm_spec *s, struct schema_err *e)
+{
+	static const char key_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					"0123456789._-";
+	char p[96];
+
+	if (strcmp(s->cpu_model, VM_CPU_HOST_MODEL) && s->n_cpu_host_model)
+		return schema_fail(e, "cpu_host_model",
+				   "cpu_host_model is only for cpu_model %s (cpu_model is %s)",
+				   VM_CPU_HOST_MODEL, s->cpu_model);
+	if (s->n_cpu_host_model > VM_CPU_PROPS_MAX)
+		return schema_fail(e, "cpu_host_model", "cpu_host_model has %zu properties, at most %d",
+				   s->n_cpu_host_model, VM_CPU_PROPS_MAX);
+	for (size_t i = 0; i < s->n_cpu_host_model; i++) {
+		const struct ferry_kv *kv = &s->cpu_host_model[i];
+		size_t kl = strlen(kv->key);
+
+		snprintf(p, sizeof(p), "cpu_host_model.%.60s", kv->key);
+		if (!kl || kl > 63 || strspn(kv->key, key_chars) != kl)
+			return schema_fail(e, p,
+					   "%s: a CPU property name is 1..63 characters of a-z, A-Z, "
+					   "0-9, '.', '_', '-'",
+					   p);
+		if (strlen(kv->value) > 63)
+			return schema_fail(e, p, "%s: value longer than 63 characters", p);
+		for (const char *c = kv->value; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				return schema_fail(e, p, "%s: value has a non-printable character", p);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(s->cpu_host_model[j].key, kv->key))
+				return schema_fail(e, p, "%s: duplicate property", p);
+	}
+	return 0;
+}
+
 static int spec_check(const struct vm_spec *s, struct schema_err *e)
 {
 	static const char *const firmwares[] = {"bios", "uefi", NULL};
@@ -337,6 +376,8 @@ static int spec_check(const struct vm_spec *s, struct schema_err *e)
 				   "cpu_model must be a QEMU CPU model name such as qemu64 or host "
 				   "(got \"%s\")",
 				   s->cpu_model);
+	if ((rc = check_cpu_host_model(s, e)))
+		return rc;
 	if ((rc = schema_check_enum(e, "firmware", s->firmware, firmwares, "bios, uefi")))
 		return rc;
 	if (!strcmp(s->firmware, "uefi") && machine_family(s->machine) != 'q')

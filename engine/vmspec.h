@@ -36,6 +36,9 @@ struct json_object;
 /* Disks of a VM, every bus together: each virtio disk takes a PCI slot of
  * the root bus, which has 32. */
 #define VM_DISKS_MAX 24
+/* cpu_model value of a host-model CPU, and the most properties it keeps. */
+#define VM_CPU_HOST_MODEL "host-model"
+#define VM_CPU_PROPS_MAX 1024
 /* virtio-scsi: one controller, one target per disk. */
 #define VM_SCSI_DISKS_MAX 16
 
@@ -63,7 +66,12 @@ struct vm_spec {
 	int memory_mib;     /* default 1024 */
 	int vcpus;          /* default 1 */
 	char machine[32];   /* default "q35" */
-	char cpu_model[64]; /* default "qemu64"; "host" = host-model CPU */
+	char cpu_model[64]; /* default "qemu64"; "host" = passthrough, "host-model" */
+	/* cpu_model host-model: the CPU of the host the VM was created on,
+	 * QEMU's static expansion (qmp/cpu_model.h), recorded at its first
+	 * start and travelling with it; empty for any other model. */
+	struct ferry_kv *cpu_host_model;
+	size_t n_cpu_host_model;
 	char firmware[16];  /* bios | uefi (default bios) */
 	char kernel[512];   /* optional direct kernel boot; else boot from the first disk */
 	char initrd[512];   /* optional, only with kernel */
