@@ -503,13 +503,19 @@ void qemu_env_free_host_cpu(struct qemu_env *env)
 	env->n_host_cpu = 0;
 }
 
-/* Asks a probe QEMU (QMP on qmp) for its CPU: "host" when KVM runs it. */
+/* Asks a probe QEMU (QMP on qmp) for its CPU: "host" when KVM runs it,
+ * else the named model qemu64. */
 static int probe_query(const char *qmp, struct qemu_env *env, char *err, size_t errlen)
 {
 	struct json_object *kvm = NULL;
 	struct qmp *q = NULL;
 	struct qmp_error qe;
-	const char *model = "max";
+	/* Under TCG there is no host CPU. Not "max": its static expansion has
+	 * family 0 (QEMU fills max's identity in only when it realizes the
+	 * CPU), and a CPU built from it with -cpu base keeps family 0, which
+	 * guests mishandle (ferry-guest's timer never ticks). qemu64 is what
+	 * every TCG node can give. */
+	const char *model = "qemu64";
 	int r;
 
 	r = qmp_connect(qmp, 15000, &q, &qe);

@@ -62,8 +62,8 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 		  int incoming, int paused, struct qemu_vm **out, char *err, size_t errlen);
 
 /* Starts a QEMU without a machine (as the QEMU user, the env's accel list)
- * and records the static expansion of its "host" CPU (KVM) or "max" (TCG)
- * in env->host_cpu. 0, or -errno with the reason in err and
+ * and records the static expansion of its "host" CPU (KVM), or of the
+ * named model qemu64 (TCG has no host CPU), in env->host_cpu. 0, or -errno with the reason in err and
  * env->host_cpu_err; host-model VMs are then refused here. */
 int qemu_probe_host_cpu(struct qemu_env *env, char *err, size_t errlen);
 void qemu_env_free_host_cpu(struct qemu_env *env);

@@ -3,7 +3,8 @@
  *
  * A host-model VM gets the CPU of the host it was created on, written out:
  * QEMU's static expansion (`query-cpu-model-expansion` type "static") of
- * "host" under KVM, or of "max" under TCG (which has no host CPU), is the
+ * "host" under KVM, or of a named model under TCG (which has no host CPU;
+ * engine/qemu_proc.c says why not "max"), is the
  * static model "base" plus properties. ferry keeps the enabled features
  * ("aes": "on") and every non-boolean property ("family": "6",
  * "model-id": "...") as sorted key/value pairs; "-cpu base,<k>=<v>,..."
@@ -39,7 +40,7 @@ int cpu_model_parse(struct json_object *ret, struct ferry_kv **out, size_t *n);
 size_t cpu_model_missing(const struct ferry_kv *vm, size_t n_vm, const struct ferry_kv *host,
 			 size_t n_host, char *buf, size_t len);
 
-/* Asks q for the static expansion of model ("host" or "max"). */
+/* Asks q for the static expansion of model ("host", or a named one). */
 int cpu_model_query(struct qmp *q, const char *model, struct ferry_kv **out, size_t *n,
 		    char *err, size_t errlen);
 
