@@ -71,6 +71,8 @@ m=$(mig_json node-a "$id")
 echo "$m" | jq -c '{phase, mode, postCopy, postcopyRequests, disks, totalMs, pauseMs}'
 grep -q "event=post_copy_started" "$WORK/node-a.log" || die "the migration never switched to post-copy"
 [ "$(echo "$m" | jq -r .disks)" = 1 ] || die "post-copy migration copied no disk"
+# The guest runs on node-b from the start of post-copy, not its end.
+[ "$(echo "$m" | jq -r .pauseMs)" -lt 5000 ] || die "the guest was paused $(echo "$m" | jq -r .pauseMs) ms"
 guest_verify node-b c1
 check_copy c1 "$img"
 assert_no_migration_files node-a
