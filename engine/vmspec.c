@@ -130,7 +130,6 @@ static int spec_finish(struct vm_spec *s)
 	return 0;
 }
 
-
 /* The position of disk idx among the disks of its bus. */
 static size_t index_on_bus(const struct vm_spec *s, size_t idx)
 {

@@ -859,6 +859,90 @@ static void test_qemu_accepts(void **state)
 	vmspec_free(s);
 }
 
+/* q35 with UEFI, a disk on each of its buses, a SCSI cdrom, a virtio NIC
+ * and 2 vCPUs under MTTCG: QEMU takes the command line (it only creates its
+ * QMP socket once it parsed and built everything) and shows the devices. */
+static void test_qemu_accepts_hw(void **state)
+{
+	char err[256], qmp[192], vars[192], img[3][192], *y;
+	char **argv = NULL;
+	struct vm_spec *s = NULL;
+	struct qemu_launch l = {.accel = "tcg", .incoming_defer = 1};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct json_object *r;
+	const char *txt;
+	pid_t pid;
+	FILE *f;
+	int fd = -1, st, i;
+
+	(void)state;
+	if (!on_path("qemu-system-x86_64") || access(VM_OVMF_CODE, R_OK) ||
+	    access(VM_OVMF_VARS, R_OK))
+		skip();
+	for (i = 0; i < 3; i++) {
+		snprintf(img[i], sizeof(img[i]), "%s/hw%d.raw", g_dir, i);
+		write_file(img[i], "", 0);
+		assert_int_equal(truncate(img[i], 1 << 20), 0);
+	}
+	snprintf(vars, sizeof(vars), "%s/efivars.fd", g_dir);
+	{
+		char *cp[] = {"cp", VM_OVMF_VARS, vars, NULL};
+
+		assert_int_equal(run(cp), 0);
+	}
+	snprintf(qmp, sizeof(qmp), "%s/hw-qmp.sock", g_dir);
+	assert_true(asprintf(&y,
+			     "name: hw\nmemory_mib: 64\nvcpus: 2\nfirmware: uefi\n"
+			     "disks:\n  - {name: v, path: '%s', format: raw}\n"
+			     "  - {name: s, path: '%s', format: raw, bus: scsi}\n"
+			     "  - {name: t, path: '%s', format: raw, bus: sata}\n"
+			     "  - {name: cd, path: '', type: cdrom, bus: scsi}\n"
+			     "nics: [{name: net0}, {name: net1, model: e1000}]\n",
+			     img[0], img[1], img[2]) > 0);
+	assert_int_equal(parse(y, &s, err, sizeof(err)), 0);
+	free(y);
+	l.qmp_socket = qmp;
+	l.efi_vars = vars;
+	assert_int_equal(qemu_cmdline_build(s, &l, &argv), 0);
+	assert_int_equal(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	g_qemu = pid;
+	qemu_cmdline_free(argv);
+	memcpy(sa.sun_path, qmp, strlen(qmp) + 1);
+	for (i = 0; i < 200; i++) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			break;
+		close(fd);
+		fd = -1;
+		if (waitpid(pid, &st, WNOHANG) == pid && !(g_qemu = 0))
+			fail_msg("QEMU exited with status %d: it rejected the command line", st);
+		usleep(50 * 1000);
+	}
+	assert_true(fd >= 0);
+	f = fdopen(dup(fd), "r");
+	assert_non_null(f);
+	json_object_put(qmp_cmd(f, fd, "{\"execute\":\"qmp_capabilities\"}\n"));
+	r = qmp_cmd(f, fd, "{\"execute\":\"query-block\"}\n");
+	assert_non_null(r);
+	txt = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	for (i = 0; i < 4; i++) {
+		static const char *const ids[] = {"dev-v", "dev-s", "dev-t", "dev-cd"};
+
+		assert_non_null(strstr(txt, ids[i]));
+	}
+	json_object_put(r);
+	r = qmp_cmd(f, fd, "{\"execute\":\"query-cpus-fast\"}\n");
+	assert_non_null(r);
+	assert_int_equal(json_object_array_length(json_object_object_get(r, "return")), 2);
+	json_object_put(r);
+	json_object_put(qmp_cmd(f, fd, "{\"execute\":\"quit\"}\n"));
+	fclose(f);
+	close(fd);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	g_qemu = 0;
+	vmspec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -875,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_cmdline_buses),
 		cmocka_unit_test(test_hw_errors),
 		cmocka_unit_test(test_qemu_accepts),
+		cmocka_unit_test(test_qemu_accepts_hw),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
