@@ -100,6 +100,8 @@ void remove_vm(struct agent *a, struct agent_vm *v)
 static int qemu_setup(struct agent *a, const struct ferry_config *cfg, char *err, size_t errlen)
 {
 	struct qemu_env *q = &a->env.qemu;
+	char perr[256];
+	int r;
 
 	q->binary = cfg->qemu_binary;
 	q->accel = cfg->accel;
@@ -113,7 +115,13 @@ static int qemu_setup(struct agent *a, const struct ferry_config *cfg, char *err
 	 * may name its own copies under disks_dir/NAME/, never another VM's. */
 	q->allowed_dirs = a->allowed_dirs;
 	q->n_allowed_dirs = cfg->n_allowed_paths;
-	return qemu_confine_init(q, cfg->qemu_user, err, errlen);
+	r = qemu_confine_init(q, cfg->qemu_user, err, errlen);
+	if (r < 0)
+		return r;
+	/* What a host-model VM gets here; without it only those are refused. */
+	if (qemu_probe_host_cpu(q, perr, sizeof(perr)) < 0)
+		log_warn("agent", "event=host_cpu_unknown reason=\"%s\"", log_q(perr));
+	return 0;
 }
 
 /* The state dir and the dirs QEMU passes through (run dirs, migration
@@ -267,6 +275,7 @@ void agent_shutdown(struct agent *a)
 	workers_free(a->w);
 	free(a->allowed_dirs);
 	a->allowed_dirs = NULL;
+	qemu_env_free_host_cpu(&a->env.qemu);
 	loop_free(a->lp);
 	tls_ident_free(a->env.ident);
 	a->env.ident = NULL;

@@ -9,6 +9,7 @@
 
 #include "agent/cluster.h"
 #include "engine/preflight.h"
+#include "qmp/cpu_model.h"
 #include "transport/peer.h"
 
 static int json_array_has(struct json_object *arr, const char *v)
@@ -17,6 +18,39 @@ static int json_array_has(struct json_object *arr, const char *v)
 		if (!strcmp(json_object_get_string(json_object_array_get_idx(arr, i)) ?: "", v))
 			return 1;
 	return 0;
+}
+
+/* A host-model VM fits a node whose CPU (its facts' cpuHostModel) has
+ * every feature of the VM's recorded one; otherwise reason names those it
+ * lacks. */
+static int host_model_fits(const struct vm_spec *spec, struct json_object *host, char *reason,
+			   size_t len)
+{
+	struct ferry_kv *kv;
+	char missing[300];
+	size_t n = 0, k;
+
+	if (!json_object_is_type(host, json_type_object)) {
+		snprintf(reason, len, "the node does not report its CPU, which a host-model VM needs");
+		return 0;
+	}
+	kv = calloc((size_t)json_object_object_length(host) + 1, sizeof(*kv));
+	if (!kv) {
+		snprintf(reason, len, "out of memory");
+		return 0;
+	}
+	json_object_object_foreach(host, key, val)
+	{
+		kv[n].key = key;
+		kv[n++].value = (char *)(json_object_get_string(val) ?: "");
+	}
+	k = cpu_model_missing(spec->cpu_host_model, spec->n_cpu_host_model, kv, n, missing,
+			      sizeof(missing));
+	free(kv);
+	if (k)
+		snprintf(reason, len, "the node's CPU lacks %zu feature%s of the VM's host-model CPU: %s",
+			 k, k == 1 ? "" : "s", missing);
+	return k == 0;
 }
 
 /* Asks each peer for its facts over the authenticated link and judges it
@@ -71,7 +105,12 @@ struct json_object *judge_peers(struct agent *a, const struct vm_spec *spec)
 						 spec->nics[k].network, spec->nics[k].name);
 					ok = 0;
 				}
-			if (ok && !json_array_has(json_object_object_get(facts, "cpuModels"), spec->cpu_model)) {
+			if (ok && !strcmp(spec->cpu_model, VM_CPU_HOST_MODEL)) {
+				if (!host_model_fits(spec, json_object_object_get(facts, "cpuHostModel"),
+						     reason, sizeof(reason)))
+					ok = 0;
+			} else if (ok && !json_array_has(json_object_object_get(facts, "cpuModels"),
+							spec->cpu_model)) {
 				snprintf(reason, sizeof(reason), "CPU model %s is not supported on this node",
 					 spec->cpu_model);
 				ok = 0;

@@ -147,6 +147,16 @@ struct json_object *agent_node_json(struct agent *a)
 				json_object_array_add(cpus, json_object_new_string(a->cfg->cpu_models[i]));
 			json_object_object_add(o, "networks", nets);
 			json_object_object_add(o, "cpuModels", cpus);
+			/* This node's CPU as a host-model VM gets it (placement
+			 * compares a VM's recorded one with it). */
+			if (a->env.qemu.n_host_cpu) {
+				struct json_object *hm = json_object_new_object();
+
+				for (size_t i = 0; i < a->env.qemu.n_host_cpu; i++)
+					json_object_object_add(hm, a->env.qemu.host_cpu[i].key,
+							       json_object_new_string(a->env.qemu.host_cpu[i].value));
+				json_object_object_add(o, "cpuHostModel", hm);
+			}
 		}
 	}
 	return o;

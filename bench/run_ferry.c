@@ -209,13 +209,15 @@ static int ferry_create_vm(struct frun *f)
 	char spec[PATH_MAX + 64], text[PATH_MAX * 2 + 1024], log[PATH_MAX + 64], disks[PATH_MAX + 128] = "";
 	char *argv[] = {f->ctl, "--server", f->api, "vm", "create", "-f", spec, NULL};
 
-	/* a local disk: ferry mirrors it to an image it creates on node-b */
+	/* a local disk: ferry mirrors it to an image it creates on node-b. The
+	 * guest writes it with IDE PIO, on pc, the machine of the native run. */
 	if (f->disk)
-		snprintf(disks, sizeof(disks), "disks:\n  - {name: root, path: %s, format: %s, storage: local}\n",
+		snprintf(disks, sizeof(disks),
+			 "disks:\n  - {name: root, path: %s, format: %s, storage: local, bus: ide}\n",
 			 f->img_src, cfg.disk_format);
 	snprintf(spec, sizeof(spec), "%s/vm.yaml", f->dir);
 	snprintf(text, sizeof(text),
-		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nserial: true\nkernel: %s\n"
+		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nmachine: pc\nserial: true\nkernel: %s\n"
 		 "append: \"%s\"\n%s",
 		 cfg.mem_mib, cfg.kernel, cfg.append, disks);
 	if (write_text(spec, text))

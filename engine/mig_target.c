@@ -358,6 +358,7 @@ struct tgt_watch {
 	int qemu_done;  /* MIGRATION completed */
 	int resumed;    /* RESUME: the guest runs here */
 	int paused_mode; /* the guest is to arrive paused (verification, --paused) */
+	int cont_sent;   /* resume_after_storage done */
 	uint64_t complete_deadline;
 };
 
@@ -386,12 +387,22 @@ static int take_qemu_events(struct migration *m, struct tgt_watch *w)
 				 (unsigned long long)ev.ts_us);
 			if (s && !strcmp(s, "postcopy-active") && m->state == MS_TGT_INCOMING) {
 				(void)mig_enter(m, MS_TGT_POSTCOPY);
+				/* The mirrors ended at the source's switchover, before
+				 * post-copy began; -S would keep the guest paused for
+				 * all of post-copy. A cont while QEMU still loads only
+				 * lets it start the guest when post-copy runs it. */
+				if (stor_count(m->stor) && !w->paused_mode && !w->cont_sent) {
+					w->cont_sent = 1;
+					resume_after_storage(m);
+				}
 			} else if (s && !strcmp(s, "completed") && !w->qemu_done) {
 				w->qemu_done = 1;
 				w->complete_deadline = time_mono_ms() + COMPLETE_WAIT_MS;
 				(void)mig_enter(m, MS_TGT_LOADED);
-				if (stor_count(m->stor) && !w->paused_mode)
+				if (stor_count(m->stor) && !w->paused_mode && !w->cont_sent) {
+					w->cont_sent = 1;
 					resume_after_storage(m);
+				}
 			} else if (s && !strcmp(s, "failed")) {
 				r = -EIO;
 			}

@@ -116,30 +116,110 @@ static int accel_ok(const char *a)
 	return a[strlen(a) - 1] != ':' && a[0] != ':' && !strstr(a, "::");
 }
 
+/* The guest device of disk i: controller, slot, and the boot order mark. */
+static void add_disk_device(struct argv_buf *b, const struct vm_disk *d, int bus, int unit,
+			    const char *drive, const char *name, int boot)
+{
+	int cd = !strcmp(d->type, "cdrom");
+	const char *bi = boot ? ",bootindex=1" : "";
+
+	argv_add(b, "-device");
+	if (!strcmp(d->bus, "virtio"))
+		argv_addf(b, "virtio-blk-pci%s,id=dev-%s%s", drive, name, bi);
+	else if (!strcmp(d->bus, "scsi"))
+		argv_addf(b, "%s%s,bus=scsi0.0,channel=0,scsi-id=%d,lun=0,id=dev-%s%s",
+			  cd ? "scsi-cd" : "scsi-hd", drive, unit, name, bi);
+	else /* ide on pc, sata on q35: both are "ide.N" buses */
+		argv_addf(b, "%s%s,bus=ide.%d,unit=%d,id=dev-%s%s", cd ? "ide-cd" : "ide-hd", drive,
+			  bus, unit, name, bi);
+}
+
+static int disk_ok(const struct vm_spec *s, size_t i, int *bus, int *unit)
+{
+	const struct vm_disk *d = &s->disks[i];
+	int cd = !strcmp(d->type, "cdrom");
+
+	if (vmspec_disk_slot(s, i, bus, unit) ||
+	    (strcmp(d->type, "disk") && !cd && strcmp(d->type, "containerdisk")) ||
+	    (strcmp(d->format, "qcow2") && strcmp(d->format, "raw")) || (!d->path[0] && !cd) ||
+	    (cd && !strcmp(d->bus, "virtio")))
+		return 0;
+	return 1;
+}
+
+/* A host-model CPU as recorded: "base,<prop>=<value>,..." (qmp/cpu_model.h).
+ * Unrecorded, it cannot be built: the caller fills it in first. */
+static void add_host_model(struct argv_buf *b, const struct vm_spec *s)
+{
+	size_t len = 5, used;
+	char e1[OPT_MAX], e2[OPT_MAX], *buf;
+
+	if (b->err)
+		return;
+	if (!s->n_cpu_host_model) {
+		b->err = -EINVAL;
+		return;
+	}
+	for (size_t i = 0; i < s->n_cpu_host_model; i++) /* escaping at most doubles */
+		len += 2 * (strlen(s->cpu_host_model[i].key) + strlen(s->cpu_host_model[i].value)) + 2;
+	buf = malloc(len);
+	if (!buf) {
+		b->err = -ENOMEM;
+		return;
+	}
+	used = (size_t)snprintf(buf, len, "base");
+	for (size_t i = 0; i < s->n_cpu_host_model && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, ",%s=%s",
+					 esc(b, s->cpu_host_model[i].key, e1),
+					 esc(b, s->cpu_host_model[i].value, e2));
+	argv_add(b, buf);
+	free(buf);
+}
+
+/* One -accel per entry of the fallback list, tried in order; TCG with
+ * several vCPUs gets a thread each (MTTCG). */
+static void add_accels(struct argv_buf *b, const char *accel, int vcpus)
+{
+	char buf[32];
+	char *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", accel);
+	for (t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+		argv_add(b, "-accel");
+		if (!strcmp(t, "tcg") && vcpus > 1)
+			argv_add(b, "tcg,thread=multi");
+		else
+			argv_add(b, t);
+	}
+}
+
 static void add_disks(struct argv_buf *b, const struct vm_spec *s)
 {
-	char e1[OPT_MAX], e2[OPT_MAX];
+	char e1[OPT_MAX], e2[OPT_MAX], drive[OPT_MAX + 16];
+	int boot_done = s->kernel[0] != '\0'; /* a kernel boots; no disk needs the mark */
 	size_t i;
 
+	for (i = 0; i < s->n_disks; i++)
+		if (!strcmp(s->disks[i].bus, "scsi")) {
+			/* One controller for every scsi disk, before them. */
+			argv_add(b, "-device");
+			argv_add(b, "virtio-scsi-pci,id=scsi0");
+			break;
+		}
 	for (i = 0; i < s->n_disks && !b->err; i++) {
 		const struct vm_disk *d = &s->disks[i];
 		int cd = !strcmp(d->type, "cdrom");
 		int bus, unit;
 
-		if (vmspec_ide_slot(s->machine, i, &bus, &unit) ||
-		    (strcmp(d->type, "disk") && strcmp(d->type, "cdrom") &&
-		     strcmp(d->type, "containerdisk")) ||
-		    (strcmp(d->format, "qcow2") && strcmp(d->format, "raw")) ||
-		    (!d->path[0] && !cd)) {
+		if (!disk_ok(s, i, &bus, &unit)) {
 			b->err = -EINVAL;
 			return;
 		}
+		esc(b, d->name, e1);
 		if (!d->path[0]) {
 			/* An empty tray: the device exists (so source and target
 			 * match) but no block node backs it. */
-			argv_add(b, "-device");
-			argv_addf(b, "ide-cd,bus=ide.%d,unit=%d,id=dev-%s", bus, unit,
-				  esc(b, d->name, e1));
+			add_disk_device(b, d, bus, unit, "", e1, 0);
 			continue;
 		}
 		/* One -blockdev, two explicit node names: the format node is what
@@ -150,11 +230,10 @@ static void add_disks(struct argv_buf *b, const struct vm_spec *s)
 		argv_addf(b,
 			  "driver=%s,node-name=disk-%s,file.driver=file,file.node-name=file-%s,"
 			  "file.filename=%s%s",
-			  d->format, esc(b, d->name, e1), e1, esc(b, d->path, e2),
-			  cd ? ",read-only=on" : "");
-		argv_add(b, "-device");
-		argv_addf(b, "%s,drive=disk-%s,bus=ide.%d,unit=%d,id=dev-%s",
-			  cd ? "ide-cd" : "ide-hd", e1, bus, unit, e1);
+			  d->format, e1, e1, esc(b, d->path, e2), cd ? ",read-only=on" : "");
+		snprintf(drive, sizeof(drive), ",drive=disk-%s", e1);
+		add_disk_device(b, d, bus, unit, drive, e1, !boot_done);
+		boot_done = 1;
 	}
 }
 
@@ -176,9 +255,14 @@ static void add_nics(struct argv_buf *b, const struct vm_spec *s)
 			b->err = -EINVAL;
 			return;
 		}
+		if (strcmp(n->model, "virtio") && strcmp(n->model, "e1000")) {
+			b->err = -EINVAL;
+			return;
+		}
 		qemu_nic_mac(s, i, mac);
 		argv_add(b, "-device");
-		argv_addf(b, "e1000,netdev=%s,mac=%s,id=nic-%s", e1, mac, e1);
+		argv_addf(b, "%s,netdev=%s,mac=%s,id=nic-%s",
+			  strcmp(n->model, "virtio") ? "e1000" : "virtio-net-pci", e1, mac, e1);
 	}
 }
 
@@ -187,7 +271,7 @@ int qemu_cmdline_build(const struct vm_spec *s, const struct qemu_launch *l, cha
 	struct argv_buf b = {0};
 	const char *accel = l->accel ? l->accel : "kvm:tcg";
 	char e1[OPT_MAX], e2[OPT_MAX];
-	int rc;
+	int rc, uefi;
 
 	*argv_out = NULL;
 	if (!l->qmp_socket || !accel_ok(accel)) {
@@ -199,11 +283,19 @@ int qemu_cmdline_build(const struct vm_spec *s, const struct qemu_launch *l, cha
 	argv_addf(&b, "guest=%s", esc(&b, s->name, e1));
 	argv_add(&b, "-uuid");
 	argv_add(&b, s->uuid);
+	uefi = !strcmp(s->firmware, "uefi");
+	if ((!uefi && strcmp(s->firmware, "bios")) || (uefi && !l->efi_vars)) {
+		rc = -EINVAL;
+		goto out;
+	}
 	argv_add(&b, "-machine");
-	argv_addf(&b, "%s,accel=%s", esc(&b, s->machine, e1), accel);
+	argv_addf(&b, "%s%s", esc(&b, s->machine, e1), uefi ? ",pflash0=fw-code,pflash1=fw-vars" : "");
+	add_accels(&b, accel, s->vcpus);
 	argv_add(&b, "-cpu");
-	/* -cpu is "model,feature=..": a comma would add CPU features. */
-	argv_add(&b, esc(&b, s->cpu_model, e1));
+	if (!strcmp(s->cpu_model, VM_CPU_HOST_MODEL))
+		add_host_model(&b, s);
+	else /* -cpu is "model,feature=..": a comma would add CPU features. */
+		argv_add(&b, esc(&b, s->cpu_model, e1));
 	argv_add(&b, "-m");
 	argv_addf(&b, "%d", s->memory_mib);
 	argv_add(&b, "-smp");
@@ -232,9 +324,22 @@ int qemu_cmdline_build(const struct vm_spec *s, const struct qemu_launch *l, cha
 		argv_add(&b, "-serial");
 		argv_add(&b, "chardev:ser0");
 	}
+	if (uefi) {
+		/* OVMF: the code read-only and shared, the variables this VM's
+		 * own file (pflash writes go straight to it). */
+		argv_add(&b, "-blockdev");
+		argv_addf(&b, "driver=file,node-name=fw-code,filename=%s,read-only=on",
+			  esc(&b, l->efi_code ? l->efi_code : VM_OVMF_CODE, e1));
+		argv_add(&b, "-blockdev");
+		argv_addf(&b, "driver=file,node-name=fw-vars,filename=%s", esc(&b, l->efi_vars, e1));
+	}
 	if (s->kernel[0]) {
 		argv_add(&b, "-kernel");
 		argv_add(&b, s->kernel);
+		if (s->initrd[0]) {
+			argv_add(&b, "-initrd");
+			argv_add(&b, s->initrd);
+		}
 		if (s->append[0]) {
 			argv_add(&b, "-append");
 			argv_add(&b, s->append);

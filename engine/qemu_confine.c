@@ -183,6 +183,11 @@ int qemu_confine_spec(const struct qemu_env *env, const struct vm_spec *spec, ch
 		what[n] = "kernel";
 		modes[n++] = R_OK;
 	}
+	if (spec->initrd[0]) {
+		paths[n] = spec->initrd;
+		what[n] = "initrd";
+		modes[n++] = R_OK;
+	}
 	for (size_t i = 0; i < spec->n_disks && n < 64; i++) {
 		const struct vm_disk *d = &spec->disks[i];
 
@@ -216,6 +221,13 @@ int qemu_confine_spec(const struct qemu_env *env, const struct vm_spec *spec, ch
 			return -EACCES;
 	for (size_t i = 0; i < n; i++)
 		give_own_image(env, paths[i]);
+	/* OVMF's code is ferry's choice, not the spec's: no containment, but
+	 * the QEMU user must be able to read it. */
+	if (!strcmp(spec->firmware, "uefi") && n < 64) {
+		paths[n] = VM_OVMF_CODE;
+		what[n] = "UEFI firmware";
+		modes[n++] = R_OK;
+	}
 	bad = first_inaccessible(env, paths, modes, n, &e);
 	if (bad >= 0) {
 		snprintf(err, errlen, "%s %s is not %s by the QEMU user %s (qemu.user): %s", what[bad],

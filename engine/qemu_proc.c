@@ -18,6 +18,7 @@
 #include "engine/qemu_cmdline.h"
 #include "engine/qemu_confine.h"
 #include "engine/vmspec.h"
+#include "qmp/cpu_model.h"
 #include "qmp/qmp.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -130,7 +131,124 @@ void qemu_run_dir_remove(const char *run_dir)
 
 void qemu_vm_remove_files(struct qemu_vm *vm)
 {
+	/* An unfinished incoming VM's variables are a template copy that may
+	 * hold part of the guest's: the source keeps the real ones. */
+	if (vm->incoming_marker[0] && vm->efi_vars[0])
+		unlink(vm->efi_vars);
 	qemu_run_dir_remove(vm->run_dir);
+}
+
+/* Copy src to dst (replaced) with mode 0600. 0 or -errno. */
+static int copy_file(const char *src, const char *dst)
+{
+	char buf[65536], tmp[480];
+	int in, out, r = 0;
+	ssize_t n;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	unlink(tmp);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0 && r == 0)
+		r = fs_write_all(out, buf, (size_t)n);
+	if (n < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	close(in);
+	if (close(out) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, dst) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* cpu_model host-model: an ordinary start records this node's CPU in the
+ * spec (it travels with it from then on); every start, a migration's
+ * target too, refuses a CPU this node cannot give with the features it
+ * lacks. */
+static int fit_host_model(const struct qemu_env *env, struct vm_spec *spec, int incoming,
+			  char *err, size_t errlen)
+{
+	char missing[400];
+	size_t n;
+
+	if (!env->n_host_cpu) {
+		snprintf(err, errlen, "cpu_model host-model: this node's CPU is unknown (%s)",
+			 env->host_cpu_err[0] ? env->host_cpu_err : "not probed");
+		return -EINVAL;
+	}
+	if (!spec->n_cpu_host_model && incoming) {
+		snprintf(err, errlen, "a host-model VM arrived without its recorded CPU");
+		return -EINVAL;
+	}
+	if (!spec->n_cpu_host_model) {
+		spec->cpu_host_model = calloc(env->n_host_cpu, sizeof(*spec->cpu_host_model));
+		if (!spec->cpu_host_model)
+			return -ENOMEM;
+		for (size_t i = 0; i < env->n_host_cpu; i++) {
+			spec->cpu_host_model[i].key = strdup(env->host_cpu[i].key);
+			spec->cpu_host_model[i].value = strdup(env->host_cpu[i].value);
+			spec->n_cpu_host_model = i + 1;
+			if (!spec->cpu_host_model[i].key || !spec->cpu_host_model[i].value)
+				return -ENOMEM; /* vmspec_free takes the half-made list */
+		}
+		log_info("qemu", "event=host_model_recorded vm=%s props=%zu", spec->name,
+			 spec->n_cpu_host_model);
+	}
+	n = cpu_model_missing(spec->cpu_host_model, spec->n_cpu_host_model, env->host_cpu,
+			      env->n_host_cpu, missing, sizeof(missing));
+	if (n) {
+		snprintf(err, errlen,
+			 "this node's CPU lacks %zu feature%s of the VM's host-model CPU: %s", n,
+			 n == 1 ? "" : "s", missing);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* firmware uefi: OVMF present, and the VM's variables file in place and the
+ * QEMU user's (qemu_proc.h says when it is copied from the template). */
+static int prepare_efi_vars(const struct qemu_env *env, struct qemu_vm *vm, int incoming,
+			    char *err, size_t errlen)
+{
+	static const char *const fw[] = {VM_OVMF_CODE, VM_OVMF_VARS};
+	char dir[400];
+	int r;
+
+	for (size_t i = 0; i < 2; i++)
+		if (access(fw[i], R_OK) < 0) {
+			snprintf(err, errlen,
+				 "firmware uefi needs OVMF: %s: %s (install the ovmf package)", fw[i],
+				 strerror(errno));
+			return -ENOENT;
+		}
+	snprintf(dir, sizeof(dir), "%s/%s", env->disks_dir, vm->spec->name);
+	snprintf(vm->efi_vars, sizeof(vm->efi_vars), "%s/efivars.fd", dir);
+	r = fs_mkdir_p(dir);
+	if (r == 0)
+		r = qemu_confine_share_dir(env, dir);
+	if (r == 0 && (incoming || access(vm->efi_vars, F_OK) < 0)) {
+		r = copy_file(VM_OVMF_VARS, vm->efi_vars);
+		if (r == 0)
+			log_info("qemu", "event=efi_vars_created vm=%s path=%s incoming=%d",
+				 vm->spec->name, vm->efi_vars, incoming);
+	}
+	if (r == 0)
+		r = qemu_confine_give(env, vm->efi_vars);
+	if (r < 0)
+		snprintf(err, errlen, "cannot make the UEFI variables file %s: %s", vm->efi_vars,
+			 strerror(-r));
+	return r;
 }
 
 int qemu_vm_save_spec(const struct qemu_vm *vm)
@@ -255,9 +373,19 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 	}
 	/* Before anything is created: a refused spec leaves no trace. */
 	r = qemu_confine_spec(env, spec, err, errlen);
+	if (r == 0 && !strcmp(spec->cpu_model, VM_CPU_HOST_MODEL))
+		r = fit_host_model(env, spec, incoming, err, errlen);
 	if (r < 0) {
 		vm->run_dir[0] = '\0'; /* not ours to remove */
 		goto fail;
+	}
+	if (!strcmp(spec->firmware, "uefi")) {
+		r = prepare_efi_vars(env, vm, incoming, err, errlen);
+		if (r < 0) {
+			vm->run_dir[0] = '\0'; /* nothing made there yet */
+			vm->efi_vars[0] = '\0';
+			goto fail;
+		}
 	}
 	r = fs_mkdir_p(run_dir);
 	if (r == 0)
@@ -282,6 +410,7 @@ int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *
 	l.incoming_defer = incoming;
 	l.pidfile = vm->pidfile;
 	l.sandbox = qemu_confine_sandbox(env, spec);
+	l.efi_vars = vm->efi_vars[0] ? vm->efi_vars : NULL;
 	r = qemu_cmdline_build(spec, &l, &argv);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot build the QEMU command line: %s", strerror(-r));
@@ -364,5 +493,105 @@ out:
 		close(logfd);
 	free(argv2);
 	qemu_cmdline_free(argv);
+	return r;
+}
+
+void qemu_env_free_host_cpu(struct qemu_env *env)
+{
+	cpu_model_free(env->host_cpu, env->n_host_cpu);
+	env->host_cpu = NULL;
+	env->n_host_cpu = 0;
+}
+
+/* Asks a probe QEMU (QMP on qmp) for its CPU: "host" when KVM runs it,
+ * else the named model qemu64. */
+static int probe_query(const char *qmp, struct qemu_env *env, char *err, size_t errlen)
+{
+	struct json_object *kvm = NULL;
+	struct qmp *q = NULL;
+	struct qmp_error qe;
+	/* Under TCG there is no host CPU. Not "max": its static expansion has
+	 * family 0 (QEMU fills max's identity in only when it realizes the
+	 * CPU), and a CPU built from it with -cpu base keeps family 0, which
+	 * guests mishandle (ferry-guest's timer never ticks). qemu64 is what
+	 * every TCG node can give. */
+	const char *model = "qemu64";
+	int r;
+
+	r = qmp_connect(qmp, 15000, &q, &qe);
+	if (r < 0) {
+		snprintf(err, errlen, "the probe QEMU did not answer: %s", qe.desc);
+		return r;
+	}
+	if (qmp_call(q, "query-kvm", NULL, &kvm, 5000, err, errlen) == 0 &&
+	    json_object_get_boolean(json_object_object_get(kvm, "enabled")))
+		model = "host";
+	json_object_put(kvm);
+	r = cpu_model_query(q, model, &env->host_cpu, &env->n_host_cpu, err, errlen);
+	if (r == 0)
+		log_info("qemu", "event=host_cpu_probed model=%s props=%zu", model, env->n_host_cpu);
+	qmp_close(q);
+	return r;
+}
+
+int qemu_probe_host_cpu(struct qemu_env *env, char *err, size_t errlen)
+{
+	char dir[] = "/tmp/ferry-cpu-probe-XXXXXX", chardev[128], qmp[64], accel[32];
+	char *argv[24], *save = NULL, *t;
+	size_t n = 0;
+	pid_t pid;
+	int r, st;
+
+	qemu_env_free_host_cpu(env);
+	if (!mkdtemp(dir) || qemu_confine_give(env, dir) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot make a probe directory: %s", strerror(errno));
+		goto out_err;
+	}
+	snprintf(qmp, sizeof(qmp), "%s/qmp.sock", dir);
+	snprintf(chardev, sizeof(chardev), "socket,id=qmp,path=%s,server=on,wait=off", qmp);
+	snprintf(accel, sizeof(accel), "%s", env->accel ? env->accel : "kvm:tcg");
+	argv[n++] = (char *)(env->binary ? env->binary : "qemu-system-x86_64");
+	for (t = strtok_r(accel, ":", &save); t && n < 10; t = strtok_r(NULL, ":", &save)) {
+		argv[n++] = "-accel";
+		argv[n++] = t;
+	}
+	for (const char *const *a = (const char *const[]){"-machine", "none", "-nodefaults",
+							    "-display", "none", "-S", "-chardev",
+							    NULL};
+	     *a; a++)
+		argv[n++] = (char *)*a;
+	argv[n++] = chardev;
+	argv[n++] = "-mon";
+	argv[n++] = "chardev=qmp,mode=control";
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		snprintf(err, errlen, "fork failed: %s", strerror(errno));
+		goto out_dir;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		if (qemu_confine_drop(env) < 0)
+			_exit(126);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	r = probe_query(qmp, env, err, errlen);
+	kill(pid, SIGKILL); /* a probe has nothing to save */
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+out_dir:
+	unlink(qmp);
+	rmdir(dir);
+	if (r == 0)
+		return 0;
+out_err:
+	snprintf(env->host_cpu_err, sizeof(env->host_cpu_err), "%s", err);
 	return r;
 }

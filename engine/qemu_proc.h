@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct vm_spec;
+struct ferry_kv;
 
 /* How this host runs QEMU (engine/qemu_confine.h for the confinement). */
 struct qemu_env {
@@ -24,6 +25,11 @@ struct qemu_env {
 	uid_t uid;
 	gid_t gid;
 	int sandbox; /* the binary has seccomp (-sandbox) */
+	/* qemu_probe_host_cpu: what a host-model VM gets here (qmp/cpu_model.h),
+	 * or none with the reason in host_cpu_err. */
+	struct ferry_kv *host_cpu;
+	size_t n_host_cpu;
+	char host_cpu_err[256];
 };
 
 struct qemu_vm {
@@ -36,15 +42,31 @@ struct qemu_vm {
 	char pidfile[420];
 	char incoming_path[420]; /* target only: where QEMU listens for the migration */
 	char incoming_marker[420]; /* exists while an incoming migration is unfinished */
+	char efi_vars[420];        /* firmware uefi: STATE/disks/NAME/efivars.fd, else "" */
 	pid_t pid;
 	int pidfd;
 };
 
 /* Starts QEMU for spec (ownership taken, also on failure) in run_dir, which
  * is created (0700). incoming: -incoming defer; paused: -S. Waits until its
- * QMP socket answers. */
+ * QMP socket answers.
+ *
+ * firmware uefi: the OVMF files must be there (else a clear error naming
+ * the ovmf package), and the VM's variables file is
+ * STATE/disks/NAME/efivars.fd, given to the QEMU user. An ordinary start
+ * keeps an existing one (the VM's NVRAM outlives a stop) and copies the
+ * template otherwise; an incoming start always copies the template: the
+ * source's variables arrive with the migration (QEMU migrates the flash
+ * as RAM and writes it to this file when the guest runs here). */
 int qemu_vm_start(const struct qemu_env *env, struct vm_spec *spec, const char *run_dir,
 		  int incoming, int paused, struct qemu_vm **out, char *err, size_t errlen);
+
+/* Starts a QEMU without a machine (as the QEMU user, the env's accel list)
+ * and records the static expansion of its "host" CPU (KVM), or of the
+ * named model qemu64 (TCG has no host CPU), in env->host_cpu. 0, or -errno with the reason in err and
+ * env->host_cpu_err; host-model VMs are then refused here. */
+int qemu_probe_host_cpu(struct qemu_env *env, char *err, size_t errlen);
+void qemu_env_free_host_cpu(struct qemu_env *env);
 
 /* Still running? (reaps it if it exited) */
 int qemu_vm_alive(struct qemu_vm *vm);
@@ -60,7 +82,8 @@ int qemu_vm_save_spec(const struct qemu_vm *vm);
  * live pid from qemu.pid and a QMP socket that answers. */
 int qemu_vm_adopt(const char *run_dir, struct qemu_vm **out, char *err, size_t errlen);
 
-/* Removes the run directory's files (QEMU must be stopped). */
+/* Removes the run directory's files (QEMU must be stopped), and the UEFI
+ * variables file of an incoming migration that did not finish. */
 void qemu_vm_remove_files(struct qemu_vm *vm);
 /* The same for a run dir without a qemu_vm (a stale incoming one). */
 void qemu_run_dir_remove(const char *run_dir);

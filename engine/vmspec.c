@@ -24,7 +24,8 @@ static void disk_init(void *p)
 {
 	struct vm_disk *d = p;
 
-	/* format stays empty: its default depends on the type (see finish). */
+	/* format and bus stay empty: their defaults depend on the type and
+	 * the machine (see finish). */
 	snprintf(d->type, sizeof(d->type), "disk");
 	snprintf(d->storage, sizeof(d->storage), "local");
 }
@@ -35,6 +36,7 @@ static void nic_init(void *p)
 
 	snprintf(n->network, sizeof(n->network), "default");
 	snprintf(n->binding, sizeof(n->binding), "user");
+	snprintf(n->model, sizeof(n->model), "virtio");
 }
 
 static const struct schema_field disk_fields[] = {
@@ -43,6 +45,7 @@ static const struct schema_field disk_fields[] = {
 	{"format", SCHEMA_STR, DOFF(format), SZ(struct vm_disk, format), 0, NULL, NULL, 0},
 	{"type", SCHEMA_STR, DOFF(type), SZ(struct vm_disk, type), 0, NULL, NULL, 0},
 	{"storage", SCHEMA_STR, DOFF(storage), SZ(struct vm_disk, storage), 0, NULL, NULL, 0},
+	{"bus", SCHEMA_STR, DOFF(bus), SZ(struct vm_disk, bus), 0, NULL, NULL, 0},
 	{0},
 };
 
@@ -51,6 +54,7 @@ static const struct schema_field nic_fields[] = {
 	{"network", SCHEMA_STR, NOFF(network), SZ(struct vm_nic, network), 0, NULL, NULL, 0},
 	{"binding", SCHEMA_STR, NOFF(binding), SZ(struct vm_nic, binding), 0, NULL, NULL, 0},
 	{"management", SCHEMA_BOOL, NOFF(management), 0, 0, NULL, NULL, 0},
+	{"model", SCHEMA_STR, NOFF(model), SZ(struct vm_nic, model), 0, NULL, NULL, 0},
 	{0},
 };
 
@@ -62,7 +66,11 @@ static const struct schema_field vm_fields[] = {
 	{"machine", SCHEMA_STR, VOFF(machine), SZ(struct vm_spec, machine), 0, NULL, NULL, 0},
 	{"cpu_model", SCHEMA_STR, VOFF(cpu_model), SZ(struct vm_spec, cpu_model), 0, NULL, NULL,
 	 0},
+	{"cpu_host_model", SCHEMA_KV, VOFF(cpu_host_model), 0, VOFF(n_cpu_host_model), NULL, NULL,
+	 0},
+	{"firmware", SCHEMA_STR, VOFF(firmware), SZ(struct vm_spec, firmware), 0, NULL, NULL, 0},
 	{"kernel", SCHEMA_STR, VOFF(kernel), SZ(struct vm_spec, kernel), 0, NULL, NULL, 0},
+	{"initrd", SCHEMA_STR, VOFF(initrd), SZ(struct vm_spec, initrd), 0, NULL, NULL, 0},
 	{"append", SCHEMA_STR, VOFF(append), SZ(struct vm_spec, append), 0, NULL, NULL, 0},
 	{"serial", SCHEMA_BOOL, VOFF(serial), 0, 0, NULL, NULL, 0},
 	{"labels", SCHEMA_KV, VOFF(labels), 0, VOFF(n_labels), NULL, NULL, 0},
@@ -80,9 +88,20 @@ static void spec_defaults(struct vm_spec *s)
 {
 	s->memory_mib = 1024;
 	s->vcpus = 1;
-	snprintf(s->machine, sizeof(s->machine), "pc");
+	snprintf(s->machine, sizeof(s->machine), "q35");
 	snprintf(s->cpu_model, sizeof(s->cpu_model), "qemu64");
+	snprintf(s->firmware, sizeof(s->firmware), "bios");
 	ferry_migration_unset(&s->mig);
+}
+
+/* Machine families ferry knows how to lay out: their disk controllers differ. */
+static int machine_family(const char *m)
+{
+	if (!strcmp(m, "pc") || !strncmp(m, "pc-i440fx-", 10))
+		return 'p';
+	if (!strcmp(m, "q35") || !strncmp(m, "pc-q35-", 7))
+		return 'q';
+	return 0;
 }
 
 /* Defaults that depend on other fields, and normalisation, applied after
@@ -95,6 +114,12 @@ static int spec_finish(struct vm_spec *s)
 		if (!d->format[0])
 			snprintf(d->format, sizeof(d->format), "%s",
 				 strcmp(d->type, "cdrom") ? "qcow2" : "raw");
+		/* virtio-blk has no removable media: a cdrom defaults to the
+		 * machine's own controller. */
+		if (!d->bus[0])
+			snprintf(d->bus, sizeof(d->bus), "%s",
+				 strcmp(d->type, "cdrom") ? "virtio"
+				 : machine_family(s->machine) == 'p' ? "ide" : "sata");
 	}
 	/* QEMU accepts either case; one spelling keeps the JSON form (and the
 	 * source/target comparison) canonical. */
@@ -105,34 +130,45 @@ static int spec_finish(struct vm_spec *s)
 	return 0;
 }
 
-/* Machine families ferry knows how to lay out: their IDE buses differ. */
-static int machine_family(const char *m)
+/* The position of disk idx among the disks of its bus. */
+static size_t index_on_bus(const struct vm_spec *s, size_t idx)
 {
-	if (!strcmp(m, "pc") || !strncmp(m, "pc-i440fx-", 10))
-		return 'p';
-	if (!strcmp(m, "q35") || !strncmp(m, "pc-q35-", 7))
-		return 'q';
-	return 0;
+	size_t n = 0;
+
+	for (size_t j = 0; j < idx; j++)
+		n += !strcmp(s->disks[j].bus, s->disks[idx].bus);
+	return n;
 }
 
-int vmspec_ide_slot(const char *machine, size_t idx, int *bus, int *unit)
+int vmspec_disk_slot(const struct vm_spec *s, size_t idx, int *bus, int *unit)
 {
-	switch (machine_family(machine)) {
-	case 'p': /* PIIX: ide.0 and ide.1, master and slave each */
-		if (idx >= 4)
-			return -EINVAL;
-		*bus = (int)(idx / 2);
-		*unit = (int)(idx % 2);
+	const char *b = s->disks[idx].bus;
+	size_t n = index_on_bus(s, idx);
+	int fam = machine_family(s->machine);
+
+	*bus = *unit = 0;
+	if (!strcmp(b, "virtio"))
 		return 0;
-	case 'q': /* ICH9 AHCI: six ports ide.0..ide.5, one device each */
-		if (idx >= 6)
+	if (!strcmp(b, "scsi")) {
+		if (n >= VM_SCSI_DISKS_MAX)
 			return -EINVAL;
-		*bus = (int)idx;
-		*unit = 0;
+		*unit = (int)n;
 		return 0;
-	default:
-		return -EINVAL;
 	}
+	if (!strcmp(b, "ide") && fam == 'p') { /* PIIX: ide.0/ide.1, master and slave */
+		if (n >= 4)
+			return -EINVAL;
+		*bus = (int)(n / 2);
+		*unit = (int)(n % 2);
+		return 0;
+	}
+	if (!strcmp(b, "sata") && fam == 'q') { /* ICH9 AHCI: ports ide.0..ide.5 */
+		if (n >= 6)
+			return -EINVAL;
+		*bus = (int)n;
+		return 0;
+	}
+	return -EINVAL;
 }
 
 static int check_uuid(struct schema_err *e, const char *u)
@@ -161,9 +197,13 @@ static int check_disks(const struct vm_spec *s, struct schema_err *e)
 	static const char *const types[] = {"disk", "cdrom", "containerdisk", NULL};
 	static const char *const storages[] = {"local", "shared", NULL};
 	static const char *const formats[] = {"qcow2", "raw", NULL};
+	static const char *const buses[] = {"virtio", "scsi", "sata", "ide", NULL};
+	int fam = machine_family(s->machine);
 	char p[96];
 	int rc, bus, unit;
 
+	if (s->n_disks > VM_DISKS_MAX)
+		return schema_fail(e, "disks", "disks: at most %d, got %zu", VM_DISKS_MAX, s->n_disks);
 	for (size_t i = 0; i < s->n_disks; i++) {
 		const struct vm_disk *d = &s->disks[i];
 
@@ -189,11 +229,29 @@ static int check_disks(const struct vm_spec *s, struct schema_err *e)
 			return schema_fail(e, p, "%s is required for a %s", p, d->type);
 		if (d->path[0] && (rc = schema_check_abs_path(e, p, d->path)))
 			return rc;
-		if (vmspec_ide_slot(s->machine, i, &bus, &unit))
-			return schema_fail(e, "disks",
-					   "disks: machine %s has IDE slots for %d disks, got %zu",
-					   s->machine, machine_family(s->machine) == 'q' ? 6 : 4,
-					   s->n_disks);
+		snprintf(p, sizeof(p), "disks[%zu].bus", i);
+		if ((rc = schema_check_enum(e, p, d->bus, buses, "virtio, scsi, sata, ide")))
+			return rc;
+		if (!strcmp(d->bus, "virtio") && !strcmp(d->type, "cdrom"))
+			return schema_fail(e, p,
+					   "%s: a cdrom cannot be on virtio (virtio-blk has no removable "
+					   "media): use scsi, or %s",
+					   p, fam == 'p' ? "ide" : "sata");
+		if (!strcmp(d->bus, "sata") && fam != 'q')
+			return schema_fail(e, p,
+					   "%s: sata (AHCI) is q35's controller; machine %s has none: "
+					   "use virtio, scsi or ide",
+					   p, s->machine);
+		if (!strcmp(d->bus, "ide") && fam != 'p')
+			return schema_fail(e, p,
+					   "%s: ide is the pc machine's controller; machine %s has none: "
+					   "use virtio, scsi or sata",
+					   p, s->machine);
+		if (vmspec_disk_slot(s, i, &bus, &unit))
+			return schema_fail(e, p, "%s: bus %s has room for %d disks; this is one more",
+					   p, d->bus,
+					   !strcmp(d->bus, "scsi") ? VM_SCSI_DISKS_MAX
+					   : !strcmp(d->bus, "ide") ? 4 : 6);
 	}
 	return 0;
 }
@@ -201,6 +259,7 @@ static int check_disks(const struct vm_spec *s, struct schema_err *e)
 static int check_nics(const struct vm_spec *s, struct schema_err *e)
 {
 	static const char *const bindings[] = {"user", "bridge", "masquerade", NULL};
+	static const char *const models[] = {"virtio", "e1000", NULL};
 	char p[96];
 	int rc;
 
@@ -223,14 +282,70 @@ static int check_nics(const struct vm_spec *s, struct schema_err *e)
 		snprintf(p, sizeof(p), "nics[%zu].binding", i);
 		if ((rc = schema_check_enum(e, p, n->binding, bindings, "user, bridge, masquerade")))
 			return rc;
+		snprintf(p, sizeof(p), "nics[%zu].model", i);
+		if ((rc = schema_check_enum(e, p, n->model, models, "virtio, e1000")))
+			return rc;
 		if (n->management != 0 && n->management != 1)
 			return schema_fail(e, p, "nics[%zu].management must be true or false", i);
 	}
 	return 0;
 }
 
+/* An absolute path to a readable regular file on this host. */
+static int check_file(struct schema_err *e, const char *key, const char *path)
+{
+	struct stat st;
+	int rc;
+
+	if ((rc = schema_check_abs_path(e, key, path)))
+		return rc;
+	if (stat(path, &st) || access(path, R_OK))
+		return schema_fail(e, key, "%s %s: %s", key, path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return schema_fail(e, key, "%s %s is not a regular file", key, path);
+	return 0;
+}
+
+/* The recorded host-model CPU: property names and values as QEMU's -cpu
+ * takes them, only for cpu_model host-model. */
+static int check_cpu_host_model(const struct vm_spec *s, struct schema_err *e)
+{
+	static const char key_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					"0123456789._-";
+	char p[96];
+
+	if (strcmp(s->cpu_model, VM_CPU_HOST_MODEL) && s->n_cpu_host_model)
+		return schema_fail(e, "cpu_host_model",
+				   "cpu_host_model is only for cpu_model %s (cpu_model is %s)",
+				   VM_CPU_HOST_MODEL, s->cpu_model);
+	if (s->n_cpu_host_model > VM_CPU_PROPS_MAX)
+		return schema_fail(e, "cpu_host_model", "cpu_host_model has %zu properties, at most %d",
+				   s->n_cpu_host_model, VM_CPU_PROPS_MAX);
+	for (size_t i = 0; i < s->n_cpu_host_model; i++) {
+		const struct ferry_kv *kv = &s->cpu_host_model[i];
+		size_t kl = strlen(kv->key);
+
+		snprintf(p, sizeof(p), "cpu_host_model.%.60s", kv->key);
+		if (!kl || kl > 63 || strspn(kv->key, key_chars) != kl)
+			return schema_fail(e, p,
+					   "%s: a CPU property name is 1..63 characters of a-z, A-Z, "
+					   "0-9, '.', '_', '-'",
+					   p);
+		if (strlen(kv->value) > 63)
+			return schema_fail(e, p, "%s: value longer than 63 characters", p);
+		for (const char *c = kv->value; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				return schema_fail(e, p, "%s: value has a non-printable character", p);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(s->cpu_host_model[j].key, kv->key))
+				return schema_fail(e, p, "%s: duplicate property", p);
+	}
+	return 0;
+}
+
 static int spec_check(const struct vm_spec *s, struct schema_err *e)
 {
+	static const char *const firmwares[] = {"bios", "uefi", NULL};
 	size_t n;
 	int rc;
 
@@ -260,17 +375,26 @@ static int spec_check(const struct vm_spec *s, struct schema_err *e)
 				   "cpu_model must be a QEMU CPU model name such as qemu64 or host "
 				   "(got \"%s\")",
 				   s->cpu_model);
+	if ((rc = check_cpu_host_model(s, e)))
+		return rc;
+	if ((rc = schema_check_enum(e, "firmware", s->firmware, firmwares, "bios, uefi")))
+		return rc;
+	if (!strcmp(s->firmware, "uefi") && machine_family(s->machine) != 'q')
+		return schema_fail(e, "firmware",
+				   "firmware uefi needs machine q35 (OVMF's 4 MiB build is for q35); "
+				   "machine is %s",
+				   s->machine);
 	if (s->kernel[0]) {
-		struct stat st;
-
-		if ((rc = schema_check_abs_path(e, "kernel", s->kernel)))
+		if ((rc = check_file(e, "kernel", s->kernel)))
 			return rc;
-		if (stat(s->kernel, &st) || access(s->kernel, R_OK))
-			return schema_fail(e, "kernel", "kernel %s: %s", s->kernel, strerror(errno));
-		if (!S_ISREG(st.st_mode))
-			return schema_fail(e, "kernel", "kernel %s is not a regular file", s->kernel);
 	} else if (s->append[0]) {
 		return schema_fail(e, "append", "append needs a kernel");
+	}
+	if (s->initrd[0]) {
+		if (!s->kernel[0])
+			return schema_fail(e, "initrd", "initrd needs a kernel");
+		if ((rc = check_file(e, "initrd", s->initrd)))
+			return rc;
 	}
 	if (s->serial != 0 && s->serial != 1)
 		return schema_fail(e, "serial", "serial must be true or false");

@@ -33,6 +33,14 @@ struct json_object;
 /* Disk names end up in QEMU block node names ("disk-<name>", "file-<name>"),
  * which QEMU limits to 31 characters. */
 #define VM_DISK_NAME_MAX 26
+/* Disks of a VM, every bus together: each virtio disk takes a PCI slot of
+ * the root bus, which has 32. */
+#define VM_DISKS_MAX 24
+/* cpu_model value of a host-model CPU, and the most properties it keeps. */
+#define VM_CPU_HOST_MODEL "host-model"
+#define VM_CPU_PROPS_MAX 1024
+/* virtio-scsi: one controller, one target per disk. */
+#define VM_SCSI_DISKS_MAX 16
 
 struct vm_disk {
 	char name[64];
@@ -40,6 +48,8 @@ struct vm_disk {
 	char format[16];  /* qcow2 | raw (default qcow2, raw for cdrom) */
 	char type[16];    /* disk | cdrom | containerdisk (default disk) */
 	char storage[16]; /* local | shared (default local): shared disks are not copied */
+	char bus[16];     /* virtio | scsi | sata | ide (default virtio; a cdrom: sata
+			   * on q35, ide on pc) */
 };
 
 struct vm_nic {
@@ -47,6 +57,7 @@ struct vm_nic {
 	char network[64]; /* default "default" */
 	char binding[16]; /* user | bridge | masquerade (default user) */
 	int management;   /* 0/1 (default 0) */
+	char model[16];   /* virtio | e1000 (default virtio) */
 };
 
 struct vm_spec {
@@ -54,9 +65,16 @@ struct vm_spec {
 	char uuid[37];      /* lowercase canonical; generated (v4) when empty */
 	int memory_mib;     /* default 1024 */
 	int vcpus;          /* default 1 */
-	char machine[32];   /* default "pc" */
-	char cpu_model[64]; /* default "qemu64"; "host" = host-model CPU */
-	char kernel[512];   /* optional direct kernel boot */
+	char machine[32];   /* default "q35" */
+	char cpu_model[64]; /* default "qemu64"; "host" = passthrough, "host-model" */
+	/* cpu_model host-model: the CPU of the host the VM was created on,
+	 * QEMU's static expansion (qmp/cpu_model.h), recorded at its first
+	 * start and travelling with it; empty for any other model. */
+	struct ferry_kv *cpu_host_model;
+	size_t n_cpu_host_model;
+	char firmware[16];  /* bios | uefi (default bios) */
+	char kernel[512];   /* optional direct kernel boot; else boot from the first disk */
+	char initrd[512];   /* optional, only with kernel */
 	char append[1024];
 	int serial;         /* 0/1 (default 0): serial console socket in the run dir */
 	struct ferry_kv *labels;
@@ -85,17 +103,26 @@ int vmspec_from_json(struct json_object *o, struct vm_spec **out, char *err, siz
  * left out. vmspec_from_json(vmspec_to_json(s)) gives back s exactly.
  * NULL only on allocation failure. */
 struct json_object *vmspec_to_json(const struct vm_spec *s);
-/* Names, ranges, enums, uniqueness, IDE slots, absolute paths, and that the
- * kernel (when given) is a readable regular file on this host. */
+/* Names, ranges, enums, uniqueness, buses the machine has and their slots,
+ * absolute paths, and that the kernel and initrd (when given) are readable
+ * regular files on this host. */
 int vmspec_validate(const struct vm_spec *s, char *err, size_t errlen);
 /* Deep copy; NULL on allocation failure. */
 struct vm_spec *vmspec_dup(const struct vm_spec *s);
 void vmspec_free(struct vm_spec *s);
 
-/* Where disk idx of a spec sits on the machine's IDE controller: device
- * bus "ide.<bus>", unit <unit>. pc (PIIX) has 2 buses x 2 units, q35 (AHCI)
- * 6 ports x 1 unit. -EINVAL for an unknown machine or no free slot. Shared
- * by vmspec_validate and qemu_cmdline so they cannot disagree. */
-int vmspec_ide_slot(const char *machine, size_t idx, int *bus, int *unit);
+/* Where disk idx of a spec sits on its controller, counted among the disks
+ * on the same bus: ide (pc's PIIX) "ide.<bus>" unit <unit>, 2 buses x 2
+ * units; sata (q35's ICH9 AHCI) "ide.<bus>" unit 0, 6 ports; scsi
+ * (virtio-scsi "scsi0.0") scsi-id <unit>, bus 0, up to VM_SCSI_DISKS_MAX;
+ * virtio: bus = unit = 0 (a PCI device each). -EINVAL for a bus the machine
+ * does not have, or no free slot. Shared by vmspec_validate and
+ * qemu_cmdline so they cannot disagree. */
+int vmspec_disk_slot(const struct vm_spec *s, size_t idx, int *bus, int *unit);
+
+/* Firmware files of firmware: uefi (Debian's ovmf package). The code is
+ * read-only; each VM gets its own copy of the variables template. */
+#define VM_OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define VM_OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 #endif

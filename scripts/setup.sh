@@ -51,6 +51,9 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq $missing >/dev/null
 fi
 
+# UEFI firmware for `firmware: uefi` VMs: OVMF in /usr/share/OVMF (docs/config.md).
+installed ovmf || { echo "== installing ovmf"; apt_update; apt-get install -y -qq ovmf >/dev/null; }
+
 # ---- web console browser test (tests/e2e/console_browser.sh) ---------------
 # Debian's chromium, driven by playwright-core from the npm registry (pinned
 # in tests/console/package-lock.json); Playwright never downloads a browser.

@@ -18,8 +18,9 @@ head -c 256M /dev/urandom | dd of="$img" conv=notrunc status=none
 region_sum() { head -c 256M "$img" | sha256sum | cut -d' ' -f1; }
 sum0=$(region_sum)
 vm_create node-a f1 256 "fill=32 profile=mix disk=2 diskws=64 diskoff=512" \
-	"disks:
-  - {name: root, path: $img, format: raw}"
+	"machine: pc
+disks:
+  - {name: root, path: $img, format: raw, bus: ide}"
 
 source_clean() { # no mirror job, no NBD node in the source QEMU
 	local qmp jobs nodes

@@ -24,8 +24,9 @@ img=$WORK/s1-root.$FMT
 make_disk "$img" "$FMT"
 
 vm_create node-a s1 256 "fill=64 profile=mix dirty=5 wss=32 disk=2 diskws=64 diskoff=512" \
-	"disks:
-  - {name: root, path: $img, format: $FMT}"
+	"machine: pc
+disks:
+  - {name: root, path: $img, format: $FMT, bus: ide}"
 out=$(ctl node-a migrate s1 --node node-b --paused --wait) || die "migration failed: $out"
 echo "$out"
 mig=$(vm_json node-a s1 | jq .migrationState)

@@ -11,8 +11,9 @@ two_agents
 img=$WORK/p1-root.qcow2
 qemu-img create -q -f qcow2 "$img" 256M
 vm_create node-a p1 128 "fill=32 profile=mix dirty=5 wss=16 disk=2 diskws=32" \
-	"disks:
-  - {name: root, path: $img, format: qcow2}"
+	"machine: pc
+disks:
+  - {name: root, path: $img, format: qcow2, bus: ide}"
 from=node-a to=node-b
 for hop in 1 2 3 4 5 6; do
 	out=$(ctl "$from" migrate p1 --node "$to" --wait) || die "hop $hop ($from -> $to) failed: $out"

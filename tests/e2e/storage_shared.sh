@@ -23,8 +23,9 @@ AGENT_WRAP="unshare --mount --propagation private $WORK/hide-shared.sh" agent_st
 
 truncate -s 256M "$WORK/shared/data.raw"
 vm_create node-a sh1 128 "fill=32 profile=mix disk=2 diskws=32" \
-	"disks:
-  - {name: data, path: $WORK/shared/data.raw, format: raw, storage: shared}"
+	"machine: pc
+disks:
+  - {name: data, path: $WORK/shared/data.raw, format: raw, storage: shared, bus: ide}"
 
 log "1. the shared path is missing on node-b"
 out=$(ctl node-a migrate sh1 --node node-b --wait 2>&1) && die "migrated without the shared disk: $out"

@@ -13,8 +13,9 @@ two_agents
 img=$WORK/w1-root.raw
 truncate -s 32M "$img"
 vm_create node-a w1 128 "fill=16 profile=mix disk=3 diskws=30" \
-	"disks:
-  - {name: root, path: $img, format: raw}"
+	"machine: pc
+disks:
+  - {name: root, path: $img, format: raw, bus: ide}"
 id=$(ctl node-a -o json migrate w1 --node node-b --max-bandwidth 2 | jq -r .id)
 mig_wait_phase node-a "$id" "Succeeded|Failed" 120
 ctl node-a describe vmi w1 | sed -n '/Migration State/,/Migration History/p'

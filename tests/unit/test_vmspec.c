@@ -200,9 +200,13 @@ static void test_defaults(void **state)
 			 0);
 	assert_int_equal(s->memory_mib, 1024);
 	assert_int_equal(s->vcpus, 1);
-	assert_string_equal(s->machine, "pc");
+	assert_string_equal(s->machine, "q35");
 	assert_string_equal(s->cpu_model, "qemu64");
+	assert_string_equal(s->firmware, "bios");
+	assert_string_equal(s->initrd, "");
 	assert_int_equal(s->serial, 0);
+	assert_string_equal(s->disks[0].bus, "virtio");
+	assert_string_equal(s->nics[0].model, "virtio");
 	assert_string_equal(s->disks[0].format, "qcow2");
 	assert_string_equal(s->disks[0].type, "disk");
 	assert_string_equal(s->disks[0].storage, "local");
@@ -327,7 +331,9 @@ static void test_errors(void **state)
 			    "vm.yaml:2: uuid must be a UUID like 6f1c2a4e-0b7d-4c1e-9a53-2f0e8d7c6b5a "
 			    "(got \"1234\")");
 	assert_string_equal(parse_fail("name: a\nvcpus: 0\n"),
-			    "vm.yaml:2: vcpus must be between 1 and 255 for machine pc (got 0)");
+			    "vm.yaml:2: vcpus must be between 1 and 256 for machine q35 (got 0)");
+	assert_string_equal(parse_fail("name: a\nmachine: pc\nvcpus: 256\n"),
+			    "vm.yaml:3: vcpus must be between 1 and 255 for machine pc (got 256)");
 	assert_string_equal(parse_fail("name: a\nmachine: virt\n"),
 			    "vm.yaml:2: machine must be pc, q35, pc-i440fx-<version> or "
 			    "pc-q35-<version> (got \"virt\")");
@@ -345,10 +351,12 @@ static void test_errors(void **state)
 				       "path: /a}\n"),
 			    "vm.yaml:3: disks[0].name must be 1..26 characters of a-z, 0-9 and '-' "
 			    "(got \"abcdefghijklmnopqrstuvwxyz0\")");
-	assert_string_equal(parse_fail("name: a\ndisks: [{name: a, path: /a}, {name: b, path: /b}, "
-				       "{name: c, path: /c}, {name: d, path: /d}, "
-				       "{name: e, path: /e}]\n"),
-			    "vm.yaml:2: disks: machine pc has IDE slots for 4 disks, got 5");
+	assert_string_equal(parse_fail("name: a\ndisks: [{name: a, path: /a, bus: sata}, "
+				       "{name: b, path: /b, bus: sata}, {name: c, path: /c, bus: sata}, "
+				       "{name: d, path: /d, bus: sata}, {name: e, path: /e, bus: sata}, "
+				       "{name: f, path: /f, bus: sata}, {name: v, path: /v}, "
+				       "{name: g, path: /g, bus: sata}]\n"),
+			    "vm.yaml:2: disks[7].bus: bus sata has room for 6 disks; this is one more");
 	assert_string_equal(parse_fail("name: a\nnics:\n- {name: 0net}\n"),
 			    "vm.yaml:3: nics[0].name must start with a letter (got \"0net\")");
 	assert_string_equal(parse_fail("name: a\nnics:\n- {name: n, binding: tap}\n"),
@@ -463,6 +471,7 @@ static int argv_find(char **argv, const char *opt, const char *val)
 static void test_cmdline(void **state)
 {
 	char err[256], *y = example_yaml(), mac[18];
+	int i;
 	struct vm_spec *s = NULL;
 	struct qemu_launch l = {.binary = "qemu-system-x86_64", .accel = "kvm:tcg",
 				.qmp_socket = "/run/ferry/vm1/qmp.sock",
@@ -477,7 +486,12 @@ static void test_cmdline(void **state)
 	assert_string_equal(argv[0], "qemu-system-x86_64");
 	assert_true(argv_find(argv, "-name", "guest=vm1") > 0);
 	assert_true(argv_find(argv, "-uuid", s->uuid) > 0);
-	assert_true(argv_find(argv, "-machine", "pc,accel=kvm:tcg") > 0);
+	assert_true(argv_find(argv, "-machine", "pc") > 0);
+	/* the fallback list, one -accel each, tried in order */
+	i = argv_find(argv, "-accel", "kvm");
+	assert_true(i > 0);
+	assert_string_equal(argv[i + 2], "-accel");
+	assert_string_equal(argv[i + 3], "tcg");
 	assert_true(argv_find(argv, "-cpu", "qemu64") > 0);
 	assert_true(argv_find(argv, "-m", "1024") > 0);
 	assert_true(argv_find(argv, "-smp", "1") > 0);
@@ -496,9 +510,10 @@ static void test_cmdline(void **state)
 	assert_true(argv_find(argv, "-blockdev",
 			      "driver=qcow2,node-name=disk-root,file.driver=file,"
 			      "file.node-name=file-root,file.filename=/var/lib/images/a.qcow2") > 0);
-	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-root,bus=ide.0,unit=0,id=dev-root") > 0);
-	/* the empty cdrom: a device without a drive */
-	assert_true(argv_find(argv, "-device", "ide-cd,bus=ide.0,unit=1,id=dev-cd") > 0);
+	/* virtio by default; a kernel boots, so no disk is marked */
+	assert_true(argv_find(argv, "-device", "virtio-blk-pci,drive=disk-root,id=dev-root") > 0);
+	/* the empty cdrom (pc's IDE by default): a device without a drive */
+	assert_true(argv_find(argv, "-device", "ide-cd,bus=ide.0,unit=0,id=dev-cd") > 0);
 	assert_true(argv_find(argv, "-netdev", "user,id=net0") > 0);
 	qemu_nic_mac(s, 0, mac);
 	assert_int_equal(strlen(mac), 17);
@@ -506,7 +521,7 @@ static void test_cmdline(void **state)
 	{
 		char dev[128];
 
-		snprintf(dev, sizeof(dev), "e1000,netdev=net0,mac=%s,id=nic-net0", mac);
+		snprintf(dev, sizeof(dev), "virtio-net-pci,netdev=net0,mac=%s,id=nic-net0", mac);
 		assert_true(argv_find(argv, "-device", dev) > 0);
 	}
 	assert_true(argv_find(argv, "-pidfile", "/run/ferry/vm1/qemu.pid") > 0);
@@ -534,12 +549,14 @@ static void test_cmdline(void **state)
 	assert_true(argv_find(argv, "-blockdev",
 			      "driver=raw,node-name=disk-cd,file.driver=file,file.node-name=file-cd,"
 			      "file.filename=/iso/x,,y.iso,read-only=on") > 0);
-	assert_true(argv_find(argv, "-device", "ide-cd,drive=disk-cd,bus=ide.0,unit=1,id=dev-cd") > 0);
+	assert_true(argv_find(argv, "-device", "ide-cd,drive=disk-cd,bus=ide.0,unit=0,id=dev-cd") > 0);
 	assert_true(argv_find(argv, "-chardev", "socket,id=qmp,path=/run/q,,mp.sock,server=on,wait=off") > 0);
 	/* serial wanted by the spec but no socket: a null backend keeps the device */
 	assert_true(argv_find(argv, "-chardev", "null,id=ser0,logfile=/run/s,,erial.log") > 0);
 	assert_true(argv_find(argv, "-pidfile", "/run/p,id") > 0);
-	assert_true(argv_find(argv, "-machine", "pc,accel=tcg") > 0);
+	assert_true(argv_find(argv, "-machine", "pc") > 0);
+	assert_true(argv_find(argv, "-accel", "tcg") > 0);
+	assert_int_equal(argv_find(argv, "-accel", "kvm"), -1);
 	qemu_cmdline_free(argv);
 
 	/* a MAC is a function of uuid and index only */
@@ -573,23 +590,141 @@ static void test_cmdline_q35_bridge(void **state)
 
 	(void)state;
 	assert_int_equal(parse("name: a\nmachine: q35\nvcpus: 4\nserial: false\n"
-			       "disks: [{name: a, path: /a}, {name: b, path: /b, format: raw}, "
-			       "{name: c, path: /c}]\n"
+			       "disks: [{name: a, path: /a, bus: sata}, {name: b, path: /b, format: raw}, "
+			       "{name: c, path: /c, bus: sata}]\n"
 			       "nics: [{name: n0, network: br0, binding: bridge, management: true}, "
-			       "{name: n1, binding: masquerade}]\n",
+			       "{name: n1, binding: masquerade, model: e1000}]\n",
 			       &s, err, sizeof(err)),
 			 0);
 	assert_int_equal(qemu_cmdline_build(s, &l, &argv), 0);
 	assert_string_equal(argv[0], "qemu-system-x86_64");
-	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-c,bus=ide.2,unit=0,id=dev-c") > 0);
+	assert_true(argv_find(argv, "-machine", "q35") > 0);
+	/* kvm alone: no tcg thread option */
+	assert_true(argv_find(argv, "-accel", "kvm") > 0);
+	assert_int_equal(argv_find(argv, "-accel", "tcg,thread=multi"), -1);
+	/* sata slots count sata disks only; no kernel: the first disk boots */
+	assert_true(argv_find(argv, "-device",
+			      "ide-hd,drive=disk-a,bus=ide.0,unit=0,id=dev-a,bootindex=1") > 0);
+	assert_true(argv_find(argv, "-device", "virtio-blk-pci,drive=disk-b,id=dev-b") > 0);
+	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-c,bus=ide.1,unit=0,id=dev-c") > 0);
 	assert_true(argv_find(argv, "-netdev", "bridge,id=n0,br=br0") > 0);
 	assert_true(argv_find(argv, "-netdev", "user,id=n1") > 0);
+	assert_non_null(strstr(argv[argv_find(argv, "-netdev", "user,id=n1") + 3], "e1000,netdev=n1"));
 	assert_true(argv_find(argv, "-smp", "4") > 0);
 	assert_int_equal(argv_find(argv, "-serial", NULL), -1);
 	assert_int_equal(argv_find(argv, "-kernel", NULL), -1);
 	assert_int_equal(argv_find(argv, "-pidfile", NULL), -1);
+	assert_int_equal(argv_find(argv, "-device", "virtio-scsi-pci,id=scsi0"), -1);
 	qemu_cmdline_free(argv);
 	vmspec_free(s);
+}
+
+/* Each bus, NIC model and firmware as QEMU gets them. */
+static void test_cmdline_buses(void **state)
+{
+	char err[256], **argv = NULL, *y;
+	struct vm_spec *s = NULL;
+	struct qemu_launch l = {.accel = "kvm:tcg", .qmp_socket = "/q",
+				.efi_vars = "/state/disks/a/efi,vars.fd"};
+
+	(void)state;
+	assert_true(asprintf(&y,
+			     "name: a\nvcpus: 2\nfirmware: uefi\nkernel: %s\ninitrd: %s\n"
+			     "disks:\n- {name: v, path: /v}\n- {name: s0, path: /s0, bus: scsi}\n"
+			     "- {name: s1, path: /s1, bus: scsi}\n- {name: cd, path: '', type: cdrom, "
+			     "bus: scsi}\n- {name: t, path: /t, bus: sata}\n"
+			     "nics: [{name: n0}, {name: n1, model: e1000}]\n",
+			     g_kernel, g_kernel) > 0);
+	assert_int_equal(parse(y, &s, err, sizeof(err)), 0);
+	free(y);
+	assert_int_equal(qemu_cmdline_build(s, &l, &argv), 0);
+	assert_true(argv_find(argv, "-machine", "q35,pflash0=fw-code,pflash1=fw-vars") > 0);
+	assert_true(argv_find(argv, "-accel", "kvm") > 0);
+	assert_true(argv_find(argv, "-accel", "tcg,thread=multi") > 0);
+	assert_true(argv_find(argv, "-blockdev", "driver=file,node-name=fw-code,filename=" VM_OVMF_CODE
+						  ",read-only=on") > 0);
+	assert_true(argv_find(argv, "-blockdev",
+			      "driver=file,node-name=fw-vars,filename=/state/disks/a/efi,,vars.fd") > 0);
+	assert_true(argv_find(argv, "-kernel", g_kernel) > 0);
+	assert_true(argv_find(argv, "-initrd", g_kernel) > 0);
+	/* a kernel boots: no bootindex anywhere */
+	for (int i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "bootindex"));
+	assert_true(argv_find(argv, "-device", "virtio-blk-pci,drive=disk-v,id=dev-v") > 0);
+	/* one controller, before its disks */
+	assert_true(argv_find(argv, "-device", "virtio-scsi-pci,id=scsi0") > 0);
+	assert_true(argv_find(argv, "-device", "virtio-scsi-pci,id=scsi0") <
+		    argv_find(argv, "-device", "virtio-blk-pci,drive=disk-v,id=dev-v"));
+	assert_true(argv_find(argv, "-device",
+			      "scsi-hd,drive=disk-s0,bus=scsi0.0,channel=0,scsi-id=0,lun=0,id=dev-s0") > 0);
+	assert_true(argv_find(argv, "-device",
+			      "scsi-hd,drive=disk-s1,bus=scsi0.0,channel=0,scsi-id=1,lun=0,id=dev-s1") > 0);
+	assert_true(argv_find(argv, "-device",
+			      "scsi-cd,bus=scsi0.0,channel=0,scsi-id=2,lun=0,id=dev-cd") > 0);
+	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-t,bus=ide.0,unit=0,id=dev-t") > 0);
+	qemu_cmdline_free(argv);
+	/* uefi without a variables file cannot be built */
+	l.efi_vars = NULL;
+	assert_int_equal(qemu_cmdline_build(s, &l, &argv), -EINVAL);
+	vmspec_free(s);
+
+	/* pc: IDE slots count IDE disks only; a virtio disk first boots */
+	assert_int_equal(parse("name: b\nmachine: pc\nvcpus: 2\n"
+			       "disks: [{name: v, path: /v}, {name: i0, path: /i0, bus: ide}, "
+			       "{name: i1, path: /i1, bus: ide}, {name: i2, path: /i2, bus: ide}]\n",
+			       &s, err, sizeof(err)),
+			 0);
+	l.accel = "tcg";
+	assert_int_equal(qemu_cmdline_build(s, &l, &argv), 0);
+	assert_true(argv_find(argv, "-accel", "tcg,thread=multi") > 0);
+	assert_true(argv_find(argv, "-device", "virtio-blk-pci,drive=disk-v,id=dev-v,bootindex=1") > 0);
+	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-i0,bus=ide.0,unit=0,id=dev-i0") > 0);
+	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-i1,bus=ide.0,unit=1,id=dev-i1") > 0);
+	assert_true(argv_find(argv, "-device", "ide-hd,drive=disk-i2,bus=ide.1,unit=0,id=dev-i2") > 0);
+	qemu_cmdline_free(argv);
+	/* what validation refuses, the builder refuses too */
+	snprintf(s->disks[1].bus, sizeof(s->disks[1].bus), "sata");
+	assert_int_equal(qemu_cmdline_build(s, &l, &argv), -EINVAL);
+	vmspec_free(s);
+}
+
+/* The new keys' refusals, each with its reason. */
+static void test_hw_errors(void **state)
+{
+	(void)state;
+	assert_string_equal(parse_fail("name: a\ndisks: [{name: r, path: /a, bus: usb}]\n"),
+			    "vm.yaml:2: disks[0].bus must be one of virtio, scsi, sata, ide (got \"usb\")");
+	assert_string_equal(parse_fail("name: a\ndisks: [{name: r, path: /a, bus: ide}]\n"),
+			    "vm.yaml:2: disks[0].bus: ide is the pc machine's controller; machine q35 "
+			    "has none: use virtio, scsi or sata");
+	assert_string_equal(parse_fail("name: a\nmachine: pc-i440fx-9.2\n"
+				       "disks: [{name: r, path: /a, bus: sata}]\n"),
+			    "vm.yaml:3: disks[0].bus: sata (AHCI) is q35's controller; machine "
+			    "pc-i440fx-9.2 has none: use virtio, scsi or ide");
+	assert_string_equal(parse_fail("name: a\ndisks: [{name: r, path: /a, type: cdrom, bus: virtio}]\n"),
+			    "vm.yaml:2: disks[0].bus: a cdrom cannot be on virtio (virtio-blk has no "
+			    "removable media): use scsi, or sata");
+	assert_string_equal(parse_fail("name: a\nmachine: pc\ndisks: [{name: a, path: /a, bus: ide}, "
+				       "{name: b, path: /b, bus: ide}, {name: c, path: /c, bus: ide}, "
+				       "{name: d, path: /d, bus: ide}, {name: e, path: /e, bus: ide}]\n"),
+			    "vm.yaml:3: disks[4].bus: bus ide has room for 4 disks; this is one more");
+	assert_string_equal(parse_fail("name: a\nnics: [{name: n, model: rtl8139}]\n"),
+			    "vm.yaml:2: nics[0].model must be one of virtio, e1000 (got \"rtl8139\")");
+	assert_string_equal(parse_fail("name: a\nfirmware: efi\n"),
+			    "vm.yaml:2: firmware must be one of bios, uefi (got \"efi\")");
+	assert_string_equal(parse_fail("name: a\nmachine: pc\nfirmware: uefi\n"),
+			    "vm.yaml:3: firmware uefi needs machine q35 (OVMF's 4 MiB build is for "
+			    "q35); machine is pc");
+	assert_string_equal(parse_fail("name: a\ninitrd: /x\n"), "vm.yaml:2: initrd needs a kernel");
+	{
+		char y[300];
+
+		snprintf(y, sizeof(y), "name: a\nkernel: %s\ninitrd: /nonexistent/i\n", g_kernel);
+		assert_string_equal(parse_fail(y),
+				    "vm.yaml:3: initrd /nonexistent/i: No such file or directory");
+		snprintf(y, sizeof(y), "name: a\nkernel: %s\ninitrd: %s\n", g_kernel, g_dir);
+		assert_non_null(strstr(parse_fail(y), "is not a regular file"));
+	}
 }
 
 /* ---- a real QEMU ------------------------------------------------------- */
@@ -737,6 +872,90 @@ static void test_qemu_accepts(void **state)
 	vmspec_free(s);
 }
 
+/* q35 with UEFI, a disk on each of its buses, a SCSI cdrom, a virtio NIC
+ * and 2 vCPUs under MTTCG: QEMU takes the command line (it only creates its
+ * QMP socket once it parsed and built everything) and shows the devices. */
+static void test_qemu_accepts_hw(void **state)
+{
+	char err[256], qmp[192], vars[192], img[3][192], *y;
+	char **argv = NULL;
+	struct vm_spec *s = NULL;
+	struct qemu_launch l = {.accel = "tcg", .incoming_defer = 1};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct json_object *r;
+	const char *txt;
+	pid_t pid;
+	FILE *f;
+	int fd = -1, st, i;
+
+	(void)state;
+	if (!on_path("qemu-system-x86_64") || access(VM_OVMF_CODE, R_OK) ||
+	    access(VM_OVMF_VARS, R_OK))
+		skip();
+	for (i = 0; i < 3; i++) {
+		snprintf(img[i], sizeof(img[i]), "%s/hw%d.raw", g_dir, i);
+		write_file(img[i], "", 0);
+		assert_int_equal(truncate(img[i], 1 << 20), 0);
+	}
+	snprintf(vars, sizeof(vars), "%s/efivars.fd", g_dir);
+	{
+		char *cp[] = {"cp", VM_OVMF_VARS, vars, NULL};
+
+		assert_int_equal(run(cp), 0);
+	}
+	snprintf(qmp, sizeof(qmp), "%s/hw-qmp.sock", g_dir);
+	assert_true(asprintf(&y,
+			     "name: hw\nmemory_mib: 64\nvcpus: 2\nfirmware: uefi\n"
+			     "disks:\n  - {name: v, path: '%s', format: raw}\n"
+			     "  - {name: s, path: '%s', format: raw, bus: scsi}\n"
+			     "  - {name: t, path: '%s', format: raw, bus: sata}\n"
+			     "  - {name: cd, path: '', type: cdrom, bus: scsi}\n"
+			     "nics: [{name: net0}, {name: net1, model: e1000}]\n",
+			     img[0], img[1], img[2]) > 0);
+	assert_int_equal(parse(y, &s, err, sizeof(err)), 0);
+	free(y);
+	l.qmp_socket = qmp;
+	l.efi_vars = vars;
+	assert_int_equal(qemu_cmdline_build(s, &l, &argv), 0);
+	assert_int_equal(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	g_qemu = pid;
+	qemu_cmdline_free(argv);
+	memcpy(sa.sun_path, qmp, strlen(qmp) + 1);
+	for (i = 0; i < 200; i++) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			break;
+		close(fd);
+		fd = -1;
+		if (waitpid(pid, &st, WNOHANG) == pid && !(g_qemu = 0))
+			fail_msg("QEMU exited with status %d: it rejected the command line", st);
+		usleep(50 * 1000);
+	}
+	assert_true(fd >= 0);
+	f = fdopen(dup(fd), "r");
+	assert_non_null(f);
+	json_object_put(qmp_cmd(f, fd, "{\"execute\":\"qmp_capabilities\"}\n"));
+	r = qmp_cmd(f, fd, "{\"execute\":\"query-block\"}\n");
+	assert_non_null(r);
+	txt = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	for (i = 0; i < 4; i++) {
+		static const char *const ids[] = {"dev-v", "dev-s", "dev-t", "dev-cd"};
+
+		assert_non_null(strstr(txt, ids[i]));
+	}
+	json_object_put(r);
+	r = qmp_cmd(f, fd, "{\"execute\":\"query-cpus-fast\"}\n");
+	assert_non_null(r);
+	assert_int_equal(json_object_array_length(json_object_object_get(r, "return")), 2);
+	json_object_put(r);
+	json_object_put(qmp_cmd(f, fd, "{\"execute\":\"quit\"}\n"));
+	fclose(f);
+	close(fd);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	g_qemu = 0;
+	vmspec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,7 +969,10 @@ int main(void)
 		cmocka_unit_test(test_uuid),
 		cmocka_unit_test(test_cmdline),
 		cmocka_unit_test(test_cmdline_q35_bridge),
+		cmocka_unit_test(test_cmdline_buses),
+		cmocka_unit_test(test_hw_errors),
 		cmocka_unit_test(test_qemu_accepts),
+		cmocka_unit_test(test_qemu_accepts_hw),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
