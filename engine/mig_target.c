@@ -63,7 +63,7 @@ static int prepare(struct migration *m, char *err, size_t errlen)
 	char run_dir[400], uri[600], e[256];
 	int r;
 
-	r = vmspec_from_json(spec_j, &spec, err, errlen);
+	r = vmspec_from_stored_json(spec_j, &spec, err, errlen);
 	if (r < 0)
 		return r;
 	snprintf(m->st.vm, sizeof(m->st.vm), "%s", spec->name);

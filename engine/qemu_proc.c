@@ -283,7 +283,7 @@ int qemu_vm_adopt(const char *run_dir, struct qemu_vm **out, char *err, size_t e
 	vm->pidfd = -1;
 	snprintf(path, sizeof(path), "%s/spec.json", run_dir);
 	j = json_object_from_file(path);
-	if (!j || vmspec_from_json(j, &vm->spec, err, errlen) < 0) {
+	if (!j || vmspec_from_stored_json(j, &vm->spec, err, errlen) < 0) {
 		snprintf(err, errlen, "no readable spec in %s", run_dir);
 		goto fail;
 	}

@@ -483,6 +483,38 @@ int vmspec_from_json(struct json_object *o, struct vm_spec **out, char *err, siz
 	return spec_from_tree(o, NULL, out, err, errlen);
 }
 
+int vmspec_from_stored_json(struct json_object *o, struct vm_spec **out, char *err, size_t errlen)
+{
+	struct json_object *copy = NULL, *list, *machine;
+	const char *m;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object) || json_object_deep_copy(o, &copy, NULL) < 0)
+		return vmspec_from_json(o, out, err, errlen);
+	/* ferry 0.3 wrote every key but these two, which it did not have: its
+	 * disks sat on the machine's own IDE/AHCI controller, its NICs were
+	 * e1000. A written spec always names its machine (0.3 did too). */
+	m = json_object_object_get_ex(copy, "machine", &machine) ? json_object_get_string(machine) : NULL;
+	if (m && json_object_object_get_ex(copy, "disks", &list) && json_object_is_type(list, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			struct json_object *d = json_object_array_get_idx(list, i);
+
+			if (json_object_is_type(d, json_type_object) && !json_object_object_get_ex(d, "bus", NULL))
+				json_object_object_add(d, "bus", json_object_new_string(
+								machine_family(m) == 'q' ? "sata" : "ide"));
+		}
+	if (m && json_object_object_get_ex(copy, "nics", &list) && json_object_is_type(list, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			struct json_object *n = json_object_array_get_idx(list, i);
+
+			if (json_object_is_type(n, json_type_object) && !json_object_object_get_ex(n, "model", NULL))
+				json_object_object_add(n, "model", json_object_new_string("e1000"));
+		}
+	r = vmspec_from_json(copy, out, err, errlen);
+	json_object_put(copy);
+	return r;
+}
+
 struct json_object *vmspec_to_json(const struct vm_spec *s)
 {
 	return schema_encode(vm_fields, s);

@@ -99,6 +99,11 @@ int vmspec_load_file(const char *path, struct vm_spec **out, char *err, size_t e
  * absent keys take their defaults). Generates the uuid when empty and
  * validates. Does not take ownership of o. */
 int vmspec_from_json(struct json_object *o, struct vm_spec **out, char *err, size_t errlen);
+/* A spec ferry wrote itself (a VM's spec.json, a peer's prepare): as
+ * vmspec_from_json, but one written by ferry 0.3, whose disks had no bus
+ * and NICs no model, keeps the hardware it was started with (IDE on pc,
+ * AHCI on q35, e1000) instead of taking today's defaults. */
+int vmspec_from_stored_json(struct json_object *o, struct vm_spec **out, char *err, size_t errlen);
 /* Every key, in a fixed order; migration overrides that are FERRY_UNSET are
  * left out. vmspec_from_json(vmspec_to_json(s)) gives back s exactly.
  * NULL only on allocation failure. */

@@ -956,6 +956,36 @@ static void test_qemu_accepts_hw(void **state)
 	vmspec_free(s);
 }
 
+/* A spec.json written by ferry 0.3 (no disk bus, no NIC model) keeps the
+ * hardware it was started with; a new request takes today's defaults. */
+static void test_stored_legacy(void **state)
+{
+	static const char *const old[] = {
+		"{\"name\":\"a\",\"machine\":\"pc\",\"disks\":[{\"name\":\"d\",\"path\":\"/x\"}],"
+		"\"nics\":[{\"name\":\"n0\"}]}",
+		"{\"name\":\"a\",\"machine\":\"q35\",\"disks\":[{\"name\":\"d\",\"path\":\"/x\"}],"
+		"\"nics\":[{\"name\":\"n0\"}]}",
+	};
+	static const char *const bus[] = {"ide", "sata"};
+	char err[400];
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct json_object *o = json_tokener_parse(old[i]);
+		struct vm_spec *s = NULL;
+
+		assert_int_equal(vmspec_from_stored_json(o, &s, err, sizeof(err)), 0);
+		assert_string_equal(s->disks[0].bus, bus[i]);
+		assert_string_equal(s->nics[0].model, "e1000");
+		vmspec_free(s);
+		assert_int_equal(vmspec_from_json(o, &s, err, sizeof(err)), 0);
+		assert_string_equal(s->disks[0].bus, "virtio");
+		assert_string_equal(s->nics[0].model, "virtio");
+		vmspec_free(s);
+		json_object_put(o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -973,6 +1003,7 @@ int main(void)
 		cmocka_unit_test(test_hw_errors),
 		cmocka_unit_test(test_qemu_accepts),
 		cmocka_unit_test(test_qemu_accepts_hw),
+		cmocka_unit_test(test_stored_legacy),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
