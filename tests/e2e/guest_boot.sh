@@ -47,13 +47,15 @@ log "$out"
 # Heartbeats advance, and so does the dirty count while dirty=20.
 wait_hb_after 0
 seq1=$(last_hb seq) dirt1=$(last_hb dirtied) up1=$(last_hb uptime_ms)
-wait_hb_after $((seq1 + 1))
+wait_hb_after $((seq1 + 3))
 seq2=$(last_hb seq) dirt2=$(last_hb dirtied) up2=$(last_hb uptime_ms)
 log "heartbeat seq $seq1 -> $seq2, dirtied $dirt1 -> $dirt2, uptime_ms $up1 -> $up2"
 [ "$up2" -gt "$up1" ] || die "uptime does not advance"
-# 20 MB/s is 4883 pages/s; heartbeats are only 20 ms exact (one tick)
+# 20 MB/s is 4883 pages/s; heartbeats are only 20 ms exact (one tick),
+# and on a loaded host TCG delivers timer ticks late, so the guest's uptime
+# lags its pacer's clock: three heartbeats, and 20 %.
 rate=$(( (dirt2 - dirt1) * 1000 / (up2 - up1) ))
-[ "$rate" -gt 4400 ] && [ "$rate" -lt 5400 ] ||
+[ "$rate" -gt 3900 ] && [ "$rate" -lt 5900 ] ||
 	die "dirtying at $rate pages/s, want ~4883"
 
 out=$(guest_cmd g ping "PONG seq=") || exit 1
