@@ -197,3 +197,7 @@ int simple_call(struct ctl *c, const char *method, const char *path, long want,
 	return r;
 }
 
+int ctl_document(const struct ctl *c)
+{
+	return strcmp(c->output, "table") != 0;
+}

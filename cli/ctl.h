@@ -26,6 +26,9 @@ int64_t jint(struct json_object *o, const char *k);
 /* Prints ferryd's error and returns the exit code for it. */
 int api_failed(long status, struct json_object *o);
 extern int g_yaml; /* -o yaml */
+/* Nonzero when -o json or -o yaml asks for the answer as a document
+ * (print_json) rather than a table. */
+int ctl_document(const struct ctl *c);
 void yaml_emit(struct json_object *o, int indent);
 void print_json(struct json_object *o);
 void human_bytes(uint64_t b, char *out, size_t len);

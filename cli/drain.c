@@ -33,7 +33,7 @@ static int cordon_call(struct ctl *c, int argc, char **argv, const char *what, c
 	st = call(c, "POST", path, NULL, &out);
 	if (st != 200)
 		r = api_failed(st, out);
-	else if (!strcmp(c->output, "json"))
+	else if (ctl_document(c))
 		print_json(out);
 	else
 		printf("node/%s %s\n", argv[0], done);
@@ -152,7 +152,7 @@ static int wait_drain(struct ctl *c, const char *path, const char *node)
 			break;
 		}
 		if (strcmp(jstr(d, "state"), "Running")) {
-			if (!strcmp(c->output, "json"))
+			if (ctl_document(c))
 				print_json(d);
 			else
 				print_report(d, node);
@@ -161,7 +161,7 @@ static int wait_drain(struct ctl *c, const char *path, const char *node)
 			break;
 		}
 		key = queue_key(d);
-		if (strcmp(c->output, "json") && (!last || !key || strcmp(key, last)))
+		if (!ctl_document(c) && (!last || !key || strcmp(key, last)))
 			print_queue(d);
 		free(last);
 		last = key;
@@ -231,7 +231,7 @@ int cmd_drain(struct ctl *c, int argc, char **argv)
 		return r;
 	}
 	if (!wait) {
-		if (!strcmp(c->output, "json"))
+		if (ctl_document(c))
 			print_json(out);
 		else
 			printf("node/%s draining: %zu VMs (ferryctl drain %s --wait follows it)\n", argv[optind],

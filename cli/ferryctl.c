@@ -85,7 +85,7 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 	if (st != 201) {
 		r = api_failed(st, out);
 	} else {
-		if (!strcmp(c->output, "json"))
+		if (ctl_document(c))
 			print_json(out);
 		else
 			printf("vm/%s created on node %s\n", jstr(out, "name"), jstr(out, "node"));
@@ -261,7 +261,7 @@ static int wait_migration(struct ctl *c, const char *id)
 		if (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")) {
 			if (tty)
 				printf("\r\033[K");
-			if (!strcmp(c->output, "json"))
+			if (ctl_document(c))
 				print_json(m);
 			else
 				print_outcome(m);
@@ -374,10 +374,10 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		return r;
 	}
 	if (!wait) {
-		if (!strcmp(c->output, "json"))
+		if (ctl_document(c))
 			print_json(out);
 		else
-			printf("virtualmachineinstancemigration/%s created\n", jstr(out, "id"));
+			printf("virtualmachineinstancemigration/%s created\n", *jstr(out, "name") ? jstr(out, "name") : jstr(out, "id"));
 		json_object_put(out);
 		return 0;
 	}
@@ -532,7 +532,7 @@ static int cmd_describe(struct ctl *c, int argc, char **argv)
 	ms = st == 200 ? json_object_object_get(out, "migrationState") : NULL;
 	if (!ms && n)
 		ms = v[0];
-	if (!strcmp(c->output, "json")) {
+	if (ctl_document(c)) {
 		print_describe_json(argv[1], st == 200 ? out : NULL, ms, v, n);
 		goto done;
 	}
@@ -600,7 +600,7 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
 	st = call(c, "GET", "/v1/migrations", NULL, &out);
 	if (st != 200) {
 		r = api_failed(st, out);
-	} else if (!strcmp(c->output, "json")) {
+	} else if (ctl_document(c)) {
 		print_json(out);
 	} else {
 		/* Newest first, as the API lists them. */
@@ -679,7 +679,7 @@ static int cmd_candidates(struct ctl *c, int argc, char **argv)
 	st = call(c, "GET", path, NULL, &out);
 	if (st != 200) {
 		r = api_failed(st, out);
-	} else if (!strcmp(c->output, "json")) {
+	} else if (ctl_document(c)) {
 		print_json(out);
 	} else {
 		printf("%-16s %-9s %-10s %s\n", "NODE", "ELIGIBLE", "FREE MiB", "REASON");

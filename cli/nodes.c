@@ -38,7 +38,7 @@ int cmd_nodes(struct ctl *c, int argc, char **argv)
 	st = call(c, "GET", "/v1/cluster/nodes", NULL, &out);
 	if (st != 200)
 		r = api_failed(st, out);
-	else if (!strcmp(c->output, "json"))
+	else if (ctl_document(c))
 		print_json(out);
 	else
 		print_table(out);
