@@ -66,6 +66,7 @@ struct bench_cfg {
 	int disk_fill_mib; /* written into the image before every run */
 	char disk_format[8];
 	int guest_writes_disk; /* --append has disk=N>0: the guest writes to it */
+	int linux_guest;   /* --guest linux: the Linux test guest, not ferry-guest */
 	/* set up by main */
 	char work[PATH_MAX];          /* temp dir, removed at exit */
 	/* ferry's agents run QEMU as this user (as in production), when the
@@ -75,6 +76,7 @@ struct bench_cfg {
 	int qemu_uid, qemu_gid;
 	char template[PATH_MAX + 32]; /* the filled raw image every run copies */
 	int port_base;
+	char linux_boot[PATH_MAX + 32]; /* --guest linux: its boot disk, in work */
 };
 
 extern struct bench_cfg cfg;
@@ -231,5 +233,24 @@ int64_t link_bytes(const char *dir);
 struct json_object;
 int64_t jint(struct json_object *o, const char *k);
 const char *jstr(struct json_object *o, const char *k);
+
+/* ---------- the Linux guest (linux.c) ---------- */
+
+/* QEMU arguments' storage for one side's Linux guest */
+struct linux_args {
+	char vars[PATH_MAX + 32];
+	char code[PATH_MAX + 64];
+	char vars_drive[PATH_MAX + 96];
+	char boot[PATH_MAX + 160];
+};
+
+/* The guest's boot disk from its cache into work (cfg.linux_boot), its
+ * loader entry carrying cfg.append. 0, or -1 after saying why. */
+int linux_guest_setup(void);
+/* OVMF (side name's own copy of the variables, in dir) and the boot disk
+ * as argv[n...]; the new n, or -1. The strings live in *a. */
+int linux_qemu_args(struct linux_args *a, const char *dir, const char *name, char **argv, int n);
+/* The VM spec of the Linux guest into buf. */
+void linux_spec(char *buf, size_t len);
 
 #endif
