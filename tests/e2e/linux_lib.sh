@@ -30,7 +30,8 @@
 #                                 on DST and its heartbeat has gone on past
 #                                 the last one seen on SRC. Sets LINUX_MIG_ID
 #   linux_mig_figures NODE ID LABEL   logs a migration's figures: total
-#                                 time, guest pause, RAM bytes raw/wire, disk
+#                                 time, guest pause, bytes raw/wire of the
+#                                 relayed streams (RAM and NBD), disk copied
 #
 # The guest speaks ferry-guest's serial protocol, so cluster_lib.sh's
 # guest_verify and guest_hb work on it unchanged.
@@ -177,6 +178,6 @@ linux_migrate() {
 linux_mig_figures() {
 	local node=$1 id=$2 label=$3
 
-	mig_json "$node" "$id" | jq -r --arg l "$label" '"FIGURES migration \($l): total \(.totalMs) ms, pause \(.pauseMs // "n/a") ms, RAM raw \(.rawBytes) B wire \(.wireBytes) B, disks \(.disks // 0) copied \(.diskTransferred // 0) B of \(.diskTotal // 0) B"' |
+	mig_json "$node" "$id" | jq -r --arg l "$label" '"FIGURES migration \($l): total \(.totalMs) ms, pause \(.pauseMs // "n/a") ms, streams (RAM + NBD) raw \(.rawBytes) B wire \(.wireBytes) B, disks \(.disks // 0) copied \(.diskTransferred // 0) B of \(.diskTotal // 0) B"' |
 		while read -r line; do log "$line"; done
 }
