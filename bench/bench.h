@@ -8,7 +8,8 @@
  * --out. With --disk-mib the guest has a local disk:
  * native modes mirror it over NBD directly between the two QEMUs (the
  * libvirt sequence), ferry modes through the agents, and every run ends
- * with the images compared. Every wait is bounded; every child, the network
+ * with the images compared. With --guest linux the workload is ferry's
+ * Linux test guest (q35, UEFI, 2 vCPUs) instead of ferry-guest. Every wait is bounded; every child, the network
  * namespace, the images and the work directory are removed on every exit
  * path.
  *
@@ -21,6 +22,7 @@
  *   run.c       one run: its directory, the mode's driver, its result
  *   run_native.c, run_ferry.c   the two drivers
  *   disks.c     the guest's local disk: template, images, compare
+ *   linux.c     --guest linux: the Linux test guest's disk, QEMU arguments, spec
  *   outputs.c   results.jsonl, results.csv, summary.md
  *   plots.c     plot data and gnuplot scripts (summary and --series)
  *   netns.c     the emulated links: a shaped network namespace
