@@ -8,7 +8,8 @@
  * --out. With --disk-mib the guest has a local disk:
  * native modes mirror it over NBD directly between the two QEMUs (the
  * libvirt sequence), ferry modes through the agents, and every run ends
- * with the images compared. Every wait is bounded; every child, the network
+ * with the images compared. With --guest linux the workload is ferry's
+ * Linux test guest (q35, UEFI, 2 vCPUs) instead of ferry-guest. Every wait is bounded; every child, the network
  * namespace, the images and the work directory are removed on every exit
  * path.
  *
@@ -21,6 +22,7 @@
  *   run.c       one run: its directory, the mode's driver, its result
  *   run_native.c, run_ferry.c   the two drivers
  *   disks.c     the guest's local disk: template, images, compare
+ *   linux.c     --guest linux: the Linux test guest's disk, QEMU arguments, spec
  *   outputs.c   results.jsonl, results.csv, summary.md
  *   plots.c     plot data and gnuplot scripts (summary and --series)
  *   netns.c     the emulated links: a shaped network namespace
@@ -66,6 +68,7 @@ struct bench_cfg {
 	int disk_fill_mib; /* written into the image before every run */
 	char disk_format[8];
 	int guest_writes_disk; /* --append has disk=N>0: the guest writes to it */
+	int linux_guest;   /* --guest linux: the Linux test guest, not ferry-guest */
 	/* set up by main */
 	char work[PATH_MAX];          /* temp dir, removed at exit */
 	/* ferry's agents run QEMU as this user (as in production), when the
@@ -75,6 +78,7 @@ struct bench_cfg {
 	int qemu_uid, qemu_gid;
 	char template[PATH_MAX + 32]; /* the filled raw image every run copies */
 	int port_base;
+	char linux_boot[PATH_MAX + 32]; /* --guest linux: its boot disk, in work */
 };
 
 extern struct bench_cfg cfg;
@@ -231,5 +235,24 @@ int64_t link_bytes(const char *dir);
 struct json_object;
 int64_t jint(struct json_object *o, const char *k);
 const char *jstr(struct json_object *o, const char *k);
+
+/* ---------- the Linux guest (linux.c) ---------- */
+
+/* QEMU arguments' storage for one side's Linux guest */
+struct linux_args {
+	char vars[PATH_MAX + 32];
+	char code[PATH_MAX + 64];
+	char vars_drive[PATH_MAX + 96];
+	char boot[PATH_MAX + 160];
+};
+
+/* The guest's boot disk from its cache into work (cfg.linux_boot), its
+ * loader entry carrying cfg.append. 0, or -1 after saying why. */
+int linux_guest_setup(void);
+/* OVMF (side name's own copy of the variables, in dir) and the boot disk
+ * as argv[n...]; the new n, or -1. The strings live in *a. */
+int linux_qemu_args(struct linux_args *a, const char *dir, const char *name, char **argv, int n);
+/* The VM spec of the Linux guest into buf. */
+void linux_spec(char *buf, size_t len);
 
 #endif

@@ -25,9 +25,12 @@ static void usage(void)
 		"usage: ferry-bench [--quick] [--modes a,b,...] [--link L[,L...]] (L: lo 10gbit 1gbit 100mbit)\n"
 		"                   [--mem MiB] [--append \"guest cmdline\"] [--repeats N] [--out DIR]\n"
 		"                   [--build-dir DIR] [--run-timeout S] [--no-pin] [--series]\n"
-		"                   [--disk-mib N [--disk-fill-mib M] [--disk-format raw|qcow2]]\n");
+		"                   [--disk-mib N [--disk-fill-mib M] [--disk-format raw|qcow2]]\n"
+		"                   [--guest ferry|linux]\n");
 	modes_usage(stderr);
 	fprintf(stderr, "the guest's disk writes are its own options, in --append (disk=MB/s diskws=MiB diskoff=MiB)\n");
+	fprintf(stderr, "--guest linux: the Linux test guest (q35, UEFI, 2 vCPUs, its boot disk shared; RAM only)\n"
+			"               instead of ferry-guest; --append is its workload (fill= dirty= wss=)\n");
 }
 
 static int set_modes(const char *list)
@@ -141,6 +144,7 @@ static int parse_options(int argc, char **argv, struct overrides *o, int *exit_c
 					     {"disk-mib", required_argument, NULL, 'D'},
 					     {"disk-fill-mib", required_argument, NULL, 'F'},
 					     {"disk-format", required_argument, NULL, 'T'},
+					     {"guest", required_argument, NULL, 'g'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	int c;
@@ -161,6 +165,14 @@ static int parse_options(int argc, char **argv, struct overrides *o, int *exit_c
 		case 'D': cfg.disk_mib = atoi(optarg); break;
 		case 'F': cfg.disk_fill_mib = atoi(optarg); break;
 		case 'T': snprintf(cfg.disk_format, sizeof(cfg.disk_format), "%s", optarg); break;
+		case 'g':
+			if (strcmp(optarg, "ferry") && strcmp(optarg, "linux")) {
+				msg("--guest %s: ferry or linux", optarg);
+				*exit_code = 2;
+				return -1;
+			}
+			cfg.linux_guest = !strcmp(optarg, "linux");
+			break;
 		case 'h': usage(); *exit_code = 0; return -1;
 		default: usage(); *exit_code = 2; return -1;
 		}
@@ -225,6 +237,10 @@ static int apply(const struct overrides *o)
 	cfg.guest_writes_disk = guest_writes_disk(cfg.append);
 	if (cfg.guest_writes_disk && !cfg.disk_mib) {
 		msg("--append asks the guest to write to its disk (disk=) but there is no --disk-mib");
+		return 2;
+	}
+	if (cfg.linux_guest && cfg.disk_mib) {
+		msg("--guest linux takes no --disk-mib: its boot disk is shared by both sides and it writes only RAM");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/guest/ferry-guest.elf", cfg.build);

@@ -124,6 +124,8 @@ static int setup(void)
 		return -1;
 	if (cfg.disk_mib > 0 && make_disk() < 0)
 		return -1;
+	if (cfg.linux_guest && linux_guest_setup() < 0)
+		return -1;
 	/* Above the kernel's ephemeral range (32768-60999), where outgoing
 	 * connections could hold a port, and away from the e2e tests' blocks
 	 * (20000-32767). */

@@ -26,6 +26,7 @@ void json_line(FILE *f, const struct result *r)
 	json_object_object_add(j, "link", json_object_new_string(r->link));
 	json_object_object_add(j, "memMiB", json_object_new_int(cfg.mem_mib));
 	json_object_object_add(j, "append", json_object_new_string(cfg.append));
+	json_object_object_add(j, "guest", json_object_new_string(cfg.linux_guest ? "linux" : "ferry"));
 	json_object_object_add(j, "repeat", json_object_new_int(r->rep));
 	json_object_object_add(j, "ok", json_object_new_boolean(r->ok));
 	json_object_object_add(j, "verified", json_object_new_boolean(r->verified));
@@ -262,6 +263,8 @@ void write_summary(const struct result *rs, int n)
 	fprintf(f, "ferry-bench: %s `%s`%s, %d MiB guest, append `%s`, %d repeat(s), modes alternated\n\n",
 		cfg.nlinks > 1 ? "links" : "link", links, cfg.nlinks > 1 ? " (one after the other)" : "", cfg.mem_mib,
 		cfg.append, cfg.repeats);
+	if (cfg.linux_guest)
+		fprintf(f, "Guest: the Linux test guest (q35, UEFI, 2 vCPUs, its boot disk shared), not ferry-guest.\n\n");
 	if (cfg.disk_mib > 0)
 		fprintf(f, "Disk: %d MiB %s, %d MiB filled (half random, half text), checked by %s.\n\n", cfg.disk_mib,
 			cfg.disk_format, cfg.disk_fill_mib,

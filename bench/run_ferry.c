@@ -216,10 +216,13 @@ static int ferry_create_vm(struct frun *f)
 			 "disks:\n  - {name: root, path: %s, format: %s, storage: local, bus: ide}\n",
 			 f->img_src, cfg.disk_format);
 	snprintf(spec, sizeof(spec), "%s/vm.yaml", f->dir);
-	snprintf(text, sizeof(text),
-		 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nmachine: pc\nserial: true\nkernel: %s\n"
-		 "append: \"%s\"\n%s",
-		 cfg.mem_mib, cfg.kernel, cfg.append, disks);
+	if (cfg.linux_guest)
+		linux_spec(text, sizeof(text));
+	else
+		snprintf(text, sizeof(text),
+			 "name: benchvm\nmemory_mib: %d\nvcpus: 1\nmachine: pc\nserial: true\nkernel: %s\n"
+			 "append: \"%s\"\n%s",
+			 cfg.mem_mib, cfg.kernel, cfg.append, disks);
 	if (write_text(spec, text))
 		return res_fail(f->res, "cannot write the VM spec");
 	snprintf(log, sizeof(log), "%s/ctl.log", f->dir);

@@ -37,7 +37,8 @@ static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *
 {
 	char mem[16], kernel[PATH_MAX + 32], ser[PATH_MAX + 96], qmp[PATH_MAX + 96], log[PATH_MAX + 32];
 	char blk[PATH_MAX + 160];
-	char *argv[48];
+	struct linux_args la;
+	char *argv[56];
 	int n = 0;
 
 	snprintf(mem, sizeof(mem), "%d", cfg.mem_mib);
@@ -47,25 +48,32 @@ static pid_t start_qemu(const char *dir, const char *name, int cpu, const char *
 	snprintf(log, sizeof(log), "%s/%s.log", dir, name);
 	argv[n++] = "qemu-system-x86_64";
 	argv[n++] = "-accel";
-	argv[n++] = "tcg";
+	/* ferry's shape for these VMs: MTTCG with more than one vCPU */
+	argv[n++] = cfg.linux_guest ? "tcg,thread=multi" : "tcg";
 	argv[n++] = "-machine";
-	argv[n++] = "pc";
+	argv[n++] = cfg.linux_guest ? "q35" : "pc";
 	argv[n++] = "-cpu";
 	argv[n++] = "qemu64";
 	argv[n++] = "-m";
 	argv[n++] = mem;
 	argv[n++] = "-smp";
-	argv[n++] = "1";
+	argv[n++] = cfg.linux_guest ? "2" : "1";
 	argv[n++] = "-nodefaults";
 	argv[n++] = "-no-user-config";
 	argv[n++] = "-display";
 	argv[n++] = "none";
 	argv[n++] = "-uuid";
 	argv[n++] = "7b4ad1e6-0b1e-4d0c-9a51-0f6c2f2bd9a1";
-	argv[n++] = "-kernel";
-	argv[n++] = kernel;
-	argv[n++] = "-append";
-	argv[n++] = cfg.append;
+	if (cfg.linux_guest) {
+		n = linux_qemu_args(&la, dir, name, argv, n);
+		if (n < 0)
+			return -1;
+	} else {
+		argv[n++] = "-kernel";
+		argv[n++] = kernel;
+		argv[n++] = "-append";
+		argv[n++] = cfg.append;
+	}
 	argv[n++] = "-chardev";
 	argv[n++] = ser;
 	argv[n++] = "-serial";

@@ -466,9 +466,10 @@ static int set_parameters(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(args, "max-bandwidth",
 			       json_object_new_int64(bw ? (int64_t)bw : (int64_t)1 << 40));
 	/* A cap per migration covers its post-copy phase too (QEMU keeps a
-	 * separate, unlimited one by default). */
-	if (bw)
-		json_object_object_add(args, "max-postcopy-bandwidth", json_object_new_int64((int64_t)bw));
+	 * separate one, 0 = unlimited). Always set: QEMU keeps parameters
+	 * across migrations, so a capped migration that was cancelled or
+	 * failed would otherwise throttle the next one's post-copy. */
+	json_object_object_add(args, "max-postcopy-bandwidth", json_object_new_int64((int64_t)bw));
 	m->downtime_ceiling_ms = m->req.set.v.downtime_limit_ms;
 	/* No pause tuning under auto-converge: every extra pass is spent with
 	 * the guest's vCPUs throttled, a worse cost than a longer pause. */

@@ -21,7 +21,17 @@
 #                                 ide with bios), bootbus= the boot disk's
 #                                 (virtio), format= the data disk's (raw)
 #   linux_vm_create NODE NAME MEM "PARAMS" [KEY=VALUE...]
-#                                 creates that VM on NODE and waits for READY
+#                                 creates that VM on NODE and waits for READY;
+#                                 logs the boot time (vm create to READY) and
+#                                 sets LINUX_BOOT_MS to it
+#   linux_migrate SRC DST NAME [MIGRATE OPTIONS...]
+#                                 migrates NAME from SRC to DST and waits
+#                                 until it Succeeded; then the guest verifies
+#                                 on DST and its heartbeat has gone on past
+#                                 the last one seen on SRC. Sets LINUX_MIG_ID
+#   linux_mig_figures NODE ID LABEL   logs a migration's figures: total
+#                                 time, guest pause, bytes raw/wire of the
+#                                 relayed streams (RAM and NBD), disk copied
 #
 # The guest speaks ferry-guest's serial protocol, so cluster_lib.sh's
 # guest_verify and guest_hb work on it unchanged.
@@ -124,13 +134,50 @@ YAML
 }
 
 linux_vm_create() {
-	local node=$1 name=$2 mem=$3 params=$4 serial
+	local node=$1 name=$2 mem=$3 params=$4 serial t0 line
 	shift 4
 
 	linux_guest_spec "$name" "$mem" "$params" "$@" > "$WORK/$name.yaml" || exit 1
+	t0=$(date +%s%3N)
 	ctl "$node" vm create -f "$WORK/$name.yaml" || die "vm create $name failed"
 	serial=$(vm_json "$node" "$name" | jq -r .serialSocket)
-	# READY is printed once; a client that connects later sees heartbeats.
-	"$GUEST_SERIAL" --socket "$serial" --timeout "$LINUX_BOOT_SECS" --expect "FERRY-GUEST READY" \
-		--expect-any "HB " >/dev/null || die "Linux guest $name did not boot"
+	# READY is printed once; a client that connects later sees heartbeats
+	# (then the boot time below is late by up to one heartbeat period).
+	line=$("$GUEST_SERIAL" --socket "$serial" --timeout "$LINUX_BOOT_SECS" --expect "FERRY-GUEST READY" \
+		--expect-any "HB ") || die "Linux guest $name did not boot: $(tail -c 400 "$WORK/$node/state/vms/$name/serial.log" 2>/dev/null)"
+	LINUX_BOOT_MS=$(( $(date +%s%3N) - t0 ))
+	log "$node/$name: ${line%%$'\n'*}"
+	log "FIGURES boot $name ($(linux_vm_kind "$WORK/$name.yaml")): READY ${LINUX_BOOT_MS} ms after vm create"
+}
+
+# linux_vm_kind SPEC: "q35/uefi/virtio, 2 vCPUs, 384 MiB" from a spec
+linux_vm_kind() {
+	local f=$1
+	echo "$(sed -n 's/^machine: //p' "$f")/$(sed -n 's/^firmware: //p' "$f")/$(grep -o 'bus: [a-z]*' "$f" | tail -n1 | cut -d' ' -f2), $(sed -n 's/^vcpus: //p' "$f") vCPUs, $(sed -n 's/^memory_mib: //p' "$f") MiB"
+}
+
+linux_migrate() {
+	local src=$1 dst=$2 name=$3 hb0 hb1 m phase
+	shift 3
+
+	hb0=$(guest_hb "$src" "$name")
+	[ -n "$hb0" ] || die "$src/$name: no heartbeat before the migration"
+	LINUX_MIG_ID=$(ctl "$src" -o json migrate "$name" --node "$dst" "$@" | jq -r .id)
+	[ -n "$LINUX_MIG_ID" ] && [ "$LINUX_MIG_ID" != null ] || die "migrate $name $src -> $dst was refused"
+	mig_wait_phase "$src" "$LINUX_MIG_ID" 'Succeeded|Failed' 600
+	m=$(mig_json "$src" "$LINUX_MIG_ID")
+	phase=$(echo "$m" | jq -r .phase)
+	[ "$phase" = Succeeded ] || die "migration $name $src -> $dst: $phase: $(echo "$m" | jq -r .failureReason)"
+	[ "$(vm_json "$dst" "$name" | jq -r .state)" = Running ] || die "$name is not Running on $dst"
+	guest_verify "$dst" "$name"
+	hb1=$(guest_hb "$dst" "$name")
+	[ -n "$hb1" ] && [ "$hb1" -gt "$hb0" ] || die "$dst/$name: heartbeat seq ${hb1:-none} does not go on past $hb0"
+	log "$name $src -> $dst: heartbeat seq $hb0 before, $hb1 after"
+}
+
+linux_mig_figures() {
+	local node=$1 id=$2 label=$3
+
+	mig_json "$node" "$id" | jq -r --arg l "$label" '"FIGURES migration \($l): total \(.totalMs) ms, pause \(.pauseMs // "n/a") ms, streams (RAM + NBD) raw \(.rawBytes) B wire \(.wireBytes) B, disks \(.disks // 0) copied \(.diskTransferred // 0) B of \(.diskTotal // 0) B"' |
+		while read -r line; do log "$line"; done
 }
