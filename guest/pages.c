@@ -113,12 +113,16 @@ void pages_dirty(uint32_t n)
 		if (!g)   /* 0 means "never rewritten"; skip it on wrap */
 			g = 1;
 		gens[idx] = g;
-		if (rewrite == REWRITE_SPARSE)
+		if (rewrite == REWRITE_SPARSE) {
 			content_sparse(page(idx), idx, g);
-		else if (rewrite == REWRITE_PAGE &&
-			 content_profile(idx, mix) != PROFILE_ZERO)
-			content_page_body(idx, content_profile(idx, mix), g,
-					  REWRITE_PAGE, page(idx));
+		} else if (rewrite == REWRITE_PAGE) {
+			enum profile prof = content_profile(idx, mix);
+
+			/* a zero page's body stays zero: nothing to write */
+			if (prof != PROFILE_ZERO)
+				content_page_body(idx, prof, g, REWRITE_PAGE,
+						  page(idx));
+		}
 		content_stamp(page(idx), idx, g);
 		dirtied++;
 		if (++walk_pos == wss_pages)
