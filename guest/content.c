@@ -128,6 +128,61 @@ void content_body(uint32_t idx, enum profile prof, uint8_t *page)
 	     PAGE_SIZE);
 }
 
+/*
+ * Sparse slots: slot k lies in the k-th third of the page (1360 bytes
+ * each after the stamp), so the three never overlap each other or the
+ * stamp: 16 + 2 * 1360 + 169 * 8 + 8 = 4096.
+ */
+#define SPARSE_THIRD 1360u
+
+uint32_t content_sparse_offset(uint32_t idx, uint32_t k)
+{
+	uint32_t h = content_mix32(idx * 3u + k + 0x51A7E000U);
+
+	return STAMP_SIZE + k * SPARSE_THIRD +
+	       h % (SPARSE_THIRD / SPARSE_SLOT_SIZE) * SPARSE_SLOT_SIZE;
+}
+
+/*
+ * Slot 0 is a counter (low word the generation, high word fixed per
+ * page, as a 64-bit counter's would stay); slots 1 and 2 are the next
+ * and prev links of a list node: both words change each generation.
+ */
+void content_sparse(uint8_t *page, uint32_t idx, uint32_t gen)
+{
+	volatile uint32_t *w;
+
+	w = (volatile uint32_t *)(page + content_sparse_offset(idx, 0));
+	w[0] = gen;
+	w[1] = content_mix32(idx) & 0xFFu;
+	for (uint32_t k = 1; k < SPARSE_SLOTS; k++) {
+		uint32_t h = content_mix32(idx ^ content_mix32(gen * 2u + k));
+
+		w = (volatile uint32_t *)(page + content_sparse_offset(idx, k));
+		w[0] = h & ~7u;                 /* an aligned "pointer" */
+		w[1] = content_mix32(h);
+	}
+}
+
+void content_page_body(uint32_t idx, enum profile prof, uint32_t gen,
+		       enum rewrite rw, uint8_t *page)
+{
+	uint32_t g;
+
+	if (!gen || rw == REWRITE_STAMP) {
+		content_body(idx, prof, page);
+		return;
+	}
+	if (rw == REWRITE_SPARSE) {
+		content_body(idx, prof, page);
+		content_sparse(page, idx, gen);
+		return;
+	}
+	g = content_mix32(gen * 0x9E3779B1U + 0x50414745U);
+	body(prof, seed(idx ^ g, 0x54455854U), seed(idx ^ g, 0x52414E44U),
+	     page, PAGE_SIZE);
+}
+
 static uint32_t stamp_csum(uint32_t idx, uint32_t gen)
 {
 	return content_mix32(STAMP_MAGIC ^ content_mix32(idx ^ content_mix32(gen)));

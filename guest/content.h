@@ -9,8 +9,10 @@
  *
  *   u32 magic "FRRY" | u32 page index | u32 generation | u32 checksum
  *
- * The body (bytes 16..4095) depends only on index and profile; the stamp
- * changes each time the page is dirtied.
+ * The body (bytes 16..4095) depends on index, profile and, by the rewrite
+ * mode, the generation: the stamp changes each time the page is dirtied
+ * (REWRITE_STAMP), and with it three 8-byte words at offsets of its own
+ * (REWRITE_SPARSE) or the whole body (REWRITE_PAGE).
  *
  * A disk sector written by the disk workload has the same layout in 512
  * bytes, with its own magic:
@@ -33,6 +35,23 @@
 
 enum profile { PROFILE_ZERO, PROFILE_TEXT, PROFILE_RANDOM, PROFILE_COUNT };
 
+/*
+ * What dirtying a page rewrites, besides its stamp:
+ *  - STAMP: nothing; the body stays as filled.
+ *  - SPARSE: SPARSE_SLOTS 8-byte words at offsets that depend on the page
+ *    (one in each third of the page): a counter and two "list links",
+ *    derived from the generation, over the body as filled. A few dozen
+ *    bytes differ from one generation to the next, as when a program
+ *    bumps a counter or relinks a list node in a page.
+ *  - PAGE: the whole body, regenerated from a seed that mixes in the
+ *    generation (zero-profile pages keep a zero body).
+ * Generation 0 is "as filled" in every mode.
+ */
+enum rewrite { REWRITE_STAMP, REWRITE_SPARSE, REWRITE_PAGE };
+
+#define SPARSE_SLOTS 3u
+#define SPARSE_SLOT_SIZE 8u
+
 struct stamp {
 	uint32_t magic;
 	uint32_t index;
@@ -52,6 +71,20 @@ enum profile content_profile(uint32_t idx, const uint32_t mix[PROFILE_COUNT]);
 
 /* Write the body of page idx: bytes STAMP_SIZE..PAGE_SIZE of page. */
 void content_body(uint32_t idx, enum profile prof, uint8_t *page);
+
+/*
+ * Write the body of page idx as it is at generation gen under rewrite
+ * mode rw: bytes STAMP_SIZE..PAGE_SIZE of page. With REWRITE_SPARSE and
+ * gen >= 1 that is the filled body with content_sparse() over it.
+ */
+void content_page_body(uint32_t idx, enum profile prof, uint32_t gen,
+		       enum rewrite rw, uint8_t *page);
+
+/* Byte offset of sparse slot k (< SPARSE_SLOTS) of page idx, 8-aligned. */
+uint32_t content_sparse_offset(uint32_t idx, uint32_t k);
+
+/* Write the sparse words of page idx at generation gen (gen >= 1). */
+void content_sparse(uint8_t *page, uint32_t idx, uint32_t gen);
 
 /* Write the stamp of page idx at generation gen. */
 void content_stamp(uint8_t *page, uint32_t idx, uint32_t gen);

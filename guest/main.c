@@ -53,6 +53,7 @@ static struct config {
 	uint32_t tick_hz;
 	uint32_t mix[PROFILE_COUNT];
 	const char *profile;
+	enum rewrite rewrite;        /* what dirtying a page rewrites */
 	uint32_t disk_kbps;          /* disk write rate, KB/s (1000 B) */
 	uint32_t disk_ws_mib;
 	uint32_t disk_off_mib;
@@ -187,6 +188,22 @@ static int parse_mix(const char *v, size_t n, uint32_t out[PROFILE_COUNT])
 	return 0;
 }
 
+static const char *const rewrite_names[] = {
+	[REWRITE_STAMP] = "stamp",
+	[REWRITE_SPARSE] = "sparse",
+	[REWRITE_PAGE] = "page",
+};
+
+static int opt_rewrite(const char *v, size_t n)
+{
+	for (uint32_t i = 0; i < sizeof(rewrite_names) / sizeof(rewrite_names[0]); i++)
+		if (str_eq(v, n, rewrite_names[i])) {
+			cfg.rewrite = (enum rewrite)i;
+			return 0;
+		}
+	return -1;
+}
+
 static int opt_profile(const char *v, size_t n)
 {
 	return parse_profile(v, n, &cfg.profile);
@@ -216,6 +233,7 @@ static const struct option {
 	{ "mix", opt_mix },
 	{ "dirty", opt_dirty },
 	{ "wss", opt_wss },
+	{ "rewrite", opt_rewrite },
 	{ "hb", opt_hb },
 	{ "tick", opt_tick },
 	{ "disk", opt_disk },
@@ -639,14 +657,15 @@ void kmain(uint32_t magic, const struct mb_info *mbi)
 	pc.fill_mib = cfg.fill_mib;
 	pc.wss_mib = cfg.wss_mib;
 	memcpy(pc.mix, cfg.mix, sizeof(pc.mix));
+	pc.rewrite = cfg.rewrite;
 	n = pages_setup((uintptr_t)_end, limit, &pc);
 	cfg.fill_mib = pc.fill_mib;
 	cfg.wss_mib = pc.wss_mib;
 
 	kprintf("FERRY-GUEST READY fill=%u pages=%u profile=%s dirty=%u wss=%u"
-		" mix=%u,%u,%u hb=%u tick=%u", cfg.fill_mib, n, cfg.profile,
-		cfg.dirty_mbps, cfg.wss_mib, cfg.mix[0], cfg.mix[1], cfg.mix[2],
-		cfg.hb_ms, cfg.tick_hz);
+		" mix=%u,%u,%u hb=%u tick=%u rewrite=%s", cfg.fill_mib, n,
+		cfg.profile, cfg.dirty_mbps, cfg.wss_mib, cfg.mix[0], cfg.mix[1],
+		cfg.mix[2], cfg.hb_ms, cfg.tick_hz, rewrite_names[cfg.rewrite]);
 	if (disk_present && cfg.disk_kbps % 1000)
 		kprintf(" diskkbps=%u", cfg.disk_kbps);
 	else if (disk_present)

@@ -23,6 +23,7 @@ static uint32_t wss_pages;
 static uint32_t walk_pos;
 static uint64_t dirtied;
 static uint32_t mix[PROFILE_COUNT];
+static enum rewrite rewrite;
 static uint8_t scratch[PAGE_SIZE];  /* verify's recomputed page */
 
 static inline uint8_t *page(uint32_t idx)
@@ -89,6 +90,7 @@ uint32_t pages_setup(uintptr_t base, uintptr_t limit, struct pages_config *cfg)
 		cfg->wss_mib = cfg->fill_mib;
 	wss_pages = cfg->wss_mib * PAGES_PER_MIB;
 	memcpy(mix, cfg->mix, sizeof(mix));
+	rewrite = cfg->rewrite;
 
 	gens = (uint32_t *)base;
 	region = (uint8_t *)((base + (uintptr_t)npages * 4 + PAGE_SIZE - 1) &
@@ -111,6 +113,16 @@ void pages_dirty(uint32_t n)
 		if (!g)   /* 0 means "never rewritten"; skip it on wrap */
 			g = 1;
 		gens[idx] = g;
+		if (rewrite == REWRITE_SPARSE) {
+			content_sparse(page(idx), idx, g);
+		} else if (rewrite == REWRITE_PAGE) {
+			enum profile prof = content_profile(idx, mix);
+
+			/* a zero page's body stays zero: nothing to write */
+			if (prof != PROFILE_ZERO)
+				content_page_body(idx, prof, g, REWRITE_PAGE,
+						  page(idx));
+		}
 		content_stamp(page(idx), idx, g);
 		dirtied++;
 		if (++walk_pos == wss_pages)
@@ -136,9 +148,9 @@ static const char *check_page(uint32_t idx)
 	why = content_check_stamp(p, idx, gens[idx]);
 	if (why)
 		return why;
-	if (prof == PROFILE_ZERO)
+	if (prof == PROFILE_ZERO && rewrite != REWRITE_SPARSE)
 		return is_zero(p, STAMP_SIZE) ? NULL : "body";
-	content_body(idx, prof, scratch);
+	content_page_body(idx, prof, gens[idx], rewrite, scratch);
 	return same_body(p, scratch) ? NULL : "body";
 }
 
@@ -159,9 +171,14 @@ uint32_t pages_verify(uint32_t *first, const char **reason)
 
 int pages_corrupt(uint32_t idx)
 {
+	uint32_t off = PAGE_SIZE / 2;
+
 	if (idx >= npages)
 		return -1;
-	page(idx)[PAGE_SIZE / 2] ^= 0x5A;
+	for (uint32_t k = 0; k < SPARSE_SLOTS; k++)
+		if (off - content_sparse_offset(idx, k) < SPARSE_SLOT_SIZE)
+			off += SPARSE_SLOT_SIZE;    /* the next word: no slot */
+	page(idx)[off] ^= 0x5A;
 	return 0;
 }
 

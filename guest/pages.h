@@ -16,6 +16,7 @@ struct pages_config {
 	uint32_t fill_mib;
 	uint32_t wss_mib;
 	uint32_t mix[PROFILE_COUNT];
+	enum rewrite rewrite;        /* what dirtying rewrites (content.h) */
 };
 
 /*
@@ -27,8 +28,9 @@ uint32_t pages_setup(uintptr_t base, uintptr_t limit, struct pages_config *cfg);
 
 /*
  * Dirty the next n pages of the working set: bump each one's generation
- * and rewrite its stamp (16 bytes; the body stays, so this is cheap).
- * The walk visits every working-set page once per cycle.
+ * and rewrite its stamp (16 bytes), plus its sparse words or its whole
+ * body by the rewrite mode. The walk visits every working-set page once
+ * per cycle.
  */
 void pages_dirty(uint32_t n);
 
@@ -43,7 +45,9 @@ uint32_t pages_verify(uint32_t *first, const char **reason);
 
 /*
  * Test hook: flip one byte in the body of page idx behind the table's back,
- * so that a test can watch verify catch it. -1 if idx is not filled.
+ * so that a test can watch verify catch it. -1 if idx is not filled. The
+ * byte is never one a sparse rewrite writes, so dirtying does not undo
+ * it; a whole-page rewrite (REWRITE_PAGE) of a working-set page does.
  */
 int pages_corrupt(uint32_t idx);
 
