@@ -201,3 +201,18 @@ int ctl_document(const struct ctl *c)
 {
 	return strcmp(c->output, "table") != 0;
 }
+
+int call_expect(struct ctl *c, const char *method, const char *path, struct json_object *body, long want,
+		struct json_object **out)
+{
+	long st = call(c, method, path, body, out);
+	int r = 0;
+
+	json_object_put(body);
+	if (st != want) {
+		r = api_failed(st, *out);
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return r;
+}

@@ -32,6 +32,11 @@ int ctl_document(const struct ctl *c);
 void yaml_emit(struct json_object *o, int indent);
 void print_json(struct json_object *o);
 void human_bytes(uint64_t b, char *out, size_t len);
+/* One request that must answer want: 0 with *out (the caller frees it),
+ * else ferryd's error printed and the exit code for it. body is taken
+ * (freed here) in every case. */
+int call_expect(struct ctl *c, const char *method, const char *path, struct json_object *body, long want,
+		struct json_object **out);
 /* One request that answers with a status and nothing to show: print what
  * was done (done_fmt with the name) or ferryd's error. */
 int simple_call(struct ctl *c, const char *method, const char *path, long want,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/ctl.h"
 
 #define DRAIN_USAGE "usage: ferryctl drain NODE [--wait] [--max-attempts N] [--timeout S] | drain NODE --interrupt\n"
@@ -49,23 +50,6 @@ int cmd_cordon(struct ctl *c, int argc, char **argv)
 int cmd_uncordon(struct ctl *c, int argc, char **argv)
 {
 	return cordon_call(c, argc, argv, "uncordon", "uncordoned");
-}
-
-/* A whole decimal number in [lo, hi] for option opt, else a message. */
-static int opt_number(const char *opt, const char *arg, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < lo || v > hi) {
-		fprintf(stderr, "ferryctl: --%s must be a whole number from %ld to %ld (got \"%s\")\n", opt, lo, hi,
-			arg);
-		return -1;
-	}
-	*out = v;
-	return 0;
 }
 
 static const char *or_dash(const char *s)
@@ -183,7 +167,7 @@ int cmd_drain(struct ctl *c, int argc, char **argv)
 	struct json_object *body = json_object_new_object(), *out = NULL;
 	int wait = 0, interrupt = 0, ch, r;
 	char path[160];
-	long st, v;
+	int v;
 
 	/* getopt wants the command name in argv[0]: it sits just before. */
 	argc++;
@@ -195,8 +179,8 @@ int cmd_drain(struct ctl *c, int argc, char **argv)
 		case 'i': interrupt = 1; break;
 		case 'm':
 		case 't':
-			if (ch == 'm' ? opt_number("max-attempts", optarg, 1, 10, &v) < 0
-				      : opt_number("timeout", optarg, 10, 86400, &v) < 0) {
+			if (ch == 'm' ? arg_int("--max-attempts", optarg, 1, 10, &v) < 0
+				      : arg_int("--timeout", optarg, 10, 86400, &v) < 0) {
 				json_object_put(body);
 				return 2;
 			}
@@ -223,13 +207,8 @@ int cmd_drain(struct ctl *c, int argc, char **argv)
 		return simple_call(c, "DELETE", path, 202, "node/%s: drain interrupted (running migrations finish)\n",
 				   argv[optind]);
 	}
-	st = call(c, "POST", path, body, &out);
-	json_object_put(body);
-	if (st != 202) {
-		r = api_failed(st, out);
-		json_object_put(out);
+	if ((r = call_expect(c, "POST", path, body, 202, &out)))
 		return r;
-	}
 	if (!wait) {
 		if (ctl_document(c))
 			print_json(out);

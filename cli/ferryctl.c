@@ -68,7 +68,6 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 	int force = take_flag(&argc, argv, "--force");
 	const char *file = file_arg(argc, argv, "vm create -f SPEC.yaml [--force]");
 	char err[600];
-	long st;
 	int r;
 
 	if (!file)
@@ -80,19 +79,14 @@ static int cmd_vm_create(struct ctl *c, int argc, char **argv)
 	}
 	body = vmspec_to_json(spec);
 	vmspec_free(spec);
-	st = call(c, "POST", force ? "/v1/vms?force=true" : "/v1/vms", body, &out);
-	json_object_put(body);
-	if (st != 201) {
-		r = api_failed(st, out);
-	} else {
-		if (ctl_document(c))
-			print_json(out);
-		else
-			printf("vm/%s created on node %s\n", jstr(out, "name"), jstr(out, "node"));
-		r = 0;
-	}
+	if ((r = call_expect(c, "POST", force ? "/v1/vms?force=true" : "/v1/vms", body, 201, &out)))
+		return r;
+	if (ctl_document(c))
+		print_json(out);
+	else
+		printf("vm/%s created on node %s\n", jstr(out, "name"), jstr(out, "node"));
 	json_object_put(out);
-	return r;
+	return 0;
 }
 
 /* Every VM of the cluster (GET /v1/cluster/vms): one line per VM, or per
@@ -318,7 +312,6 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	struct json_object *body = json_object_new_object(), *out = NULL;
 	const char *vm = NULL;
 	int wait = 0, ch, r, bad = 0;
-	long st;
 
 	/* getopt wants the command name in argv[0]: it sits just before. */
 	argc++;
@@ -366,13 +359,8 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		return 2;
 	}
 	json_object_object_add(body, "vm", json_object_new_string(vm));
-	st = call(c, "POST", "/v1/migrations", body, &out);
-	json_object_put(body);
-	if (st != 201) {
-		r = api_failed(st, out);
-		json_object_put(out);
+	if ((r = call_expect(c, "POST", "/v1/migrations", body, 201, &out)))
 		return r;
-	}
 	if (!wait) {
 		if (ctl_document(c))
 			print_json(out);
