@@ -39,7 +39,7 @@ if [ -z "$qemu_major" ] || [ "$qemu_major" -lt 8 ] || ! installed qemu-utils; th
 fi
 
 PKGS="build-essential cmake pkg-config gcc-multilib
-      liburing-dev liblz4-dev libzstd-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
+      liburing-dev liblz4-dev libzstd-dev libxxhash-dev libjson-c-dev libssl-dev libyaml-dev libcmocka-dev
       libmicrohttpd-dev libcurl4-openssl-dev jq socat iproute2 curl gnuplot-nox clang"
 missing=""
 for p in $PKGS; do

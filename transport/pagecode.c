@@ -1,0 +1,567 @@
+/* Page-aware coding of a migration channel (transport/pagecode.h).
+ *
+ * A coded chunk:
+ *   u8  version (PAGEC_VERSION)
+ *   be32 rebuilt length
+ *   be64 xxh3 of the rebuilt bytes
+ *   ops until the end:
+ *     LIT   0x01 be32 n, n bytes
+ *     PAGE  0x02 be32 slot, 4096 bytes
+ *     ZERO  0x03 be32 slot                  4096 zero bytes
+ *     DUP   0x04 be32 slot, be32 from       the page in slot `from`
+ *     DELTA 0x05 be32 slot, be16 n, n bytes  the page in `slot` with runs
+ *           {be16 skip, be16 len, len bytes} replacing bytes after skip
+ *           unchanged ones
+ * A page op's slot is where the page is stored afterwards, or PAGEC_NOSLOT
+ * (not kept); a DELTA always updates its own slot.
+ *
+ * Which pages the cache keeps (the encoder's choice, followed blindly by the
+ * decoder): a page goes to the slot its block and offset map to (direct
+ * mapped, consecutive pages to consecutive slots), replacing what is there
+ * only if the slot is empty, already holds this page, or the page was sent
+ * before in this migration (a bit array remembers, false positives only cost
+ * a replacement). So the first pass over memory cannot flush the pages that
+ * are dirtied again, which are the ones a delta helps. */
+#include "transport/pagecode.h"
+
+#include "transport/codec.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define PAGEC_VERSION 1u
+#define PAGEC_NOSLOT 0xffffffffu
+#define SEEN_BITS (1u << 22)
+/* A delta longer than this goes as a whole page: the frame codec does as
+ * well on the page, and the decoder's work is a plain copy. */
+#define DELTA_MAX 3072u
+/* Equal bytes inside a changed run that do not end it: a new run costs
+ * 4 bytes of header. */
+#define DELTA_GAP 4u
+
+enum { OP_LIT = 1, OP_PAGE = 2, OP_ZERO = 3, OP_DUP = 4, OP_DELTA = 5 };
+
+struct cache {
+	uint32_t slots, mask;
+	uint8_t *pages;
+};
+
+struct pagec_enc {
+	struct cache c;
+	uint64_t *key;    /* 0: empty */
+	uint64_t *hash;   /* xxh3 of the slot's page */
+	uint32_t *index;  /* hash -> slot + 1 (0: none), 2 x slots entries */
+	uint32_t imask;
+	uint64_t *seen;   /* SEEN_BITS bits */
+	struct qstream *q;
+	XXH3_state_t xs;
+	uint8_t *out;
+	size_t cap, pos, rebuilt;
+	size_t lit_at;    /* offset of the open LIT op's length, or SIZE_MAX */
+	int err;
+	bool done;
+	struct pagec_stats st;
+	uint8_t scratch[QSTREAM_PAGE_SIZE + 8 + 1 + QSTREAM_NAME_MAX];
+};
+
+struct pagec_dec {
+	struct cache c;
+};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+
+static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+size_t pagec_mem_bytes(uint32_t slots)
+{
+	/* pages, key + hash per slot, a two-way index, the seen bits */
+	return (size_t)slots * (PAGEC_PAGE + 16 + 8) + SEEN_BITS / 8;
+}
+
+uint32_t pagec_slots_for(uint64_t budget)
+{
+	uint32_t s = PAGEC_MAX_SLOTS;
+
+	while (s >= PAGEC_MIN_SLOTS && pagec_mem_bytes(s) > budget)
+		s >>= 1;
+	return s >= PAGEC_MIN_SLOTS ? s : 0;
+}
+
+static int cache_init(struct cache *c, uint32_t slots)
+{
+	if (!is_pow2(slots) || slots < PAGEC_MIN_SLOTS || slots > PAGEC_MAX_SLOTS)
+		return -EINVAL;
+	c->slots = slots;
+	c->mask = slots - 1;
+	/* Zeroed by the kernel on first touch: a budget costs memory only as
+	 * pages come, and a slot never written reads as zeros on both ends. */
+	c->pages = calloc(slots, PAGEC_PAGE);
+	return c->pages ? 0 : -ENOMEM;
+}
+
+static uint8_t *slot_page(const struct cache *c, uint32_t s) { return c->pages + (size_t)s * PAGEC_PAGE; }
+
+/* ---- encoder ------------------------------------------------------------ */
+
+int pagec_enc_new(struct pagec_enc **out, enum qstream_chan chan, uint32_t slots)
+{
+	struct pagec_enc *e = calloc(1, sizeof(*e));
+	int r = -ENOMEM;
+
+	if (!e)
+		return -ENOMEM;
+	r = cache_init(&e->c, slots);
+	if (r < 0)
+		goto fail;
+	r = -ENOMEM;
+	e->key = calloc(slots, sizeof(*e->key));
+	e->hash = calloc(slots, sizeof(*e->hash));
+	e->index = calloc((size_t)slots * 2, sizeof(*e->index));
+	e->seen = calloc(SEEN_BITS / 64, sizeof(*e->seen));
+	e->imask = slots * 2 - 1;
+	if (!e->key || !e->hash || !e->index || !e->seen)
+		goto fail;
+	r = qstream_new(&e->q, chan);
+	if (r < 0)
+		goto fail;
+	e->lit_at = SIZE_MAX;
+	*out = e;
+	return 0;
+fail:
+	pagec_enc_free(e);
+	return r;
+}
+
+void pagec_enc_free(struct pagec_enc *e)
+{
+	if (!e)
+		return;
+	qstream_free(e->q);
+	free(e->c.pages);
+	free(e->key);
+	free(e->hash);
+	free(e->index);
+	free(e->seen);
+	free(e);
+}
+
+void pagec_enc_stats(const struct pagec_enc *e, struct pagec_stats *st) { *st = e->st; }
+
+const char *pagec_enc_reason(const struct pagec_enc *e) { return qstream_reason(e->q); }
+
+static int room(struct pagec_enc *e, size_t n)
+{
+	if (e->cap - e->pos < n) {
+		e->err = -ENOSPC;
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Rebuilt bytes that travel as they are; joined to the LIT op before. */
+static int emit_lit(struct pagec_enc *e, const uint8_t *p, size_t n)
+{
+	if (!n)
+		return 0;
+	XXH3_64bits_update(&e->xs, p, n);
+	e->rebuilt += n;
+	if (e->lit_at == SIZE_MAX) {
+		if (room(e, 5 + n) < 0)
+			return -ENOSPC;
+		e->out[e->pos] = OP_LIT;
+		e->lit_at = e->pos + 1;
+		put32(e->out + e->lit_at, 0);
+		e->pos += 5;
+	} else if (room(e, n) < 0) {
+		return -ENOSPC;
+	}
+	memcpy(e->out + e->pos, p, n);
+	e->pos += n;
+	put32(e->out + e->lit_at, get32(e->out + e->lit_at) + (uint32_t)n);
+	return 0;
+}
+
+static uint8_t *emit_op(struct pagec_enc *e, uint8_t op, uint32_t slot, size_t extra)
+{
+	uint8_t *p;
+
+	if (room(e, 5 + extra) < 0)
+		return NULL;
+	e->lit_at = SIZE_MAX;
+	p = e->out + e->pos;
+	p[0] = op;
+	put32(p + 1, slot);
+	e->pos += 5 + extra;
+	return p + 5;
+}
+
+/* Bytes at which two pages differ, 8 at a time: the cheap test before a
+ * delta is worth building. Counts words, so it overestimates. */
+static size_t diff_bytes(const uint8_t *a, const uint8_t *b)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < PAGEC_PAGE; i += 8) {
+		uint64_t x, y;
+
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		n += x != y;
+	}
+	return n * 8;
+}
+
+/* The runs that turn old into new, at d (room for DELTA_MAX bytes). Their
+ * length, or 0 when they would not fit in DELTA_MAX. */
+static size_t build_delta(const uint8_t *old, const uint8_t *nw, uint8_t *d)
+{
+	size_t i = 0, prev = 0, n = 0;
+
+	while (i < PAGEC_PAGE) {
+		size_t start, j, eq = 0;
+
+		while (i + 8 <= PAGEC_PAGE && !memcmp(old + i, nw + i, 8))
+			i += 8;
+		while (i < PAGEC_PAGE && old[i] == nw[i])
+			i++;
+		if (i >= PAGEC_PAGE)
+			break;
+		start = i;
+		for (j = i; j < PAGEC_PAGE; j++) {
+			if (old[j] == nw[j]) {
+				if (++eq > DELTA_GAP) {
+					j++;
+					break;
+				}
+			} else {
+				eq = 0;
+			}
+		}
+		i = j - eq; /* end of the run: its last changed byte + 1 */
+		if (n + 4 + (i - start) > DELTA_MAX)
+			return 0;
+		put16(d + n, (uint32_t)(start - prev));
+		put16(d + n + 2, (uint32_t)(i - start));
+		memcpy(d + n + 4, nw + start, i - start);
+		n += 4 + (i - start);
+		prev = i;
+	}
+	return n;
+}
+
+static void store(struct pagec_enc *e, uint32_t s, uint64_t key, uint64_t h, const uint8_t *page)
+{
+	memcpy(slot_page(&e->c, s), page, PAGEC_PAGE);
+	e->key[s] = key;
+	e->hash[s] = h;
+	e->index[h & e->imask] = s + 1;
+}
+
+static int code_page(struct pagec_enc *e, const char *name, size_t name_len, uint64_t offset,
+		     const uint8_t *page)
+{
+	uint64_t nh = XXH3_64bits(name, name_len), pageno = offset / PAGEC_PAGE;
+	uint64_t key = ((nh << 40) ^ pageno) | (1ull << 63);
+	uint32_t s = (uint32_t)(pageno + (nh >> 7)) & e->c.mask;
+	uint64_t bit = (pageno ^ nh) & (SEEN_BITS - 1);
+	bool seen = e->seen[bit / 64] & (1ull << (bit % 64));
+	bool same = e->key[s] == key;
+	bool keep = same || !e->key[s] || seen;
+	uint32_t to = keep ? s : PAGEC_NOSLOT;
+	uint64_t h;
+	uint32_t k;
+	uint8_t *p;
+
+	e->seen[bit / 64] |= 1ull << (bit % 64);
+	e->st.pages++;
+	XXH3_64bits_update(&e->xs, page, PAGEC_PAGE);
+	e->rebuilt += PAGEC_PAGE;
+	h = XXH3_64bits(page, PAGEC_PAGE);
+	if (same && e->hash[s] == h && !memcmp(slot_page(&e->c, s), page, PAGEC_PAGE)) {
+		/* Sent again unchanged (the guest wrote the same bytes). */
+		if (!(p = emit_op(e, OP_DUP, s, 4)))
+			return -ENOSPC;
+		put32(p, s);
+		e->st.dup++;
+		return 0;
+	}
+	if (same && diff_bytes(slot_page(&e->c, s), page) <= DELTA_MAX) {
+		uint8_t d[DELTA_MAX];
+		size_t n = build_delta(slot_page(&e->c, s), page, d);
+
+		if (n) {
+			if (!(p = emit_op(e, OP_DELTA, s, 2 + n)))
+				return -ENOSPC;
+			put16(p, (uint32_t)n);
+			memcpy(p + 2, d, n);
+			store(e, s, key, h, page);
+			e->st.delta++;
+			e->st.delta_bytes += 7 + n;
+			return 0;
+		}
+	}
+	if (codec_is_zero(page, PAGEC_PAGE)) {
+		if (!emit_op(e, OP_ZERO, to, 0))
+			return -ENOSPC;
+		if (keep)
+			store(e, s, key, h, page);
+		e->st.zero++;
+		return 0;
+	}
+	k = e->index[h & e->imask];
+	if (k && e->hash[k - 1] == h && !memcmp(slot_page(&e->c, k - 1), page, PAGEC_PAGE)) {
+		if (!(p = emit_op(e, OP_DUP, to, 4)))
+			return -ENOSPC;
+		put32(p, k - 1);
+		if (keep)
+			store(e, s, key, h, page);
+		e->st.dup++;
+		return 0;
+	}
+	if (!(p = emit_op(e, OP_PAGE, to, PAGEC_PAGE)))
+		return -ENOSPC;
+	memcpy(p, page, PAGEC_PAGE);
+	if (keep)
+		store(e, s, key, h, page);
+	e->st.raw++;
+	return 0;
+}
+
+static int enc_item(void *arg, const struct qstream_item *it)
+{
+	struct pagec_enc *e = arg;
+	ssize_t n;
+
+	if (it->kind != QSTREAM_PAGE)
+		goto literal;
+	/* Its header (offset, flags, name) as literal bytes, then the page. */
+	n = qstream_rebuild(it, e->scratch, sizeof(e->scratch));
+	if (n < (ssize_t)PAGEC_PAGE)
+		goto literal;
+	if (emit_lit(e, e->scratch, (size_t)n - PAGEC_PAGE) < 0)
+		return -ENOSPC;
+	return code_page(e, it->name, it->name_len, it->offset, it->data);
+literal:
+	if (it->kind == QSTREAM_PASS)
+		return emit_lit(e, it->data, it->len);
+	n = qstream_rebuild(it, e->scratch, sizeof(e->scratch));
+	if (n < 0) {
+		/* A packet header is larger than the scratch page: it comes
+		 * whole in data (qstream.h), so its bytes are those. */
+		if (it->kind == QSTREAM_PACKET)
+			return emit_lit(e, it->data, it->len);
+		return (int)n;
+	}
+	return emit_lit(e, e->scratch, (size_t)n);
+}
+
+ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof, uint8_t *out,
+		     size_t cap)
+{
+	int r;
+
+	if (e->done || e->err)
+		return e->done ? -EINVAL : e->err;
+	if (cap < len + PAGEC_SLACK)
+		return -ENOSPC;
+	e->out = out;
+	e->cap = cap;
+	e->pos = PAGEC_HDR_LEN;
+	e->rebuilt = 0;
+	e->lit_at = SIZE_MAX;
+	XXH3_64bits_reset(&e->xs);
+	e->st.in += len;
+	r = qstream_feed(e->q, in, len, enc_item, e);
+	if (r == 0 && eof) {
+		e->done = true;
+		r = qstream_finish(e->q, enc_item, e);
+	}
+	if (r < 0) {
+		e->err = r;
+		return r;
+	}
+	out[0] = PAGEC_VERSION;
+	put32(out + 1, (uint32_t)e->rebuilt);
+	put64(out + 5, XXH3_64bits_digest(&e->xs));
+	e->st.coded += e->pos;
+	return (ssize_t)e->pos;
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+int pagec_dec_new(struct pagec_dec **out, uint32_t slots)
+{
+	struct pagec_dec *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	r = cache_init(&d->c, slots);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+void pagec_dec_free(struct pagec_dec *d)
+{
+	if (!d)
+		return;
+	free(d->c.pages);
+	free(d);
+}
+
+static ssize_t bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static ssize_t bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+/* Applies a delta's runs to page (in place). 0 or -1 if malformed. */
+static int apply_delta(uint8_t *page, const uint8_t *d, size_t n)
+{
+	size_t at = 0, i = 0;
+
+	while (i < n) {
+		uint32_t skip, len;
+
+		if (n - i < 4)
+			return -1;
+		skip = get16(d + i);
+		len = get16(d + i + 2);
+		i += 4;
+		if (!len || len > n - i || skip > PAGEC_PAGE - at || len > PAGEC_PAGE - at - skip)
+			return -1;
+		at += skip;
+		memcpy(page + at, d + i, len);
+		at += len;
+		i += len;
+	}
+	return 0;
+}
+
+ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+		     char *err, size_t errlen)
+{
+	size_t i = PAGEC_HDR_LEN, o = 0;
+	uint32_t want;
+
+	if (len < PAGEC_HDR_LEN || in[0] != PAGEC_VERSION)
+		return len < PAGEC_HDR_LEN ? bad(err, errlen, "page-coded chunk of %zu bytes", len) :
+					     bad(err, errlen, "page-coded chunk of version %u", in[0]);
+	want = get32(in + 1);
+	if (want > cap)
+		return -ENOSPC;
+	while (i < len) {
+		uint8_t op = in[i];
+		uint32_t slot, from, n;
+		const uint8_t *src;
+
+		if (op == OP_LIT) {
+			if (len - i < 5)
+				return bad(err, errlen, "truncated op at %zu", i);
+			n = get32(in + i + 1);
+			i += 5;
+			if (n > len - i || n > want - o)
+				return bad(err, errlen, "literal of %u bytes past the chunk", n);
+			memcpy(out + o, in + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		if (op < OP_PAGE || op > OP_DELTA)
+			return bad(err, errlen, "unknown op 0x%02x at %zu", op, i);
+		if (len - i < 5)
+			return bad(err, errlen, "truncated op at %zu", i);
+		slot = get32(in + i + 1);
+		i += 5;
+		if (slot != PAGEC_NOSLOT && slot >= d->c.slots)
+			return bad(err, errlen, "slot %u of %u", slot, d->c.slots);
+		if (want - o < PAGEC_PAGE)
+			return bad(err, errlen, "page past the chunk's length %u", want);
+		switch (op) {
+		case OP_PAGE:
+			if (len - i < PAGEC_PAGE)
+				return bad(err, errlen, "truncated page at %zu", i);
+			src = in + i;
+			i += PAGEC_PAGE;
+			break;
+		case OP_ZERO:
+			memset(out + o, 0, PAGEC_PAGE);
+			src = out + o;
+			break;
+		case OP_DUP:
+			if (len - i < 4)
+				return bad(err, errlen, "truncated op at %zu", i);
+			from = get32(in + i);
+			i += 4;
+			if (from >= d->c.slots)
+				return bad(err, errlen, "slot %u of %u", from, d->c.slots);
+			src = slot_page(&d->c, from);
+			break;
+		default: /* OP_DELTA */
+			if (slot == PAGEC_NOSLOT || len - i < 2)
+				return bad(err, errlen, "bad delta at %zu", i);
+			n = get16(in + i);
+			i += 2;
+			if (n > len - i || apply_delta(slot_page(&d->c, slot), in + i, n) < 0)
+				return bad(err, errlen, "malformed delta at %zu", i);
+			i += n;
+			src = slot_page(&d->c, slot);
+			break;
+		}
+		if (src != out + o)
+			memcpy(out + o, src, PAGEC_PAGE);
+		if (slot != PAGEC_NOSLOT && src != slot_page(&d->c, slot))
+			memcpy(slot_page(&d->c, slot), out + o, PAGEC_PAGE);
+		o += PAGEC_PAGE;
+	}
+	if (o != want)
+		return bad(err, errlen, "chunk rebuilt to %zu bytes, not %u", o, want);
+	if (XXH3_64bits(out, o) != get64(in + 5))
+		return bad(err, errlen, "chunk rebuilt to other bytes than the source's (hash mismatch)");
+	return (ssize_t)o;
+}
