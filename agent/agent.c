@@ -235,6 +235,7 @@ int agent_init(struct agent *a, struct ferry_config *cfg, char *err, size_t errl
 	a->env.acquire_slot = acquire_slot;
 	a->env.release_slot = release_slot;
 	a->env.pending_timeout_s = cfg->pending_timeout_s;
+	a->env.page_cache_budget = (uint64_t)cfg->mig.page_cache_mib << 20;
 	r = drain_init(a);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the cordon: %s", strerror(-r));

@@ -166,6 +166,7 @@ static int config_defaults(struct ferry_config *c)
 	c->mig.downtime_step_ms = 0;
 	c->mig.downtime_max_ms = 2000;
 	c->mig.escalate_after_s = 30;
+	c->mig.page_cache_mib = 256;
 	r = strlist_set(&c->allowed_paths, &c->n_allowed_paths, allowed);
 	return r < 0 ? r : strlist_set(&c->networks, &c->n_networks, networks);
 }

@@ -153,6 +153,8 @@ static void handle_open(struct agent *a, struct peer_link *pl, struct json_objec
 	const char *kind_s = json_object_get_string(json_object_object_get(msg, "kind"));
 	int chan = json_object_get_int(json_object_object_get(msg, "channel"));
 	int64_t stream = json_object_get_int64(json_object_object_get(msg, "stream"));
+	/* Page cache slots of a page-coded channel; mig_target_attach checks them. */
+	int64_t pages = json_object_get_int64(json_object_object_get(msg, "pages"));
 	enum channel_kind kind = kind_s ? channel_kind_parse(kind_s) : CHANNEL_UNKNOWN;
 	struct migration *m;
 	char reason[256];
@@ -162,7 +164,8 @@ static void handle_open(struct agent *a, struct peer_link *pl, struct json_objec
 		return;
 	}
 	m = agent_find_migration(a, id);
-	if (!m || kind == CHANNEL_UNKNOWN || stream <= 0 || stream > 0xffff) {
+	if (!m || kind == CHANNEL_UNKNOWN || stream <= 0 || stream > 0xffff || pages < 0 ||
+	    pages > UINT32_MAX) {
 		snprintf(reason, sizeof(reason), "%s", !m ? "unknown migration" : "bad stream open");
 		log_warn("peer", "event=open_refused mig=%s reason=\"%s\"", id ? id : "-", log_q(reason));
 		send_refusal(pl, reason);
@@ -170,7 +173,8 @@ static void handle_open(struct agent *a, struct peer_link *pl, struct json_objec
 		return;
 	}
 	log_set_migration(id);
-	if (mig_target_attach(m, pl, kind, chan, (uint32_t)stream, reason, sizeof(reason)) < 0)
+	if (mig_target_attach(m, pl, kind, chan, (uint32_t)stream, (uint32_t)pages, reason,
+			      sizeof(reason)) < 0)
 		log_warn("peer", "event=attach_failed kind=%s channel=%d reason=\"%s\"", kind_s, chan, log_q(reason));
 	log_set_migration(NULL);
 }

@@ -194,6 +194,19 @@ static void print_outcome(struct json_object *m)
 		       (long long)jint(m, "postcopyRequests"), (long long)jint(m, "postcopyBlocktimeMs"));
 	printf("  channels:    %lld multifd, compress %s\n", (long long)jint(m, "multifdChannels"),
 	       json_object_get_boolean(json_object_object_get(m, "compress")) ? "lz4" : "off");
+	{
+		struct json_object *pc = json_object_object_get(m, "pageCoding");
+		char cache[32];
+
+		if (pc) {
+			human_bytes((uint64_t)jint(pc, "cacheBytes"), cache, sizeof(cache));
+			printf("  page coding: %lld pages: %lld zero, %lld duplicate, %lld delta; cache %s a side\n",
+			       (long long)jint(pc, "pages"), (long long)jint(pc, "zero"),
+			       (long long)jint(pc, "duplicate"), (long long)jint(pc, "delta"), cache);
+		} else {
+			printf("  page coding: off\n");
+		}
+	}
 	if (jint(m, "disks") > 0) {
 		char dt[32];
 
@@ -290,7 +303,7 @@ static int add_number(struct json_object *body, enum mset_id id, const char *opt
 	"                        [--verify-memory] [--paused] [--max-bandwidth MiBps]\n"          \
 	"                        [--progress-timeout S] [--completion-timeout-per-gib S]\n"       \
 	"                        [--auto-converge] [--post-copy] [--post-copy-now] [--downtime-step MS]\n" \
-	"                        [--escalate-after S]"
+	"                        [--escalate-after S] [--page-cache MiB]"
 
 static int cmd_migrate(struct ctl *c, int argc, char **argv)
 {
@@ -308,6 +321,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 					  {"post-copy-now", no_argument, NULL, 'N'},
 					  {"downtime-step", required_argument, NULL, 'D'},
 					  {"escalate-after", required_argument, NULL, 'E'},
+					  {"page-cache", required_argument, NULL, 'G'},
 					  {NULL, 0, NULL, 0}};
 	struct json_object *body = json_object_new_object(), *out = NULL;
 	const char *vm = NULL;
@@ -334,6 +348,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 		case 'N': json_object_object_add(body, "postCopyNow", json_object_new_boolean(1)); break;
 		case 'D': bad |= add_number(body, MSET_DOWNTIME_STEP_MS, "--downtime-step", optarg); break;
 		case 'E': bad |= add_number(body, MSET_ESCALATE_AFTER_S, "--escalate-after", optarg); break;
+		case 'G': bad |= add_number(body, MSET_PAGE_CACHE_MIB, "--page-cache", optarg); break;
 		default:
 			fprintf(stderr, "ferryctl: %s %s\nusage: ferryctl " MIGRATE_USAGE "\n",
 				ch == ':' ? "missing the value of" : "unknown option", argv[optind - 1]);
@@ -707,6 +722,7 @@ static void migrate_help(void)
 		 "abort after S s per GiB of RAM and copied disk"},
 		{"--downtime-step MS", MSET_DOWNTIME_STEP_MS, "raise the downtime limit by MS per escalation (0: off)"},
 		{"--escalate-after S", MSET_ESCALATE_AFTER_S, "escalate after S s without progress"},
+		{"--page-cache MiB", MSET_PAGE_CACHE_MIB, "page cache per side for page coding (0: off)"},
 	};
 
 	printf("usage: ferryctl " MIGRATE_USAGE "\n\n"

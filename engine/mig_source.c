@@ -15,6 +15,7 @@
 #include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/link.h"
+#include "transport/pagecode.h"
 #include "transport/relay.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -79,6 +80,7 @@ static void *channel_thread(void *arg)
 	char reason[256] = "", label[32];
 	struct peer_link *pl = NULL;
 	struct seal_stream keys;
+	struct relay_stream_opts opts = {m->compress, 0, 0, QSTREAM_OPAQUE};
 	int id = 0, r, resume;
 	uint32_t sid;
 
@@ -126,6 +128,15 @@ static void *channel_thread(void *arg)
 	json_object_object_add(open, "stream", json_object_new_int64(sid));
 	if (resume)
 		json_object_object_add(open, "resume", json_object_new_boolean(1));
+	/* Page coding of RAM channels, each with an equal share of the
+	 * agreed cache. A resumed post-copy channel has no stream header to
+	 * parse from: it goes as it is. */
+	if (m->page_budget && !resume && kind != CHANNEL_NBD) {
+		opts.page_enc_slots = pagec_slots_for(m->page_budget / (1 + (uint64_t)m->multifd));
+		opts.chan = kind == CHANNEL_MAIN ? QSTREAM_MAIN : QSTREAM_MULTIFD;
+		if (opts.page_enc_slots)
+			json_object_object_add(open, "pages", json_object_new_int64(opts.page_enc_slots));
+	}
 	{
 		const char *s = json_object_to_json_string_ext(open, JSON_C_TO_STRING_PLAIN);
 
@@ -147,7 +158,7 @@ static void *channel_thread(void *arg)
 		setup_error(m, "cannot derive the keys of channel %s%s", label, "");
 		goto out;
 	}
-	r = relay_add_stream(m->relay, cs->fd, peer_link_take_fd(pl), sid, label, m->compress, &keys);
+	r = relay_add_stream(m->relay, cs->fd, peer_link_take_fd(pl), sid, label, &opts, &keys);
 	seal_stream_wipe(&keys);
 	cs->fd = -1;
 	pl = NULL;
@@ -409,6 +420,10 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 	json_object_object_add(msg, "start_us", json_object_new_int64((int64_t)m->st.start_us));
 	json_object_object_add(msg, "target_addr", json_object_new_string(m->st.target_addr));
 	json_object_object_add(msg, "outcome", json_object_new_boolean(1));
+	/* Page coding: the cache we would use; the target answers with what
+	 * it takes (at most its own budget), an older one with nothing. */
+	if (m->page_budget)
+		json_object_object_add(msg, "page_cache", json_object_new_int64((int64_t)m->page_budget));
 	r = peer_send_json(m->ctl, msg);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot send the prepare request: %s", strerror(-r));
@@ -442,6 +457,13 @@ static int send_prepare(struct migration *m, char *err, size_t errlen)
 		goto out;
 	/* An older target does not say it: it gets no outcome. */
 	m->peer_outcome = json_object_get_boolean(json_object_object_get(reply, "outcome"));
+	{
+		int64_t pc = json_object_get_int64(json_object_object_get(reply, "page_cache"));
+
+		m->page_budget = pc > 0 && (uint64_t)pc < m->page_budget ? (uint64_t)pc :
+				 pc > 0 ? m->page_budget : 0;
+		m->st.page_cache_bytes = m->page_budget;
+	}
 	op = json_object_get_string(json_object_object_get(reply, "op"));
 	if (!op || strcmp(op, "prepared")) {
 		snprintf(err, errlen, "target refused: %s",
@@ -1334,6 +1356,7 @@ static void source_end(struct migration *m, struct source_run *c, enum mig_state
 		pthread_mutex_lock(&m->mu);
 		m->st.raw_bytes = tot.raw_in;
 		m->st.wire_bytes = tot.wire_out;
+		mig_page_figures(&m->st, &tot);
 		m->relay = NULL; /* status readers take the lock to see it */
 		pthread_mutex_unlock(&m->mu);
 		relay_free(r);
@@ -1409,6 +1432,8 @@ int mig_source_start(const struct mig_env *env, const struct mig_request *req,
 	 * multifd_channels to 0 (QEMU up to 10.0 refuses the pair). */
 	m->multifd = req->set.v.multifd_channels;
 	m->compress = req->set.v.compress;
+	/* Asked of the target in prepare; what both can hold is agreed there. */
+	m->page_budget = (uint64_t)req->set.v.page_cache_mib << 20;
 	m->auto_converge = req->set.v.auto_converge;
 	m->postcopy = req->set.v.post_copy;
 	if (stor_plan(vm->spec, &m->stor) < 0) {

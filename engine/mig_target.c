@@ -11,6 +11,7 @@
 #include "engine/storage.h"
 #include "qmp/qmp.h"
 #include "transport/link.h"
+#include "transport/pagecode.h"
 #include "transport/relay.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -38,6 +39,9 @@ static void reply_busy(struct migration *m, const char *op, const char *reason, 
 		json_object_object_add(msg, "reason", json_object_new_string(reason));
 	if (busy)
 		json_object_object_add(msg, "busy", json_object_new_boolean(1));
+	/* The page cache we take (at most ours), if the source offered one. */
+	if (!strcmp(op, "prepared") && m->page_budget)
+		json_object_object_add(msg, "page_cache", json_object_new_int64((int64_t)m->page_budget));
 	/* A source that offered the outcome exchange learns we take it. */
 	if (m->peer_outcome)
 		json_object_object_add(msg, "outcome", json_object_new_boolean(1));
@@ -126,8 +130,9 @@ static int accepts_channels(enum mig_state s)
 }
 
 int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_kind kind,
-		      int chan_id, uint32_t stream_id, char *reason, size_t len)
+		      int chan_id, uint32_t stream_id, uint32_t page_slots, char *reason, size_t len)
 {
+	struct relay_stream_opts opts = {m->compress, 0, page_slots, QSTREAM_OPAQUE};
 	struct json_object *ack = json_object_new_object();
 	const char *peer = pl->peer;
 	struct seal_stream keys;
@@ -167,7 +172,20 @@ int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_ki
 	} else if (m->links_opened >= 1 + m->multifd + (int)stor_count(m->stor) + LINKS_SLACK) {
 		snprintf(reason, len, "too many data links for this migration (%d)", m->links_opened);
 		r = -EMFILE;
+	} else if (page_slots && (kind == CHANNEL_NBD || !m->page_budget)) {
+		snprintf(reason, len, "page coding on %s", kind == CHANNEL_NBD ? "an NBD connection" :
+			 "a migration that did not agree on it");
+		r = -EPROTO;
+	} else if (page_slots && (page_slots < PAGEC_MIN_SLOTS || page_slots > PAGEC_MAX_SLOTS ||
+				  (page_slots & (page_slots - 1)) ||
+				  m->page_charged + pagec_mem_bytes(page_slots) > m->page_budget)) {
+		snprintf(reason, len, "a page cache of %u slots is not a power of two or exceeds the "
+			 "agreed %llu bytes (%llu held)", page_slots, (unsigned long long)m->page_budget,
+			 (unsigned long long)m->page_charged);
+		r = -EMSGSIZE;
 	} else {
+		if (page_slots)
+			m->page_charged += pagec_mem_bytes(page_slots);
 		m->links_opened++;
 		/* The target thread waits for attachers before freeing the relay. */
 		m->attaching++;
@@ -218,8 +236,7 @@ int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_ki
 	} else {
 		log_info("mig", "event=channel_attached kind=%s channel=%d stream=%u",
 			 channel_kind_name(kind), chan_id, stream_id);
-		r = relay_add_stream(relay, qfd, peer_link_take_fd(pl), stream_id, label, m->compress,
-				     &keys);
+		r = relay_add_stream(relay, qfd, peer_link_take_fd(pl), stream_id, label, &opts, &keys);
 		seal_stream_wipe(&keys);
 	}
 	if (counted) {
@@ -258,6 +275,7 @@ static int target_recover(struct migration *m, const char *why)
 	old = m->relay;
 	m->relay = nr;
 	m->main_connected = 0;
+	m->page_charged = 0; /* the old streams' caches go with the old relay */
 	m->recover_next_main = 1;
 	pr = mig_enter_locked(m, MS_TGT_AWAITING_RESUME, &from);
 	pthread_mutex_unlock(&m->mu);
@@ -774,6 +792,13 @@ int mig_target_start(const struct mig_env *env, struct peer_link *ctl,
 	m->compress = json_object_get_boolean(json_object_object_get(prepare_msg, "compress")) ?
 		      RELAY_COMPRESS_AUTO : RELAY_COMPRESS_OFF;
 	m->postcopy = json_object_get_boolean(json_object_object_get(prepare_msg, "postcopy"));
+	{
+		int64_t pc = json_object_get_int64(json_object_object_get(prepare_msg, "page_cache"));
+
+		m->page_budget = pc <= 0 ? 0 : (uint64_t)pc < env->page_cache_budget ? (uint64_t)pc :
+					   env->page_cache_budget;
+		m->st.page_cache_bytes = m->page_budget;
+	}
 	m->st.multifd_channels = m->multifd;
 	m->st.compress = m->compress;
 	m->st.post_copy = m->postcopy;

@@ -258,6 +258,14 @@ int mig_cancel(struct migration *m, const char *reason, const char *by)
 	return r;
 }
 
+void mig_page_figures(struct mig_status *st, const struct relay_stream_stats *tot)
+{
+	st->pages = tot->pages;
+	st->pages_zero = tot->pages_zero;
+	st->pages_dup = tot->pages_dup;
+	st->pages_delta = tot->pages_delta;
+}
+
 void mig_get_status(struct migration *m, struct mig_status *st)
 {
 	struct relay_stream_stats tot;
@@ -270,6 +278,7 @@ void mig_get_status(struct migration *m, struct mig_status *st)
 		relay_totals(m->relay, &tot);
 		st->raw_bytes = tot.raw_in;
 		st->wire_bytes = tot.wire_out;
+		mig_page_figures(st, &tot);
 	}
 	pthread_mutex_unlock(&m->mu);
 }
@@ -411,6 +420,16 @@ struct json_object *mig_status_to_json(const struct mig_status *st)
 	ADD_I("qemuDowntimeMs", st->qemu_downtime_ms);
 	ADD_I("rawBytes", st->raw_bytes);
 	ADD_I("wireBytes", st->wire_bytes);
+	if (st->page_cache_bytes) {
+		struct json_object *pc = json_object_new_object();
+
+		json_object_object_add(pc, "cacheBytes", json_object_new_int64((int64_t)st->page_cache_bytes));
+		json_object_object_add(pc, "pages", json_object_new_int64((int64_t)st->pages));
+		json_object_object_add(pc, "zero", json_object_new_int64((int64_t)st->pages_zero));
+		json_object_object_add(pc, "duplicate", json_object_new_int64((int64_t)st->pages_dup));
+		json_object_object_add(pc, "delta", json_object_new_int64((int64_t)st->pages_delta));
+		json_object_object_add(o, "pageCoding", pc);
+	}
 	ADD_I("ramTotal", st->ram_total);
 	ADD_I("ramTransferred", st->ram_transferred);
 	ADD_I("ramRemaining", st->ram_remaining);

@@ -62,6 +62,9 @@ struct mig_env {
 	int (*acquire_slot)(void *agent, struct migration *m, char *why, size_t len);
 	void (*release_slot)(void *agent, struct migration *m);
 	int pending_timeout_s;
+	/* Target: the most page cache (bytes) one inbound migration may hold
+	 * (its agent's migration.page_cache_mib); 0 = no page coding here. */
+	uint64_t page_cache_budget;
 	/* Target: an admitted migration failed; release the name. */
 	void (*on_target_failed)(void *agent, const char *vm_name);
 };
@@ -120,6 +123,10 @@ struct mig_status {
 	uint64_t stop_ts_us, resume_ts_us;
 	uint64_t qemu_downtime_ms;   /* QEMU's own estimate, for comparison */
 	uint64_t raw_bytes, wire_bytes; /* source→target through ferry */
+	/* Page coding: the cache each side may hold (0: not used), and the
+	 * source's pages by how they went (transport/pagecode.h). */
+	uint64_t page_cache_bytes;
+	uint64_t pages, pages_zero, pages_dup, pages_delta;
 	uint64_t ram_total, ram_transferred, ram_remaining;
 	/* Storage: the local disks copied (shared ones are not). disk_total
 	 * is their virtual size; transferred/remaining are the mirror jobs'
@@ -158,7 +165,7 @@ int mig_target_start(const struct mig_env *env, struct peer_link *ctl,
  * Connects the channel to the incoming QEMU in the right order,
  * acknowledges, and starts relaying with the stream's keys. */
 int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_kind kind,
-		      int chan_id, uint32_t stream_id, char *reason, size_t len);
+		      int chan_id, uint32_t stream_id, uint32_t page_slots, char *reason, size_t len);
 
 /* Target: a new control link asks to resume this migration's broken
  * post-copy. Takes the link on success. */

@@ -66,6 +66,9 @@ struct migration {
 	struct peer_link *ctl;       /* the control link, NULL when none */
 	char mig_dir[400];
 	int compress, multifd;
+	/* Page coding: the cache budget both sides agreed on (bytes, 0: off);
+	 * target: what attached streams hold of it. */
+	uint64_t page_budget, page_charged;
 	int postcopy, auto_converge; /* allowed for this migration */
 	int postcopy_entered;        /* source: the target ran the guest (it may have written to it) */
 	int downtime_ceiling_ms;     /* source: the configured downtime limit, where pause tuning stops */
@@ -106,6 +109,9 @@ int mig_enter_locked(struct migration *m, enum mig_state to, enum mig_state *fro
 void mig_entered(struct migration *m, enum mig_state from, enum mig_state to, int r);
 /* Persists and logs the current phase (a migration's first). */
 void mig_announce(struct migration *m);
+/* The page coding figures of relay totals into a status. */
+struct relay_stream_stats;
+void mig_page_figures(struct mig_status *st, const struct relay_stream_stats *tot);
 /* Records the failure reason (first one wins) and logs it. */
 void mig_set_failure(struct migration *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mig_take_cancel(struct migration *m, char *reason, size_t len);

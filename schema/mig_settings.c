@@ -34,6 +34,7 @@ static const struct {
 	[MSET_DOWNTIME_MAX_MS] = {{"downtime_max_ms", NULL, 1, 2000000, 0}, OFF(downtime_max_ms)},
 	[MSET_ESCALATE_AFTER_S] = {{"escalate_after_s", "escalateAfterS", 1, 86400, 0},
 				   OFF(escalate_after_s)},
+	[MSET_PAGE_CACHE_MIB] = {{"page_cache_mib", "pageCacheMiB", 0, 65536, 0}, OFF(page_cache_mib)},
 };
 
 /* Every field of the struct is a setting in the table, and no more. */
@@ -149,6 +150,7 @@ const struct schema_field mset_request_fields[] = {
 	RBOOL("postCopy", post_copy),
 	RINT("downtimeStepMs", downtime_step_ms),
 	RINT("escalateAfterS", escalate_after_s),
+	RINT("pageCacheMiB", page_cache_mib),
 	{"postCopyNow", SCHEMA_BOOL, offsetof(struct mset_request, post_copy_now), 0, 0, NULL, NULL, 0},
 	{0},
 };

@@ -26,6 +26,7 @@ const struct schema_field ferry_migration_fields[] = {
 	 SCHEMA_F_UNSET_OMIT},
 	{"escalate_after_s", SCHEMA_INT, MOFF(escalate_after_s), 0, 0, NULL, NULL,
 	 SCHEMA_F_UNSET_OMIT},
+	{"page_cache_mib", SCHEMA_INT, MOFF(page_cache_mib), 0, 0, NULL, NULL, SCHEMA_F_UNSET_OMIT},
 	{0},
 };
 
@@ -42,4 +43,5 @@ void ferry_migration_unset(struct ferry_migration_defaults *m)
 	m->downtime_step_ms = FERRY_UNSET;
 	m->downtime_max_ms = FERRY_UNSET;
 	m->escalate_after_s = FERRY_UNSET;
+	m->page_cache_mib = FERRY_UNSET;
 }

@@ -25,6 +25,9 @@ struct ferry_migration_defaults {
 	int downtime_step_ms;            /* raise downtime-limit by this per step; 0 = off */
 	int downtime_max_ms;             /* ... up to this */
 	int escalate_after_s;            /* no progress for this long: next step */
+	/* Page coding (transport/pagecode.h): the page cache each side of one
+	 * migration may hold, in MiB; 0 = QEMU's stream goes as opaque chunks. */
+	int page_cache_mib;
 };
 
 /* The keys of a `migration:` mapping, offsets within the struct. Use as

@@ -83,6 +83,10 @@ int frame_hdr_decode(const uint8_t *buf, size_t len, struct frame_hdr *h)
 				t.flags & ~FRAME_F_KNOWN);
 		return -EPROTO;
 	}
+	if ((t.flags & FRAME_F_PAGES) && t.type != FRAME_DATA) {
+		frame_set_error("frame flag PAGES on a %s frame", frame_type_name(t.type));
+		return -EPROTO;
+	}
 	if ((t.flags & FRAME_F_COMPRESSED) == FRAME_F_COMPRESSED) {
 		/* One payload, one codec: there is no order to apply two in. */
 		frame_set_error("frame flags 0x%04x set both LZ4 and ZSTD", t.flags);
@@ -155,4 +159,18 @@ const char *frame_type_name(uint8_t type)
 const char *frame_strerror_last(void)
 {
 	return t_last_err;
+}
+
+void frame_add_flag(uint8_t *frame, uint16_t flag, int crc)
+{
+	struct frame_hdr h;
+
+	if (frame_hdr_decode(frame, FRAME_HDR_LEN, &h) < 0)
+		return;
+	h.flags |= flag;
+	frame_hdr_encode(&h, frame);
+	if (!crc)
+		return;
+	h.crc = frame_crc(frame, frame + FRAME_HDR_LEN, h.wire_len);
+	frame_hdr_encode(&h, frame);
 }

@@ -3,8 +3,9 @@
  *   off  size  field
  *     0     1  version    FRAME_VERSION
  *     1     1  type       FRAME_DATA .. FRAME_PING
- *     2     2  flags      FRAME_F_LZ4 or FRAME_F_ZSTD (at most one); every
- *                          other bit must be 0
+ *     2     2  flags      FRAME_F_LZ4 or FRAME_F_ZSTD (at most one),
+ *                          FRAME_F_SEALED, FRAME_F_PAGES; every other bit
+ *                          must be 0
  *     4     4  stream_id
  *     8     4  wire_len   payload bytes that follow the header
  *    12     4  raw_len    payload size after decompression (== wire_len if raw)
@@ -45,7 +46,10 @@ enum frame_type {
 #define FRAME_F_ZSTD 0x2u /* payload is one zstd frame */
 #define FRAME_F_COMPRESSED (FRAME_F_LZ4 | FRAME_F_ZSTD)
 #define FRAME_F_SEALED 0x4u /* payload encrypted, FRAME_TAG_LEN tag follows it */
-#define FRAME_F_KNOWN (FRAME_F_COMPRESSED | FRAME_F_SEALED)
+/* DATA only: the payload (after decompression) is a page-coded chunk
+ * (transport/pagecode.h), sent only on streams that negotiated it. */
+#define FRAME_F_PAGES 0x8u
+#define FRAME_F_KNOWN (FRAME_F_COMPRESSED | FRAME_F_SEALED | FRAME_F_PAGES)
 
 struct frame_hdr {
 	uint8_t version, type;
@@ -63,6 +67,10 @@ void frame_hdr_encode(const struct frame_hdr *h, uint8_t out[FRAME_HDR_LEN]);
  * (wire_len == raw_len). On -EPROTO
  * frame_strerror_last() says which. */
 int frame_hdr_decode(const uint8_t *buf, size_t len, struct frame_hdr *h);
+
+/* Sets flag in a built frame's header, before seal_frame; with crc, also
+ * its crc (a frame that is not sealed: sealing replaces the crc). */
+void frame_add_flag(uint8_t *frame, uint16_t flag, int crc);
 
 /* CRC32C over the 20 header bytes with the crc field taken as zero (whatever
  * hdr holds there), then wire_len payload bytes. */

@@ -18,6 +18,7 @@
 #include "transport/codec.h"
 #include "transport/frame.h"
 #include "transport/loop.h"
+#include "transport/pagecode.h"
 #include "transport/seal.h"
 #include "transport/workers.h"
 #include "util/log.h"
@@ -34,13 +35,17 @@
 #define PUMP_INLINE_MAX 1024u
 #define PUMP_ABORT_REASON_MAX 1024u
 
-enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_READY };
+/* SLOT_QUEUED: a page-coded stream's chunk waiting for its turn (enc_kick,
+ * dec_kick). */
+enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_READY };
 
 struct enc_slot {
 	enum slot_state state;
 	int fin;
+	int fin_after; /* page-coded: flush the coder into this frame, then FIN */
 	uint8_t *raw;
 	size_t raw_len;
+	uint8_t *coded; /* page-coded streams: the coded chunk */
 	uint8_t *frame;
 	ssize_t frame_len; /* < 0: packing failed */
 	int mode;          /* enum codec_mode want_compress chose for it */
@@ -56,7 +61,8 @@ struct dec_slot {
 	struct frame_hdr h;
 	uint8_t *wire;
 	uint8_t *raw;
-	const uint8_t *out; /* what goes to the plain socket: wire or raw */
+	uint8_t *pout;      /* page-coded streams: the rebuilt chunk */
+	const uint8_t *out; /* what goes to the plain socket: wire, raw or pout */
 	ssize_t out_len;    /* < 0: unpacking failed */
 	uint64_t seq;       /* the sequence number it must open with */
 	char err[128];
@@ -89,6 +95,14 @@ struct pump {
 	 * the callback that tried to queue it. */
 	int arm_failed_ops, arm_failed_err;
 	const char *arm_failed_what;
+	/* Page coding (transport/pagecode.h): the cache each end keeps must
+	 * see the chunks in stream order, so a page-coded direction runs one
+	 * job at a time, the next slot in order (enc_kick, dec_kick).
+	 * Parallelism comes from the other streams. */
+	struct pagec_enc *penc;
+	struct pagec_dec *pdec;
+	int enc_job_busy, dec_job_busy;
+	unsigned enc_job_next, dec_job_next;
 
 	/* plain -> framed */
 	struct enc_slot enc[PUMP_SLOTS];
@@ -145,6 +159,23 @@ static const char *const mode_name[CODEC_NMODES] = {"raw", "lz4", "zstd"};
 
 /* ---- release ---------------------------------------------------------- */
 
+static void pump_free(struct pump *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < PUMP_SLOTS; i++) {
+		free(p->enc[i].raw);
+		free(p->enc[i].coded);
+		free(p->enc[i].frame);
+		free(p->dec[i].wire);
+		free(p->dec[i].raw);
+		free(p->dec[i].pout);
+	}
+	pagec_enc_free(p->penc);
+	pagec_dec_free(p->pdec);
+	free(p);
+}
+
 static void pump_release_if_idle(struct pump *p)
 {
 	struct relay *r = p->r;
@@ -171,13 +202,7 @@ static void pump_release_if_idle(struct pump *p)
 	log_debug("relay", "event=stream_released stream=%u err=%d", p->id, p->err);
 	OPENSSL_cleanse(&p->tx, sizeof(p->tx));
 	OPENSSL_cleanse(&p->rx, sizeof(p->rx));
-	for (int i = 0; i < PUMP_SLOTS; i++) {
-		free(p->enc[i].raw);
-		free(p->enc[i].frame);
-		free(p->dec[i].wire);
-		free(p->dec[i].raw);
-	}
-	free(p);
+	pump_free(p);
 }
 
 static void pump_check_done(struct pump *p)
@@ -189,6 +214,13 @@ static void pump_check_done(struct pump *p)
 			 (unsigned long long)p->rs->st.wire_out, (unsigned long long)p->rs->st.wire_in,
 			 (unsigned long long)p->rs->st.raw_out, (unsigned long long)p->rs->st.raw_lz4,
 			 (unsigned long long)p->rs->st.raw_zstd);
+		if (p->penc)
+			log_info("relay", "event=pages_coded stream=%u label=%s pages=%llu zero=%llu dup=%llu delta=%llu "
+				 "coded=%llu passed_through=\"%s\"",
+				 p->id, p->rs->st.label, (unsigned long long)p->rs->st.pages,
+				 (unsigned long long)p->rs->st.pages_zero, (unsigned long long)p->rs->st.pages_dup,
+				 (unsigned long long)p->rs->st.pages_delta, (unsigned long long)p->rs->st.coded,
+				 log_q(pagec_enc_reason(p->penc) ? pagec_enc_reason(p->penc) : "-"));
 		p->dead = 1; /* nothing more to do: close and release */
 		if (p->dec_recv_busy) {
 			/* Only the read kept armed after the peer's FIN can be
@@ -254,14 +286,67 @@ static void pump_abort(struct pump *p, int err, const char *fmt, ...)
 static void enc_pack_work(void *arg, struct codec *c)
 {
 	struct enc_slot *s = arg;
+	struct pump *p = s->p;
+	const uint8_t *raw = s->raw;
+	size_t raw_len = s->raw_len;
 	uint64_t t0 = time_mono_ns();
 
-	s->frame_len = codec_pack(c, FRAME_DATA, s->p->id, s->raw, s->raw_len, s->mode, s->frame,
+	if (p->penc) {
+		/* Pages first, then the codec over the coded chunk: the ops
+		 * and what stayed literal compress like the stream did. */
+		ssize_t n = pagec_encode(p->penc, s->raw, s->raw_len, s->fin_after, s->coded,
+					 PUMP_CHUNK);
+
+		if (n < 0) {
+			s->frame_len = n;
+			goto out;
+		}
+		raw = s->coded;
+		raw_len = (size_t)n;
+	}
+	s->frame_len = codec_pack(c, FRAME_DATA, p->id, raw, raw_len, s->mode, s->frame,
 				  codec_frame_bound(PUMP_CHUNK));
+	if (s->frame_len >= 0 && p->penc)
+		frame_add_flag(s->frame, FRAME_F_PAGES, p->tx.aead == SEAL_NONE);
 	/* Sealed after compression: ciphertext does not compress. */
 	if (s->frame_len >= 0)
-		s->frame_len = seal_frame(&s->p->tx, s->seq, s->frame);
+		s->frame_len = seal_frame(&p->tx, s->seq, s->frame);
+out:
 	s->busy_ns = time_mono_ns() - t0;
+}
+
+static void page_stats(struct pump *p)
+{
+	struct pagec_stats st;
+	struct relay_stream_stats *o = &p->rs->st;
+
+	pagec_enc_stats(p->penc, &st);
+	__atomic_store_n(&o->pages, st.pages, __ATOMIC_RELAXED);
+	__atomic_store_n(&o->pages_zero, st.zero, __ATOMIC_RELAXED);
+	__atomic_store_n(&o->pages_dup, st.dup, __ATOMIC_RELAXED);
+	__atomic_store_n(&o->pages_delta, st.delta, __ATOMIC_RELAXED);
+	__atomic_store_n(&o->coded, st.coded, __ATOMIC_RELAXED);
+}
+
+static void enc_pack_done(void *arg);
+
+/* Submits the next page-coded chunk in order if none is being coded.
+ * -1 when it aborted the pump. */
+static int enc_kick(struct pump *p)
+{
+	struct enc_slot *s = &p->enc[p->enc_job_next % PUMP_SLOTS];
+
+	if (p->dead || p->enc_job_busy || p->enc_job_next == p->enc_fill || s->state != SLOT_QUEUED)
+		return 0;
+	s->state = SLOT_BUSY;
+	p->enc_job_busy = 1;
+	p->inflight++;
+	if (workers_submit(p->r->w, enc_pack_work, enc_pack_done, s) < 0) {
+		p->inflight--;
+		pump_abort(p, -ENOMEM, "no memory to queue a chunk for page coding");
+		return -1;
+	}
+	return 0;
 }
 
 static void enc_pack_done(void *arg)
@@ -271,17 +356,25 @@ static void enc_pack_done(void *arg)
 
 	p->inflight--;
 	stat_add(&p->rs->st.busy_ns, s->busy_ns);
+	if (p->penc) {
+		p->enc_job_busy = 0;
+		p->enc_job_next++;
+		page_stats(p);
+	}
 	if (p->dead) {
 		/* This job may have been the last thing holding the pump. */
 		pump_release_if_idle(p);
 		return;
 	}
 	if (s->frame_len < 0) {
-		pump_abort(p, (int)s->frame_len, "compressing or sealing a chunk failed: %s",
+		pump_abort(p, (int)s->frame_len, "%s a chunk failed: %s",
+			   p->penc ? "page coding, compressing or sealing" : "compressing or sealing",
 			   strerror((int)-s->frame_len));
 		return;
 	}
 	s->state = SLOT_READY;
+	if (enc_kick(p) < 0)
+		return;
 	enc_pump(p);
 }
 
@@ -430,11 +523,29 @@ static int want_compress(struct pump *p, const struct enc_slot *s)
 	return p->mode;
 }
 
+/* Turns slot s (its seq given) into the stream's FIN frame. -1 when it
+ * aborted the pump. */
+static int build_fin(struct pump *p, struct enc_slot *s)
+{
+	struct frame_hdr fin = {FRAME_VERSION, FRAME_FIN, 0, p->id, 0, 0, 0};
+
+	s->fin = 1;
+	frame_hdr_encode(&fin, s->frame);
+	fin.crc = frame_crc(s->frame, NULL, 0);
+	frame_hdr_encode(&fin, s->frame);
+	s->frame_len = seal_frame(&p->tx, s->seq, s->frame);
+	if (s->frame_len < 0) {
+		pump_abort(p, (int)s->frame_len, "sealing the FIN frame failed");
+		return -1;
+	}
+	s->state = SLOT_READY;
+	return 0;
+}
+
 static void enc_recv_cb(struct loop_op *op, int res)
 {
 	struct pump *p = container_of(op, struct pump, enc_recv_op);
 	struct enc_slot *s = &p->enc[p->enc_fill % PUMP_SLOTS];
-	struct frame_hdr fin = {FRAME_VERSION, FRAME_FIN, 0, p->id, 0, 0, 0};
 
 	p->inflight--;
 	p->enc_recv_busy = 0;
@@ -448,26 +559,32 @@ static void enc_recv_cb(struct loop_op *op, int res)
 	}
 	p->enc_fill++;
 	s->seq = p->tx_seq++;
-	if (res == 0) {
-		/* Local side closed its write half: a FIN frame, in order. */
-		p->enc_eof = 1;
-		s->fin = 1;
-		frame_hdr_encode(&fin, s->frame);
-		fin.crc = frame_crc(s->frame, NULL, 0);
-		frame_hdr_encode(&fin, s->frame);
-		s->frame_len = seal_frame(&p->tx, s->seq, s->frame);
-		if (s->frame_len < 0) {
-			pump_abort(p, (int)s->frame_len, "sealing the FIN frame failed");
-			return;
-		}
-		s->state = SLOT_READY;
-	} else {
+	if (res > 0) {
 		stat_add(&p->rs->st.raw_in, (uint64_t)res);
 		s->raw_len = (size_t)res;
 		s->mode = want_compress(p, s);
 		if (s->mode != CODEC_RAW)
 			stat_add(s->mode == CODEC_LZ4 ? &p->rs->st.raw_lz4 : &p->rs->st.raw_zstd,
 				 s->raw_len);
+	}
+	if (p->penc) {
+		/* Every chunk, the end included (the coder may hold a split
+		 * record), goes through the coder in order. */
+		if (res == 0) {
+			p->enc_eof = 1;
+			s->fin_after = 1;
+			s->raw_len = 0;
+			s->mode = CODEC_RAW;
+		}
+		s->state = SLOT_QUEUED;
+		if (enc_kick(p) < 0)
+			return;
+	} else if (res == 0) {
+		/* Local side closed its write half: a FIN frame, in order. */
+		p->enc_eof = 1;
+		if (build_fin(p, s) < 0)
+			return;
+	} else {
 		/* Compression and sealing of full chunks run on a worker;
 		 * small chunks stay inline (see PUMP_INLINE_MAX). */
 		if (s->mode != CODEC_RAW || (p->tx.aead != SEAL_NONE && s->raw_len > PUMP_INLINE_MAX)) {
@@ -527,6 +644,17 @@ static void enc_send_cb(struct loop_op *op, int res)
 	if (p->enc_send_off >= (size_t)s->frame_len) {
 		p->enc_send_off = 0;
 		p->tx_wire_seq++;
+		if (s->fin_after) {
+			/* The coder's last chunk went: the FIN follows from
+			 * the same slot, the last sequence number. */
+			s->fin_after = 0;
+			s->seq = p->tx_seq++;
+			if (build_fin(p, s) < 0)
+				return;
+			enc_pump(p);
+			pump_check_done(p);
+			return;
+		}
 		if (s->fin)
 			p->enc_done = 1;
 		else
@@ -585,7 +713,9 @@ static void enc_pump(struct pump *p)
 		s->state = SLOT_BUSY;
 		p->enc_recv_busy = 1;
 		p->inflight++;
-		r = loop_recv(p->r->lp, &p->enc_recv_op, p->plain, s->raw, PUMP_CHUNK, 0);
+		/* A coded chunk may be a little larger than its input. */
+		r = loop_recv(p->r->lp, &p->enc_recv_op, p->plain, s->raw,
+			      p->penc ? PUMP_CHUNK - PAGEC_SLACK : PUMP_CHUNK, 0);
 		if (r < 0) {
 			arm_failed(p, r, "receive from QEMU");
 			return;
@@ -629,6 +759,12 @@ static int dec_check(const struct pump *p, struct dec_slot *s)
 			 s->h.raw_len, PUMP_CHUNK);
 		return -EMSGSIZE;
 	}
+	if (s->h.type == FRAME_DATA && !(s->h.flags & FRAME_F_PAGES) != !p->pdec) {
+		snprintf(s->err, sizeof(s->err), "%s",
+			 p->pdec ? "DATA frame without page coding on a page-coded stream"
+				 : "page-coded frame on a stream that did not negotiate page coding");
+		return -EPROTO;
+	}
 	return 0;
 }
 
@@ -651,7 +787,45 @@ static void dec_unpack_work(void *arg, struct codec *c)
 			snprintf(s->err, sizeof(s->err), "%s", frame_strerror_last());
 		s->out = s->raw;
 	}
+	if (s->out_len >= 0 && s->p->pdec && s->h.type == FRAME_DATA) {
+		/* In stream order, one at a time (dec_kick). */
+		s->out_len = pagec_decode(s->p->pdec, s->out, (size_t)s->out_len, s->pout, PUMP_CHUNK,
+					  s->err, sizeof(s->err));
+		if (s->out_len == -ENOSPC)
+			snprintf(s->err, sizeof(s->err), "page-coded chunk rebuilds to more than %u bytes",
+				 PUMP_CHUNK);
+		s->out = s->pout;
+	}
 	s->busy_ns = time_mono_ns() - t0;
+}
+
+static void dec_unpack_done(void *arg);
+
+/* Submits the next page-coded frame in order if none is being decoded;
+ * frames decoded inline (FIN) are stepped over. -1 when it aborted the
+ * pump. */
+static int dec_kick(struct pump *p)
+{
+	struct dec_slot *s;
+
+	if ((int)(p->dec_head - p->dec_job_next) > 0)
+		p->dec_job_next = p->dec_head;
+	while (!p->dead && !p->dec_job_busy && p->dec_job_next != p->dec_fill) {
+		s = &p->dec[p->dec_job_next % PUMP_SLOTS];
+		if (s->state != SLOT_QUEUED) {
+			p->dec_job_next++;
+			continue;
+		}
+		s->state = SLOT_BUSY;
+		p->dec_job_busy = 1;
+		p->inflight++;
+		if (workers_submit(p->r->w, dec_unpack_work, dec_unpack_done, s) < 0) {
+			p->inflight--;
+			pump_abort(p, -ENOMEM, "no memory to queue a chunk for decoding");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static void dec_unpack_done(void *arg)
@@ -661,6 +835,10 @@ static void dec_unpack_done(void *arg)
 
 	p->inflight--;
 	stat_add(&p->rs->st.busy_ns, s->busy_ns);
+	if (p->pdec) {
+		p->dec_job_busy = 0;
+		p->dec_job_next++;
+	}
 	if (p->dead) {
 		pump_release_if_idle(p);
 		return;
@@ -670,7 +848,12 @@ static void dec_unpack_done(void *arg)
 		return;
 	}
 	s->state = SLOT_READY;
+	if (dec_kick(p) < 0)
+		return;
 	dec_pump(p);
+	/* Delivering may have reached the FIN (a chunk that rebuilt to
+	 * nothing is stepped over at once). */
+	pump_check_done(p);
 }
 
 /* Returns -1 when it aborted the pump, which may then be freed already:
@@ -683,6 +866,12 @@ static int dec_frame_complete(struct pump *p, struct dec_slot *s)
 	p->dec_got = 0;
 	stat_add(&p->rs->st.wire_in, (uint64_t)frame_wire_size(&s->h));
 	s->seq = p->rx_seq++;
+	if (s->h.type == FRAME_DATA && s != &p->tail && p->pdec) {
+		/* Checked, unpacked and rebuilt on a worker, in order. */
+		p->dec_fill++;
+		s->state = SLOT_QUEUED;
+		return dec_kick(p);
+	}
 	if (s->h.type == FRAME_DATA && s != &p->tail &&
 	    ((s->h.flags & FRAME_F_COMPRESSED) ||
 	     (p->rx.aead != SEAL_NONE && s->h.wire_len > PUMP_INLINE_MAX))) {
@@ -847,6 +1036,13 @@ static void dec_pump(struct pump *p)
 			p->dec_done = 1;
 			continue;
 		}
+		if (!s->out_len) {
+			/* A page-coded chunk that rebuilt to nothing (all of
+			 * it held for the next one, or the final flush). */
+			s->state = SLOT_FREE;
+			p->dec_head++;
+			continue;
+		}
 		p->dec_send_busy = 1;
 		p->inflight++;
 		r = loop_send(p->r->lp, &p->dec_send_op, p->plain, s->out + p->dec_send_off,
@@ -925,11 +1121,16 @@ static int set_nonblock(int fd)
 }
 
 int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
-		     const char *label, int compress, const struct seal_stream *keys)
+		     const char *label, const struct relay_stream_opts *o,
+		     const struct seal_stream *keys)
 {
+	static const struct relay_stream_opts none = {RELAY_COMPRESS_OFF, 0, 0, QSTREAM_OPAQUE};
 	struct relay_stream *rs = NULL;
 	struct pump *p = NULL;
 	int ret = -ENOMEM;
+
+	if (!o)
+		o = &none;
 
 	if (set_nonblock(plain_fd) < 0 || set_nonblock(framed_fd) < 0) {
 		ret = -EBADF;
@@ -949,7 +1150,15 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 		p->dec[i].raw = malloc(PUMP_CHUNK);
 		if (!p->enc[i].raw || !p->enc[i].frame || !p->dec[i].wire || !p->dec[i].raw)
 			goto fail;
+		if ((o->page_enc_slots && !(p->enc[i].coded = malloc(PUMP_CHUNK))) ||
+		    (o->page_dec_slots && !(p->dec[i].pout = malloc(PUMP_CHUNK))))
+			goto fail;
 	}
+	if (o->page_enc_slots && (ret = pagec_enc_new(&p->penc, o->chan, o->page_enc_slots)) < 0)
+		goto fail;
+	if (o->page_dec_slots && (ret = pagec_dec_new(&p->pdec, o->page_dec_slots)) < 0)
+		goto fail;
+	ret = -ENOMEM;
 	p->tail.p = p;
 	p->tail.wire = p->tail_wire;
 	p->r = r;
@@ -957,7 +1166,7 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	p->plain = plain_fd;
 	p->framed = framed_fd;
 	p->id = stream_id;
-	p->compress = compress;
+	p->compress = o->compress;
 	if (!keys || keys->tx.stream_id != stream_id || keys->rx.stream_id != stream_id) {
 		ret = -EINVAL;
 		goto fail;
@@ -995,20 +1204,13 @@ int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stre
 	r->streams[r->n++] = rs;
 	r->live++;
 	pthread_mutex_unlock(&r->mu);
-	log_info("relay", "event=stream_started stream=%u label=%s compress=%d aead=%s", stream_id,
-		 rs->st.label, compress, seal_aead_name(keys->tx.aead));
+	log_info("relay", "event=stream_started stream=%u label=%s compress=%d aead=%s page_slots_out=%u "
+		 "page_slots_in=%u", stream_id, rs->st.label, o->compress, seal_aead_name(keys->tx.aead),
+		 o->page_enc_slots, o->page_dec_slots);
 	loop_post_must(r->lp, pump_start, p);
 	return 0;
 fail:
-	if (p) {
-		for (int i = 0; i < PUMP_SLOTS; i++) {
-			free(p->enc[i].raw);
-			free(p->enc[i].frame);
-			free(p->dec[i].wire);
-			free(p->dec[i].raw);
-		}
-	}
-	free(p);
+	pump_free(p);
 	free(rs);
 	close(plain_fd);
 	close(framed_fd);
@@ -1112,6 +1314,11 @@ static void read_stats(const struct relay_stream_stats *in, struct relay_stream_
 	o->busy_ns = __atomic_load_n(&in->busy_ns, __ATOMIC_RELAXED);
 	o->raw_lz4 = __atomic_load_n(&in->raw_lz4, __ATOMIC_RELAXED);
 	o->raw_zstd = __atomic_load_n(&in->raw_zstd, __ATOMIC_RELAXED);
+	o->pages = __atomic_load_n(&in->pages, __ATOMIC_RELAXED);
+	o->pages_zero = __atomic_load_n(&in->pages_zero, __ATOMIC_RELAXED);
+	o->pages_dup = __atomic_load_n(&in->pages_dup, __ATOMIC_RELAXED);
+	o->pages_delta = __atomic_load_n(&in->pages_delta, __ATOMIC_RELAXED);
+	o->coded = __atomic_load_n(&in->coded, __ATOMIC_RELAXED);
 }
 
 size_t relay_stats(struct relay *r, struct relay_stream_stats *out, size_t max)
@@ -1141,6 +1348,11 @@ void relay_totals(struct relay *r, struct relay_stream_stats *sum)
 		sum->busy_ns += s.busy_ns;
 		sum->raw_lz4 += s.raw_lz4;
 		sum->raw_zstd += s.raw_zstd;
+		sum->pages += s.pages;
+		sum->pages_zero += s.pages_zero;
+		sum->pages_dup += s.pages_dup;
+		sum->pages_delta += s.pages_delta;
+		sum->coded += s.coded;
 	}
 	pthread_mutex_unlock(&r->mu);
 }

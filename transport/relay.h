@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/qstream.h"
 #include "util/compiler.h"
 
 struct loop;
@@ -32,6 +33,8 @@ struct relay_stream_stats {
 	/* Of raw_in: bytes handed to LZ4 / zstd (the rest went raw; a chunk
 	 * that did not shrink still counts for the codec that tried). */
 	uint64_t raw_lz4, raw_zstd;
+	/* Page coding (encoding side): pages seen, and how each went. */
+	uint64_t pages, pages_zero, pages_dup, pages_delta, coded;
 	int done;          /* finished (cleanly or not) */
 	int err;           /* 0 or -errno of its failure */
 };
@@ -44,6 +47,18 @@ enum relay_compress {
 	RELAY_COMPRESS_ZSTD = 3,   /* zstd on every chunk (tests) */
 };
 
+/* How one stream is carried. */
+struct relay_stream_opts {
+	int compress; /* enum relay_compress */
+	/* Page coding (transport/pagecode.h); both 0: opaque chunks.
+	 * page_enc_slots > 0: what the plain side sends (a QEMU channel of
+	 * kind chan) is page-coded with that many cache slots before the
+	 * link; page_dec_slots > 0: the peer page-codes what it sends with
+	 * that many, and this end rebuilds it. */
+	uint32_t page_enc_slots, page_dec_slots;
+	enum qstream_chan chan;
+};
+
 FERRY_MUST_CHECK int relay_new(struct loop *lp, struct workers *w, struct relay **out);
 
 /* Streams one relay carries at most: a main channel, up to 64 multifd
@@ -51,13 +66,14 @@ FERRY_MUST_CHECK int relay_new(struct loop *lp, struct workers *w, struct relay 
 #define RELAY_MAX_STREAMS 256
 
 /* Starts a stream. Takes ownership of both fds, also on failure.
- * compress: an enum relay_compress. keys: the stream's keys on its link
+ * o: how it is carried (NULL: no compression, no page coding). keys: the stream's keys on its link
  * (peer_link_stream_keys; copied, sequence numbers from 0); every frame is
  * sealed with them and every frame received must open with them, else the
  * stream aborts. -EMFILE past RELAY_MAX_STREAMS, -EINVAL for keys of
  * another stream. */
 FERRY_MUST_CHECK int relay_add_stream(struct relay *r, int plain_fd, int framed_fd, uint32_t stream_id,
-		     const char *label, int compress, const struct seal_stream *keys);
+		     const char *label, const struct relay_stream_opts *o,
+		     const struct seal_stream *keys);
 
 /* Aborts every stream: an ABORT frame with the reason goes to the peer where
  * possible, sockets are shut down. Idempotent. */

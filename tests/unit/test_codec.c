@@ -430,7 +430,7 @@ static void test_zstd_flags(void **state)
 	frame_hdr_encode(&h, hdr);
 	assert_int_equal(frame_hdr_decode(hdr, sizeof(hdr), &d), -EPROTO);
 	/* Unknown bits next to it still are refused. */
-	h.flags = FRAME_F_ZSTD | 0x8;
+	h.flags = FRAME_F_ZSTD | 0x10;
 	h.wire_len = h.raw_len - 1;
 	frame_hdr_encode(&h, hdr);
 	assert_int_equal(frame_hdr_decode(hdr, sizeof(hdr), &d), -EPROTO);

@@ -241,7 +241,7 @@ static void test_bad_headers(void **state)
 	h.type = 7;
 	expect_proto(&h, "type 7");
 	h = sample_hdr();
-	h.flags = 0x8; /* the first bit after FRAME_F_SEALED */
+	h.flags = 0x10; /* the first bit after FRAME_F_PAGES */
 	expect_proto(&h, "unknown bits");
 	h = sample_hdr();
 	h.flags = FRAME_F_LZ4 | FRAME_F_ZSTD;

@@ -492,9 +492,14 @@ static unsigned frame_overhead(void)
 
 /* Gives the relay a stream on framed_fd; returns the test's plain end and,
  * if asked, the number of the relay's own plain fd (to look at its queue). */
+/* Page-coded runs: every stream codes what it sends and decodes what it
+ * gets with g_page_out / g_page_in slots (0: off). */
+static uint32_t g_page_out, g_page_in;
+
 static int add_stream_fd(struct agent *ag, int framed_fd, uint32_t id, const char *label,
 			 int compress, int *relay_plain)
 {
+	struct relay_stream_opts o = {compress, g_page_out, g_page_in, QSTREAM_MAIN};
 	struct seal_stream k;
 	int sv[2];
 
@@ -503,7 +508,7 @@ static int add_stream_fd(struct agent *ag, int framed_fd, uint32_t id, const cha
 	if (relay_plain)
 		*relay_plain = sv[0];
 	test_keys(id, &k);
-	assert_int_equal(relay_add_stream(ag->r, sv[0], framed_fd, id, label, compress, &k), 0);
+	assert_int_equal(relay_add_stream(ag->r, sv[0], framed_fd, id, label, &o, &k), 0);
 	return sv[1];
 }
 
@@ -761,7 +766,10 @@ static void check_stream_stats(const struct relay_stream_stats *a, const struct 
 	assert_int_equal(a->raw_out, b_to_a);
 	assert_int_equal(a->wire_out, b->wire_in);
 	assert_int_equal(b->wire_out, a->wire_in);
-	if (compress == RELAY_COMPRESS_OFF) {
+	if (g_page_out) {
+		/* Coded chunks: what the coder made of the bytes. */
+		assert_true(a->coded >= a->raw_in && b->coded >= b->raw_in);
+	} else if (compress == RELAY_COMPRESS_OFF) {
 		/* Raw frames: payload plus one header per frame, FIN included. */
 		assert_true(a->wire_out >= a->raw_in + frame_overhead());
 		assert_int_equal((a->wire_out - a->raw_in) % frame_overhead(), 0);
@@ -863,6 +871,59 @@ static void test_bulk_integrity_sealed(void **state)
 	g_sealed = 1;
 	bulk_roundtrip("io_uring sealed");
 	g_sealed = 0;
+	alarm(0);
+}
+
+/* Page coding on every stream, both ways, sealed: the bytes (not a QEMU
+ * stream: the coder passes them as literal bytes) arrive exact with every
+ * codec, the coded chunks go in order through one job at a time, and the
+ * end of the stream flushes the coder before its FIN. */
+static void test_bulk_integrity_pages(void **state)
+{
+	(void)state;
+	watchdog("bulk_integrity_pages", 120);
+	g_sealed = 1;
+	g_page_out = g_page_in = 64;
+	bulk_roundtrip("io_uring sealed page-coded");
+	g_page_out = g_page_in = 0;
+	g_sealed = 0;
+	alarm(0);
+}
+
+/* A receiver that expects page-coded frames refuses plain ones, and one
+ * that does not expect them refuses coded ones: the two ends disagree
+ * about what the bytes mean, so the stream must end, naming why. */
+static void test_page_coding_mismatch(void **state)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		struct agent A, B;
+		struct flow f;
+		int xa, xb, fa, fb;
+		char reason[512];
+
+		(void)state;
+		watchdog("page_coding_mismatch", 30);
+		agent_start(&A);
+		agent_start(&B);
+		link_pair(LINK_TCP, &fa, &fb);
+		g_page_out = dir ? 64 : 0;
+		xa = add_stream(&A, fa, 1, "main", RELAY_COMPRESS_OFF);
+		g_page_out = 0;
+		g_page_in = dir ? 0 : 64;
+		xb = add_stream(&B, fb, 1, "main", RELAY_COMPRESS_OFF);
+		g_page_in = 0;
+		flow_init(&f, xa, xb, 1 * MiB, 1, 7);
+		(void)run_flows(&f, 1, 5000, NULL, NULL);
+		assert_true(wait_failed(B.r, 3000, reason, sizeof(reason)) < 0);
+		print_message("[ info     ] receiver: %s\n", reason);
+		assert_non_null(strstr(reason, dir ? "did not negotiate page coding"
+						   : "without page coding"));
+		flow_fini(&f);
+		close(xa);
+		close(xb);
+		agent_stop(&A);
+		agent_stop(&B);
+	}
 	alarm(0);
 }
 
@@ -1454,14 +1515,14 @@ static void test_stream_cap(void **state)
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv), 0);
 		test_keys((uint32_t)i + 1, &k);
-		assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], (uint32_t)i + 1, "s", RELAY_COMPRESS_OFF, &k), 0);
+		assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], (uint32_t)i + 1, "s", NULL, &k), 0);
 		keep[i][0] = sv[1];
 		keep[i][1] = tv[1];
 	}
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv), 0);
 	test_keys(9999, &k);
-	assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], 9999, "over", RELAY_COMPRESS_OFF, &k), -EMFILE);
+	assert_int_equal(relay_add_stream(A.r, sv[0], tv[0], 9999, "over", NULL, &k), -EMFILE);
 	/* the refused stream's sockets are closed: our ends see EOF */
 	assert_int_equal(wait_eof(sv[1], 2000), 0);
 	close(sv[1]);
@@ -1480,6 +1541,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bulk_integrity),
 		cmocka_unit_test(test_bulk_integrity_sealed),
+		cmocka_unit_test(test_bulk_integrity_pages),
+		cmocka_unit_test(test_page_coding_mismatch),
 		cmocka_unit_test(test_independence),
 		cmocka_unit_test(test_half_close),
 		cmocka_unit_test(test_abort),
