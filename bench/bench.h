@@ -116,6 +116,7 @@ struct mode {
 	int channels;    /* multifd channels, 0 = multifd off */
 	/* ferry modes */
 	int no_compress; /* ferryctl migrate --no-compress */
+	int no_pages;    /* ferryctl migrate --page-cache 0: QEMU's stream as opaque chunks */
 	int insecure;    /* the agents' insecure_transport: frames not sealed */
 };
 
@@ -164,6 +165,9 @@ struct result {
 	int rep;
 	int ok, verified;
 	int64_t total_ms, e2e_ms, wall_ms, pause_ms, raw, wire, iterations;
+	/* ferry's page coding: pages seen, and how many went as zero,
+	 * duplicate, delta (all 0 when it was off) */
+	int64_t pages, pages_zero, pages_dup, pages_delta;
 	double qemu_cpu, agent_cpu;
 	long agent_hwm_kib;
 	/* disks (--disk-mib): virtual size; the mirror's own count at the end

@@ -22,6 +22,9 @@ static const struct mode modes[] = {
 	{.name = "plain-relay", .in_full = 1, .run = run_native, .path = PATH_RELAY},
 	{.name = "ferry", .in_full = 1, .run = run_ferry},
 	{.name = "ferry-nocompress", .in_full = 1, .run = run_ferry, .no_compress = 1},
+	/* ferry without page coding: QEMU's stream as opaque chunks, what
+	 * the page-aware path gains */
+	{.name = "ferry-nopages", .in_full = 1, .run = run_ferry, .no_pages = 1},
 	/* ferry without sealing (insecure_transport): what encryption costs */
 	{.name = "ferry-insecure", .in_full = 1, .run = run_ferry, .insecure = 1},
 	/* ferry-multifdN: N channels; the full run has ferry-multifd2 */

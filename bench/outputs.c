@@ -39,6 +39,15 @@ void json_line(FILE *f, const struct result *r)
 	json_object_object_add(j, "compressionRatio",
 			       json_object_new_double(r->wire > 0 ? (double)r->raw / (double)r->wire : 0));
 	json_object_object_add(j, "iterations", json_object_new_int64(r->iterations));
+	if (r->pages) {
+		struct json_object *pc = json_object_new_object();
+
+		json_object_object_add(pc, "pages", json_object_new_int64(r->pages));
+		json_object_object_add(pc, "zero", json_object_new_int64(r->pages_zero));
+		json_object_object_add(pc, "duplicate", json_object_new_int64(r->pages_dup));
+		json_object_object_add(pc, "delta", json_object_new_int64(r->pages_delta));
+		json_object_object_add(j, "pageCoding", pc);
+	}
 	json_object_object_add(j, "qemuCpuS", json_object_new_double(r->qemu_cpu));
 	json_object_object_add(j, "agentCpuS", json_object_new_double(r->agent_cpu));
 	json_object_object_add(j, "agentPeakRssKiB", json_object_new_int64(r->agent_hwm_kib));

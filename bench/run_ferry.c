@@ -240,7 +240,7 @@ static int ferry_create_vm(struct frun *f)
 static int ferry_start(struct frun *f)
 {
 	char path[PATH_MAX + 64], errf[PATH_MAX + 64], chan[16];
-	char *argv[16];
+	char *argv[20];
 	int n = 0;
 
 	snprintf(path, sizeof(path), "%s/node-a/state", f->dir);
@@ -261,6 +261,10 @@ static int ferry_start(struct frun *f)
 	argv[n++] = "--wait";
 	if (f->m->no_compress)
 		argv[n++] = "--no-compress";
+	if (f->m->no_pages) {
+		argv[n++] = "--page-cache";
+		argv[n++] = "0";
+	}
 	if (f->m->channels) {
 		snprintf(chan, sizeof(chan), "%d", f->m->channels);
 		argv[n++] = "--multifd";
@@ -338,6 +342,16 @@ static int ferry_collect(struct frun *f, int rc)
 	res->raw = jint(f->j, "rawBytes");
 	res->wire = jint(f->j, "wireBytes");
 	res->iterations = jint(f->j, "iterations");
+	{
+		struct json_object *pc = json_object_object_get(f->j, "pageCoding");
+
+		if (pc) {
+			res->pages = jint(pc, "pages");
+			res->pages_zero = jint(pc, "zero");
+			res->pages_dup = jint(pc, "duplicate");
+			res->pages_delta = jint(pc, "delta");
+		}
+	}
 	if (f->disk) {
 		if (jint(f->j, "disks") != 1)
 			return res_fail(res, "ferry reports %lld copied disks, not 1", (long long)jint(f->j, "disks"));

@@ -1,7 +1,9 @@
 /* Page-aware coding of a migration channel (transport/pagecode.h).
  *
  * A coded chunk:
- *   u8  version (PAGEC_VERSION)
+ *   u8  version (PAGEC_VERSION), | PAGEC_ZSTD when what follows the header
+ *       is the channel's zstd stream (flushed at the chunk's end), which
+ *       decompresses to the ops
  *   be32 rebuilt length
  *   be64 xxh3 of the rebuilt bytes
  *   ops until the end:
@@ -35,8 +37,14 @@
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+#include <zstd.h>
 
 #define PAGEC_VERSION 1u
+#define PAGEC_ZSTD 0x80u
+/* The zstd window grows with the cache (a sixteenth of it), from 128 KiB
+ * to 8 MiB; a decoder refuses a stream that asks for more. */
+#define WLOG_MIN 17
+#define WLOG_MAX 23
 #define PAGEC_NOSLOT 0xffffffffu
 #define SEEN_BITS (1u << 22)
 /* A delta longer than this goes as a whole page: the frame codec does as
@@ -49,7 +57,8 @@
 enum { OP_LIT = 1, OP_PAGE = 2, OP_ZERO = 3, OP_DUP = 4, OP_DELTA = 5 };
 
 struct cache {
-	uint32_t slots, mask;
+	uint32_t slots;
+	int wlog; /* the zstd window's log */
 	uint8_t *pages;
 };
 
@@ -61,6 +70,8 @@ struct pagec_enc {
 	uint32_t imask;
 	uint64_t *seen;   /* SEEN_BITS bits */
 	struct qstream *q;
+	ZSTD_CCtx *zc;    /* created on the first compressed chunk */
+	uint8_t *ops;     /* the ops before zstd, PAGEC_OPS_MAX */
 	XXH3_state_t xs;
 	uint8_t *out;
 	size_t cap, pos, rebuilt;
@@ -73,6 +84,8 @@ struct pagec_enc {
 
 struct pagec_dec {
 	struct cache c;
+	ZSTD_DCtx *zd;    /* created on the first compressed chunk */
+	uint8_t *ops;     /* decompressed ops, PAGEC_OPS_MAX */
 };
 
 static void put32(uint8_t *p, uint32_t v)
@@ -104,29 +117,57 @@ static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
 
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
-static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+/* The index's size: a power of two, at least twice the slots. */
+static uint32_t index_size(uint32_t slots)
+{
+	uint32_t n = 1;
+
+	while (n < 2 * slots)
+		n <<= 1;
+	return n;
+}
+
+static int wlog_for(uint32_t slots)
+{
+	uint64_t want = (uint64_t)slots * PAGEC_PAGE / 16;
+	int wl = WLOG_MIN;
+
+	while (wl < WLOG_MAX && (1ull << (wl + 1)) <= want)
+		wl++;
+	return wl;
+}
 
 size_t pagec_mem_bytes(uint32_t slots)
 {
-	/* pages, key + hash per slot, a two-way index, the seen bits */
-	return (size_t)slots * (PAGEC_PAGE + 16 + 8) + SEEN_BITS / 8;
+	/* pages, key + hash per slot, the index, the seen bits, the zstd
+	 * window and a MiB for its tables, the ops scratch */
+	return (size_t)slots * (PAGEC_PAGE + 16) + (size_t)index_size(slots) * 4 + SEEN_BITS / 8 +
+	       ((size_t)1 << wlog_for(slots)) + (1u << 20) + PAGEC_OPS_MAX;
 }
 
 uint32_t pagec_slots_for(uint64_t budget)
 {
-	uint32_t s = PAGEC_MAX_SLOTS;
+	uint32_t lo = PAGEC_MIN_SLOTS, hi = PAGEC_MAX_SLOTS;
 
-	while (s >= PAGEC_MIN_SLOTS && pagec_mem_bytes(s) > budget)
-		s >>= 1;
-	return s >= PAGEC_MIN_SLOTS ? s : 0;
+	if (pagec_mem_bytes(lo) > budget)
+		return 0;
+	while (lo < hi) { /* the most slots whose memory fits */
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+
+		if (pagec_mem_bytes(mid) <= budget)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
 }
 
 static int cache_init(struct cache *c, uint32_t slots)
 {
-	if (!is_pow2(slots) || slots < PAGEC_MIN_SLOTS || slots > PAGEC_MAX_SLOTS)
+	if (slots < PAGEC_MIN_SLOTS || slots > PAGEC_MAX_SLOTS)
 		return -EINVAL;
 	c->slots = slots;
-	c->mask = slots - 1;
+	c->wlog = wlog_for(slots);
 	/* Zeroed by the kernel on first touch: a budget costs memory only as
 	 * pages come, and a slot never written reads as zeros on both ends. */
 	c->pages = calloc(slots, PAGEC_PAGE);
@@ -150,10 +191,11 @@ int pagec_enc_new(struct pagec_enc **out, enum qstream_chan chan, uint32_t slots
 	r = -ENOMEM;
 	e->key = calloc(slots, sizeof(*e->key));
 	e->hash = calloc(slots, sizeof(*e->hash));
-	e->index = calloc((size_t)slots * 2, sizeof(*e->index));
+	e->index = calloc(index_size(slots), sizeof(*e->index));
 	e->seen = calloc(SEEN_BITS / 64, sizeof(*e->seen));
-	e->imask = slots * 2 - 1;
-	if (!e->key || !e->hash || !e->index || !e->seen)
+	e->imask = index_size(slots) - 1;
+	e->ops = malloc(PAGEC_OPS_MAX);
+	if (!e->key || !e->hash || !e->index || !e->seen || !e->ops)
 		goto fail;
 	r = qstream_new(&e->q, chan);
 	if (r < 0)
@@ -171,6 +213,8 @@ void pagec_enc_free(struct pagec_enc *e)
 	if (!e)
 		return;
 	qstream_free(e->q);
+	ZSTD_freeCCtx(e->zc);
+	free(e->ops);
 	free(e->c.pages);
 	free(e->key);
 	free(e->hash);
@@ -296,7 +340,7 @@ static int code_page(struct pagec_enc *e, const char *name, size_t name_len, uin
 {
 	uint64_t nh = XXH3_64bits(name, name_len), pageno = offset / PAGEC_PAGE;
 	uint64_t key = ((nh << 40) ^ pageno) | (1ull << 63);
-	uint32_t s = (uint32_t)(pageno + (nh >> 7)) & e->c.mask;
+	uint32_t s = (uint32_t)((pageno + (nh >> 7)) % e->c.slots);
 	uint64_t bit = (pageno ^ nh) & (SEEN_BITS - 1);
 	bool seen = e->seen[bit / 64] & (1ull << (bit % 64));
 	bool same = e->key[s] == key;
@@ -389,17 +433,47 @@ literal:
 	return emit_lit(e, e->scratch, (size_t)n);
 }
 
-ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof, uint8_t *out,
-		     size_t cap)
+/* The ops in e->ops compressed into out after its header: the channel's
+ * zstd stream, flushed. Its total size or -errno. */
+static ssize_t compress_ops(struct pagec_enc *e, int level, uint8_t *out, size_t cap)
 {
+	ZSTD_inBuffer ib = {e->ops + PAGEC_HDR_LEN, e->pos - PAGEC_HDR_LEN, 0};
+	ZSTD_outBuffer ob = {out + PAGEC_HDR_LEN, cap - PAGEC_HDR_LEN, 0};
+	size_t left;
+
+	if (!e->zc) {
+		e->zc = ZSTD_createCCtx();
+		if (!e->zc)
+			return -ENOMEM;
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, level)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_windowLog, e->c.wlog)))
+			return -EIO;
+	}
+	do {
+		left = ZSTD_compressStream2(e->zc, &ob, &ib, ZSTD_e_flush);
+		if (ZSTD_isError(left))
+			return -EIO;
+		if (left && ob.pos == ob.size)
+			return -ENOSPC;
+	} while (left);
+	memcpy(out, e->ops, PAGEC_HDR_LEN);
+	out[0] |= PAGEC_ZSTD;
+	return (ssize_t)(PAGEC_HDR_LEN + ob.pos);
+}
+
+ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof, uint8_t *out,
+		     size_t cap, int zlevel)
+{
+	ssize_t n;
 	int r;
 
 	if (e->done || e->err)
 		return e->done ? -EINVAL : e->err;
-	if (cap < len + PAGEC_SLACK)
+	if (cap < len + PAGEC_SLACK || len > PAGEC_OPS_MAX - PAGEC_SLACK)
 		return -ENOSPC;
-	e->out = out;
-	e->cap = cap;
+	/* Compressed ops are built aside first. */
+	e->out = zlevel > 0 ? e->ops : out;
+	e->cap = zlevel > 0 ? PAGEC_OPS_MAX : cap;
 	e->pos = PAGEC_HDR_LEN;
 	e->rebuilt = 0;
 	e->lit_at = SIZE_MAX;
@@ -414,11 +488,16 @@ ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof
 		e->err = r;
 		return r;
 	}
-	out[0] = PAGEC_VERSION;
-	put32(out + 1, (uint32_t)e->rebuilt);
-	put64(out + 5, XXH3_64bits_digest(&e->xs));
-	e->st.coded += e->pos;
-	return (ssize_t)e->pos;
+	e->out[0] = PAGEC_VERSION;
+	put32(e->out + 1, (uint32_t)e->rebuilt);
+	put64(e->out + 5, XXH3_64bits_digest(&e->xs));
+	n = (ssize_t)e->pos;
+	if (zlevel > 0 && (n = compress_ops(e, zlevel, out, cap)) < 0) {
+		e->err = (int)n;
+		return n;
+	}
+	e->st.coded += (uint64_t)n;
+	return n;
 }
 
 /* ---- decoder ------------------------------------------------------------ */
@@ -443,6 +522,8 @@ void pagec_dec_free(struct pagec_dec *d)
 {
 	if (!d)
 		return;
+	ZSTD_freeDCtx(d->zd);
+	free(d->ops);
 	free(d->c.pages);
 	free(d);
 }
@@ -483,18 +564,57 @@ static int apply_delta(uint8_t *page, const uint8_t *d, size_t n)
 	return 0;
 }
 
+/* The ops of a compressed chunk into d->ops, after a copy of its header.
+ * Their end (header included) or -EBADMSG. */
+static ssize_t decompress_ops(struct pagec_dec *d, const uint8_t *in, size_t len, char *err,
+			      size_t errlen)
+{
+	ZSTD_inBuffer ib = {in + PAGEC_HDR_LEN, len - PAGEC_HDR_LEN, 0};
+	ZSTD_outBuffer ob;
+	size_t r;
+
+	if (!d->zd) {
+		d->zd = ZSTD_createDCtx();
+		d->ops = malloc(PAGEC_OPS_MAX);
+		if (!d->zd || !d->ops)
+			return bad(err, errlen, "no memory for zstd");
+		/* A stream that asks for a larger window than the cache
+		 * grants is refused, not obeyed. */
+		if (ZSTD_isError(ZSTD_DCtx_setParameter(d->zd, ZSTD_d_windowLogMax, d->c.wlog)))
+			return bad(err, errlen, "zstd refuses window log %d", d->c.wlog);
+	}
+	ob = (ZSTD_outBuffer){d->ops + PAGEC_HDR_LEN, PAGEC_OPS_MAX - PAGEC_HDR_LEN, 0};
+	while (ib.pos < ib.size) {
+		r = ZSTD_decompressStream(d->zd, &ob, &ib);
+		if (ZSTD_isError(r))
+			return bad(err, errlen, "zstd: %s", ZSTD_getErrorName(r));
+		if (ob.pos == ob.size)
+			return bad(err, errlen, "ops of a chunk larger than %u bytes", PAGEC_OPS_MAX);
+	}
+	memcpy(d->ops, in, PAGEC_HDR_LEN);
+	return (ssize_t)(PAGEC_HDR_LEN + ob.pos);
+}
+
 ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 		     char *err, size_t errlen)
 {
 	size_t i = PAGEC_HDR_LEN, o = 0;
 	uint32_t want;
 
-	if (len < PAGEC_HDR_LEN || in[0] != PAGEC_VERSION)
+	if (len < PAGEC_HDR_LEN || (in[0] & ~PAGEC_ZSTD) != PAGEC_VERSION)
 		return len < PAGEC_HDR_LEN ? bad(err, errlen, "page-coded chunk of %zu bytes", len) :
 					     bad(err, errlen, "page-coded chunk of version %u", in[0]);
 	want = get32(in + 1);
 	if (want > cap)
 		return -ENOSPC;
+	if (in[0] & PAGEC_ZSTD) {
+		ssize_t n = decompress_ops(d, in, len, err, errlen);
+
+		if (n < 0)
+			return n;
+		in = d->ops;
+		len = (size_t)n;
+	}
 	while (i < len) {
 		uint8_t op = in[i];
 		uint32_t slot, from, n;

@@ -15,7 +15,12 @@
  *
  * The encoder parses the channel with qstream (transport/qstream.h); what
  * qstream does not model, or everything after it gave up, travels as
- * literal bytes. Pure code: no I/O, no threads; memory is fixed at _new:
+ * literal bytes. The ops of a chunk may be compressed with zstd as one
+ * stream per channel (each chunk flushed, so it decodes on arrival): a
+ * window that spans many chunks finds what repeats across them, which a
+ * codec per chunk cannot. That too needs the chunks in order.
+ *
+ * Pure code: no I/O, no threads; memory is fixed at _new:
  * pagec_mem_bytes(slots). Format: docs/protocol.md, "Page-coded frames". */
 #ifndef FERRY_TRANSPORT_PAGECODE_H
 #define FERRY_TRANSPORT_PAGECODE_H
@@ -35,6 +40,8 @@
  * header to the next call's output; each op adds at most 9 bytes). */
 #define PAGEC_SLACK (16u * 1024u)
 #define PAGEC_MIN_SLOTS 16u
+/* Largest ops of one chunk, before zstd: a decoder's scratch. */
+#define PAGEC_OPS_MAX (144u * 1024u)
 #define PAGEC_MAX_SLOTS (1u << 22) /* 16 GiB of pages: beyond any budget */
 
 struct pagec_stats {
@@ -48,17 +55,18 @@ struct pagec_stats {
 	uint64_t delta_bytes; /* op bytes of those deltas */
 };
 
-/* Memory one end of a stream with this many slots holds (cache, keys,
- * index): what the budget is charged. */
+/* Memory one end of a stream with this many slots holds at most (cache,
+ * keys, index, the zstd window, which grows with the cache): what the
+ * budget is charged. */
 size_t pagec_mem_bytes(uint32_t slots);
-/* The number of slots (a power of two, >= PAGEC_MIN_SLOTS) that fits in
- * budget bytes, or 0 if none does. */
+/* The number of slots (>= PAGEC_MIN_SLOTS) that fits in budget bytes, or 0
+ * if none does. */
 uint32_t pagec_slots_for(uint64_t budget);
 
 struct pagec_enc;
 struct pagec_dec;
 
-/* slots: a power of two in PAGEC_MIN_SLOTS..PAGEC_MAX_SLOTS. chan: the
+/* slots: PAGEC_MIN_SLOTS..PAGEC_MAX_SLOTS. chan: the
  * channel kind (QSTREAM_OPAQUE codes everything as literal bytes).
  * 0, -EINVAL or -ENOMEM. */
 int pagec_enc_new(struct pagec_enc **out, enum qstream_chan chan, uint32_t slots)
@@ -67,14 +75,19 @@ void pagec_enc_free(struct pagec_enc *e);
 
 /* Codes len more channel bytes (eof: the channel ended after them; bytes
  * of a split record are flushed as literal) into out, a complete coded
- * chunk. Needs cap >= len + PAGEC_SLACK. Returns its size, -ENOSPC if cap
- * is too small (the encoder is then unusable), -EINVAL after eof. */
+ * chunk; zlevel > 0 compresses its ops with the channel's zstd stream
+ * (at the level the first such call gave: zstd fixes it for the stream),
+ * 0 leaves them as they are. Needs cap >= len + PAGEC_SLACK
+ * and len <= PAGEC_OPS_MAX - PAGEC_SLACK. Returns its size, -ENOSPC if
+ * cap is too small, -ENOMEM, -EIO if zstd fails (the encoder is then
+ * unusable), -EINVAL after eof. */
 ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof, uint8_t *out,
-		     size_t cap);
+		     size_t cap, int zlevel);
 void pagec_enc_stats(const struct pagec_enc *e, struct pagec_stats *st);
 /* qstream's reason for passing the rest of the channel through, or NULL. */
 const char *pagec_enc_reason(const struct pagec_enc *e);
 
+/* slots: as the encoder's (the zstd window it may use follows from them). */
 int pagec_dec_new(struct pagec_dec **out, uint32_t slots) __attribute__((warn_unused_result));
 void pagec_dec_free(struct pagec_dec *d);
 

@@ -34,6 +34,13 @@
  * postcopy page requests must not wait for a worker hop. */
 #define PUMP_INLINE_MAX 1024u
 #define PUMP_ABORT_REASON_MAX 1024u
+/* zstd's level in a page-coded stream, fixed when its zstd stream starts:
+ * the codec's own (transport/codec.c), or, on a link measured slower than
+ * PUMP_SLOW_LINK_BPS raw, a level that shrinks text-like pages ~4 % more
+ * for ~5 % more agent CPU (measured at 100 Mbit/s, docs/benchmarks.md). */
+#define PUMP_ZSTD_LEVEL 1
+#define PUMP_ZSTD_LEVEL_SLOW 3
+#define PUMP_SLOW_LINK_BPS (40.0 * 1000 * 1000)
 
 /* SLOT_QUEUED: a page-coded stream's chunk waiting for its turn (enc_kick,
  * dec_kick). */
@@ -49,6 +56,7 @@ struct enc_slot {
 	uint8_t *frame;
 	ssize_t frame_len; /* < 0: packing failed */
 	int mode;          /* enum codec_mode want_compress chose for it */
+	int zlevel;        /* page-coded zstd: the level, if its stream starts now */
 	uint64_t seq;      /* its sequence number under the stream's tx key */
 	uint64_t busy_ns;
 	struct pump *p;
@@ -289,13 +297,15 @@ static void enc_pack_work(void *arg, struct codec *c)
 	struct pump *p = s->p;
 	const uint8_t *raw = s->raw;
 	size_t raw_len = s->raw_len;
+	int mode = s->mode;
 	uint64_t t0 = time_mono_ns();
 
 	if (p->penc) {
-		/* Pages first, then the codec over the coded chunk: the ops
-		 * and what stayed literal compress like the stream did. */
+		/* Pages first, then a codec over the coded chunk: zstd as the
+		 * channel's own stream, inside the coder (its window spans
+		 * chunks), or LZ4 on the frame. */
 		ssize_t n = pagec_encode(p->penc, s->raw, s->raw_len, s->fin_after, s->coded,
-					 PUMP_CHUNK);
+					 PUMP_CHUNK, mode == CODEC_ZSTD ? s->zlevel : 0);
 
 		if (n < 0) {
 			s->frame_len = n;
@@ -303,8 +313,10 @@ static void enc_pack_work(void *arg, struct codec *c)
 		}
 		raw = s->coded;
 		raw_len = (size_t)n;
+		if (mode == CODEC_ZSTD)
+			mode = CODEC_RAW;
 	}
-	s->frame_len = codec_pack(c, FRAME_DATA, p->id, raw, raw_len, s->mode, s->frame,
+	s->frame_len = codec_pack(c, FRAME_DATA, p->id, raw, raw_len, mode, s->frame,
 				  codec_frame_bound(PUMP_CHUNK));
 	if (s->frame_len >= 0 && p->penc)
 		frame_add_flag(s->frame, FRAME_F_PAGES, p->tx.aead == SEAL_NONE);
@@ -570,6 +582,8 @@ static void enc_recv_cb(struct loop_op *op, int res)
 	if (p->penc) {
 		/* Every chunk, the end included (the coder may hold a split
 		 * record), goes through the coder in order. */
+		s->zlevel = p->mode_bps[CODEC_RAW] > 0 && p->mode_bps[CODEC_RAW] < PUMP_SLOW_LINK_BPS ?
+				    PUMP_ZSTD_LEVEL_SLOW : PUMP_ZSTD_LEVEL;
 		if (res == 0) {
 			p->enc_eof = 1;
 			s->fin_after = 1;

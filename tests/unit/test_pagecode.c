@@ -83,7 +83,7 @@ struct sink {
 };
 
 static void full_round_trip(const uint8_t *data, size_t len, enum qstream_chan chan, uint32_t slots,
-			    size_t max_chunk, struct pagec_stats *st)
+			    size_t max_chunk, int zlevel, struct pagec_stats *st)
 {
 	struct pagec_enc *e;
 	struct pagec_dec *d;
@@ -104,7 +104,9 @@ static void full_round_trip(const uint8_t *data, size_t len, enum qstream_chan c
 		if (n > len - at)
 			n = len - at;
 		eof = at + n == len;
-		c = pagec_encode(e, data + at, n, eof, coded, n + PAGEC_SLACK);
+		/* zstd: a chunk in three goes raw, the stream goes on. */
+		c = pagec_encode(e, data + at, n, eof, coded, n + PAGEC_SLACK,
+				 zlevel && rng() % 3 ? zlevel : 0);
 		assert_true(c >= (ssize_t)PAGEC_HDR_LEN);
 		assert_true((size_t)c <= n + PAGEC_SLACK);
 		assert_true(s.cap - s.n >= 1);
@@ -151,10 +153,11 @@ static void test_recordings(void **state)
 			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 			data = load_zst(path, &len);
 			memset(&st, 0, sizeof(st));
-			full_round_trip(data, len, chan_of(de->d_name, data, len), 1u << 12, CHUNK_MAX, &st);
+			full_round_trip(data, len, chan_of(de->d_name, data, len), 1u << 12, CHUNK_MAX, 0, &st);
+			full_round_trip(data, len, chan_of(de->d_name, data, len), 3000, CHUNK_MAX, 1, &st);
 			/* And with a cache of 16 pages, and small chunks. */
 			full_round_trip(data, len, chan_of(de->d_name, data, len), PAGEC_MIN_SLOTS, 5000,
-					&st);
+					1, &st);
 			print_message("%s/%s: %zu bytes, %llu pages (%llu dup, %llu zero, %llu delta)\n",
 				      cases[c], de->d_name, len, (unsigned long long)st.pages,
 				      (unsigned long long)st.dup, (unsigned long long)st.zero,
@@ -264,7 +267,7 @@ static void test_synthetic_passes(void **state)
 	w_pass(&w, mem, npages);
 
 	memset(&st, 0, sizeof(st));
-	full_round_trip(w.b, w.n, QSTREAM_MAIN, 4096, CHUNK_MAX, &st);
+	full_round_trip(w.b, w.n, QSTREAM_MAIN, 4096, CHUNK_MAX, 0, &st);
 	print_message("raw %llu zero %llu dup %llu delta %llu coded %llu of %zu\n", (unsigned long long)st.raw,
 		      (unsigned long long)st.zero, (unsigned long long)st.dup, (unsigned long long)st.delta,
 		      (unsigned long long)st.coded, w.n);
@@ -281,7 +284,7 @@ static void test_synthetic_passes(void **state)
 
 	/* A cache of a sixteenth of the memory still decodes exactly. */
 	memset(&small, 0, sizeof(small));
-	full_round_trip(w.b, w.n, QSTREAM_MAIN, npages / 16, 3000, &small);
+	full_round_trip(w.b, w.n, QSTREAM_MAIN, npages / 16 + 3, 3000, 1, &small);
 	assert_int_equal(small.pages, 3 * npages);
 	free(w.b);
 	free(mem);
@@ -364,6 +367,14 @@ static void test_hostile_chunks(void **state)
 	put32(c + 14, 0xffffffffu);
 	assert_int_equal(dec_exact(d, c, 18, 4096, err, sizeof(err)), -EBADMSG);
 	assert_non_null(strstr(err, "hash"));
+	/* A zstd body that is not zstd. */
+	c[0] = 0x81;
+	memset(c + 13, 0x5a, 40);
+	assert_int_equal(dec_exact(d, c, 53, 8192, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "zstd"));
+	c[0] = 1;
+	c[13] = 3;
+	put32(c + 14, 0xffffffffu);
 	/* Fewer bytes than announced. */
 	put32(c + 1, 8192);
 	assert_int_equal(dec_exact(d, c, 18, 8192, err, sizeof(err)), -EBADMSG);
@@ -373,7 +384,7 @@ static void test_hostile_chunks(void **state)
 	assert_int_equal(pagec_slots_for(0), 0);
 	assert_true(pagec_mem_bytes(pagec_slots_for(256u << 20)) <= 256u << 20);
 	assert_true(pagec_slots_for(256u << 20) >= 32768);
-	assert_int_equal(pagec_dec_new(&d, 17), -EINVAL);
+	assert_int_equal(pagec_dec_new(&d, 15), -EINVAL);
 }
 
 int main(void)
