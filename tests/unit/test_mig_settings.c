@@ -26,6 +26,7 @@ static void defaults(struct ferry_migration_defaults *d)
 	d->downtime_step_ms = 0;
 	d->downtime_max_ms = 2000;
 	d->escalate_after_s = 30;
+	d->page_cache_mib = 256;
 }
 
 struct layers {

@@ -422,6 +422,7 @@ static void test_checks(void **state)
 
 	ferry_migration_unset(&m);
 	assert_int_equal(m.escalate_after_s, FERRY_UNSET);
+	assert_int_equal(m.page_cache_mib, FERRY_UNSET);
 	assert_int_equal(ferry_migration_check(&e, "migration", &m, 1), 0);
 	assert_int_equal(ferry_migration_check(&e, "migration", &m, 0), -EINVAL);
 	m.multifd_channels = 65;
