@@ -177,9 +177,8 @@ int mig_target_attach(struct migration *m, struct peer_link *pl, enum channel_ki
 			 "a migration that did not agree on it");
 		r = -EPROTO;
 	} else if (page_slots && (page_slots < PAGEC_MIN_SLOTS || page_slots > PAGEC_MAX_SLOTS ||
-				  (page_slots & (page_slots - 1)) ||
 				  m->page_charged + pagec_mem_bytes(page_slots) > m->page_budget)) {
-		snprintf(reason, len, "a page cache of %u slots is not a power of two or exceeds the "
+		snprintf(reason, len, "a page cache of %u slots is out of range or exceeds the "
 			 "agreed %llu bytes (%llu held)", page_slots, (unsigned long long)m->page_budget,
 			 (unsigned long long)m->page_charged);
 		r = -EMSGSIZE;
