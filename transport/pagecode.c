@@ -180,11 +180,15 @@ static uint8_t *slot_page(const struct cache *c, uint32_t s) { return c->pages +
 
 int pagec_enc_new(struct pagec_enc **out, enum qstream_chan chan, uint32_t slots)
 {
-	struct pagec_enc *e = calloc(1, sizeof(*e));
+	/* XXH3_state_t inside wants 64-byte alignment, more than calloc's. */
+	struct pagec_enc *e = aligned_alloc(_Alignof(struct pagec_enc),
+					    (sizeof(*e) + _Alignof(struct pagec_enc) - 1) &
+						    ~(_Alignof(struct pagec_enc) - 1));
 	int r = -ENOMEM;
 
 	if (!e)
 		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
 	r = cache_init(&e->c, slots);
 	if (r < 0)
 		goto fail;
