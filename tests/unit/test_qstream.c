@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "transport/qstream.h"
+#include "tests/unit/zst_load.h"
 #include "util/timeutil.h"
 
 #define DATA_DIR FERRY_SOURCE_DIR "/tests/data/qemu10-streams"
@@ -47,39 +48,6 @@ struct rec {
 
 static struct rec recs[MAX_FILES];
 static int nrecs;
-
-static uint8_t *load_zst(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	ZSTD_DStream *z = ZSTD_createDStream();
-	uint8_t in[65536], *out = NULL;
-	size_t cap = 0, n, r = 1;
-
-	assert_non_null(f);
-	assert_non_null(z);
-	*len = 0;
-	while ((n = fread(in, 1, sizeof(in), f)) > 0) {
-		ZSTD_inBuffer ib = { in, n, 0 };
-
-		while (ib.pos < ib.size) {
-			ZSTD_outBuffer ob;
-
-			if (cap - *len < 1 << 20) {
-				cap = cap ? cap * 2 : 4 << 20;
-				out = realloc(out, cap);
-				assert_non_null(out);
-			}
-			ob = (ZSTD_outBuffer){ out + *len, cap - *len, 0 };
-			r = ZSTD_decompressStream(z, &ob, &ib);
-			assert_false(ZSTD_isError(r));
-			*len += ob.pos;
-		}
-	}
-	assert_int_equal(r, 0); /* the last frame was complete */
-	ZSTD_freeDStream(z);
-	fclose(f);
-	return out;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
