@@ -64,6 +64,7 @@ struct bench_cfg {
 	int run_timeout_s;
 	int pin;
 	int series; /* write a time series per run (costs a status poll) */
+	int keep_logs; /* --keep-logs: every run's logs to OUT/runIDX, not only failed ones */
 	int disk_mib;      /* virtual size of the guest's local disk, 0 = none */
 	int disk_fill_mib; /* written into the image before every run */
 	char disk_format[8];

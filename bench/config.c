@@ -24,7 +24,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: ferry-bench [--quick] [--modes a,b,...] [--link L[,L...]] (L: lo 10gbit 1gbit 100mbit)\n"
 		"                   [--mem MiB] [--append \"guest cmdline\"] [--repeats N] [--out DIR]\n"
-		"                   [--build-dir DIR] [--run-timeout S] [--no-pin] [--series]\n"
+		"                   [--build-dir DIR] [--run-timeout S] [--no-pin] [--series] [--keep-logs]\n"
 		"                   [--disk-mib N [--disk-fill-mib M] [--disk-format raw|qcow2]]\n"
 		"                   [--guest ferry|linux]\n");
 	modes_usage(stderr);
@@ -141,6 +141,7 @@ static int parse_options(int argc, char **argv, struct overrides *o, int *exit_c
 					     {"run-timeout", required_argument, NULL, 't'},
 					     {"no-pin", no_argument, NULL, 'P'},
 					     {"series", no_argument, NULL, 'S'},
+					     {"keep-logs", no_argument, NULL, 'K'},
 					     {"disk-mib", required_argument, NULL, 'D'},
 					     {"disk-fill-mib", required_argument, NULL, 'F'},
 					     {"disk-format", required_argument, NULL, 'T'},
@@ -162,6 +163,7 @@ static int parse_options(int argc, char **argv, struct overrides *o, int *exit_c
 		case 't': cfg.run_timeout_s = atoi(optarg); break;
 		case 'P': cfg.pin = 0; break;
 		case 'S': cfg.series = 1; break;
+		case 'K': cfg.keep_logs = 1; break;
 		case 'D': cfg.disk_mib = atoi(optarg); break;
 		case 'F': cfg.disk_fill_mib = atoi(optarg); break;
 		case 'T': snprintf(cfg.disk_format, sizeof(cfg.disk_format), "%s", optarg); break;

@@ -55,14 +55,15 @@ static void run_report(const struct result *r, int idx, const char *dir)
 	else if (r->ok)
 		msg("  %s: total %lld ms, pause %lld ms, wire %.1f MiB, iterations %lld, verify OK", r->mode,
 		    (long long)r->total_ms, (long long)r->pause_ms, r->wire / 1048576.0, (long long)r->iterations);
-	else {
+	if (!r->ok || cfg.keep_logs) {
 		char keep[PATH_MAX + 64];
 		char *argv[] = {"cp", "-r", (char *)dir, keep, NULL};
 
-		snprintf(keep, sizeof(keep), "%s/failed-run%d", cfg.out, idx);
+		snprintf(keep, sizeof(keep), "%s/%srun%d", cfg.out, r->ok ? "" : "failed-", idx);
 		disk_remove_images(dir);
 		run(argv, -1, 0, NULL, NULL, 60);
-		msg("  %s FAILED: %s (logs in %s)", r->mode, r->error, keep);
+		if (!r->ok)
+			msg("  %s FAILED: %s (logs in %s)", r->mode, r->error, keep);
 	}
 }
 

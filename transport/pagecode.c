@@ -14,6 +14,10 @@
  *     DELTA 0x05 be32 slot, be16 n, n bytes  the page in `slot` with runs
  *           {be16 skip, be16 len, len bytes} replacing bytes after skip
  *           unchanged ones
+ *     TAILPAGE 0x06 be32 slot               the next 4096 bytes of the tail
+ * A zstd chunk (PAGEC_ZSTD) is the header, be32 z, z bytes of the zstd
+ * stream that decompress to the ops, then the tail: the pages that looked
+ * random, which zstd would only spend CPU on, taken by TAILPAGE in order.
  * A page op's slot is where the page is stored afterwards, or PAGEC_NOSLOT
  * (not kept); a DELTA always updates its own slot.
  *
@@ -34,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -54,13 +59,28 @@
  * 4 bytes of header. */
 #define DELTA_GAP 4u
 
-enum { OP_LIT = 1, OP_PAGE = 2, OP_ZERO = 3, OP_DUP = 4, OP_DELTA = 5 };
+enum { OP_LIT = 1, OP_PAGE = 2, OP_ZERO = 3, OP_DUP = 4, OP_DELTA = 5, OP_TAILPAGE = 6 };
+/* A zstd chunk: header, be32 length of the zstd piece, the piece, then the
+ * tail: the pages its TAILPAGE ops take, in order. */
+#define ZHDR_LEN (PAGEC_HDR_LEN + 4u)
+/* Distinct values among a page's every 16th byte (256 samples) above which
+ * it is taken for random (uniform bytes give ~162; text ~40): it goes in
+ * the tail, where zstd does not spend CPU on it. */
+#define RANDOM_DISTINCT 140u
 
 struct cache {
 	uint32_t slots;
 	int wlog; /* the zstd window's log */
 	uint8_t *pages;
+	void *map; /* the mapping pages sit in */
+	size_t map_len;
 };
+
+/* Huge pages for the cache where the kernel gives them: it is touched a
+ * page at a time as pages arrive, and each first touch of a 4 KiB page is
+ * a fault (under a hypervisor a costly one: measured as a third of the
+ * coder's time). */
+#define HUGE_PAGE (2u << 20)
 
 struct pagec_enc {
 	struct cache c;
@@ -72,6 +92,9 @@ struct pagec_enc {
 	struct qstream *q;
 	ZSTD_CCtx *zc;    /* created on the first compressed chunk */
 	uint8_t *ops;     /* the ops before zstd, PAGEC_OPS_MAX */
+	uint8_t *tail;    /* a zstd chunk's random-looking pages, PAGEC_OPS_MAX */
+	size_t tail_len;
+	bool use_tail;    /* this chunk is zstd: random pages to the tail */
 	XXH3_state_t xs;
 	uint8_t *out;
 	size_t cap, pos, rebuilt;
@@ -170,8 +193,22 @@ static int cache_init(struct cache *c, uint32_t slots)
 	c->wlog = wlog_for(slots);
 	/* Zeroed by the kernel on first touch: a budget costs memory only as
 	 * pages come, and a slot never written reads as zeros on both ends. */
-	c->pages = calloc(slots, PAGEC_PAGE);
-	return c->pages ? 0 : -ENOMEM;
+	c->map_len = (size_t)slots * PAGEC_PAGE + HUGE_PAGE;
+	c->map = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		      -1, 0);
+	if (c->map == MAP_FAILED) {
+		c->map = NULL;
+		return -ENOMEM;
+	}
+	c->pages = (uint8_t *)(((uintptr_t)c->map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	(void)madvise(c->pages, (size_t)slots * PAGEC_PAGE, MADV_HUGEPAGE); /* a hint */
+	return 0;
+}
+
+static void cache_free(struct cache *c)
+{
+	if (c->map)
+		munmap(c->map, c->map_len);
 }
 
 static uint8_t *slot_page(const struct cache *c, uint32_t s) { return c->pages + (size_t)s * PAGEC_PAGE; }
@@ -199,7 +236,8 @@ int pagec_enc_new(struct pagec_enc **out, enum qstream_chan chan, uint32_t slots
 	e->seen = calloc(SEEN_BITS / 64, sizeof(*e->seen));
 	e->imask = index_size(slots) - 1;
 	e->ops = malloc(PAGEC_OPS_MAX);
-	if (!e->key || !e->hash || !e->index || !e->seen || !e->ops)
+	e->tail = malloc(PAGEC_OPS_MAX);
+	if (!e->key || !e->hash || !e->index || !e->seen || !e->ops || !e->tail)
 		goto fail;
 	r = qstream_new(&e->q, chan);
 	if (r < 0)
@@ -219,7 +257,8 @@ void pagec_enc_free(struct pagec_enc *e)
 	qstream_free(e->q);
 	ZSTD_freeCCtx(e->zc);
 	free(e->ops);
-	free(e->c.pages);
+	free(e->tail);
+	cache_free(&e->c);
 	free(e->key);
 	free(e->hash);
 	free(e->index);
@@ -331,6 +370,20 @@ static size_t build_delta(const uint8_t *old, const uint8_t *nw, uint8_t *d)
 	return n;
 }
 
+static bool looks_random(const uint8_t *page)
+{
+	uint64_t seen[4] = {0};
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < PAGEC_PAGE; i += 16) {
+		uint64_t bit = 1ull << (page[i] & 63);
+
+		n += !(seen[page[i] >> 6] & bit);
+		seen[page[i] >> 6] |= bit;
+	}
+	return n > RANDOM_DISTINCT;
+}
+
 static void store(struct pagec_enc *e, uint32_t s, uint64_t key, uint64_t h, const uint8_t *page)
 {
 	memcpy(slot_page(&e->c, s), page, PAGEC_PAGE);
@@ -400,9 +453,16 @@ static int code_page(struct pagec_enc *e, const char *name, size_t name_len, uin
 		e->st.dup++;
 		return 0;
 	}
-	if (!(p = emit_op(e, OP_PAGE, to, PAGEC_PAGE)))
-		return -ENOSPC;
-	memcpy(p, page, PAGEC_PAGE);
+	if (e->use_tail && looks_random(page)) {
+		if (PAGEC_OPS_MAX - e->tail_len < PAGEC_PAGE || !emit_op(e, OP_TAILPAGE, to, 0))
+			return -ENOSPC;
+		memcpy(e->tail + e->tail_len, page, PAGEC_PAGE);
+		e->tail_len += PAGEC_PAGE;
+	} else {
+		if (!(p = emit_op(e, OP_PAGE, to, PAGEC_PAGE)))
+			return -ENOSPC;
+		memcpy(p, page, PAGEC_PAGE);
+	}
 	if (keep)
 		store(e, s, key, h, page);
 	e->st.raw++;
@@ -442,7 +502,7 @@ literal:
 static ssize_t compress_ops(struct pagec_enc *e, int level, uint8_t *out, size_t cap)
 {
 	ZSTD_inBuffer ib = {e->ops + PAGEC_HDR_LEN, e->pos - PAGEC_HDR_LEN, 0};
-	ZSTD_outBuffer ob = {out + PAGEC_HDR_LEN, cap - PAGEC_HDR_LEN, 0};
+	ZSTD_outBuffer ob = {out + ZHDR_LEN, cap - ZHDR_LEN, 0};
 	size_t left;
 
 	if (!e->zc) {
@@ -460,9 +520,13 @@ static ssize_t compress_ops(struct pagec_enc *e, int level, uint8_t *out, size_t
 		if (left && ob.pos == ob.size)
 			return -ENOSPC;
 	} while (left);
+	if (cap - ZHDR_LEN - ob.pos < e->tail_len)
+		return -ENOSPC;
 	memcpy(out, e->ops, PAGEC_HDR_LEN);
 	out[0] |= PAGEC_ZSTD;
-	return (ssize_t)(PAGEC_HDR_LEN + ob.pos);
+	put32(out + PAGEC_HDR_LEN, (uint32_t)ob.pos);
+	memcpy(out + ZHDR_LEN + ob.pos, e->tail, e->tail_len);
+	return (ssize_t)(ZHDR_LEN + ob.pos + e->tail_len);
 }
 
 ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof, uint8_t *out,
@@ -479,6 +543,8 @@ ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof
 	e->out = zlevel > 0 ? e->ops : out;
 	e->cap = zlevel > 0 ? PAGEC_OPS_MAX : cap;
 	e->pos = PAGEC_HDR_LEN;
+	e->use_tail = zlevel > 0;
+	e->tail_len = 0;
 	e->rebuilt = 0;
 	e->lit_at = SIZE_MAX;
 	XXH3_64bits_reset(&e->xs);
@@ -528,7 +594,7 @@ void pagec_dec_free(struct pagec_dec *d)
 		return;
 	ZSTD_freeDCtx(d->zd);
 	free(d->ops);
-	free(d->c.pages);
+	cache_free(&d->c);
 	free(d);
 }
 
@@ -568,14 +634,20 @@ static int apply_delta(uint8_t *page, const uint8_t *d, size_t n)
 	return 0;
 }
 
-/* The ops of a compressed chunk into d->ops, after a copy of its header.
- * Their end (header included) or -EBADMSG. */
-static ssize_t decompress_ops(struct pagec_dec *d, const uint8_t *in, size_t len, char *err,
-			      size_t errlen)
+/* The ops of a compressed chunk into d->ops, after a copy of its header,
+ * and where its tail is. Their end (header included) or -EBADMSG. */
+static ssize_t decompress_ops(struct pagec_dec *d, const uint8_t *in, size_t len,
+			      const uint8_t **tail, size_t *tail_len, char *err, size_t errlen)
 {
-	ZSTD_inBuffer ib = {in + PAGEC_HDR_LEN, len - PAGEC_HDR_LEN, 0};
+	ZSTD_inBuffer ib;
 	ZSTD_outBuffer ob;
-	size_t r;
+	size_t r, z;
+
+	if (len < ZHDR_LEN || (z = get32(in + PAGEC_HDR_LEN)) > len - ZHDR_LEN)
+		return bad(err, errlen, "zstd piece past the chunk");
+	ib = (ZSTD_inBuffer){in + ZHDR_LEN, z, 0};
+	*tail = in + ZHDR_LEN + z;
+	*tail_len = len - ZHDR_LEN - z;
 
 	if (!d->zd) {
 		d->zd = ZSTD_createDCtx();
@@ -602,7 +674,8 @@ static ssize_t decompress_ops(struct pagec_dec *d, const uint8_t *in, size_t len
 ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 		     char *err, size_t errlen)
 {
-	size_t i = PAGEC_HDR_LEN, o = 0;
+	size_t i = PAGEC_HDR_LEN, o = 0, tail_len = 0, ti = 0;
+	const uint8_t *tail = NULL;
 	uint32_t want;
 
 	if (len < PAGEC_HDR_LEN || (in[0] & ~PAGEC_ZSTD) != PAGEC_VERSION)
@@ -612,7 +685,7 @@ ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t
 	if (want > cap)
 		return -ENOSPC;
 	if (in[0] & PAGEC_ZSTD) {
-		ssize_t n = decompress_ops(d, in, len, err, errlen);
+		ssize_t n = decompress_ops(d, in, len, &tail, &tail_len, err, errlen);
 
 		if (n < 0)
 			return n;
@@ -636,7 +709,7 @@ ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t
 			i += n;
 			continue;
 		}
-		if (op < OP_PAGE || op > OP_DELTA)
+		if (op < OP_PAGE || op > OP_TAILPAGE)
 			return bad(err, errlen, "unknown op 0x%02x at %zu", op, i);
 		if (len - i < 5)
 			return bad(err, errlen, "truncated op at %zu", i);
@@ -652,6 +725,12 @@ ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t
 				return bad(err, errlen, "truncated page at %zu", i);
 			src = in + i;
 			i += PAGEC_PAGE;
+			break;
+		case OP_TAILPAGE:
+			if (tail_len - ti < PAGEC_PAGE)
+				return bad(err, errlen, "tail page past the chunk at %zu", i);
+			src = tail + ti;
+			ti += PAGEC_PAGE;
 			break;
 		case OP_ZERO:
 			memset(out + o, 0, PAGEC_PAGE);
@@ -685,6 +764,8 @@ ssize_t pagec_decode(struct pagec_dec *d, const uint8_t *in, size_t len, uint8_t
 	}
 	if (o != want)
 		return bad(err, errlen, "chunk rebuilt to %zu bytes, not %u", o, want);
+	if (ti != tail_len)
+		return bad(err, errlen, "%zu bytes of the tail unused", tail_len - ti);
 	if (XXH3_64bits(out, o) != get64(in + 5))
 		return bad(err, errlen, "chunk rebuilt to other bytes than the source's (hash mismatch)");
 	return (ssize_t)o;
