@@ -1346,6 +1346,14 @@ static void source_end(struct migration *m, struct source_run *c, enum mig_state
 {
 	struct relay_stream_stats tot;
 
+	/* How the pages went, for the record and the outcome (the streams
+	 * are done or failing: their counts no longer move). */
+	if (m->relay) {
+		relay_totals(m->relay, &tot);
+		pthread_mutex_lock(&m->mu);
+		mig_page_figures(&m->st, &tot);
+		pthread_mutex_unlock(&m->mu);
+	}
 	mig_close_record(m);
 	send_outcome(m, end);
 	close_listeners(m);

@@ -495,6 +495,13 @@ struct json_object *mig_outcome_to_json(const struct mig_status *st)
 		if (st->storage_copy_mode[0])
 			ADD_S("storage_copy_mode", st->storage_copy_mode);
 	}
+	/* How the source coded the pages: only it knows. */
+	if (st->page_cache_bytes) {
+		ADD_I("pages", st->pages);
+		ADD_I("pages_zero", st->pages_zero);
+		ADD_I("pages_dup", st->pages_dup);
+		ADD_I("pages_delta", st->pages_delta);
+	}
 #undef ADD_S
 #undef ADD_I
 	return o;
@@ -537,7 +544,7 @@ int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed
 	const char *phase = NULL, *name = NULL, *addr = NULL, *reason = NULL, *by = NULL, *policy = NULL,
 		   *scm = NULL;
 	int64_t start = -1, end = -1, total = -1, pause = -1, qdown = -1, esc = -1, disks = -1, dtotal = -1,
-		dsent = -1;
+		dsent = -1, pages = -1, pzero = -1, pdup = -1, pdelta = -1;
 	const int64_t big = INT64_C(1) << 62;
 	struct json_object *ab = NULL;
 
@@ -554,7 +561,9 @@ int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed
 	    outcome_num(msg, "total_ms", &total, big) || outcome_num(msg, "pause_ms", &pause, big) ||
 	    outcome_num(msg, "qemu_downtime_ms", &qdown, big) || outcome_num(msg, "escalations", &esc, 1 << 20) ||
 	    outcome_num(msg, "disks", &disks, 1024) || outcome_num(msg, "disk_total", &dtotal, big) ||
-	    outcome_num(msg, "disk_transferred", &dsent, big)) {
+	    outcome_num(msg, "disk_transferred", &dsent, big) || outcome_num(msg, "pages", &pages, big) ||
+	    outcome_num(msg, "pages_zero", &pzero, big) || outcome_num(msg, "pages_dup", &pdup, big) ||
+	    outcome_num(msg, "pages_delta", &pdelta, big)) {
 		snprintf(err, errlen, "an outcome figure is not a whole number in range");
 		return -EINVAL;
 	}
@@ -597,6 +606,12 @@ int mig_outcome_apply(struct mig_status *st, struct json_object *msg, int failed
 	}
 	if (scm && scm[0])
 		snprintf(st->storage_copy_mode, sizeof(st->storage_copy_mode), "%s", scm);
+	if (pages >= 0 && pzero <= pages && pdup <= pages && pdelta <= pages) {
+		st->pages = (uint64_t)pages;
+		st->pages_zero = pzero > 0 ? (uint64_t)pzero : 0;
+		st->pages_dup = pdup > 0 ? (uint64_t)pdup : 0;
+		st->pages_delta = pdelta > 0 ? (uint64_t)pdelta : 0;
+	}
 	if (by && by[0])
 		snprintf(st->cancelled_by, sizeof(st->cancelled_by), "%s", by);
 	if (ab && json_object_get_boolean(ab))

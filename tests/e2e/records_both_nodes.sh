@@ -49,10 +49,11 @@ src=$(rec node-a g1)
 tgt=$(rec node-b g1)
 log "source record: $src"
 log "target record: $tgt"
-for f in id name targetNodeAddress totalMs pauseMs startTimestamp endTimestamp phase; do
+for f in id name targetNodeAddress totalMs pauseMs startTimestamp endTimestamp phase pageCoding; do
 	[ "$(echo "$src" | jq -c ".$f")" = "$(echo "$tgt" | jq -c ".$f")" ] ||
 		die "$f differs: source $(echo "$src" | jq -c ".$f"), target $(echo "$tgt" | jq -c ".$f")"
 done
+[ "$(echo "$tgt" | jq -r '.pageCoding.pages // 0')" -gt 0 ] || die "the target's record lacks the pages: $tgt"
 name=$(echo "$src" | jq -r .name)
 [[ $name =~ ^migrate-g1-[0-9a-f]{5}$ ]] || die "the migration has no VMIM name: $name"
 [ "$(echo "$tgt" | jq -r .targetNodeAddress)" = "127.0.0.1:$PORT_B" ] || die "target address: $tgt"

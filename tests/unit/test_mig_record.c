@@ -71,10 +71,20 @@ static void test_success_keeps_no_reason(void **state)
 	src.pause_ms = 42;
 	src.failure_reason[0] = '\0';
 	src.cancelled_by[0] = '\0';
+	/* How the source coded the pages comes over too. */
+	src.page_cache_bytes = 1u << 28;
+	src.pages = 1000;
+	src.pages_zero = 1;
+	src.pages_dup = 2;
+	src.pages_delta = 300;
 	msg = mig_outcome_to_json(&src);
 	tgt.pause_ms = -1;
 	assert_int_equal(mig_outcome_apply(&tgt, msg, 0, err, sizeof(err)), 0);
 	assert_int_equal(tgt.pause_ms, 42);
+	assert_int_equal(tgt.pages, 1000);
+	assert_int_equal(tgt.pages_zero, 1);
+	assert_int_equal(tgt.pages_dup, 2);
+	assert_int_equal(tgt.pages_delta, 300);
 	assert_string_equal(tgt.failure_reason, "");
 	assert_string_equal(tgt.cancelled_by, "");
 	json_object_put(msg);
@@ -91,6 +101,7 @@ static void test_refusals(void **state)
 		"{\"op\":\"outcome\",\"phase\":\"Failed\",\"name\":5}",
 		"{\"op\":\"outcome\",\"phase\":\"Failed\",\"start_us\":10,\"end_us\":5}",
 		"{\"op\":\"outcome\",\"phase\":\"Failed\",\"abort_requested\":1}",
+		"{\"op\":\"outcome\",\"phase\":\"Failed\",\"pages_delta\":-1}",
 	};
 	char err[200];
 
