@@ -1150,13 +1150,16 @@ ssize_t qstream_item_size(const struct qstream_item *it)
 	return (ssize_t)n;
 }
 
-ssize_t qstream_rebuild(const struct qstream_item *it, uint8_t *out, size_t cap)
+/* The item's bytes, or with head only those before a PAGE's content. */
+static ssize_t rebuild(const struct qstream_item *it, uint8_t *out, size_t cap, bool head)
 {
 	ssize_t n = qstream_item_size(it);
 	uint8_t *w = out;
 
 	if (n < 0)
 		return n;
+	if (head && it->kind == QSTREAM_PAGE)
+		n -= QSTREAM_PAGE_SIZE;
 	if ((size_t)n > cap)
 		return -ENOSPC;
 	if (it->kind == QSTREAM_PASS || it->kind == QSTREAM_PACKET || it->form == QSTREAM_IN_PACKET) {
@@ -1172,9 +1175,19 @@ ssize_t qstream_rebuild(const struct qstream_item *it, uint8_t *out, size_t cap)
 		memcpy(w, it->name, it->name_len);
 		w += it->name_len;
 	}
-	if (it->kind == QSTREAM_PAGE)
-		memcpy(w, it->data, QSTREAM_PAGE_SIZE);
-	else
+	if (it->kind != QSTREAM_PAGE)
 		*w = it->fill;
+	else if (!head)
+		memcpy(w, it->data, QSTREAM_PAGE_SIZE);
 	return n;
+}
+
+ssize_t qstream_rebuild(const struct qstream_item *it, uint8_t *out, size_t cap)
+{
+	return rebuild(it, out, cap, false);
+}
+
+ssize_t qstream_rebuild_head(const struct qstream_item *it, uint8_t *out, size_t cap)
+{
+	return rebuild(it, out, cap, true);
 }

@@ -151,5 +151,9 @@ ssize_t qstream_item_size(const struct qstream_item *it);
  * written), -EINVAL for an inconsistent item (a name of 0 or more than 255
  * bytes where one is needed, an unaligned offset, wrong lengths, NULL data). */
 ssize_t qstream_rebuild(const struct qstream_item *it, uint8_t *out, size_t cap);
+/* The same, less a PAGE's 4096 bytes of content: only what precedes them
+ * (a RECORD's offset, flags and name; nothing in a packet), for a caller
+ * that carries the content its own way. At most 8 + 1 + 255 bytes. */
+ssize_t qstream_rebuild_head(const struct qstream_item *it, uint8_t *out, size_t cap);
 
 #endif

@@ -838,7 +838,14 @@ static void test_rebuild_refuses_bad_items(void **state)
 	assert_int_equal(qstream_rebuild(&it, out, sizeof(out)), 8 + 7 + 4096);
 	assert_memory_equal(out, "\0\0\0\0\0\0\x50\x08\6pc.ram", 15);
 	assert_int_equal(qstream_rebuild(&it, out, 8 + 7 + 4095), -ENOSPC);
+	/* The head alone: the same first bytes, no content, no more room. */
+	memset(out, 0xee, sizeof(out));
+	assert_int_equal(qstream_rebuild_head(&it, out, 15), 15);
+	assert_memory_equal(out, "\0\0\0\0\0\0\x50\x08\6pc.ram", 15);
+	assert_int_equal(out[15], 0xee);
+	assert_int_equal(qstream_rebuild_head(&it, out, 14), -ENOSPC);
 	it.offset = 0x5001;
+	assert_int_equal(qstream_rebuild_head(&it, out, sizeof(out)), -EINVAL);
 	assert_int_equal(qstream_rebuild(&it, out, sizeof(out)), -EINVAL);
 	it.offset = 0x5000;
 	it.name_len = 0;
