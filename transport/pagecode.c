@@ -15,9 +15,11 @@
  *           {be16 skip, be16 len, len bytes} replacing bytes after skip
  *           unchanged ones
  *     TAILPAGE 0x06 be32 slot               the next 4096 bytes of the tail
- * A zstd chunk (PAGEC_ZSTD) is the header, be32 z, z bytes of the zstd
- * stream that decompress to the ops, then the tail: the pages that looked
- * random, which zstd would only spend CPU on, taken by TAILPAGE in order.
+ * A zstd chunk (PAGEC_ZSTD) is the header, be32 t, the tail: t bytes of
+ * pages that looked random, which zstd would only spend CPU on, taken by
+ * TAILPAGE in order, then to the end the piece of the channel's zstd
+ * stream that decompresses to the ops. (The tail goes first so the coder
+ * writes it in place as it codes.)
  * A page op's slot is where the page is stored afterwards, or PAGEC_NOSLOT
  * (not kept); a DELTA always updates its own slot.
  *
@@ -60,8 +62,8 @@
 #define DELTA_GAP 4u
 
 enum { OP_LIT = 1, OP_PAGE = 2, OP_ZERO = 3, OP_DUP = 4, OP_DELTA = 5, OP_TAILPAGE = 6 };
-/* A zstd chunk: header, be32 length of the zstd piece, the piece, then the
- * tail: the pages its TAILPAGE ops take, in order. */
+/* A zstd chunk: header, be32 length of the tail, the tail (the pages its
+ * TAILPAGE ops take, in order), then the zstd piece. */
 #define ZHDR_LEN (PAGEC_HDR_LEN + 4u)
 /* Distinct values among a page's every 16th byte (256 samples) above which
  * it is taken for random (uniform bytes give ~162; text ~40): it goes in
@@ -92,9 +94,8 @@ struct pagec_enc {
 	struct qstream *q;
 	ZSTD_CCtx *zc;    /* created on the first compressed chunk */
 	uint8_t *ops;     /* the ops before zstd, PAGEC_OPS_MAX */
-	uint8_t *tail;    /* a zstd chunk's random-looking pages, PAGEC_OPS_MAX */
-	size_t tail_len;
-	bool use_tail;    /* this chunk is zstd: random pages to the tail */
+	uint8_t *tail;    /* a zstd chunk's random-looking pages: in its output */
+	size_t tail_len, tail_cap; /* tail_cap 0: not a zstd chunk */
 	XXH3_state_t xs;
 	uint8_t *out;
 	size_t cap, pos, rebuilt;
@@ -102,7 +103,7 @@ struct pagec_enc {
 	int err;
 	bool done;
 	struct pagec_stats st;
-	uint8_t scratch[QSTREAM_PAGE_SIZE + 8 + 1 + QSTREAM_NAME_MAX];
+	uint8_t scratch[8 + 1 + QSTREAM_NAME_MAX]; /* a record's head */
 };
 
 struct pagec_dec {
@@ -236,8 +237,7 @@ int pagec_enc_new(struct pagec_enc **out, enum qstream_chan chan, uint32_t slots
 	e->seen = calloc(SEEN_BITS / 64, sizeof(*e->seen));
 	e->imask = index_size(slots) - 1;
 	e->ops = malloc(PAGEC_OPS_MAX);
-	e->tail = malloc(PAGEC_OPS_MAX);
-	if (!e->key || !e->hash || !e->index || !e->seen || !e->ops || !e->tail)
+	if (!e->key || !e->hash || !e->index || !e->seen || !e->ops)
 		goto fail;
 	r = qstream_new(&e->q, chan);
 	if (r < 0)
@@ -257,7 +257,6 @@ void pagec_enc_free(struct pagec_enc *e)
 	qstream_free(e->q);
 	ZSTD_freeCCtx(e->zc);
 	free(e->ops);
-	free(e->tail);
 	cache_free(&e->c);
 	free(e->key);
 	free(e->hash);
@@ -453,8 +452,8 @@ static int code_page(struct pagec_enc *e, const char *name, size_t name_len, uin
 		e->st.dup++;
 		return 0;
 	}
-	if (e->use_tail && looks_random(page)) {
-		if (PAGEC_OPS_MAX - e->tail_len < PAGEC_PAGE || !emit_op(e, OP_TAILPAGE, to, 0))
+	if (e->tail_cap && looks_random(page)) {
+		if (e->tail_cap - e->tail_len < PAGEC_PAGE || !emit_op(e, OP_TAILPAGE, to, 0))
 			return -ENOSPC;
 		memcpy(e->tail + e->tail_len, page, PAGEC_PAGE);
 		e->tail_len += PAGEC_PAGE;
@@ -474,27 +473,17 @@ static int enc_item(void *arg, const struct qstream_item *it)
 	struct pagec_enc *e = arg;
 	ssize_t n;
 
-	if (it->kind != QSTREAM_PAGE)
-		goto literal;
-	/* Its header (offset, flags, name) as literal bytes, then the page. */
-	n = qstream_rebuild(it, e->scratch, sizeof(e->scratch));
-	if (n < (ssize_t)PAGEC_PAGE)
-		goto literal;
-	if (emit_lit(e, e->scratch, (size_t)n - PAGEC_PAGE) < 0)
-		return -ENOSPC;
-	return code_page(e, it->name, it->name_len, it->offset, it->data);
-literal:
-	if (it->kind == QSTREAM_PASS)
+	/* Runs and packet headers are their own bytes. */
+	if (it->kind == QSTREAM_PASS || it->kind == QSTREAM_PACKET)
 		return emit_lit(e, it->data, it->len);
-	n = qstream_rebuild(it, e->scratch, sizeof(e->scratch));
-	if (n < 0) {
-		/* A packet header is larger than the scratch page: it comes
-		 * whole in data (qstream.h), so its bytes are those. */
-		if (it->kind == QSTREAM_PACKET)
-			return emit_lit(e, it->data, it->len);
+	/* A page: what precedes its content (offset, flags, name) as
+	 * literal bytes, then the content coded; a zero record as it is. */
+	n = qstream_rebuild_head(it, e->scratch, sizeof(e->scratch));
+	if (n < 0)
 		return (int)n;
-	}
-	return emit_lit(e, e->scratch, (size_t)n);
+	if (emit_lit(e, e->scratch, (size_t)n) < 0)
+		return -ENOSPC;
+	return it->kind == QSTREAM_PAGE ? code_page(e, it->name, it->name_len, it->offset, it->data) : 0;
 }
 
 /* The ops in e->ops compressed into out after its header: the channel's
@@ -502,7 +491,7 @@ literal:
 static ssize_t compress_ops(struct pagec_enc *e, int level, uint8_t *out, size_t cap)
 {
 	ZSTD_inBuffer ib = {e->ops + PAGEC_HDR_LEN, e->pos - PAGEC_HDR_LEN, 0};
-	ZSTD_outBuffer ob = {out + ZHDR_LEN, cap - ZHDR_LEN, 0};
+	ZSTD_outBuffer ob = {out + ZHDR_LEN + e->tail_len, cap - ZHDR_LEN - e->tail_len, 0};
 	size_t left;
 
 	if (!e->zc) {
@@ -520,13 +509,10 @@ static ssize_t compress_ops(struct pagec_enc *e, int level, uint8_t *out, size_t
 		if (left && ob.pos == ob.size)
 			return -ENOSPC;
 	} while (left);
-	if (cap - ZHDR_LEN - ob.pos < e->tail_len)
-		return -ENOSPC;
 	memcpy(out, e->ops, PAGEC_HDR_LEN);
 	out[0] |= PAGEC_ZSTD;
-	put32(out + PAGEC_HDR_LEN, (uint32_t)ob.pos);
-	memcpy(out + ZHDR_LEN + ob.pos, e->tail, e->tail_len);
-	return (ssize_t)(ZHDR_LEN + ob.pos + e->tail_len);
+	put32(out + PAGEC_HDR_LEN, (uint32_t)e->tail_len);
+	return (ssize_t)(ZHDR_LEN + e->tail_len + ob.pos);
 }
 
 ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof, uint8_t *out,
@@ -543,7 +529,9 @@ ssize_t pagec_encode(struct pagec_enc *e, const uint8_t *in, size_t len, int eof
 	e->out = zlevel > 0 ? e->ops : out;
 	e->cap = zlevel > 0 ? PAGEC_OPS_MAX : cap;
 	e->pos = PAGEC_HDR_LEN;
-	e->use_tail = zlevel > 0;
+	/* ... and random-looking pages go straight to the tail in out. */
+	e->tail = out + ZHDR_LEN;
+	e->tail_cap = zlevel > 0 ? cap - ZHDR_LEN : 0;
 	e->tail_len = 0;
 	e->rebuilt = 0;
 	e->lit_at = SIZE_MAX;
@@ -641,13 +629,13 @@ static ssize_t decompress_ops(struct pagec_dec *d, const uint8_t *in, size_t len
 {
 	ZSTD_inBuffer ib;
 	ZSTD_outBuffer ob;
-	size_t r, z;
+	size_t r, t;
 
-	if (len < ZHDR_LEN || (z = get32(in + PAGEC_HDR_LEN)) > len - ZHDR_LEN)
-		return bad(err, errlen, "zstd piece past the chunk");
-	ib = (ZSTD_inBuffer){in + ZHDR_LEN, z, 0};
-	*tail = in + ZHDR_LEN + z;
-	*tail_len = len - ZHDR_LEN - z;
+	if (len < ZHDR_LEN || (t = get32(in + PAGEC_HDR_LEN)) > len - ZHDR_LEN)
+		return bad(err, errlen, "tail past the chunk");
+	*tail = in + ZHDR_LEN;
+	*tail_len = t;
+	ib = (ZSTD_inBuffer){in + ZHDR_LEN + t, len - ZHDR_LEN - t, 0};
 
 	if (!d->zd) {
 		d->zd = ZSTD_createDCtx();

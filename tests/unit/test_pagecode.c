@@ -339,9 +339,13 @@ static void test_hostile_chunks(void **state)
 	put32(c + 14, 0xffffffffu);
 	assert_int_equal(dec_exact(d, c, 18, 4096, err, sizeof(err)), -EBADMSG);
 	assert_non_null(strstr(err, "hash"));
-	/* A zstd body that is not zstd. */
+	/* A zstd chunk whose tail claims more than the chunk, then one
+	 * whose zstd piece is not zstd. */
 	c[0] = 0x81;
 	memset(c + 13, 0x5a, 40);
+	assert_int_equal(dec_exact(d, c, 53, 8192, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "tail"));
+	put32(c + 13, 0);
 	assert_int_equal(dec_exact(d, c, 53, 8192, err, sizeof(err)), -EBADMSG);
 	assert_non_null(strstr(err, "zstd"));
 	c[0] = 1;
