@@ -13,13 +13,7 @@
 
 #define PREFIX_MAX 64
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INIT_QUIET()
 
 static void prefixes(const uint8_t *data, size_t size)
 {

@@ -37,6 +37,16 @@ static inline void fuzz_quiet(void)
 	log_set_level(LOG_ERROR);
 }
 
+/* The LLVMFuzzerInitialize of a harness that needs nothing but fuzz_quiet. */
+#define FUZZ_INIT_QUIET()                                          \
+	int LLVMFuzzerInitialize(int *argc, char ***argv)          \
+	{                                                          \
+		(void)argc;                                        \
+		(void)argv;                                        \
+		fuzz_quiet();                                      \
+		return 0;                                          \
+	}
+
 /* A connected unix stream pair. The returned end reads up to max bytes of
  * data and then end of file; *peer is the other end, shut down for writing
  * but still open, so what the code under test sends there is accepted (and

@@ -205,13 +205,7 @@ static void round_trip(enum qstream_chan chan, uint8_t seed, const uint8_t *data
 	pagec_dec_free(d);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INIT_QUIET()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

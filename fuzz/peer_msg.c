@@ -20,13 +20,7 @@
 
 #define STREAM_MAX (64 * 1024)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INIT_QUIET()
 
 /* Puts the real CRC into every frame of buf whose crc field is 0. */
 static void fix_crcs(uint8_t *buf, size_t size)

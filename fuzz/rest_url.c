@@ -12,13 +12,7 @@
 #include "agent/cluster.h"
 #include "fuzz/fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INIT_QUIET()
 
 static void split(const char *url, size_t nodelen, size_t pathlen)
 {

@@ -12,13 +12,7 @@
 #include "schema/yaml.h"
 #include "fuzz/fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_INIT_QUIET()
 
 /* Property checks shared in spirit with vmspec_json.c: s re-encodes and
  * decodes to the same JSON text. */
